@@ -1,1 +1,87 @@
-fn main() {}
+//! Project automation, reached as `cargo xtask <command>`.
+//!
+//! - `conformance`: the suite that checks fluxhook against the real payloads of
+//!   `../shared/corpus` and Flux's CRDs in `../shared/flux-crds`.
+//! - `bench`: runs the criterion benchmarks and prints their medians as a
+//!   Markdown table, with ratios against the baseline measured in the same run.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  conformance   check parsers, verifiers and API types against ../shared
+                (FLUXHOOK_CORPUS and FLUXHOOK_FLUX_CRDS override the folders)
+  bench [FILTER]
+                run the criterion benchmarks (optionally only those matching
+                FILTER) and print medians and ratios as a Markdown table";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("conformance") => conformance(),
+        Some("bench") => bench::run(&workspace_root(), args.get(1).map(String::as_str)),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+        None => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the conformance suite, after checking the shared folders are there so
+/// that a missing one is reported once, clearly, instead of as test failures.
+fn conformance() -> Result<(), String> {
+    let root = workspace_root();
+    let shared = root.parent().unwrap_or(Path::new("/")).join("shared");
+    for (env, name) in [
+        ("FLUXHOOK_CORPUS", "corpus"),
+        ("FLUXHOOK_FLUX_CRDS", "flux-crds"),
+    ] {
+        let dir = std::env::var_os(env).map_or_else(|| shared.join(name), PathBuf::from);
+        if !dir.is_dir() {
+            return Err(format!(
+                "the conformance suite needs {name}/ but {} does not exist: \
+                 put the project's shared/ folder beside the repository or set {env}",
+                dir.display()
+            ));
+        }
+    }
+    cargo(
+        &root,
+        &["test", "--package", "fluxhook-corpus", "--", "--nocapture"],
+    )
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    // xtask/ sits at the top of the workspace.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}

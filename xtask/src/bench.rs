@@ -1,0 +1,146 @@
+//! `cargo xtask bench`: runs the criterion benchmarks and reports medians.
+//!
+//! Every benchmark of the workspace names its input as the function id (the
+//! corpus file, e.g. `github/push.json`); the group `baseline_hmac_sha256`
+//! measures plain HMAC-SHA256 over the same bytes. Ratios are taken against
+//! that baseline from the same run, so a noisy machine shifts both sides.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+/// The group every other measurement is compared with.
+const BASELINE_GROUP: &str = "baseline_hmac_sha256";
+
+#[derive(Deserialize)]
+struct BenchmarkJson {
+    group_id: String,
+    function_id: Option<String>,
+    throughput: Option<Throughput>,
+}
+
+/// Criterion's externally tagged throughput; element counts are not reported.
+#[derive(Deserialize)]
+struct Throughput {
+    #[serde(rename = "Bytes", alias = "BytesDecimal")]
+    bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Estimates {
+    median: Estimate,
+}
+
+#[derive(Deserialize)]
+struct Estimate {
+    point_estimate: f64,
+}
+
+struct Measurement {
+    group: String,
+    input: String,
+    median_ns: f64,
+    bytes: Option<u64>,
+}
+
+pub(crate) fn run(root: &Path, filter: Option<&str>) -> Result<(), String> {
+    let started = SystemTime::now();
+    let mut args = vec!["bench", "--workspace", "--benches", "--"];
+    args.extend(filter);
+    super::cargo(root, &args)?;
+    let measurements = collect(&root.join("target/criterion"), started)?;
+    if measurements.is_empty() {
+        return Err("the benchmarks ran but wrote no results under target/criterion".into());
+    }
+    print!("{}", render(&measurements));
+    Ok(())
+}
+
+/// Reads the results criterion wrote since `since`, so stale runs are left out.
+fn collect(dir: &Path, since: SystemTime) -> Result<Vec<Measurement>, String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(listing) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in listing.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.ends_with("new/benchmark.json") && modified_since(&path, since) {
+                found.push(read_measurement(&path)?);
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.input, &a.group).cmp(&(&b.input, &b.group)));
+    Ok(found)
+}
+
+fn modified_since(path: &Path, since: SystemTime) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= since)
+}
+
+fn read_measurement(benchmark_json: &Path) -> Result<Measurement, String> {
+    let benchmark: BenchmarkJson = read_json(benchmark_json)?;
+    let estimates: Estimates = read_json(&benchmark_json.with_file_name("estimates.json"))?;
+    let bytes = benchmark.throughput.and_then(|t| t.bytes);
+    Ok(Measurement {
+        group: benchmark.group_id,
+        input: benchmark.function_id.unwrap_or_default(),
+        median_ns: estimates.median.point_estimate,
+        bytes,
+    })
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{} is malformed: {e}", path.display()))
+}
+
+fn render(measurements: &[Measurement]) -> String {
+    let baseline: BTreeMap<&str, f64> = measurements
+        .iter()
+        .filter(|m| m.group == BASELINE_GROUP)
+        .map(|m| (m.input.as_str(), m.median_ns))
+        .collect();
+    let mut out = String::from(
+        "| input | benchmark | median | throughput | × baseline HMAC-SHA256 |\n\
+         | --- | --- | ---: | ---: | ---: |\n",
+    );
+    for m in measurements {
+        let throughput = m.bytes.map_or_else(String::new, |b| {
+            // bytes per nanosecond is GB/s; report MiB/s.
+            format!(
+                "{:.0} MiB/s",
+                b as f64 / m.median_ns * 1e9 / (1024.0 * 1024.0)
+            )
+        });
+        let ratio = baseline
+            .get(m.input.as_str())
+            .map_or_else(String::new, |base| format!("{:.2}", m.median_ns / base));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            m.input,
+            m.group,
+            human_duration(m.median_ns),
+            throughput,
+            ratio
+        ));
+    }
+    out
+}
+
+fn human_duration(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
