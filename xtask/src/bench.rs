@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 /// The group every other measurement is compared with.
-const BASELINE_GROUP: &str = "baseline_hmac_sha256";
+const BASELINE_GROUP: &str = "baseline_hmac_sha256"; // fluxhook_corpus::BASELINE_GROUP
 
 #[derive(Deserialize)]
 struct BenchmarkJson {

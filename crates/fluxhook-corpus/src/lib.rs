@@ -8,6 +8,11 @@
 //! suite (`cargo xtask conformance`); benchmarks use it to measure the real
 //! payloads.
 //!
+//! Benchmarks over the corpus name each input by [`Entry::bench_id`] (the
+//! criterion function id, e.g. `github/push.json`) and measure plain
+//! HMAC-SHA256 over the same bytes in the group [`BASELINE_GROUP`];
+//! `cargo xtask bench` reports every median as a ratio to that baseline.
+//!
 //! Both folders are looked up from the environment first
 //! (`FLUXHOOK_CORPUS`, `FLUXHOOK_FLUX_CRDS`), then beside the workspace. A
 //! missing folder is an error that says where it looked and how to fix it.
@@ -32,6 +37,9 @@ use serde::Deserialize;
 pub const CORPUS_ENV: &str = "FLUXHOOK_CORPUS";
 /// Environment variable naming the folder of Flux CRDs.
 pub const FLUX_CRDS_ENV: &str = "FLUXHOOK_FLUX_CRDS";
+
+/// The criterion group of the baseline: plain HMAC-SHA256 over a payload's bytes.
+pub const BASELINE_GROUP: &str = "baseline_hmac_sha256";
 
 /// Why the shared data could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -101,9 +109,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The file name without folders, e.g. `push.json`.
-    pub fn file_name(&self) -> &str {
-        self.file.rsplit('/').next().unwrap_or(&self.file)
+    /// The name benchmarks give this input: the file below `payloads/`,
+    /// e.g. `github/push.json`.
+    pub fn bench_id(&self) -> &str {
+        self.file.strip_prefix("payloads/").unwrap_or(&self.file)
     }
 }
 
