@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
+use fluxhook_corpus::BASELINE_GROUP;
 use serde::Deserialize;
 
-/// The group every other measurement is compared with.
-const BASELINE_GROUP: &str = "baseline_hmac_sha256"; // fluxhook_corpus::BASELINE_GROUP
 
 #[derive(Deserialize)]
 struct BenchmarkJson {
