@@ -1,1 +1,87 @@
-//! placeholder
+//! Flux's webhook Receiver API as Rust types, with no I/O.
+//!
+//! fluxhook serves Flux's own `Receiver` custom resource
+//! (`notification.toolkit.fluxcd.io/v1`). This crate holds what every part of
+//! it agrees on:
+//!
+//! - [`Receiver`] and its spec and status, which read and write back every
+//!   field of Flux's CRD unchanged ([`Receiver::crd`] gives the CRD, from
+//!   `kube::CustomResourceExt`). An unknown `spec.type` is kept as
+//!   [`ReceiverType::Unknown`] rather than refused, so the controller can
+//!   report it.
+//! - The webhook path Flux derives for a Receiver, [`webhook_path`], and
+//!   [`WebhookPath::parse`] to read it back from a request.
+//! - The table of Flux kinds a Receiver names, [`flux_kind`] and [`resolve`],
+//!   to find the group, version and plural of the objects to annotate.
+//! - The names Flux uses: [`RECONCILE_REQUEST_ANNOTATION`], the Secret watch
+//!   label, and the [`condition`] types and reasons.
+//!
+//! # Example
+//!
+//! ```
+//! use fluxhook_api::{resolve, Receiver, ReceiverType};
+//!
+//! let receiver: Receiver = serde_json::from_str(r#"{
+//!     "apiVersion": "notification.toolkit.fluxcd.io/v1",
+//!     "kind": "Receiver",
+//!     "metadata": { "name": "github-receiver", "namespace": "flux-system" },
+//!     "spec": {
+//!         "type": "github",
+//!         "events": ["ping", "push"],
+//!         "secretRef": { "name": "receiver-token" },
+//!         "resources": [{ "kind": "GitRepository", "name": "flux-system" }]
+//!     }
+//! }"#)?;
+//!
+//! assert_eq!(receiver.spec.type_, ReceiverType::GitHub);
+//! assert_eq!(receiver.spec.interval()?, std::time::Duration::from_secs(600));
+//!
+//! // The path GitHub must POST to, given the `token` of the Secret.
+//! let path = receiver.webhook_path("s3cr3t");
+//! assert_eq!(
+//!     path.as_str(),
+//!     "/hook/605dbd4976c3504a20afec155a68122702621389b3b29f71feb118008a1696a1"
+//! );
+//!
+//! // What to patch when a push arrives.
+//! let resource = &receiver.spec.resources[0];
+//! let target = resolve(resource.api_version.as_deref(), &resource.kind)?;
+//! assert_eq!(target.api_version(), "source.toolkit.fluxcd.io/v1");
+//! assert_eq!(target.plural(), "gitrepositories");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod condition;
+mod interval;
+mod kinds;
+mod receiver;
+mod receiver_type;
+mod webhook;
+
+pub use interval::{DEFAULT_INTERVAL, INTERVAL_PATTERN, IntervalError, parse_interval};
+pub use kinds::{
+    FLUX_KINDS, FluxKind, ResolveError, ResolvedKind, default_api_version, flux_kind, resolve,
+};
+pub use receiver::{
+    DEFAULT_OIDC_AUDIENCE, OidcProvider, OidcValidation, OidcVariable, Receiver, ReceiverResource,
+    ReceiverSpec, ReceiverStatus, SecretRef,
+};
+pub use receiver_type::{ReceiverType, UnknownReceiverType};
+pub use webhook::{
+    WEBHOOK_DIGEST_LEN, WEBHOOK_PATH_PREFIX, WebhookPath, WebhookPathError, webhook_path,
+};
+
+/// The annotation whose change makes a Flux object reconcile now. A Receiver
+/// sets it (merge patch) on each object it names; the value is opaque, only
+/// its change matters.
+pub const RECONCILE_REQUEST_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
+
+/// The label that makes Flux watch a Secret it references, so a change to the
+/// Secret (e.g. a new token) is picked up at once: `reconcile.fluxcd.io/watch`.
+pub const WATCH_LABEL: &str = "reconcile.fluxcd.io/watch";
+
+/// The value of [`WATCH_LABEL`] that enables the watch: `Enabled`.
+pub const WATCH_LABEL_ENABLED: &str = "Enabled";
+
+/// The finalizer notification-controller puts on Receivers.
+pub const FINALIZER: &str = "finalizers.fluxcd.io";

@@ -1,0 +1,331 @@
+//! Flux's `Receiver` custom resource, `notification.toolkit.fluxcd.io/v1`.
+//!
+//! Every optional field is an `Option`, so what was absent stays absent and
+//! what was present (even `false` or `[]`) is written back: a Receiver read
+//! and written again is the same JSON value.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+use crate::condition;
+use crate::interval::{DEFAULT_INTERVAL, IntervalError, parse_interval};
+use crate::kinds::FLUX_KINDS;
+use crate::receiver_type::ReceiverType;
+use crate::webhook::{WebhookPath, webhook_path};
+
+/// The `aud` claim Flux expects of OIDC tokens when a provider sets no audience.
+pub const DEFAULT_OIDC_AUDIENCE: &str = "notification-controller";
+
+/// ReceiverSpec defines the desired state of the Receiver.
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[kube(
+    group = "notification.toolkit.fluxcd.io",
+    version = "v1",
+    kind = "Receiver",
+    plural = "receivers",
+    singular = "receiver",
+    namespaced,
+    status = "ReceiverStatus",
+    derive = "PartialEq",
+    doc = "Receiver is the Schema for the receivers API.",
+    category = "all",
+    category = "fluxcd",
+    category = "fluxcd-notifications",
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "message": "generic-oidc receivers must define at least one oidcProvider",
+        "rule": "self.type != 'generic-oidc' || (has(self.oidcProviders) && size(self.oidcProviders) > 0)"
+    },
+    {
+        "message": "oidcProviders can only be set when type is generic-oidc",
+        "rule": "self.type == 'generic-oidc' || !has(self.oidcProviders) || size(self.oidcProviders) == 0"
+    },
+    {
+        "message": "secretRef cannot be set when type is generic-oidc",
+        "rule": "self.type != 'generic-oidc' || !has(self.secretRef)"
+    },
+    {
+        "message": "secretRef is required when type is not generic-oidc",
+        "rule": "self.type == 'generic-oidc' || has(self.secretRef)"
+    }
+]))]
+pub struct ReceiverSpec {
+    /// Type of webhook sender, used to determine
+    /// the validation procedure and payload deserialization.
+    #[serde(rename = "type")]
+    pub type_: ReceiverType,
+
+    /// Interval at which to reconcile the Receiver with its Secret references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), extend("default" = "10m"))]
+    pub interval: Option<String>,
+
+    /// Events specifies the list of event types to handle,
+    /// e.g. 'push' for GitHub or 'Push Hook' for GitLab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+
+    /// A list of resources to be notified about changes.
+    pub resources: Vec<ReceiverResource>,
+
+    /// ResourceFilter is a CEL expression expected to return a boolean that is
+    /// evaluated for each resource referenced in the Resources field when a
+    /// webhook is received. If the expression returns false then the controller
+    /// will not request a reconciliation for the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_filter: Option<String>,
+
+    /// SecretRef specifies the Secret containing the token used
+    /// to validate the payload authenticity. The Secret must contain a 'token'
+    /// key. Required for all receiver types except 'generic-oidc'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+
+    /// OIDCProviders specifies the OIDC providers used to authenticate incoming
+    /// requests when Type is 'generic-oidc'.
+    #[serde(
+        default,
+        rename = "oidcProviders",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["issuerURL"]))]
+    pub oidc_providers: Option<Vec<OidcProvider>>,
+
+    /// Suspend tells the controller to suspend subsequent
+    /// events handling for this receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// ReceiverResource references a resource to be notified about changes, with an
+/// optional per-resource CEL filter.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiverResource {
+    /// API version of the referent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+
+    /// Kind of the referent
+    #[schemars(schema_with = "receiver_target_kinds")]
+    pub kind: String,
+
+    /// Name of the referent
+    /// If multiple resources are targeted `*` may be set.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Namespace of the referent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub namespace: Option<String>,
+
+    /// MatchLabels is a map of {key,value} pairs. A single {key,value} in the matchLabels
+    /// map is equivalent to an element of matchExpressions, whose key field is "key", the
+    /// operator is "In", and the values array contains only "value". The requirements are ANDed.
+    /// MatchLabels requires the name to be set to `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_labels: Option<BTreeMap<String, String>>,
+
+    /// Filter is a CEL expression expected to return a boolean that is evaluated
+    /// for each resource matched by this reference when a webhook is received,
+    /// in addition to the top-level resourceFilter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+/// The CRD's enum on `spec.resources[].kind`: the kinds a Receiver may name.
+fn receiver_target_kinds(_: &mut SchemaGenerator) -> Schema {
+    let kinds: Vec<&str> = FLUX_KINDS
+        .iter()
+        .filter(|k| k.receiver_target())
+        .map(|k| k.kind())
+        .collect();
+    json_schema!({ "type": "string", "enum": kinds })
+}
+
+/// A reference to a Secret in the Receiver's namespace.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+pub struct SecretRef {
+    /// Name of the referent.
+    pub name: String,
+}
+
+/// OIDCProvider configures an OIDC issuer used to authenticate requests for a
+/// 'generic-oidc' Receiver.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+pub struct OidcProvider {
+    /// IssuerURL is the OIDC issuer URL used for provider discovery. It must
+    /// match the 'iss' claim of tokens issued by this provider.
+    #[serde(rename = "issuerURL")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub issuer_url: String,
+
+    /// Audience is the expected audience ('aud' claim) for tokens issued by
+    /// this provider. Defaults to 'notification-controller'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+
+    /// Variables is an optional list of named CEL expressions, evaluated in order
+    /// and exposed as 'vars.<name>'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Vec<OidcVariable>>,
+
+    /// Validations is the list of CEL boolean expressions evaluated against the
+    /// token claims and the variables. At least one validation is required.
+    #[schemars(length(min = 1))]
+    pub validations: Vec<OidcValidation>,
+}
+
+impl OidcProvider {
+    /// The `aud` claim expected of this provider's tokens: `audience` when set
+    /// and non-empty, else [`DEFAULT_OIDC_AUDIENCE`].
+    ///
+    /// ```
+    /// use fluxhook_api::OidcProvider;
+    ///
+    /// let provider: OidcProvider = serde_json::from_str(
+    ///     r#"{"issuerURL":"https://token.actions.githubusercontent.com",
+    ///         "validations":[{"expression":"true","message":"no"}]}"#,
+    /// ).unwrap();
+    /// assert_eq!(provider.audience_or_default(), "notification-controller");
+    /// ```
+    pub fn audience_or_default(&self) -> &str {
+        self.audience
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .unwrap_or(DEFAULT_OIDC_AUDIENCE)
+    }
+}
+
+/// OIDCVariable is a named CEL expression evaluated against the OIDC token
+/// claims of a 'generic-oidc' Receiver.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+pub struct OidcVariable {
+    /// Name is the variable name; it must be a valid CEL identifier.
+    pub name: String,
+    /// Expression is the CEL expression that defines the variable value.
+    pub expression: String,
+}
+
+/// OIDCValidation is a CEL boolean expression evaluated against the OIDC token
+/// claims and variables of a 'generic-oidc' Receiver.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+pub struct OidcValidation {
+    /// Expression is the CEL boolean expression to evaluate.
+    pub expression: String,
+    /// Message is returned to the caller when the expression evaluates to false.
+    pub message: String,
+}
+
+/// ReceiverStatus defines the observed state of the Receiver.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = { "observedGeneration": -1 }))]
+pub struct ReceiverStatus {
+    /// Conditions holds the conditions for the Receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
+
+    /// WebhookPath is the generated incoming webhook address in the format
+    /// of '/hook/sha256sum(token+name+namespace)'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_path: Option<String>,
+
+    /// ObservedGeneration is the last observed generation of the Receiver object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// LastHandledReconcileAt holds the value of the most recent
+    /// reconcile request value, so a change of the annotation value
+    /// can be detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}
+
+impl ReceiverSpec {
+    /// `spec.interval` read as a duration, [`DEFAULT_INTERVAL`] (10m) when absent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fluxhook_api::{ReceiverSpec, ReceiverType};
+    ///
+    /// let mut spec = ReceiverSpec {
+    ///     type_: ReceiverType::Generic,
+    ///     interval: None,
+    ///     events: None,
+    ///     resources: vec![],
+    ///     resource_filter: None,
+    ///     secret_ref: None,
+    ///     oidc_providers: None,
+    ///     suspend: None,
+    /// };
+    /// assert_eq!(spec.interval(), Ok(Duration::from_secs(600)));
+    /// spec.interval = Some("30s".into());
+    /// assert_eq!(spec.interval(), Ok(Duration::from_secs(30)));
+    /// ```
+    pub fn interval(&self) -> Result<Duration, IntervalError> {
+        self.interval
+            .as_deref()
+            .map_or(Ok(DEFAULT_INTERVAL), parse_interval)
+    }
+
+    /// Whether `spec.suspend` is set to true.
+    pub fn is_suspended(&self) -> bool {
+        self.suspend == Some(true)
+    }
+}
+
+impl ReceiverStatus {
+    /// The condition of the given type (e.g. [`condition::READY`]), if any.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions
+            .as_deref()?
+            .iter()
+            .find(|c| c.type_ == type_)
+    }
+}
+
+impl Receiver {
+    /// The webhook path of this Receiver for `token` (the Secret's `token`,
+    /// empty for `generic-oidc`), from its name and namespace as Flux does:
+    /// see [`webhook_path`]. A missing name or namespace counts as empty.
+    ///
+    /// ```
+    /// use fluxhook_api::{webhook_path, Receiver};
+    ///
+    /// let receiver: Receiver = serde_json::from_value(serde_json::json!({
+    ///     "apiVersion": "notification.toolkit.fluxcd.io/v1",
+    ///     "kind": "Receiver",
+    ///     "metadata": { "name": "r", "namespace": "ns" },
+    ///     "spec": { "type": "generic", "resources": [] }
+    /// })).unwrap();
+    /// assert_eq!(receiver.webhook_path("t"), webhook_path("t", "r", "ns"));
+    /// ```
+    pub fn webhook_path(&self, token: &str) -> WebhookPath {
+        webhook_path(
+            token,
+            self.metadata.name.as_deref().unwrap_or_default(),
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// Whether the status has a `Ready` condition with status `True`: Flux's
+    /// receiver server answers 503 to a Receiver that is not ready.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.condition(condition::READY))
+            .is_some_and(|c| c.status == "True")
+    }
+}
