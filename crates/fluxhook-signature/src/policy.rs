@@ -1,0 +1,219 @@
+//! Which headers and forms each Flux receiver type accepts.
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::algorithm::Algorithm;
+use crate::header::{
+    X_GITEA_SIGNATURE, X_GITLAB_TOKEN, X_GOGS_SIGNATURE, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256,
+    X_NEXUS_WEBHOOK_SIGNATURE, X_SIGNATURE,
+};
+use crate::sign::Scheme;
+use crate::verify::{
+    Verified, VerifyError, present_value, require_secret, verify_hex_signature,
+    verify_prefixed_signature, verify_token,
+};
+
+/// How a receiver decides that a delivery is genuine, named after Flux's
+/// `Receiver` types (`spec.type`) and matching notification-controller.
+///
+/// Every policy refuses an empty secret ([`VerifyError::EmptySecret`]), treats
+/// a header sent with an empty value as absent, and rejects a header sent more
+/// than once.
+///
+/// ```
+/// use fluxhook_signature::{header, Policy, Scheme};
+/// use http::HeaderMap;
+///
+/// let policy = Policy::for_receiver_type("bitbucket").expect("bitbucket is signed");
+/// let (name, value) = Scheme::HubSignature(fluxhook_signature::Algorithm::Sha256)
+///     .sign(b"{}", b"s3cret")?;
+/// let mut headers = HeaderMap::new();
+/// headers.insert(name, value);
+///
+/// let verified = policy.verify(&headers, b"{}", b"s3cret")?;
+/// assert_eq!(verified.header, header::X_HUB_SIGNATURE);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Flux `github`: `X-Hub-Signature-256`, or `X-Hub-Signature` when that is
+    /// absent, each `sha1=`, `sha256=` or `sha512=` then hex, as go-github's
+    /// `ValidatePayload` accepts. Gitea and Forgejo also send
+    /// `X-Hub-Signature-256`, so their deliveries pass too.
+    ///
+    /// The fallback happens only when `X-Hub-Signature-256` is absent: a
+    /// present but failing one is final, so a forger cannot downgrade to SHA-1
+    /// by spoiling it.
+    Github,
+    /// Flux `bitbucket` (Bitbucket Server and Cloud): `X-Hub-Signature` with
+    /// `sha256=` only, the one form Bitbucket sends.
+    ///
+    /// Stricter than Flux, which runs go-github's `ValidatePayload` for
+    /// Bitbucket and so also takes `X-Hub-Signature-256` and `sha1=`/`sha512=`;
+    /// Bitbucket never sends those, and accepting SHA-1 only weakens the check.
+    Bitbucket,
+    /// Flux `generic-hmac`: `X-Signature` with `sha1=`, `sha256=` or `sha512=`
+    /// then hex.
+    GenericHmac,
+    /// Flux `gitlab`: `X-Gitlab-Token` equals the secret.
+    Gitlab,
+    /// Flux `harbor`: the `Authorization` header equals the secret.
+    Harbor,
+    /// Flux `nexus`: `X-Nexus-Webhook-Signature` is the bare hex HMAC-SHA1.
+    Nexus,
+    /// Gitea's and Forgejo's native `X-Gitea-Signature`: bare hex
+    /// HMAC-SHA256. Not a Flux receiver type (Flux takes Gitea as `github`).
+    GiteaSignature,
+    /// Gogs' native `X-Gogs-Signature`: bare hex HMAC-SHA256. Not a Flux
+    /// receiver type.
+    GogsSignature,
+}
+
+impl Policy {
+    /// Every policy.
+    pub const ALL: [Policy; 8] = [
+        Policy::Github,
+        Policy::Bitbucket,
+        Policy::GenericHmac,
+        Policy::Gitlab,
+        Policy::Harbor,
+        Policy::Nexus,
+        Policy::GiteaSignature,
+        Policy::GogsSignature,
+    ];
+
+    /// The policy for a Flux receiver type (`spec.type`, case-sensitive as in
+    /// the CRD).
+    ///
+    /// `None` means this crate checks nothing for that type: either Flux
+    /// verifies no shared secret for it (`generic`, `dockerhub`, `quay`,
+    /// `acr`, `cdevents`), or it authenticates by other means that need I/O
+    /// (`gcr` and `generic-oidc` check an OIDC token), or the type is unknown.
+    /// Telling those apart is the job of whoever validates the `Receiver`.
+    ///
+    /// ```
+    /// use fluxhook_signature::Policy;
+    ///
+    /// assert_eq!(Policy::for_receiver_type("github"), Some(Policy::Github));
+    /// assert_eq!(Policy::for_receiver_type("generic-hmac"), Some(Policy::GenericHmac));
+    /// assert_eq!(Policy::for_receiver_type("generic"), None);
+    /// ```
+    pub fn for_receiver_type(receiver_type: &str) -> Option<Policy> {
+        match receiver_type {
+            "github" => Some(Policy::Github),
+            "bitbucket" => Some(Policy::Bitbucket),
+            "generic-hmac" => Some(Policy::GenericHmac),
+            "gitlab" => Some(Policy::Gitlab),
+            "harbor" => Some(Policy::Harbor),
+            "nexus" => Some(Policy::Nexus),
+            _ => None,
+        }
+    }
+
+    /// A short name: the Flux receiver type, or `gitea-signature` and
+    /// `gogs-signature` for the two native schemes Flux has no type for.
+    ///
+    /// ```
+    /// use fluxhook_signature::Policy;
+    ///
+    /// assert_eq!(Policy::GenericHmac.name(), "generic-hmac");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Policy::Github => "github",
+            Policy::Bitbucket => "bitbucket",
+            Policy::GenericHmac => "generic-hmac",
+            Policy::Gitlab => "gitlab",
+            Policy::Harbor => "harbor",
+            Policy::Nexus => "nexus",
+            Policy::GiteaSignature => "gitea-signature",
+            Policy::GogsSignature => "gogs-signature",
+        }
+    }
+
+    /// The scheme a sender should sign with to pass this policy: the one the
+    /// host itself uses (SHA-256 where the host lets the sender choose).
+    ///
+    /// ```
+    /// use fluxhook_signature::{Policy, Scheme};
+    ///
+    /// assert_eq!(Policy::Github.signing_scheme(), Scheme::HubSignature256);
+    /// ```
+    pub const fn signing_scheme(self) -> Scheme {
+        match self {
+            Policy::Github => Scheme::HubSignature256,
+            Policy::Bitbucket => Scheme::HubSignature(Algorithm::Sha256),
+            Policy::GenericHmac => Scheme::XSignature(Algorithm::Sha256),
+            Policy::Gitlab => Scheme::GitlabToken,
+            Policy::Harbor => Scheme::Authorization,
+            Policy::Nexus => Scheme::NexusWebhookSignature,
+            Policy::GiteaSignature => Scheme::GiteaSignature,
+            Policy::GogsSignature => Scheme::GogsSignature,
+        }
+    }
+
+    /// Verifies a delivery: its headers, its exact body bytes, and the
+    /// receiver's secret (HMAC key or token). Comparisons are constant-time.
+    ///
+    /// ```
+    /// use fluxhook_signature::{header, Policy, VerifyError};
+    /// use http::HeaderMap;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::X_GITLAB_TOKEN, "s3cret".parse()?);
+    /// assert!(Policy::Gitlab.verify(&headers, b"{}", b"s3cret").is_ok());
+    ///
+    /// let err = Policy::Github.verify(&headers, b"{}", b"s3cret").unwrap_err();
+    /// assert_eq!(err.to_string(), "missing x-hub-signature-256 or x-hub-signature header");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify(
+        self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secret: &[u8],
+    ) -> Result<Verified, VerifyError> {
+        require_secret(secret)?;
+        match self {
+            Policy::Github => {
+                let header = if present_value(headers, &X_HUB_SIGNATURE_256)?.is_some() {
+                    X_HUB_SIGNATURE_256
+                } else if present_value(headers, &X_HUB_SIGNATURE)?.is_some() {
+                    X_HUB_SIGNATURE
+                } else {
+                    return Err(VerifyError::MissingHeader {
+                        headers: vec![X_HUB_SIGNATURE_256, X_HUB_SIGNATURE],
+                    });
+                };
+                verify_prefixed_signature(headers, &header, &Algorithm::ALL, body, secret)
+            }
+            Policy::Bitbucket => verify_prefixed_signature(
+                headers,
+                &X_HUB_SIGNATURE,
+                &[Algorithm::Sha256],
+                body,
+                secret,
+            ),
+            Policy::GenericHmac => {
+                verify_prefixed_signature(headers, &X_SIGNATURE, &Algorithm::ALL, body, secret)
+            }
+            Policy::Gitlab => verify_token(headers, &X_GITLAB_TOKEN, secret),
+            Policy::Harbor => verify_token(headers, &AUTHORIZATION, secret),
+            Policy::Nexus => verify_hex_signature(
+                headers,
+                &X_NEXUS_WEBHOOK_SIGNATURE,
+                Algorithm::Sha1,
+                body,
+                secret,
+            ),
+            Policy::GiteaSignature => {
+                verify_hex_signature(headers, &X_GITEA_SIGNATURE, Algorithm::Sha256, body, secret)
+            }
+            Policy::GogsSignature => {
+                verify_hex_signature(headers, &X_GOGS_SIGNATURE, Algorithm::Sha256, body, secret)
+            }
+        }
+    }
+}
