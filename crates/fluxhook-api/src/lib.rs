@@ -5,8 +5,9 @@
 //! it agrees on:
 //!
 //! - [`Receiver`] and its spec and status, which read and write back every
-//!   field of Flux's CRD unchanged ([`Receiver::crd`] gives the CRD, from
-//!   `kube::CustomResourceExt`). An unknown `spec.type` is kept as
+//!   field of Flux's CRD unchanged. `Receiver::crd()`
+//!   ([`kube::CustomResourceExt::crd`]) gives a CRD with the property paths of
+//!   Flux's. An unknown `spec.type` is kept as
 //!   [`ReceiverType::Unknown`] rather than refused, so the controller can
 //!   report it.
 //! - The webhook path Flux derives for a Receiver, [`webhook_path`], and

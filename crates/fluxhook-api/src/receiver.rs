@@ -4,6 +4,7 @@
 //! what was present (even `false` or `[]`) is written back: a Receiver read
 //! and written again is the same JSON value.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub const DEFAULT_OIDC_AUDIENCE: &str = "notification-controller";
     namespaced,
     status = "ReceiverStatus",
     derive = "PartialEq",
+    schema = "manual",
     doc = "Receiver is the Schema for the receivers API.",
     category = "all",
     category = "fluxcd",
@@ -107,6 +109,35 @@ pub struct ReceiverSpec {
     pub suspend: Option<bool>,
 }
 
+/// The schema of the whole object, written out so that, as in Flux's CRD, it
+/// lists `apiVersion`, `kind` and `metadata` (kube's derived schema leaves
+/// them out) and requires no top-level field.
+impl JsonSchema for Receiver {
+    fn schema_name() -> Cow<'static, str> {
+        "Receiver".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Receiver is the Schema for the receivers API.",
+            "type": "object",
+            "properties": {
+                "apiVersion": {
+                    "description": "APIVersion defines the versioned schema of this representation of an object.",
+                    "type": "string"
+                },
+                "kind": {
+                    "description": "Kind is a string value representing the REST resource this object represents.",
+                    "type": "string"
+                },
+                "metadata": { "type": "object" },
+                "spec": generator.subschema_for::<ReceiverSpec>(),
+                "status": generator.subschema_for::<Option<ReceiverStatus>>()
+            }
+        })
+    }
+}
+
 /// ReceiverResource references a resource to be notified about changes, with an
 /// optional per-resource CEL filter.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
@@ -177,7 +208,7 @@ pub struct OidcProvider {
     pub audience: Option<String>,
 
     /// Variables is an optional list of named CEL expressions, evaluated in order
-    /// and exposed as 'vars.<name>'.
+    /// and exposed as `vars.<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<Vec<OidcVariable>>,
 
