@@ -14,7 +14,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use crate::condition;
-use crate::interval::{DEFAULT_INTERVAL, IntervalError, parse_interval};
+use crate::interval::{DEFAULT_INTERVAL, INTERVAL_PATTERN, IntervalError, parse_interval};
 use crate::kinds::FLUX_KINDS;
 use crate::receiver_type::ReceiverType;
 use crate::webhook::{WebhookPath, webhook_path};
@@ -69,7 +69,7 @@ pub struct ReceiverSpec {
 
     /// Interval at which to reconcile the Receiver with its Secret references.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), extend("default" = "10m"))]
+    #[schemars(regex(pattern = INTERVAL_PATTERN), extend("default" = "10m"))]
     pub interval: Option<String>,
 
     /// Events specifies the list of event types to handle,

@@ -386,6 +386,10 @@ fn crd_has_flux_names_and_property_paths() {
     assert_eq!(spec["required"], json!(["resources", "type"]));
     assert_eq!(spec["properties"]["interval"]["default"], "10m");
     assert_eq!(
+        spec["properties"]["interval"]["pattern"],
+        r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+    );
+    assert_eq!(
         spec["properties"]["type"]["enum"].as_array().unwrap().len(),
         13
     );
