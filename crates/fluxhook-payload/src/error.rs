@@ -1,0 +1,108 @@
+//! Why a delivery could not be parsed.
+
+/// Why a delivery could not be parsed.
+///
+/// Every variant names what is wrong: the header, the field (as a dotted
+/// path such as `push.changes[0]`), or the line and column serde_json stopped
+/// at. Messages never quote header values or body text beyond the short
+/// identifiers a field is checked against.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The body is larger than the parser accepts.
+    #[error("body is {size} bytes, over the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// Size of the body in bytes.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// A header the provider always sends is absent or empty.
+    #[error("header {name} is missing")]
+    MissingHeader {
+        /// The header's name.
+        name: &'static str,
+    },
+    /// A header is present but is not visible ASCII text (e.g. not UTF-8).
+    #[error("header {name} is not visible ASCII text")]
+    InvalidHeader {
+        /// The header's name.
+        name: &'static str,
+    },
+    /// The JSON is empty or its top level is not an object.
+    #[error("{location} is empty or not a JSON object")]
+    NotAnObject {
+        /// What was read: `body`, or the part of it that holds a nested document.
+        location: &'static str,
+    },
+    /// The JSON is nested deeper than [`Parser::MAX_DEPTH`](crate::Parser::MAX_DEPTH).
+    #[error(
+        "{location} is nested deeper than {} levels (line {line}, column {column})",
+        crate::Parser::MAX_DEPTH
+    )]
+    TooDeep {
+        /// What was read.
+        location: &'static str,
+        /// Line where the limit was reached.
+        line: usize,
+        /// Column where the limit was reached.
+        column: usize,
+    },
+    /// The JSON is invalid or does not have the shape the provider sends:
+    /// a syntax error, a field of the wrong type, a missing field serde
+    /// reports. The message carries serde_json's field name and position.
+    #[error("{location} is not a valid {provider} payload: {source}")]
+    Json {
+        /// The provider whose shape was expected.
+        provider: crate::Provider,
+        /// What was read.
+        location: &'static str,
+        /// serde_json's error, with line and column.
+        source: serde_json::Error,
+    },
+    /// A field the event needs is absent, null or empty.
+    #[error("field {field} is missing")]
+    MissingField {
+        /// Dotted path of the field, e.g. `push.changes[0]`.
+        field: &'static str,
+    },
+    /// A field is present but its value is not acceptable.
+    #[error("field {field} is invalid: {reason}")]
+    InvalidField {
+        /// Dotted path of the field, e.g. `context.type`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl ParseError {
+    /// Maps a serde_json error, telling nesting-limit errors apart.
+    pub(crate) fn json(
+        provider: crate::Provider,
+        location: &'static str,
+        source: serde_json::Error,
+    ) -> Self {
+        // serde_json reports its recursion limit only through this message
+        // (ErrorCode is private); its wording has been stable since 1.0.
+        if source.to_string().starts_with("recursion limit exceeded") {
+            Self::TooDeep {
+                location,
+                line: source.line(),
+                column: source.column(),
+            }
+        } else {
+            Self::Json {
+                provider,
+                location,
+                source,
+            }
+        }
+    }
+}
+
+/// A provider name that is not one of [`Provider::ALL`](crate::Provider::ALL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown provider {0:?}; expected one of: github, gitea, gogs, gitlab, bitbucket-cloud, bitbucket-server, azure-devops, harbor, dockerhub, quay, nexus, acr, gcr, cdevents, generic"
+)]
+pub struct UnknownProvider(pub String);

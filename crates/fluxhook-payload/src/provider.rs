@@ -1,0 +1,284 @@
+//! Who sent a delivery, and telling Git hosts apart by their headers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use http::HeaderMap;
+
+use crate::error::UnknownProvider;
+
+/// The sender of a webhook delivery: a Git host, a registry, a CDEvents
+/// producer, or anything else (`Generic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Provider {
+    /// GitHub and GitHub Enterprise Server.
+    GitHub,
+    /// Gitea and Forgejo.
+    Gitea,
+    /// Gogs.
+    Gogs,
+    /// GitLab (SaaS and self-managed).
+    GitLab,
+    /// Bitbucket Cloud (bitbucket.org).
+    BitbucketCloud,
+    /// Bitbucket Server and Data Center.
+    BitbucketServer,
+    /// Azure DevOps Services and Server (service hooks).
+    AzureDevOps,
+    /// Harbor.
+    Harbor,
+    /// Docker Hub.
+    DockerHub,
+    /// Quay.
+    Quay,
+    /// Sonatype Nexus Repository.
+    Nexus,
+    /// Azure Container Registry.
+    Acr,
+    /// Google Container Registry / Artifact Registry, through a Pub/Sub push subscription.
+    Gcr,
+    /// A CDEvents producer.
+    CdEvents,
+    /// Any sender; the body is not read.
+    Generic,
+}
+
+impl Provider {
+    /// Every provider, Git hosts first.
+    pub const ALL: [Provider; 15] = [
+        Provider::GitHub,
+        Provider::Gitea,
+        Provider::Gogs,
+        Provider::GitLab,
+        Provider::BitbucketCloud,
+        Provider::BitbucketServer,
+        Provider::AzureDevOps,
+        Provider::Harbor,
+        Provider::DockerHub,
+        Provider::Quay,
+        Provider::Nexus,
+        Provider::Acr,
+        Provider::Gcr,
+        Provider::CdEvents,
+        Provider::Generic,
+    ];
+
+    /// The provider's name, as [`FromStr`] reads it.
+    ///
+    /// ```
+    /// use fluxhook_payload::Provider;
+    ///
+    /// assert_eq!(Provider::BitbucketServer.as_str(), "bitbucket-server");
+    /// assert_eq!("bitbucket-server".parse(), Ok(Provider::BitbucketServer));
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::GitHub => "github",
+            Provider::Gitea => "gitea",
+            Provider::Gogs => "gogs",
+            Provider::GitLab => "gitlab",
+            Provider::BitbucketCloud => "bitbucket-cloud",
+            Provider::BitbucketServer => "bitbucket-server",
+            Provider::AzureDevOps => "azure-devops",
+            Provider::Harbor => "harbor",
+            Provider::DockerHub => "dockerhub",
+            Provider::Quay => "quay",
+            Provider::Nexus => "nexus",
+            Provider::Acr => "acr",
+            Provider::Gcr => "gcr",
+            Provider::CdEvents => "cdevents",
+            Provider::Generic => "generic",
+        }
+    }
+
+    /// Whether the provider is a Git host, whose pushes parse into
+    /// [`Event::Push`](crate::Event::Push).
+    pub const fn is_git_host(self) -> bool {
+        matches!(
+            self,
+            Provider::GitHub
+                | Provider::Gitea
+                | Provider::Gogs
+                | Provider::GitLab
+                | Provider::BitbucketCloud
+                | Provider::BitbucketServer
+                | Provider::AzureDevOps
+        )
+    }
+
+    /// Tells which Git host sent a delivery, from its headers.
+    ///
+    /// A Flux `github` receiver also gets deliveries from Gitea, Forgejo and
+    /// Gogs, which send their own event header (Gitea sends GitHub's and
+    /// Gogs' too, so its own header is looked at first); a `bitbucket`
+    /// receiver gets Cloud or Server deliveries, which share `X-Event-Key`:
+    /// Cloud sends `X-Request-UUID`/`X-Hook-UUID`, Server `X-Request-Id`, and
+    /// failing those, the event keys differ (`repo:refs_changed`, `pr:*`,
+    /// `diagnostics:ping` are Server's; `repo:push`, `pullrequest:*` Cloud's).
+    ///
+    /// Azure DevOps names its events only in the body, so it is never
+    /// detected here; `None` means no Git host's event header is present.
+    ///
+    /// ```
+    /// use fluxhook_payload::Provider;
+    /// use http::HeaderMap;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("X-GitHub-Event", "push".parse().unwrap());
+    /// headers.insert("X-Gitea-Event", "push".parse().unwrap());
+    /// assert_eq!(Provider::detect_git_host(&headers), Some(Provider::Gitea));
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("X-Event-Key", "repo:refs_changed".parse().unwrap());
+    /// assert_eq!(Provider::detect_git_host(&headers), Some(Provider::BitbucketServer));
+    /// ```
+    pub fn detect_git_host(headers: &HeaderMap) -> Option<Provider> {
+        if headers.contains_key("X-Forgejo-Event") || headers.contains_key("X-Gitea-Event") {
+            Some(Provider::Gitea)
+        } else if headers.contains_key("X-Gogs-Event") {
+            Some(Provider::Gogs)
+        } else if headers.contains_key("X-GitHub-Event") {
+            Some(Provider::GitHub)
+        } else if headers.contains_key("X-Gitlab-Event") {
+            Some(Provider::GitLab)
+        } else {
+            let event_key = headers.get("X-Event-Key")?;
+            Some(detect_bitbucket(
+                headers,
+                event_key.to_str().unwrap_or_default(),
+            ))
+        }
+    }
+}
+
+fn detect_bitbucket(headers: &HeaderMap, event_key: &str) -> Provider {
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if headers.contains_key("X-Request-UUID")
+        || headers.contains_key("X-Hook-UUID")
+        || user_agent.starts_with("Bitbucket-Webhooks/")
+    {
+        Provider::BitbucketCloud
+    } else if headers.contains_key("X-Request-Id") || is_bitbucket_server_event_key(event_key) {
+        Provider::BitbucketServer
+    } else {
+        Provider::BitbucketCloud
+    }
+}
+
+/// Event keys only Bitbucket Server / Data Center sends.
+fn is_bitbucket_server_event_key(key: &str) -> bool {
+    key.starts_with("pr:")
+        || key.starts_with("diagnostics:")
+        || key.starts_with("mirror:")
+        || key.starts_with("repo:comment:")
+        || matches!(
+            key,
+            "repo:refs_changed" | "repo:modified" | "repo:forked" | "repo:secret_detected"
+        )
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = UnknownProvider;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownProvider(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for provider in Provider::ALL {
+            assert_eq!(provider.as_str().parse(), Ok(provider));
+            assert_eq!(provider.to_string(), provider.as_str());
+        }
+        assert_eq!(
+            "GitHub".parse::<Provider>(),
+            Err(UnknownProvider("GitHub".into()))
+        );
+    }
+
+    #[test]
+    fn detects_each_git_host() {
+        let cases = [
+            (
+                headers(&[("X-GitHub-Event", "push")]),
+                Some(Provider::GitHub),
+            ),
+            (
+                headers(&[("X-GitHub-Event", "push"), ("X-Gogs-Event", "push")]),
+                Some(Provider::Gogs),
+            ),
+            (
+                headers(&[("X-GitHub-Event", "push"), ("X-Forgejo-Event", "push")]),
+                Some(Provider::Gitea),
+            ),
+            (
+                headers(&[("X-Gitlab-Event", "Push Hook")]),
+                Some(Provider::GitLab),
+            ),
+            (
+                headers(&[("X-Event-Key", "repo:push")]),
+                Some(Provider::BitbucketCloud),
+            ),
+            (
+                headers(&[("X-Event-Key", "pr:opened")]),
+                Some(Provider::BitbucketServer),
+            ),
+            (
+                headers(&[
+                    ("X-Event-Key", "repo:refs_changed"),
+                    ("X-Request-UUID", "u"),
+                ]),
+                Some(Provider::BitbucketCloud),
+            ),
+            (
+                headers(&[("X-Event-Key", "repo:push"), ("X-Request-Id", "r")]),
+                Some(Provider::BitbucketServer),
+            ),
+            (
+                headers(&[
+                    ("X-Event-Key", "pr:opened"),
+                    ("User-Agent", "Bitbucket-Webhooks/2.0"),
+                ]),
+                Some(Provider::BitbucketCloud),
+            ),
+            (headers(&[("Content-Type", "application/json")]), None),
+        ];
+        for (headers, expected) in cases {
+            assert_eq!(Provider::detect_git_host(&headers), expected, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn git_hosts_are_the_first_seven() {
+        let hosts: Vec<_> = Provider::ALL
+            .into_iter()
+            .filter(|p| p.is_git_host())
+            .collect();
+        assert_eq!(hosts, Provider::ALL[..7]);
+    }
+}
