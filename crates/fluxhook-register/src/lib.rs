@@ -1,1 +1,55 @@
-//! placeholder
+//! Registers Flux Receiver webhooks with Git hosts.
+//!
+//! Flux leaves creating the webhook on the Git host to the user; fluxhook does it. This crate
+//! is the reusable core: it recognises the host and repository of a GitRepository URL
+//! ([`Repository::from_git_url`]), translates a Receiver's events into the host's
+//! ([`EventSet`]), and manages the repository's hooks through the host's documented REST API
+//! ([`HookClient`]): GitHub and GitHub Enterprise Server, GitLab (SaaS and self-managed),
+//! Bitbucket Cloud, Bitbucket Server / Data Center, Gitea and Forgejo.
+//!
+//! [`HookClient::ensure`] converges: it creates or updates one hook to the Receiver's URL,
+//! deletes duplicates to that URL, and writes nothing when the host already matches. Lists
+//! follow the host's pagination; rate limits and server errors are retried within a bounded
+//! [`RetryPolicy`]; errors name the host, repository and HTTP status, never a credential.
+//!
+//! ```
+//! use fluxhook_register::{Change, DesiredHook, EventSet, HookClient, Provider, Repository, Secret, Token};
+//! use fluxhook_test_githost::{FakeHost, HostKind};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A fake GitHub on 127.0.0.1; for the real one: Repository::from_git_url(url, None).
+//! let github = FakeHost::start(HostKind::GitHub).await?;
+//! let repository = Repository::new(Provider::GitHub, github.api_base().parse()?, github.owner(), github.repo());
+//! let client = HookClient::new(repository, Token::new(github.token()))?;
+//!
+//! let hook = DesiredHook::new(
+//!     "https://flux.example.com/hook/5a1b0c".parse()?,
+//!     Secret::new("receiver-token"),
+//!     EventSet::from_receiver_events(["ping", "push"])?,
+//! );
+//! assert_eq!(client.ensure(&hook).await?.change, Change::Created);
+//! assert_eq!(client.ensure(&hook).await?.change, Change::Unchanged);
+//! assert_eq!(client.list().await?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod credentials;
+mod error;
+mod events;
+mod hook;
+mod hosts;
+mod repository;
+mod retry;
+
+pub use client::{Change, Ensured, HookClient, HookClientBuilder};
+pub use credentials::{Secret, Token};
+pub use error::{ErrorKind, Operation, RegisterError};
+pub use events::{EventSet, HookEvent, UnknownEvent};
+pub use hook::{DesiredHook, Hook, HookId, PayloadFormat, SecretState};
+pub use repository::{
+    GitScheme, GitUrl, HostConfig, Provider, RepoUrlError, Repository, UnknownProvider,
+};
+pub use retry::{Clock, RetryPolicy, Sleep, TokioClock};

@@ -1,1 +1,376 @@
-//! placeholder
+//! Fake Git host APIs on 127.0.0.1, for testing code that registers webhooks.
+//!
+//! Each fake speaks one host's documented hooks API: GitHub (`/repos/{owner}/{repo}/hooks`),
+//! GitLab (`/projects/{id}/hooks`), Bitbucket Cloud (`/repositories/{workspace}/{slug}/hooks`),
+//! Bitbucket Server / Data Center (`/projects/{KEY}/repos/{slug}/webhooks`) and Gitea / Forgejo
+//! (`/repos/{owner}/{repo}/hooks`). It checks the method, the path, the credentials header and
+//! the body the way the host does, rejects wrong ones with the host's status and error shape
+//! (401, 404, 400/422), stores hooks, replies in the host's JSON shapes, paginates with a small
+//! page size so that clients must follow the host's pagination, can inject rate limiting and
+//! server errors, and records every request so that tests can assert what was (not) written.
+//!
+//! ```
+//! use fluxhook_test_githost::{FakeHost, FakeHook, HostKind};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let host = FakeHost::start(HostKind::GitHub).await?;
+//! host.seed(FakeHook::new("https://flux.example.com/hook/1", &["push"]));
+//!
+//! let reply = reqwest::Client::new()
+//!     .get(format!("{}/repos/{}/{}/hooks", host.api_base(), host.owner(), host.repo()))
+//!     .bearer_auth(host.token())
+//!     .header("user-agent", "doc-test")
+//!     .send()
+//!     .await
+//!     .map_err(std::io::Error::other)?;
+//! assert_eq!(reply.status(), 200);
+//! assert_eq!(host.hooks().len(), 1);
+//! assert_eq!(host.writes().len(), 0);
+//! # Ok(())
+//! # }
+//! ```
+
+mod bitbucket_cloud;
+mod bitbucket_server;
+mod dialect;
+mod gitea;
+mod github;
+mod gitlab;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::oneshot;
+
+/// Which Git host a [`FakeHost`] imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostKind {
+    /// GitHub.com and GitHub Enterprise Server (REST API under `/api/v3`).
+    GitHub,
+    /// GitLab.com and self-managed GitLab (REST API under `/api/v4`).
+    GitLab,
+    /// Bitbucket Cloud (REST API under `/2.0`).
+    BitbucketCloud,
+    /// Bitbucket Server and Data Center (REST API under `/rest/api/1.0`).
+    BitbucketServer,
+    /// Gitea and Forgejo (REST API under `/api/v1`).
+    Gitea,
+}
+
+impl HostKind {
+    /// Every host kind, for tests that cover them all.
+    pub const ALL: [HostKind; 5] = [
+        HostKind::GitHub,
+        HostKind::GitLab,
+        HostKind::BitbucketCloud,
+        HostKind::BitbucketServer,
+        HostKind::Gitea,
+    ];
+
+    /// The path under which this host serves its REST API.
+    pub fn api_prefix(self) -> &'static str {
+        match self {
+            HostKind::GitHub => "/api/v3",
+            HostKind::GitLab => "/api/v4",
+            HostKind::BitbucketCloud => "/2.0",
+            HostKind::BitbucketServer => "/rest/api/1.0",
+            HostKind::Gitea => "/api/v1",
+        }
+    }
+}
+
+/// How a [`FakeHost`] is set up: which host, which repository, which token it accepts.
+#[derive(Clone)]
+pub struct FakeConfig {
+    /// The host imitated.
+    pub kind: HostKind,
+    /// Repository owner: GitHub/Gitea owner, GitLab namespace (may hold subgroups, `a/b`),
+    /// Bitbucket Cloud workspace, Bitbucket Server project key.
+    pub owner: String,
+    /// Repository name (slug).
+    pub repo: String,
+    /// The only access token accepted.
+    pub token: String,
+    /// Largest page the fake returns, whatever the client asks for.
+    pub page_size: usize,
+}
+
+impl std::fmt::Debug for FakeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeConfig")
+            .field("kind", &self.kind)
+            .field("owner", &self.owner)
+            .field("repo", &self.repo)
+            .field("token", &"[redacted]")
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
+impl FakeConfig {
+    /// Defaults for `kind`: a repository typical of the host, a fixed token, pages of 2 hooks.
+    pub fn new(kind: HostKind) -> Self {
+        let (owner, repo) = match kind {
+            HostKind::GitHub => ("octocat", "hello-world"),
+            HostKind::GitLab => ("platform/infra", "fleet"),
+            HostKind::BitbucketCloud => ("atlassian", "stash-example-plugin"),
+            HostKind::BitbucketServer => ("PRJ", "fleet"),
+            HostKind::Gitea => ("gitea", "fleet"),
+        };
+        FakeConfig {
+            kind,
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+            token: "fake-host-token-0123456789".to_owned(),
+            page_size: 2,
+        }
+    }
+}
+
+/// A hook as the fake stores it, independent of the host's reply shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeHook {
+    /// Numeric id (Bitbucket Cloud shows it as a `{uuid}` built from this number).
+    pub id: u64,
+    /// Delivery URL.
+    pub url: String,
+    /// Host-native event names; for GitLab the names of the `*_events` flags that are on.
+    pub events: Vec<String>,
+    /// The secret (or GitLab `token`); hosts never show it in replies except Bitbucket Server.
+    pub secret: Option<String>,
+    /// Whether deliveries are enabled.
+    pub active: bool,
+    /// Payload content type: `json` or `form` (GitHub, Gitea).
+    pub content_type: String,
+    /// Whether the host verifies the receiver's TLS certificate.
+    pub tls_verification: bool,
+    /// GitLab/Bitbucket Server hook `name`.
+    pub name: Option<String>,
+    /// GitLab/Bitbucket Cloud hook `description`.
+    pub description: Option<String>,
+    /// Gitea hook `type` (`gitea`, `forgejo`, `gogs`, `slack`, ...); GitHub's `name` (`web`).
+    pub hook_type: String,
+}
+
+impl FakeHook {
+    /// A hook to `url` for `events`, active, JSON, TLS verified, no secret and no labels.
+    pub fn new(url: impl Into<String>, events: &[&str]) -> Self {
+        FakeHook {
+            id: 0,
+            url: url.into(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            secret: None,
+            active: true,
+            content_type: "json".to_owned(),
+            tls_verification: true,
+            name: None,
+            description: None,
+            hook_type: String::new(),
+        }
+    }
+}
+
+/// A failure the fake serves instead of handling the next requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `429 Too Many Requests` with `Retry-After: <secs>`, in the host's error shape.
+    TooManyRequests {
+        /// Value of `Retry-After`, in seconds.
+        retry_after_secs: u64,
+    },
+    /// GitHub's secondary rate limit: `403 Forbidden` with `Retry-After: <secs>`.
+    SecondaryRateLimit {
+        /// Value of `Retry-After`, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Primary rate limit spent: `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (Unix
+    /// seconds) set `reset_after_secs` from now; 403 on GitHub, 429 elsewhere.
+    RateLimitExhausted {
+        /// Seconds from now until the reset time the fake announces.
+        reset_after_secs: u64,
+    },
+    /// A server error with this status (500, 502, 503...).
+    ServerError {
+        /// HTTP status code, 500 to 599.
+        status: u16,
+    },
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// HTTP method (`GET`, `POST`, ...).
+    pub method: String,
+    /// Path as sent, still percent-encoded.
+    pub path: String,
+    /// Query string, if any.
+    pub query: Option<String>,
+    /// Body parsed as JSON, if there was a JSON body.
+    pub body: Option<serde_json::Value>,
+    /// Status the fake answered with.
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    /// Whether the request asked to change state (anything but GET/HEAD).
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD")
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    hooks: Vec<FakeHook>,
+    next_id: u64,
+    requests: Vec<RecordedRequest>,
+    faults: Vec<Fault>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: FakeConfig,
+    base_url: String,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock must not hide the original failure.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running fake Git host; it stops when dropped.
+#[derive(Debug)]
+pub struct FakeHost {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl FakeHost {
+    /// Starts a fake of `kind` with [`FakeConfig::new`] defaults on `127.0.0.1:<free port>`.
+    pub async fn start(kind: HostKind) -> std::io::Result<FakeHost> {
+        FakeHost::start_with(FakeConfig::new(kind)).await
+    }
+
+    /// Starts a fake set up by `config` on `127.0.0.1:<free port>`.
+    pub async fn start_with(config: FakeConfig) -> std::io::Result<FakeHost> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            base_url: format!("http://{addr}"),
+            state: Mutex::new(State {
+                next_id: 1,
+                ..State::default()
+            }),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = server::router(Arc::clone(&shared));
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                // Either a stop signal or the handle being dropped ends the server.
+                let _ = stopped.await;
+            });
+            if let Err(error) = serve.await {
+                eprintln!("fake git host on {addr} stopped: {error}");
+            }
+        });
+        Ok(FakeHost {
+            shared,
+            addr,
+            stop: Some(stop),
+        })
+    }
+
+    /// The host imitated.
+    pub fn kind(&self) -> HostKind {
+        self.shared.config.kind
+    }
+
+    /// `http://127.0.0.1:<port>`, the web root of the fake.
+    pub fn url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// The URL the host's documented API paths hang from, e.g. `http://127.0.0.1:<port>/api/v3`.
+    pub fn api_base(&self) -> String {
+        format!("{}{}", self.shared.base_url, self.kind().api_prefix())
+    }
+
+    /// The socket address the fake listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The only access token the fake accepts.
+    pub fn token(&self) -> &str {
+        &self.shared.config.token
+    }
+
+    /// Repository owner (namespace, workspace or project key).
+    pub fn owner(&self) -> &str {
+        &self.shared.config.owner
+    }
+
+    /// Repository name.
+    pub fn repo(&self) -> &str {
+        &self.shared.config.repo
+    }
+
+    /// The hooks stored now, in creation order.
+    pub fn hooks(&self) -> Vec<FakeHook> {
+        self.shared.state().hooks.clone()
+    }
+
+    /// Stores `hook` as if created earlier (its `id` is replaced); returns the new id.
+    pub fn seed(&self, mut hook: FakeHook) -> u64 {
+        let mut state = self.shared.state();
+        hook.id = state.next_id;
+        state.next_id += 1;
+        if hook.hook_type.is_empty() {
+            hook.hook_type = dialect::for_kind(self.kind())
+                .default_hook_type()
+                .to_owned();
+        }
+        let id = hook.id;
+        state.hooks.push(hook);
+        id
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.state().requests.clone()
+    }
+
+    /// The requests that asked to change state.
+    pub fn writes(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(RecordedRequest::is_write)
+            .collect()
+    }
+
+    /// Forgets the requests recorded so far.
+    pub fn clear_requests(&self) {
+        self.shared.state().requests.clear();
+    }
+
+    /// Serves `fault` to the next `times` requests, after any faults already queued.
+    pub fn inject(&self, fault: Fault, times: usize) {
+        let mut state = self.shared.state();
+        state.faults.extend(std::iter::repeat_n(fault, times));
+    }
+}
+
+impl Drop for FakeHost {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The server may already be gone; nothing to do then.
+            let _ = stop.send(());
+        }
+    }
+}

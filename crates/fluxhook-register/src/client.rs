@@ -1,0 +1,565 @@
+//! The client: hook operations over one host's REST API, with pagination and retries.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{ErrorKind, Operation};
+use crate::hosts::{self, HostApi};
+use crate::retry::{Clock, TokioClock, is_rate_limited, requested_wait};
+use crate::{
+    DesiredHook, Hook, HookId, PayloadFormat, RegisterError, Repository, RetryPolicy, Secret, Token,
+};
+
+/// Pages of hooks read at most: far more than any repository has, short of a loop.
+const MAX_PAGES: usize = 1000;
+
+/// Longest host message kept in an error.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// What [`HookClient::ensure`] did to the hook it kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// No hook pointed at the URL (or none could be edited into shape): one was created.
+    Created,
+    /// A hook pointed at the URL but differed: it was updated.
+    Updated,
+    /// A hook already matched: nothing was written to it.
+    Unchanged,
+}
+
+/// The outcome of [`HookClient::ensure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensured {
+    /// What was done to the hook kept.
+    pub change: Change,
+    /// The id of the one hook now pointing at the URL.
+    pub hook_id: HookId,
+    /// Other hooks that pointed at the same URL, now deleted.
+    pub removed_duplicates: Vec<HookId>,
+}
+
+/// Sets up a [`HookClient`].
+pub struct HookClientBuilder {
+    repository: Repository,
+    token: Token,
+    retry: RetryPolicy,
+    clock: Arc<dyn Clock>,
+    http: Option<reqwest::Client>,
+}
+
+impl fmt::Debug for HookClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookClientBuilder")
+            .field("repository", &self.repository)
+            .field("token", &self.token)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HookClientBuilder {
+    /// How rate-limited and failed requests are retried.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The clock retries read and sleep on ([`TokioClock`] by default).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A `reqwest` client of the caller's (custom CA, proxy...). By default the client uses
+    /// rustls with the web PKI roots and a 30 s timeout.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Builds the client; fails when the API URL cannot carry paths, the token cannot go in
+    /// a header, or TLS cannot be set up.
+    pub fn build(self) -> Result<HookClient, RegisterError> {
+        let api = hosts::for_provider(self.repository.provider());
+        let fail = |kind| {
+            RegisterError::new(
+                self.repository.provider(),
+                host_of(self.repository.api_base()),
+                self.repository.full_name(),
+                Operation::Connect,
+                kind,
+            )
+        };
+        let base = self.repository.api_base();
+        if !matches!(base.scheme(), "https" | "http") || base.cannot_be_a_base() {
+            return Err(fail(ErrorKind::InvalidApiUrl(base.to_string())));
+        }
+        let auth = hosts_auth(api, &self.token).ok_or_else(|| fail(ErrorKind::InvalidToken))?;
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .user_agent(concat!("fluxhook-register/", env!("CARGO_PKG_VERSION")))
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| fail(ErrorKind::Transport(error_chain(&e))))?,
+        };
+        Ok(HookClient {
+            repository: self.repository,
+            token: self.token,
+            auth,
+            http,
+            retry: self.retry,
+            clock: self.clock,
+            api,
+        })
+    }
+}
+
+fn hosts_auth(api: &dyn HostApi, token: &Token) -> Option<(HeaderName, HeaderValue)> {
+    let auth = api.auth();
+    let value = match auth.scheme {
+        Some(scheme) => format!("{scheme} {}", token.expose()),
+        None => token.expose().to_owned(),
+    };
+    let mut value = HeaderValue::from_str(&value).ok()?;
+    // Keeps the token out of HTTP/2 header compression tables and debug output.
+    value.set_sensitive(true);
+    Some((HeaderName::from_static(auth.header), value))
+}
+
+fn host_of(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => url.to_string(),
+    }
+}
+
+/// An error and its causes, on one line (reqwest hides the cause of "error sending request").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Manages the webhooks of one repository through its host's REST API.
+///
+/// Every operation pages through lists, retries within its [`RetryPolicy`], and fails with a
+/// [`RegisterError`] naming the host, the repository and the HTTP status, never the token.
+pub struct HookClient {
+    repository: Repository,
+    token: Token,
+    auth: (HeaderName, HeaderValue),
+    http: reqwest::Client,
+    retry: RetryPolicy,
+    clock: Arc<dyn Clock>,
+    api: &'static dyn HostApi,
+}
+
+impl fmt::Debug for HookClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookClient")
+            .field("repository", &self.repository)
+            .field("token", &self.token)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request to send.
+struct Call<'a> {
+    operation: Operation,
+    method: Method,
+    url: Url,
+    body: Option<Value>,
+    /// A secret the host might echo in an error, to remove from messages.
+    secret: Option<&'a Secret>,
+}
+
+/// A successful reply.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl HookClient {
+    /// A client with the default retry policy, clock and HTTP client.
+    pub fn new(repository: Repository, token: Token) -> Result<HookClient, RegisterError> {
+        HookClient::builder(repository, token).build()
+    }
+
+    /// A builder to set the retry policy, clock or HTTP client.
+    pub fn builder(repository: Repository, token: Token) -> HookClientBuilder {
+        HookClientBuilder {
+            repository,
+            token,
+            retry: RetryPolicy::default(),
+            clock: Arc::new(TokioClock),
+            http: None,
+        }
+    }
+
+    /// The repository whose hooks this client manages.
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    /// All hooks of the repository, following the host's pagination.
+    pub async fn list(&self) -> Result<Vec<Hook>, RegisterError> {
+        let (size, per_page) = self.api.page_size_param();
+        let mut url = self.collection_url(&Operation::ListHooks)?;
+        url.query_pairs_mut().append_pair(size, per_page);
+        let mut hooks = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let reply = self
+                .send(Call {
+                    operation: Operation::ListHooks,
+                    method: Method::GET,
+                    url: url.clone(),
+                    body: None,
+                    secret: None,
+                })
+                .await?;
+            let body = self.json(&Operation::ListHooks, &reply)?;
+            let next = self.api.next_page(&url, &reply.headers, &body);
+            let items = self
+                .api
+                .page_items(body)
+                .map_err(|detail| self.unexpected(&Operation::ListHooks, &reply, detail))?;
+            for item in &items {
+                let hook = self
+                    .api
+                    .parse_hook(item)
+                    .map_err(|detail| self.unexpected(&Operation::ListHooks, &reply, detail))?;
+                hooks.push(hook);
+            }
+            match next {
+                None => return Ok(hooks),
+                Some(next) => url = self.checked_next_page(&url, &next)?,
+            }
+        }
+        Err(self.error(Operation::ListHooks, ErrorKind::TooManyPages(MAX_PAGES)))
+    }
+
+    /// Creates `desired` as a new hook.
+    pub async fn create(&self, desired: &DesiredHook) -> Result<Hook, RegisterError> {
+        let operation = Operation::CreateHook;
+        let call = Call {
+            url: self.collection_url(&operation)?,
+            operation,
+            method: Method::POST,
+            body: Some(self.api.create_body(desired)),
+            secret: Some(desired.secret()),
+        };
+        self.send_for_hook(call).await
+    }
+
+    /// Makes hook `id` into `desired`.
+    pub async fn update(&self, id: &HookId, desired: &DesiredHook) -> Result<Hook, RegisterError> {
+        let operation = Operation::UpdateHook(id.clone());
+        let call = Call {
+            url: self.hook_url(&operation, id)?,
+            operation,
+            method: self.api.update_method(),
+            body: Some(self.api.update_body(desired)),
+            secret: Some(desired.secret()),
+        };
+        self.send_for_hook(call).await
+    }
+
+    /// Deletes hook `id`.
+    pub async fn delete(&self, id: &HookId) -> Result<(), RegisterError> {
+        let operation = Operation::DeleteHook(id.clone());
+        let call = Call {
+            url: self.hook_url(&operation, id)?,
+            operation,
+            method: Method::DELETE,
+            body: None,
+            secret: None,
+        };
+        self.send(call).await.map(drop)
+    }
+
+    /// Makes the repository have exactly one hook to `desired.url()`, matching `desired`.
+    ///
+    /// Lists the hooks; keeps the first one to the URL that matches (no write), else updates
+    /// the first one to the URL that can be edited into shape, else creates one; then deletes
+    /// the other hooks to the same URL. Hooks to other URLs are left alone. Calling it again
+    /// with the same `desired` writes nothing.
+    ///
+    /// Where the host keeps a label (GitLab, Bitbucket), the hook carries a fingerprint of
+    /// the secret, so a changed secret is seen and written. GitHub and Gitea do not show
+    /// which secret a hook has: after changing the secret there, call
+    /// [`rotate_secret`](Self::rotate_secret). (A Flux Receiver's webhook path is derived
+    /// from its token, so a new token usually means a new URL anyway.)
+    pub async fn ensure(&self, desired: &DesiredHook) -> Result<Ensured, RegisterError> {
+        self.reconcile(desired, false).await
+    }
+
+    /// Like [`ensure`](Self::ensure), but writes the secret to the kept hook even when the
+    /// hook looks current: for hosts that cannot show which secret a hook has.
+    pub async fn rotate_secret(&self, desired: &DesiredHook) -> Result<Ensured, RegisterError> {
+        self.reconcile(desired, true).await
+    }
+
+    async fn reconcile(
+        &self,
+        desired: &DesiredHook,
+        rewrite_secret: bool,
+    ) -> Result<Ensured, RegisterError> {
+        let provider = self.repository.provider();
+        let same_url: Vec<Hook> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|h| h.points_to(desired.url()))
+            .collect();
+        let matching = same_url
+            .iter()
+            .find(|h| !rewrite_secret && h.matches(desired, provider));
+        let editable = same_url
+            .iter()
+            .find(|h| !matches!(h.payload, PayloadFormat::Other(_)));
+        let (change, hook_id) = match (matching, editable) {
+            (Some(hook), _) => (Change::Unchanged, hook.id.clone()),
+            (None, Some(hook)) => {
+                self.update(&hook.id, desired).await?;
+                (Change::Updated, hook.id.clone())
+            }
+            (None, None) => {
+                // Nothing to keep: clear the URL first, as GitHub refuses a second hook to it.
+                let removed_duplicates = self.delete_all(&same_url, None).await?;
+                let created = self.create(desired).await?;
+                return Ok(Ensured {
+                    change: Change::Created,
+                    hook_id: created.id,
+                    removed_duplicates,
+                });
+            }
+        };
+        let removed_duplicates = self.delete_all(&same_url, Some(&hook_id)).await?;
+        Ok(Ensured {
+            change,
+            hook_id,
+            removed_duplicates,
+        })
+    }
+
+    async fn delete_all(
+        &self,
+        hooks: &[Hook],
+        keep: Option<&HookId>,
+    ) -> Result<Vec<HookId>, RegisterError> {
+        let mut removed = Vec::new();
+        for hook in hooks.iter().filter(|h| Some(&h.id) != keep) {
+            self.delete(&hook.id).await?;
+            removed.push(hook.id.clone());
+        }
+        Ok(removed)
+    }
+
+    async fn send_for_hook(&self, call: Call<'_>) -> Result<Hook, RegisterError> {
+        let operation = call.operation.clone();
+        let reply = self.send(call).await?;
+        let body = self.json(&operation, &reply)?;
+        self.api
+            .parse_hook(&body)
+            .map_err(|detail| self.unexpected(&operation, &reply, detail))
+    }
+
+    /// Sends `call`, retrying rate limits, server errors and failed connections as the
+    /// retry policy allows.
+    async fn send(&self, call: Call<'_>) -> Result<Reply, RegisterError> {
+        let mut retries = 0u32;
+        loop {
+            let mut request = self
+                .http
+                .request(call.method.clone(), call.url.clone())
+                .header(self.auth.0.clone(), self.auth.1.clone())
+                .header(ACCEPT, self.api.accept());
+            for (name, value) in self.api.extra_headers() {
+                request = request.header(*name, *value);
+            }
+            if let Some(body) = &call.body {
+                request = request.json(body);
+            }
+            let may_retry = retries < self.retry.max_retries;
+            let wait = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    let body = response.bytes().await.map_err(|e| {
+                        self.error(
+                            call.operation.clone(),
+                            ErrorKind::Transport(error_chain(&e)),
+                        )
+                    })?;
+                    if status.is_success() {
+                        return Ok(Reply {
+                            status,
+                            headers,
+                            body: body.to_vec(),
+                        });
+                    }
+                    if is_rate_limited(status, &headers) {
+                        let wait = requested_wait(&headers, self.clock.now())
+                            .unwrap_or_else(|| self.retry.backoff(retries));
+                        if !may_retry || wait > self.retry.max_wait {
+                            return Err(self.error(
+                                call.operation,
+                                ErrorKind::RateLimited {
+                                    status: status.as_u16(),
+                                    wait,
+                                    retries,
+                                    max_wait: self.retry.max_wait,
+                                    max_retries: self.retry.max_retries,
+                                },
+                            ));
+                        }
+                        wait
+                    } else if status.is_server_error() && call.method != Method::POST && may_retry {
+                        // A failed creation may still have created the hook: not retried.
+                        self.retry.backoff(retries)
+                    } else {
+                        let message = self.host_message(status, &body, call.secret);
+                        return Err(self.error(
+                            call.operation,
+                            ErrorKind::Api {
+                                status: status.as_u16(),
+                                message,
+                            },
+                        ));
+                    }
+                }
+                // A refused connection sent nothing, so even a creation can be retried.
+                Err(error) if error.is_connect() && may_retry => self.retry.backoff(retries),
+                Err(error) => {
+                    return Err(
+                        self.error(call.operation, ErrorKind::Transport(error_chain(&error)))
+                    );
+                }
+            };
+            tracing::debug!(
+                host = %host_of(&call.url),
+                repository = %self.repository.full_name(),
+                operation = %call.operation,
+                ?wait,
+                retry = retries + 1,
+                "retrying"
+            );
+            self.clock.sleep(wait).await;
+            retries += 1;
+        }
+    }
+
+    /// The host's error message, without credentials and cut to a readable length.
+    fn host_message(&self, status: StatusCode, body: &[u8], secret: Option<&Secret>) -> String {
+        let message = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|json| self.api.error_message(&json))
+            .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+        let message = match message.is_empty() {
+            true => status.canonical_reason().unwrap_or("no message").to_owned(),
+            false => message,
+        };
+        let mut message = redact(&message, self.token.expose());
+        if let Some(secret) = secret {
+            message = redact(&message, secret.expose());
+        }
+        match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((cut, _)) => format!("{}…", message.get(..cut).unwrap_or_default()),
+            None => message,
+        }
+    }
+
+    fn json(&self, operation: &Operation, reply: &Reply) -> Result<Value, RegisterError> {
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| self.unexpected(operation, reply, format!("invalid JSON: {e}")))
+    }
+
+    fn unexpected(&self, operation: &Operation, reply: &Reply, detail: String) -> RegisterError {
+        self.error(
+            operation.clone(),
+            ErrorKind::UnexpectedReply {
+                status: reply.status.as_u16(),
+                detail,
+            },
+        )
+    }
+
+    fn error(&self, operation: Operation, kind: ErrorKind) -> RegisterError {
+        RegisterError::new(
+            self.repository.provider(),
+            host_of(self.repository.api_base()),
+            self.repository.full_name(),
+            operation,
+            kind,
+        )
+    }
+
+    fn collection_url(&self, operation: &Operation) -> Result<Url, RegisterError> {
+        self.api_url(operation, self.api.hooks_path(&self.repository))
+    }
+
+    fn hook_url(&self, operation: &Operation, id: &HookId) -> Result<Url, RegisterError> {
+        let mut path = self.api.hooks_path(&self.repository);
+        path.push(id.as_str().to_owned());
+        self.api_url(operation, path)
+    }
+
+    /// The API base with `segments` appended, each percent-encoded as one segment.
+    fn api_url(&self, operation: &Operation, segments: Vec<String>) -> Result<Url, RegisterError> {
+        let mut url = self.repository.api_base().clone();
+        match url.path_segments_mut() {
+            Ok(mut path) => {
+                path.pop_if_empty().extend(segments);
+            }
+            Err(()) => {
+                return Err(self.error(
+                    operation.clone(),
+                    ErrorKind::InvalidApiUrl(self.repository.api_base().to_string()),
+                ));
+            }
+        }
+        Ok(url)
+    }
+
+    /// The next page's URL, refused unless it stays under the API URL: the token goes with it.
+    fn checked_next_page(&self, current: &Url, next: &str) -> Result<Url, RegisterError> {
+        let base = self.repository.api_base();
+        let foreign = || {
+            let shown = next.split(['?', '#']).next().unwrap_or_default().to_owned();
+            self.error(Operation::ListHooks, ErrorKind::ForeignPageLink(shown))
+        };
+        let url = current.join(next).map_err(|_| foreign())?;
+        let base_path = base.path().trim_end_matches('/');
+        let same_api = url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default()
+            && url.path().starts_with(base_path);
+        match same_api {
+            true => Ok(url),
+            false => Err(foreign()),
+        }
+    }
+}
+
+/// `text` with every occurrence of `credential` replaced.
+fn redact(text: &str, credential: &str) -> String {
+    match credential.is_empty() {
+        true => text.to_owned(),
+        false => text.replace(credential, "[redacted]"),
+    }
+}

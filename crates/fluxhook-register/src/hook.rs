@@ -1,0 +1,296 @@
+//! Hooks as they should be and as hosts report them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use hmac::{KeyInit, Mac};
+use url::Url;
+
+use crate::{EventSet, Provider, Secret};
+
+/// The hook a Receiver needs: deliveries of `events` to `url`, signed with `secret`.
+///
+/// Payloads are always JSON and the host always verifies the receiver's TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredHook {
+    url: Url,
+    secret: Secret,
+    events: EventSet,
+}
+
+impl DesiredHook {
+    /// A hook delivering `events` to `url`, signed with `secret`.
+    pub fn new(url: Url, secret: Secret, events: EventSet) -> DesiredHook {
+        DesiredHook {
+            url,
+            secret,
+            events,
+        }
+    }
+
+    /// Where deliveries go.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The events subscribed to.
+    pub fn events(&self) -> &EventSet {
+        &self.events
+    }
+
+    pub(crate) fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// The fingerprint of the secret recorded in a hook's label, where the host has one.
+    pub(crate) fn fingerprint(&self) -> String {
+        secret_fingerprint(&self.secret, &self.url)
+    }
+}
+
+/// The first 64 bits of HMAC-SHA256 keyed by the secret over the hook URL, in hex.
+///
+/// It tells whether the secret changed without revealing it: only a holder of the secret can
+/// compute it, and the URL in the message makes it differ between hooks with one secret.
+fn secret_fingerprint(secret: &Secret, url: &Url) -> String {
+    // HMAC accepts keys of any length, so building it cannot fail.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes()) else {
+        return String::new();
+    };
+    mac.update(b"fluxhook-register secret fingerprint v1\n");
+    mac.update(url.as_str().as_bytes());
+    let digest = mac.finalize().into_bytes();
+    hex::encode(digest.get(..8).unwrap_or_default())
+}
+
+/// Marks the fingerprint inside a hook's label.
+const FINGERPRINT_MARK: &str = "secret-hmac=";
+
+/// The label text carrying `fingerprint`.
+pub(crate) fn fingerprint_label(fingerprint: &str) -> String {
+    format!("fluxhook ({FINGERPRINT_MARK}{fingerprint})")
+}
+
+/// The secret state of a hook whose host keeps a free-text label this crate writes to.
+pub(crate) fn secret_state_from_label(label: Option<&str>) -> SecretState {
+    let Some(label) = label else {
+        return SecretState::Hidden;
+    };
+    let fingerprint = label
+        .split_once(FINGERPRINT_MARK)
+        .and_then(|(_, rest)| rest.get(..16))
+        .filter(|f| f.bytes().all(|b| b.is_ascii_hexdigit()));
+    match fingerprint {
+        Some(f) => SecretState::Fingerprint(f.to_ascii_lowercase()),
+        None => SecretState::Unrecorded,
+    }
+}
+
+/// A hook's id on its host (a number, or a `{uuid}` on Bitbucket Cloud).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HookId(String);
+
+impl HookId {
+    /// Wraps the host's id.
+    pub fn new(id: impl Into<String>) -> HookId {
+        HookId(id.into())
+    }
+
+    /// The id as the host writes it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a hook serialises its deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// JSON body (`application/json`): what Flux receivers read.
+    Json,
+    /// Form-encoded body (GitHub's and Gitea's `form` content type).
+    Form,
+    /// Another kind of hook the host cannot turn into a JSON one by editing it (a Gitea
+    /// `slack` or `gogs` hook, say).
+    Other(String),
+}
+
+/// What a host tells of a hook's secret. Hosts never return the secret itself (Bitbucket
+/// Server's may, and is not relied on), so this crate records a fingerprint of it in the
+/// hook's label where the host keeps one: GitLab's `description`, Bitbucket Cloud's
+/// `description`, Bitbucket Server's `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretState {
+    /// The host reports that the hook has no secret.
+    Missing,
+    /// The label carries this fingerprint of the secret.
+    Fingerprint(String),
+    /// The host keeps a label, but it holds no fingerprint (not written by this crate).
+    Unrecorded,
+    /// The host does not show which secret is set (GitHub shows `********`, Gitea nothing,
+    /// GitLab before 17.1 has no label).
+    Hidden,
+}
+
+/// A hook as its host reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The host's id of the hook.
+    pub id: HookId,
+    /// Where deliveries go.
+    pub url: String,
+    /// The host's names of the events subscribed to; for GitLab, the `*_events` flags on.
+    pub events: BTreeSet<String>,
+    /// Whether the host delivers (GitLab: not disabled after failures).
+    pub active: bool,
+    /// How deliveries are serialised.
+    pub payload: PayloadFormat,
+    /// Whether the host verifies the receiver's TLS certificate.
+    pub tls_verification: bool,
+    /// What the host tells of the secret.
+    pub secret: SecretState,
+}
+
+impl Hook {
+    /// Whether the hook delivers to `url`.
+    pub fn points_to(&self, url: &Url) -> bool {
+        Url::parse(&self.url).is_ok_and(|own| own == *url)
+    }
+
+    /// Whether the hook is exactly `desired` on `provider`: same URL and events, active,
+    /// JSON, TLS verified, and a secret that is, as far as the host tells, the desired one.
+    pub fn matches(&self, desired: &DesiredHook, provider: Provider) -> bool {
+        let events: BTreeSet<String> = desired
+            .events()
+            .native(provider)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let secret = match &self.secret {
+            SecretState::Fingerprint(f) => *f == desired.fingerprint(),
+            SecretState::Hidden => true,
+            SecretState::Missing | SecretState::Unrecorded => false,
+        };
+        self.points_to(desired.url())
+            && self.events == events
+            && self.active
+            && self.payload == PayloadFormat::Json
+            && self.tls_verification
+            && secret
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn fingerprints_depend_on_secret_and_url() {
+        let a = secret_fingerprint(&Secret::new("one"), &url("https://r.example/hook/1"));
+        assert_eq!(a.len(), 16);
+        assert_eq!(
+            a,
+            secret_fingerprint(&Secret::new("one"), &url("https://r.example/hook/1"))
+        );
+        assert_ne!(
+            a,
+            secret_fingerprint(&Secret::new("two"), &url("https://r.example/hook/1"))
+        );
+        assert_ne!(
+            a,
+            secret_fingerprint(&Secret::new("one"), &url("https://r.example/hook/2"))
+        );
+        assert!(!a.contains("one"));
+    }
+
+    #[test]
+    fn labels_round_trip_fingerprints() {
+        let label = fingerprint_label("0123456789abcdef");
+        assert_eq!(
+            secret_state_from_label(Some(&label)),
+            SecretState::Fingerprint("0123456789abcdef".into())
+        );
+        assert_eq!(
+            secret_state_from_label(Some("CI hook")),
+            SecretState::Unrecorded
+        );
+        assert_eq!(
+            secret_state_from_label(Some("secret-hmac=nothex")),
+            SecretState::Unrecorded
+        );
+        assert_eq!(secret_state_from_label(None), SecretState::Hidden);
+    }
+
+    #[test]
+    fn matching_needs_every_property() {
+        let desired = DesiredHook::new(
+            url("https://r.example/hook/1"),
+            Secret::new("s"),
+            EventSet::default(),
+        );
+        let good = Hook {
+            id: HookId::new("1"),
+            url: "https://r.example/hook/1".into(),
+            events: ["push".to_owned()].into(),
+            active: true,
+            payload: PayloadFormat::Json,
+            tls_verification: true,
+            secret: SecretState::Hidden,
+        };
+        assert!(good.matches(&desired, Provider::GitHub));
+        assert!(!good.matches(&desired, Provider::GitLab));
+        let variants = [
+            Hook {
+                url: "https://r.example/hook/2".into(),
+                ..good.clone()
+            },
+            Hook {
+                events: ["push".to_owned(), "issues".to_owned()].into(),
+                ..good.clone()
+            },
+            Hook {
+                active: false,
+                ..good.clone()
+            },
+            Hook {
+                payload: PayloadFormat::Form,
+                ..good.clone()
+            },
+            Hook {
+                tls_verification: false,
+                ..good.clone()
+            },
+            Hook {
+                secret: SecretState::Missing,
+                ..good.clone()
+            },
+            Hook {
+                secret: SecretState::Unrecorded,
+                ..good.clone()
+            },
+            Hook {
+                secret: SecretState::Fingerprint("0000000000000000".into()),
+                ..good.clone()
+            },
+        ];
+        for hook in variants {
+            assert!(!hook.matches(&desired, Provider::GitHub), "{hook:?}");
+        }
+        let recorded = Hook {
+            secret: SecretState::Fingerprint(desired.fingerprint()),
+            ..good
+        };
+        assert!(recorded.matches(&desired, Provider::GitHub));
+    }
+}

@@ -1,0 +1,101 @@
+//! Bitbucket Cloud: `/repositories/{workspace}/{repo_slug}/hooks`, Bearer, `next` links.
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::{Auth, HostApi, flag, hook_id, kind, string_set, text};
+use crate::hook::{fingerprint_label, secret_state_from_label};
+use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
+
+pub(crate) struct BitbucketCloud;
+
+impl HostApi for BitbucketCloud {
+    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+        vec![
+            "repositories".into(),
+            repo.owner().into(),
+            repo.name().into(),
+            "hooks".into(),
+        ]
+    }
+
+    fn page_size_param(&self) -> (&'static str, &'static str) {
+        ("pagelen", "100")
+    }
+
+    fn next_page(&self, _current: &Url, _headers: &HeaderMap, body: &Value) -> Option<String> {
+        body.get("next").and_then(Value::as_str).map(str::to_owned)
+    }
+
+    fn page_items(&self, body: Value) -> Result<Vec<Value>, String> {
+        match body {
+            Value::Object(mut page) => match page.remove("values") {
+                Some(Value::Array(values)) => Ok(values),
+                _ => Err("a page without `values`".into()),
+            },
+            other => Err(format!("expected a page object, got {}", kind(&other))),
+        }
+    }
+
+    fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
+        let secret = match item.get("secret_set").and_then(Value::as_bool) {
+            Some(false) => SecretState::Missing,
+            _ => secret_state_from_label(item.get("description").and_then(Value::as_str)),
+        };
+        Ok(Hook {
+            id: hook_id(item, "uuid")?,
+            url: text(item, "/url"),
+            events: string_set(item, "events"),
+            active: flag(item, "/active", true),
+            payload: PayloadFormat::Json,
+            tls_verification: !flag(item, "/skip_cert_verification", false),
+            secret,
+        })
+    }
+
+    fn auth(&self) -> Auth {
+        Auth {
+            header: "authorization",
+            scheme: Some("Bearer"),
+        }
+    }
+
+    fn create_body(&self, desired: &DesiredHook) -> Value {
+        json!({
+            "description": fingerprint_label(&desired.fingerprint()),
+            "url": desired.url().as_str(),
+            "active": true,
+            "secret": desired.secret().expose(),
+            "skip_cert_verification": false,
+            "events": desired.events().native(Provider::BitbucketCloud),
+        })
+    }
+
+    fn update_method(&self) -> Method {
+        Method::PUT
+    }
+
+    fn error_message(&self, body: &Value) -> Option<String> {
+        let error = body.get("error")?;
+        let message = error.get("message")?.as_str()?;
+        let fields: Vec<String> = error
+            .get("fields")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(field, problems)| match problems {
+                Value::Array(list) => {
+                    let texts: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+                    format!("{field}: {}", texts.join(" "))
+                }
+                other => format!("{field}: {other}"),
+            })
+            .collect();
+        Some(match fields.is_empty() {
+            true => message.to_owned(),
+            false => format!("{message} ({})", fields.join("; ")),
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! GitHub: `/repos/{owner}/{repo}/hooks`, `Authorization: Bearer`, `Link` pagination.
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::{Auth, HostApi, flag, hook_id, link_next, string_set, text};
+use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
+
+pub(crate) struct GitHub;
+
+fn config(desired: &DesiredHook) -> Value {
+    json!({
+        "url": desired.url().as_str(),
+        "content_type": "json",
+        "insecure_ssl": "0",
+        "secret": desired.secret().expose(),
+    })
+}
+
+impl HostApi for GitHub {
+    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+        vec![
+            "repos".into(),
+            repo.owner().into(),
+            repo.name().into(),
+            "hooks".into(),
+        ]
+    }
+
+    fn page_size_param(&self) -> (&'static str, &'static str) {
+        ("per_page", "100")
+    }
+
+    fn next_page(&self, _current: &Url, headers: &HeaderMap, _body: &Value) -> Option<String> {
+        link_next(headers)
+    }
+
+    fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
+        let payload = match item.pointer("/config/content_type").and_then(Value::as_str) {
+            Some("json") => PayloadFormat::Json,
+            // GitHub's default content type is form.
+            Some("form") | None => PayloadFormat::Form,
+            Some(other) => PayloadFormat::Other(other.to_owned()),
+        };
+        let insecure = match item.pointer("/config/insecure_ssl") {
+            Some(Value::String(s)) => s != "0",
+            Some(Value::Number(n)) => n.as_u64() != Some(0),
+            _ => false,
+        };
+        let secret = match item.pointer("/config/secret").and_then(Value::as_str) {
+            Some(s) if !s.is_empty() => SecretState::Hidden,
+            _ => SecretState::Missing,
+        };
+        Ok(Hook {
+            id: hook_id(item, "id")?,
+            url: text(item, "/config/url"),
+            events: string_set(item, "events"),
+            active: flag(item, "/active", true),
+            payload,
+            tls_verification: !insecure,
+            secret,
+        })
+    }
+
+    fn auth(&self) -> Auth {
+        Auth {
+            header: "authorization",
+            scheme: Some("Bearer"),
+        }
+    }
+
+    fn accept(&self) -> &'static str {
+        "application/vnd.github+json"
+    }
+
+    fn extra_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[("x-github-api-version", "2022-11-28")]
+    }
+
+    fn create_body(&self, desired: &DesiredHook) -> Value {
+        json!({
+            "name": "web",
+            "active": true,
+            "events": desired.events().native(Provider::GitHub),
+            "config": config(desired),
+        })
+    }
+
+    fn update_method(&self) -> Method {
+        Method::PATCH
+    }
+
+    fn update_body(&self, desired: &DesiredHook) -> Value {
+        json!({
+            "active": true,
+            "events": desired.events().native(Provider::GitHub),
+            "config": config(desired),
+        })
+    }
+
+    fn error_message(&self, body: &Value) -> Option<String> {
+        let message = body.get("message")?.as_str()?;
+        let details: Vec<&str> = body
+            .get("errors")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                e.get("message")
+                    .and_then(Value::as_str)
+                    .or_else(|| e.as_str())
+            })
+            .collect();
+        Some(match details.is_empty() {
+            true => message.to_owned(),
+            false => format!("{message} ({})", details.join("; ")),
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! GitLab: `/projects/{url-encoded path}/hooks`, `PRIVATE-TOKEN`, `Link`/`x-next-page`
+//! pagination, the secret in the hook's `token`, events as `*_events` flags.
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::{Auth, HostApi, flag, hook_id, link_next, text, with_query};
+use crate::hook::{fingerprint_label, secret_state_from_label};
+use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository};
+
+pub(crate) struct GitLab;
+
+/// The event flags of a project hook this client sets: the wanted ones on, the others off.
+const EVENT_FLAGS: [&str; 16] = [
+    "push_events",
+    "tag_push_events",
+    "merge_requests_events",
+    "issues_events",
+    "confidential_issues_events",
+    "note_events",
+    "confidential_note_events",
+    "job_events",
+    "pipeline_events",
+    "wiki_page_events",
+    "deployment_events",
+    "releases_events",
+    "feature_flag_events",
+    "emoji_events",
+    "milestone_events",
+    "resource_access_token_events",
+];
+
+impl HostApi for GitLab {
+    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+        // One segment: the path's `/` is percent-encoded as the API demands.
+        vec!["projects".into(), repo.full_name(), "hooks".into()]
+    }
+
+    fn page_size_param(&self) -> (&'static str, &'static str) {
+        ("per_page", "100")
+    }
+
+    fn next_page(&self, current: &Url, headers: &HeaderMap, _body: &Value) -> Option<String> {
+        link_next(headers).or_else(|| {
+            let next = headers.get("x-next-page")?.to_str().ok()?.trim();
+            (!next.is_empty()).then(|| with_query(current, "page", next))
+        })
+    }
+
+    fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
+        let events = EVENT_FLAGS
+            .iter()
+            .filter(|f| flag(item, &format!("/{f}"), false))
+            .map(|f| (*f).to_owned())
+            .collect();
+        // GitLab disables hooks that keep failing; `executable` is the working state.
+        let active = item
+            .get("alert_status")
+            .and_then(Value::as_str)
+            .is_none_or(|s| s == "executable");
+        Ok(Hook {
+            id: hook_id(item, "id")?,
+            url: text(item, "/url"),
+            events,
+            active,
+            payload: PayloadFormat::Json,
+            tls_verification: flag(item, "/enable_ssl_verification", true),
+            // GitLab before 17.1 has no description: the secret cannot be told there.
+            secret: secret_state_from_label(item.get("description").and_then(Value::as_str)),
+        })
+    }
+
+    fn auth(&self) -> Auth {
+        Auth {
+            header: "private-token",
+            scheme: None,
+        }
+    }
+
+    fn create_body(&self, desired: &DesiredHook) -> Value {
+        let wanted = desired.events().native(Provider::GitLab);
+        let mut body = Map::new();
+        body.insert("url".into(), json!(desired.url().as_str()));
+        body.insert("token".into(), json!(desired.secret().expose()));
+        body.insert("name".into(), json!("fluxhook"));
+        body.insert(
+            "description".into(),
+            json!(fingerprint_label(&desired.fingerprint())),
+        );
+        body.insert("enable_ssl_verification".into(), json!(true));
+        for flag in EVENT_FLAGS {
+            body.insert(flag.into(), json!(wanted.contains(&flag)));
+        }
+        Value::Object(body)
+    }
+
+    fn update_method(&self) -> Method {
+        Method::PUT
+    }
+
+    fn error_message(&self, body: &Value) -> Option<String> {
+        // `{"message": "404 Not found"}`, `{"message": {"url": ["is blocked"]}}`,
+        // `{"error": "url is missing"}`.
+        match body.get("message").or_else(|| body.get("error"))? {
+            Value::String(message) => Some(message.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+}

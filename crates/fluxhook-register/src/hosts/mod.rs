@@ -1,0 +1,199 @@
+//! What differs between hosts: paths, credentials, bodies, replies, pagination, errors.
+
+mod bitbucket_cloud;
+mod bitbucket_server;
+mod gitea;
+mod github;
+mod gitlab;
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use url::Url;
+
+use crate::{DesiredHook, Hook, HookId, Provider, Repository};
+
+/// How the token goes into a request.
+pub(crate) struct Auth {
+    pub(crate) header: &'static str,
+    pub(crate) scheme: Option<&'static str>,
+}
+
+/// One host's hooks API.
+pub(crate) trait HostApi: Send + Sync {
+    /// Path segments of the repository's hook collection under the API base.
+    fn hooks_path(&self, repo: &Repository) -> Vec<String>;
+
+    /// Query parameter asking for the largest page.
+    fn page_size_param(&self) -> (&'static str, &'static str);
+
+    /// The URL of the next page, if the reply says there is one.
+    fn next_page(&self, current: &Url, headers: &HeaderMap, body: &Value) -> Option<String>;
+
+    /// The hooks of one page of the list reply.
+    fn page_items(&self, body: Value) -> Result<Vec<Value>, String> {
+        match body {
+            Value::Array(items) => Ok(items),
+            other => Err(format!(
+                "expected a JSON array of hooks, got {}",
+                kind(&other)
+            )),
+        }
+    }
+
+    /// A hook from the host's JSON.
+    fn parse_hook(&self, item: &Value) -> Result<Hook, String>;
+
+    /// Where the token goes.
+    fn auth(&self) -> Auth;
+
+    /// Value of the `Accept` header.
+    fn accept(&self) -> &'static str {
+        "application/json"
+    }
+
+    /// Other headers every request carries.
+    fn extra_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// The body creating `desired`.
+    fn create_body(&self, desired: &DesiredHook) -> Value;
+
+    /// The method editing a hook.
+    fn update_method(&self) -> Method;
+
+    /// The body turning a hook into `desired`.
+    fn update_body(&self, desired: &DesiredHook) -> Value {
+        self.create_body(desired)
+    }
+
+    /// The host's message in an error reply.
+    fn error_message(&self, body: &Value) -> Option<String>;
+}
+
+pub(crate) fn for_provider(provider: Provider) -> &'static dyn HostApi {
+    match provider {
+        Provider::GitHub => &github::GitHub,
+        Provider::GitLab => &gitlab::GitLab,
+        Provider::BitbucketCloud => &bitbucket_cloud::BitbucketCloud,
+        Provider::BitbucketServer => &bitbucket_server::BitbucketServer,
+        Provider::Gitea => &gitea::Gitea,
+    }
+}
+
+/// The URL of the `rel="next"` link of an RFC 8288 `Link` header.
+pub(crate) fn link_next(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|link| {
+            let (target, params) = link.split_once(';')?;
+            let is_next = params.split(';').any(|p| {
+                let p = p.trim().replace(' ', "");
+                p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
+            });
+            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+            is_next.then(|| target.to_owned())
+        })
+}
+
+/// `current` with query parameter `name` set to `value`.
+pub(crate) fn with_query(current: &Url, name: &str, value: &str) -> String {
+    let mut next = current.clone();
+    let kept: Vec<(String, String)> = current
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    next.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(name, value);
+    next.into()
+}
+
+pub(crate) fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A hook id, whether the host writes it as a number or a string.
+pub(crate) fn hook_id(item: &Value, field: &str) -> Result<HookId, String> {
+    match item.get(field) {
+        Some(Value::Number(n)) => Ok(HookId::new(n.to_string())),
+        Some(Value::String(s)) if !s.is_empty() => Ok(HookId::new(s.clone())),
+        _ => Err(format!("hook without an `{field}`")),
+    }
+}
+
+/// A string field, empty when absent.
+pub(crate) fn text(item: &Value, pointer: &str) -> String {
+    item.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A boolean field, `default` when absent.
+pub(crate) fn flag(item: &Value, pointer: &str, default: bool) -> bool {
+    item.pointer(pointer)
+        .and_then(Value::as_bool)
+        .unwrap_or(default)
+}
+
+/// The strings of an array field.
+pub(crate) fn string_set(item: &Value, field: &str) -> std::collections::BTreeSet<String> {
+    item.get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn next_links_are_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "link",
+            HeaderValue::from_static(
+                "<https://api.example/x?page=1>; rel=\"prev\", <https://api.example/x?page=3>; rel=\"next\", <https://api.example/x?page=9>; rel=\"last\"",
+            ),
+        );
+        assert_eq!(
+            link_next(&headers).as_deref(),
+            Some("https://api.example/x?page=3")
+        );
+        headers.insert(
+            "link",
+            HeaderValue::from_static("<https://api.example/x?page=1>; rel=\"first\""),
+        );
+        assert_eq!(link_next(&headers), None);
+    }
+
+    #[test]
+    fn query_values_are_replaced() {
+        let url = Url::parse("https://api.example/x?limit=50&start=0").unwrap();
+        assert_eq!(
+            with_query(&url, "start", "50"),
+            "https://api.example/x?limit=50&start=50"
+        );
+    }
+}

@@ -1,0 +1,801 @@
+//! Which host and which repository a GitRepository URL names. Pure: no I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+use url::Url;
+
+/// A Git host's API family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Provider {
+    /// GitHub.com and GitHub Enterprise Server.
+    GitHub,
+    /// GitLab.com and self-managed GitLab.
+    GitLab,
+    /// Bitbucket Cloud (bitbucket.org).
+    BitbucketCloud,
+    /// Bitbucket Server and Bitbucket Data Center.
+    BitbucketServer,
+    /// Gitea and Forgejo (Codeberg runs Forgejo); both speak the same hooks API.
+    Gitea,
+}
+
+impl Provider {
+    /// Every provider.
+    pub const ALL: [Provider; 5] = [
+        Provider::GitHub,
+        Provider::GitLab,
+        Provider::BitbucketCloud,
+        Provider::BitbucketServer,
+        Provider::Gitea,
+    ];
+
+    /// The provider of a known SaaS host name (`github.com`, `gitlab.com`, `bitbucket.org`,
+    /// `codeberg.org`, `gitea.com`, and their SSH aliases); `None` for any other host.
+    ///
+    /// ```
+    /// use fluxhook_register::Provider;
+    /// assert_eq!(Provider::from_hostname("GitHub.com"), Some(Provider::GitHub));
+    /// assert_eq!(Provider::from_hostname("codeberg.org"), Some(Provider::Gitea));
+    /// assert_eq!(Provider::from_hostname("git.example.com"), None);
+    /// ```
+    pub fn from_hostname(host: &str) -> Option<Provider> {
+        match host.to_ascii_lowercase().as_str() {
+            "github.com" | "www.github.com" | "ssh.github.com" => Some(Provider::GitHub),
+            "gitlab.com" | "www.gitlab.com" | "altssh.gitlab.com" => Some(Provider::GitLab),
+            "bitbucket.org" | "www.bitbucket.org" | "altssh.bitbucket.org" => {
+                Some(Provider::BitbucketCloud)
+            }
+            "codeberg.org" | "gitea.com" => Some(Provider::Gitea),
+            _ => None,
+        }
+    }
+
+    /// The path a self-hosted instance serves this API under, after its web root.
+    fn api_suffix(self) -> &'static str {
+        match self {
+            Provider::GitHub => "api/v3",
+            Provider::GitLab => "api/v4",
+            Provider::BitbucketCloud => "2.0",
+            Provider::BitbucketServer => "rest/api/1.0",
+            Provider::Gitea => "api/v1",
+        }
+    }
+
+    /// The API URL of the SaaS instance, for providers that have one at a fixed address.
+    fn saas_api_base(self, host: &str) -> Option<&'static str> {
+        match (self, Provider::from_hostname(host)) {
+            (Provider::GitHub, Some(Provider::GitHub)) => Some("https://api.github.com"),
+            (Provider::GitLab, Some(Provider::GitLab)) => Some("https://gitlab.com/api/v4"),
+            (Provider::BitbucketCloud, _) => Some("https://api.bitbucket.org/2.0"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::GitHub => "GitHub",
+            Provider::GitLab => "GitLab",
+            Provider::BitbucketCloud => "Bitbucket Cloud",
+            Provider::BitbucketServer => "Bitbucket Server",
+            Provider::Gitea => "Gitea",
+        })
+    }
+}
+
+/// A provider name that is not one of `github`, `gitlab`, `bitbucket-cloud` (or `bitbucket`),
+/// `bitbucket-server` (or `bitbucket-datacenter`), `gitea` (or `forgejo`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown Git provider {0:?}: expected github, gitlab, bitbucket-cloud, bitbucket-server, gitea or forgejo"
+)]
+pub struct UnknownProvider(pub String);
+
+impl FromStr for Provider {
+    type Err = UnknownProvider;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name.to_ascii_lowercase().as_str() {
+            "github" => Ok(Provider::GitHub),
+            "gitlab" => Ok(Provider::GitLab),
+            "bitbucket" | "bitbucket-cloud" => Ok(Provider::BitbucketCloud),
+            "bitbucket-server" | "bitbucket-datacenter" => Ok(Provider::BitbucketServer),
+            "gitea" | "forgejo" => Ok(Provider::Gitea),
+            _ => Err(UnknownProvider(name.to_owned())),
+        }
+    }
+}
+
+/// Why a GitRepository URL does not name a repository on a known host. Messages show the
+/// host and path, never user information embedded in the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoUrlError {
+    /// The URL is empty.
+    #[error("the repository URL is empty")]
+    Empty,
+    /// The scheme is not `https`, `http` or `ssh`.
+    #[error(
+        "unsupported scheme {0:?} in repository URL: use https://, http://, ssh:// or git@host:path"
+    )]
+    UnsupportedScheme(String),
+    /// The URL does not parse.
+    #[error("malformed repository URL: {0}")]
+    Malformed(String),
+    /// The URL has no host.
+    #[error("the repository URL has no host")]
+    MissingHost,
+    /// The path does not have the shape the provider's repositories have.
+    #[error("{provider} repository path {path:?} on {host} should be {expected}")]
+    UnexpectedPath {
+        /// The provider the path was read for.
+        provider: Provider,
+        /// The host of the URL.
+        host: String,
+        /// The path of the URL.
+        path: String,
+        /// What the path should look like.
+        expected: &'static str,
+    },
+    /// No provider is known for the host and none was given.
+    #[error(
+        "no Git provider is known for host {0}: give the provider (and API URL) of this self-hosted instance"
+    )]
+    UnknownHost(String),
+}
+
+/// How a Git URL reaches its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitScheme {
+    /// `https://host/path`.
+    Https,
+    /// `http://host/path`.
+    Http,
+    /// `ssh://[user@]host[:port]/path`.
+    Ssh,
+    /// scp-like `[user@]host:path`.
+    Scp,
+}
+
+/// A Git URL split into host and path, as Flux accepts them in a GitRepository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitUrl {
+    /// How the URL reaches the host.
+    pub scheme: GitScheme,
+    /// Host name, lower-cased.
+    pub host: String,
+    /// Explicit port, if any.
+    pub port: Option<u16>,
+    /// Path segments, percent-decoded, without a trailing `.git` on the last one.
+    pub segments: Vec<String>,
+}
+
+impl GitUrl {
+    /// Splits a GitRepository URL: `https://host/owner/repo(.git)`, `http://...`,
+    /// `ssh://git@host(:port)/owner/repo(.git)` or scp-like `git@host:owner/repo(.git)`.
+    ///
+    /// ```
+    /// use fluxhook_register::{GitScheme, GitUrl};
+    /// let url = GitUrl::parse("ssh://git@bitbucket.example.com:7999/prj/fleet.git")?;
+    /// assert_eq!(url.scheme, GitScheme::Ssh);
+    /// assert_eq!(url.host, "bitbucket.example.com");
+    /// assert_eq!(url.port, Some(7999));
+    /// assert_eq!(url.segments, ["prj", "fleet"]);
+    /// # Ok::<(), fluxhook_register::RepoUrlError>(())
+    /// ```
+    pub fn parse(input: &str) -> Result<GitUrl, RepoUrlError> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err(RepoUrlError::Empty);
+        }
+        match input.split_once("://") {
+            Some((scheme, _)) => Self::parse_url(input, scheme),
+            None => Self::parse_scp(input),
+        }
+    }
+
+    fn parse_url(input: &str, scheme: &str) -> Result<GitUrl, RepoUrlError> {
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "https" => GitScheme::Https,
+            "http" => GitScheme::Http,
+            "ssh" | "git+ssh" => GitScheme::Ssh,
+            _ => return Err(RepoUrlError::UnsupportedScheme(scheme.to_owned())),
+        };
+        let url = Url::parse(input).map_err(|e| RepoUrlError::Malformed(e.to_string()))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or(RepoUrlError::MissingHost)?
+            .to_ascii_lowercase();
+        Ok(GitUrl {
+            scheme,
+            host,
+            port: url.port(),
+            segments: split_path(url.path())?,
+        })
+    }
+
+    fn parse_scp(input: &str) -> Result<GitUrl, RepoUrlError> {
+        // `[user@]host:path`; a `/` before the first `:` would make it a local path.
+        let (authority, path) = input
+            .split_once(':')
+            .filter(|(authority, _)| !authority.contains('/'))
+            .ok_or_else(|| {
+                RepoUrlError::Malformed("expected scheme://host/path or user@host:path".into())
+            })?;
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        if host.is_empty() {
+            return Err(RepoUrlError::MissingHost);
+        }
+        if host.chars().any(|c| c.is_whitespace() || c == '@') {
+            return Err(RepoUrlError::Malformed(format!("invalid host {host:?}")));
+        }
+        Ok(GitUrl {
+            scheme: GitScheme::Scp,
+            host: host.to_ascii_lowercase(),
+            port: None,
+            segments: split_path(path)?,
+        })
+    }
+
+    /// The path as it appears in messages.
+    fn display_path(&self) -> String {
+        self.segments.join("/")
+    }
+
+    /// The web root of the host: `https://host` for SSH URLs, whose port is not the web port.
+    fn web_root(&self) -> String {
+        match (self.scheme, self.port) {
+            (GitScheme::Http, Some(port)) => format!("http://{}:{port}", self.host),
+            (GitScheme::Http, None) => format!("http://{}", self.host),
+            (GitScheme::Https, Some(port)) => format!("https://{}:{port}", self.host),
+            _ => format!("https://{}", self.host),
+        }
+    }
+}
+
+fn split_path(path: &str) -> Result<Vec<String>, RepoUrlError> {
+    let path = path.trim_start_matches('/').trim_end_matches('/');
+    let mut segments = Vec::new();
+    for raw in path.split('/') {
+        let segment = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| RepoUrlError::Malformed(format!("path segment {raw:?} is not UTF-8")))?;
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(RepoUrlError::Malformed(format!("invalid path {path:?}")));
+        }
+        segments.push(segment.into_owned());
+    }
+    if let Some(last) = segments.last_mut()
+        && let Some(stripped) = last.strip_suffix(".git").filter(|s| !s.is_empty())
+    {
+        *last = stripped.to_owned();
+    }
+    Ok(segments)
+}
+
+/// How to reach a self-hosted instance whose host name says nothing of its provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// The instance's API family.
+    pub provider: Provider,
+    /// The URL the documented API paths hang from: `https://ghe.example.com/api/v3`,
+    /// `https://gitlab.example.com/api/v4`, `https://bitbucket.example.com/rest/api/1.0`,
+    /// `https://gitea.example.com/api/v1`. `None` derives it from the repository URL.
+    pub api_base: Option<Url>,
+}
+
+/// One repository on one Git host, and the API URL to manage its hooks through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    provider: Provider,
+    api_base: Url,
+    owner: String,
+    name: String,
+}
+
+impl Repository {
+    /// A repository given part by part. `owner` is the GitHub/Gitea owner, the GitLab
+    /// namespace (`group/subgroup`), the Bitbucket Cloud workspace or the Bitbucket Server
+    /// project key; `api_base` is where the provider's documented API paths hang from.
+    pub fn new(
+        provider: Provider,
+        api_base: Url,
+        owner: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Repository {
+        Repository {
+            provider,
+            api_base,
+            owner: owner.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Recognises the host and repository of a GitRepository URL.
+    ///
+    /// `host` names the provider (and optionally the API URL) of a self-hosted instance;
+    /// without it only the known SaaS hosts are recognised. When `host` gives an API URL with
+    /// a path prefix (an instance under `/gitlab`, say), that prefix is removed from the
+    /// repository path of `http(s)` URLs.
+    ///
+    /// ```
+    /// use fluxhook_register::{HostConfig, Provider, Repository};
+    ///
+    /// let repo = Repository::from_git_url("git@gitlab.com:platform/infra/fleet.git", None)?;
+    /// assert_eq!(repo.provider(), Provider::GitLab);
+    /// assert_eq!(repo.owner(), "platform/infra");
+    /// assert_eq!(repo.name(), "fleet");
+    /// assert_eq!(repo.api_base().as_str(), "https://gitlab.com/api/v4");
+    ///
+    /// let server = HostConfig { provider: Provider::BitbucketServer, api_base: None };
+    /// let repo = Repository::from_git_url("https://git.example.com/scm/prj/fleet.git", Some(&server))?;
+    /// assert_eq!((repo.owner(), repo.name()), ("PRJ", "fleet"));
+    /// assert_eq!(repo.api_base().as_str(), "https://git.example.com/rest/api/1.0");
+    /// # Ok::<(), fluxhook_register::RepoUrlError>(())
+    /// ```
+    pub fn from_git_url(
+        git_url: &str,
+        host: Option<&HostConfig>,
+    ) -> Result<Repository, RepoUrlError> {
+        let url = GitUrl::parse(git_url)?;
+        let provider = host
+            .map(|h| h.provider)
+            .or_else(|| Provider::from_hostname(&url.host))
+            .ok_or_else(|| RepoUrlError::UnknownHost(url.host.clone()))?;
+        let explicit_base = host.and_then(|h| h.api_base.clone());
+        let mut segments = url.segments.as_slice();
+        if let Some(base) = &explicit_base {
+            segments = strip_instance_prefix(&url, base, provider, segments);
+        }
+        let (context, owner, name) = split_owner_name(&url, provider, segments)?;
+        let api_base = match explicit_base {
+            Some(base) => base,
+            None => default_api_base(&url, provider, &context)?,
+        };
+        Ok(Repository::new(provider, api_base, owner, name))
+    }
+
+    /// The host's API family.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The URL the provider's documented API paths hang from.
+    pub fn api_base(&self) -> &Url {
+        &self.api_base
+    }
+
+    /// Owner, namespace, workspace or project key.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Repository name (slug).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `owner/name`, as messages show the repository.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+/// Removes the web path prefix of an instance served under a sub-path, known from the path
+/// of its explicit API URL (`https://host/gitlab/api/v4` → `gitlab`).
+fn strip_instance_prefix<'a>(
+    url: &GitUrl,
+    api_base: &Url,
+    provider: Provider,
+    segments: &'a [String],
+) -> &'a [String] {
+    if !matches!(url.scheme, GitScheme::Https | GitScheme::Http) {
+        return segments;
+    }
+    let base_path = api_base.path().trim_matches('/');
+    let Some(prefix) = base_path
+        .strip_suffix(provider.api_suffix())
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty())
+    else {
+        return segments;
+    };
+    let prefix: Vec<&str> = prefix.split('/').collect();
+    let starts_with_prefix =
+        segments.len() > prefix.len() && segments.iter().zip(&prefix).all(|(s, p)| s == p);
+    match starts_with_prefix {
+        true => segments.get(prefix.len()..).unwrap_or(segments),
+        false => segments,
+    }
+}
+
+/// `(context path, owner, name)` of a repository path. The context path is the prefix of a
+/// Bitbucket Server served under a sub-path (`/bitbucket/scm/PRJ/repo`); empty elsewhere.
+fn split_owner_name(
+    url: &GitUrl,
+    provider: Provider,
+    segments: &[String],
+) -> Result<(String, String, String), RepoUrlError> {
+    let unexpected = |expected| RepoUrlError::UnexpectedPath {
+        provider,
+        host: url.host.clone(),
+        path: url.display_path(),
+        expected,
+    };
+    match provider {
+        Provider::GitLab => match segments {
+            [namespace @ .., name] if !namespace.is_empty() => {
+                Ok((String::new(), namespace.join("/"), name.clone()))
+            }
+            _ => Err(unexpected("group[/subgroup...]/project")),
+        },
+        Provider::BitbucketServer => {
+            let http = matches!(url.scheme, GitScheme::Https | GitScheme::Http);
+            let (context, rest) = match segments.iter().position(|s| s == "scm") {
+                Some(scm) if http => (
+                    segments.get(..scm).unwrap_or_default().join("/"),
+                    segments.get(scm + 1..).unwrap_or_default(),
+                ),
+                _ if http => return Err(unexpected("[context/]scm/PROJECT/repo")),
+                _ => (String::new(), segments),
+            };
+            match rest {
+                [key, slug] => Ok((context, project_key(key), slug.clone())),
+                _ => Err(unexpected("scm/PROJECT/repo (https) or PROJECT/repo (ssh)")),
+            }
+        }
+        Provider::GitHub | Provider::BitbucketCloud | Provider::Gitea => match segments {
+            [owner, name] => Ok((String::new(), owner.clone(), name.clone())),
+            _ => Err(unexpected("owner/repo")),
+        },
+    }
+}
+
+/// Bitbucket Server project keys are upper case (SSH URLs show them lower-cased); personal
+/// projects (`~user`) keep the user's name as is.
+fn project_key(key: &str) -> String {
+    match key.starts_with('~') {
+        true => key.to_owned(),
+        false => key.to_ascii_uppercase(),
+    }
+}
+
+fn default_api_base(url: &GitUrl, provider: Provider, context: &str) -> Result<Url, RepoUrlError> {
+    let base = match provider.saas_api_base(&url.host) {
+        Some(saas) => saas.to_owned(),
+        None => {
+            let mut base = url.web_root();
+            for part in [context, provider.api_suffix()] {
+                if !part.is_empty() {
+                    base.push('/');
+                    base.push_str(part);
+                }
+            }
+            base
+        }
+    };
+    Url::parse(&base).map_err(|e| RepoUrlError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn locate(url: &str, host: Option<&HostConfig>) -> (Provider, String, String, String) {
+        let repo = Repository::from_git_url(url, host).unwrap();
+        (
+            repo.provider(),
+            repo.api_base().to_string(),
+            repo.owner().to_owned(),
+            repo.name().to_owned(),
+        )
+    }
+
+    fn self_hosted(provider: Provider, api_base: Option<&str>) -> HostConfig {
+        HostConfig {
+            provider,
+            api_base: api_base.map(|b| Url::parse(b).unwrap()),
+        }
+    }
+
+    #[test]
+    fn saas_hosts_in_every_form() {
+        for url in [
+            "https://github.com/fluxcd/flux2",
+            "https://github.com/fluxcd/flux2.git",
+            "https://github.com/fluxcd/flux2/",
+            "http://github.com/fluxcd/flux2",
+            "ssh://git@github.com/fluxcd/flux2.git",
+            "ssh://git@ssh.github.com:443/fluxcd/flux2.git",
+            "git@github.com:fluxcd/flux2.git",
+            "git@github.com:fluxcd/flux2",
+            "https://user@GitHub.com/fluxcd/flux2",
+        ] {
+            assert_eq!(
+                locate(url, None),
+                (
+                    Provider::GitHub,
+                    "https://api.github.com/".into(),
+                    "fluxcd".into(),
+                    "flux2".into()
+                ),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            locate(
+                "https://bitbucket.org/atlassian/stash-example-plugin.git",
+                None
+            ),
+            (
+                Provider::BitbucketCloud,
+                "https://api.bitbucket.org/2.0".into(),
+                "atlassian".into(),
+                "stash-example-plugin".into()
+            )
+        );
+        assert_eq!(
+            locate("git@codeberg.org:forgejo/forgejo.git", None),
+            (
+                Provider::Gitea,
+                "https://codeberg.org/api/v1".into(),
+                "forgejo".into(),
+                "forgejo".into()
+            )
+        );
+    }
+
+    #[test]
+    fn gitlab_subgroups() {
+        for url in [
+            "https://gitlab.com/group/sub/deeper/repo.git",
+            "ssh://git@gitlab.com/group/sub/deeper/repo.git",
+            "git@gitlab.com:group/sub/deeper/repo",
+        ] {
+            assert_eq!(
+                locate(url, None),
+                (
+                    Provider::GitLab,
+                    "https://gitlab.com/api/v4".into(),
+                    "group/sub/deeper".into(),
+                    "repo".into()
+                ),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn self_hosted_instances_derive_their_api_url() {
+        let cases = [
+            (
+                Provider::GitHub,
+                "https://ghe.example.com/org/repo.git",
+                "https://ghe.example.com/api/v3",
+                "org",
+            ),
+            (
+                Provider::GitLab,
+                "https://git.example.com:8443/g/s/repo",
+                "https://git.example.com:8443/api/v4",
+                "g/s",
+            ),
+            (
+                Provider::GitLab,
+                "ssh://git@git.example.com:2222/g/repo.git",
+                "https://git.example.com/api/v4",
+                "g",
+            ),
+            (
+                Provider::Gitea,
+                "http://gitea.local:3000/org/repo.git",
+                "http://gitea.local:3000/api/v1",
+                "org",
+            ),
+            (
+                Provider::BitbucketServer,
+                "https://bb.example.com/scm/prj/repo.git",
+                "https://bb.example.com/rest/api/1.0",
+                "PRJ",
+            ),
+            (
+                Provider::BitbucketServer,
+                "https://bb.example.com/bitbucket/scm/PRJ/repo.git",
+                "https://bb.example.com/bitbucket/rest/api/1.0",
+                "PRJ",
+            ),
+            (
+                Provider::BitbucketServer,
+                "ssh://git@bb.example.com:7999/prj/repo.git",
+                "https://bb.example.com/rest/api/1.0",
+                "PRJ",
+            ),
+            (
+                Provider::BitbucketServer,
+                "ssh://git@bb.example.com:7999/~jdoe/repo.git",
+                "https://bb.example.com/rest/api/1.0",
+                "~jdoe",
+            ),
+        ];
+        for (provider, url, api, owner) in cases {
+            let host = self_hosted(provider, None);
+            assert_eq!(
+                locate(url, Some(&host)),
+                (provider, api.into(), owner.into(), "repo".into()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn explicit_api_url_wins_and_strips_the_instance_prefix() {
+        let host = self_hosted(Provider::GitLab, Some("https://example.com/gitlab/api/v4"));
+        assert_eq!(
+            locate("https://example.com/gitlab/group/repo.git", Some(&host)),
+            (
+                Provider::GitLab,
+                "https://example.com/gitlab/api/v4".into(),
+                "group".into(),
+                "repo".into()
+            )
+        );
+        // An SSH URL has no web prefix to strip.
+        assert_eq!(
+            locate("git@example.com:gitlab/repo.git", Some(&host)).2,
+            "gitlab"
+        );
+        // The explicit provider also overrides a SaaS host name (a proxy, say).
+        let gitea = self_hosted(Provider::Gitea, Some("https://proxy.example.com/api/v1"));
+        assert_eq!(
+            locate("https://github.com/o/r", Some(&gitea)).0,
+            Provider::Gitea
+        );
+    }
+
+    #[test]
+    fn typed_errors() {
+        let err =
+            |url: &str, host: Option<&HostConfig>| Repository::from_git_url(url, host).unwrap_err();
+        assert_eq!(err("", None), RepoUrlError::Empty);
+        assert!(matches!(
+            err("ftp://github.com/o/r", None),
+            RepoUrlError::UnsupportedScheme(_)
+        ));
+        assert!(
+            matches!(err("https://git.example.com/o/r", None), RepoUrlError::UnknownHost(h) if h == "git.example.com")
+        );
+        assert!(matches!(
+            err("https://github.com/o", None),
+            RepoUrlError::UnexpectedPath { .. }
+        ));
+        assert!(matches!(
+            err("https://github.com/o/r/tree/main", None),
+            RepoUrlError::UnexpectedPath { .. }
+        ));
+        assert!(matches!(
+            err("https://gitlab.com/repo", None),
+            RepoUrlError::UnexpectedPath { .. }
+        ));
+        assert!(matches!(
+            err("https://github.com/o//r", None),
+            RepoUrlError::Malformed(_)
+        ));
+        assert!(matches!(
+            err("/srv/git/repo", None),
+            RepoUrlError::Malformed(_)
+        ));
+        assert!(matches!(err("git@:o/r", None), RepoUrlError::MissingHost));
+        let bbs = self_hosted(Provider::BitbucketServer, None);
+        assert!(matches!(
+            err("https://bb.example.com/prj/repo", Some(&bbs)),
+            RepoUrlError::UnexpectedPath { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_never_show_user_information() {
+        let message = Repository::from_git_url("https://user:hunter2@git.example.com/o/r", None)
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        let message = Repository::from_git_url("https://user:hunter2@github.com/o", None)
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn provider_names() {
+        for provider in Provider::ALL {
+            let name = provider.to_string().to_ascii_lowercase().replace(' ', "-");
+            assert_eq!(name.parse::<Provider>().unwrap(), provider);
+        }
+        assert_eq!("forgejo".parse::<Provider>().unwrap(), Provider::Gitea);
+        assert!("sourcehut".parse::<Provider>().is_err());
+    }
+
+    fn name_strategy() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9][A-Za-z0-9_.-]{0,15}"
+            .prop_filter("a trailing .git is the suffix", |n| !n.ends_with(".git"))
+    }
+
+    fn render(form: u8, host: &str, path: &str, dot_git: bool) -> String {
+        let suffix = if dot_git { ".git" } else { "" };
+        match form % 5 {
+            0 => format!("https://{host}/{path}{suffix}"),
+            1 => format!("http://{host}/{path}{suffix}"),
+            2 => format!("ssh://git@{host}/{path}{suffix}"),
+            3 => format!("ssh://git@{host}:2222/{path}{suffix}"),
+            _ => format!("git@{host}:{path}{suffix}"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_input(input in "\\PC{0,80}") {
+            let _ = Repository::from_git_url(&input, None);
+            let host = HostConfig { provider: Provider::BitbucketServer, api_base: None };
+            let _ = Repository::from_git_url(&input, Some(&host));
+        }
+
+        #[test]
+        fn never_panics_on_url_like_input(
+            scheme in prop::sample::select(vec!["https://", "ssh://", "git@", "http://", ""]),
+            rest in "[a-z0-9@:/._~%-]{0,40}",
+        ) {
+            let _ = Repository::from_git_url(&format!("{scheme}{rest}"), None);
+        }
+
+        #[test]
+        fn saas_urls_round_trip(
+            host in prop::sample::select(vec!["github.com", "bitbucket.org", "codeberg.org"]),
+            owner in name_strategy(),
+            name in name_strategy(),
+            form in 0u8..5,
+            dot_git: bool,
+        ) {
+            let url = render(form, host, &format!("{owner}/{name}"), dot_git);
+            let repo = Repository::from_git_url(&url, None).unwrap();
+            prop_assert_eq!(repo.owner(), owner.as_str());
+            prop_assert_eq!(repo.name(), name.as_str());
+        }
+
+        #[test]
+        fn gitlab_namespaces_round_trip(
+            namespace in prop::collection::vec(name_strategy(), 1..4),
+            name in name_strategy(),
+            form in 0u8..5,
+            dot_git: bool,
+        ) {
+            let url = render(form, "gitlab.com", &format!("{}/{name}", namespace.join("/")), dot_git);
+            let repo = Repository::from_git_url(&url, None).unwrap();
+            prop_assert_eq!(repo.owner(), namespace.join("/"));
+            prop_assert_eq!(repo.name(), name.as_str());
+        }
+
+        #[test]
+        fn bitbucket_server_round_trips(
+            key in "[A-Z][A-Z0-9_]{0,8}",
+            slug in name_strategy(),
+            form in 0u8..5,
+            dot_git: bool,
+        ) {
+            let path = match form % 5 {
+                0 | 1 => format!("scm/{}/{slug}", key.to_ascii_lowercase()),
+                _ => format!("{}/{slug}", key.to_ascii_lowercase()),
+            };
+            let url = render(form, "bitbucket.example.com", &path, dot_git);
+            let host = HostConfig { provider: Provider::BitbucketServer, api_base: None };
+            let repo = Repository::from_git_url(&url, Some(&host)).unwrap();
+            prop_assert_eq!(repo.owner(), key.as_str());
+            prop_assert_eq!(repo.name(), slug.as_str());
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Gitea / Forgejo REST API: repository webhooks (`/repos/{owner}/{repo}/hooks`).
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::dialect::{
+    CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, link_header, page_count,
+    page_window, string_array,
+};
+use crate::{FakeConfig, FakeHook};
+
+pub(crate) struct Gitea;
+
+/// Hook types Gitea and Forgejo know.
+const HOOK_TYPES: [&str; 12] = [
+    "forgejo",
+    "gitea",
+    "gogs",
+    "slack",
+    "discord",
+    "dingtalk",
+    "telegram",
+    "msteams",
+    "feishu",
+    "matrix",
+    "wechatwork",
+    "packagist",
+];
+
+fn unprocessable(ctx: &Ctx<'_>, message: &str) -> Reply {
+    Reply::json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"message": message, "url": format!("{}/api/swagger", ctx.base_url)}),
+    )
+}
+
+/// Applies a `config` map; on create `url` and `content_type` are required.
+fn apply_config(
+    ctx: &Ctx<'_>,
+    config: &Value,
+    hook: &mut FakeHook,
+    create: bool,
+) -> Result<(), Reply> {
+    let Some(config) = config.as_object() else {
+        return Err(unprocessable(ctx, "config must be an object"));
+    };
+    if config.values().any(|v| !v.is_string()) {
+        return Err(unprocessable(ctx, "config values must be strings"));
+    }
+    let text = |key: &str| config.get(key).and_then(Value::as_str);
+    match text("url") {
+        None if create => return Err(unprocessable(ctx, "Missing config option: url")),
+        None => {}
+        Some(url) if is_http_url(url) => hook.url = url.to_owned(),
+        Some(_) => return Err(unprocessable(ctx, "Invalid url")),
+    }
+    match text("content_type") {
+        None if create => return Err(unprocessable(ctx, "Missing config option: content_type")),
+        None => {}
+        Some(t @ ("json" | "form")) => hook.content_type = t.to_owned(),
+        Some(_) => return Err(unprocessable(ctx, "Invalid content type")),
+    }
+    if let Some(secret) = text("secret") {
+        hook.secret = (!secret.is_empty()).then(|| secret.to_owned());
+    }
+    Ok(())
+}
+
+fn apply_common(ctx: &Ctx<'_>, body: &Value, hook: &mut FakeHook) -> Result<(), Reply> {
+    if let Some(events) = body.get("events") {
+        match string_array(events) {
+            Some(events) => hook.events = events,
+            None => return Err(unprocessable(ctx, "events must be a list of strings")),
+        }
+    }
+    match body.get("active").map(Value::as_bool) {
+        None => {}
+        Some(Some(active)) => hook.active = active,
+        Some(None) => return Err(unprocessable(ctx, "active must be a boolean")),
+    }
+    Ok(())
+}
+
+impl Dialect for Gitea {
+    fn default_hook_type(&self) -> &'static str {
+        "gitea"
+    }
+
+    fn route(&self, config: &FakeConfig, segments: &[String]) -> Option<Target> {
+        let [repos, owner, repo, hooks, rest @ ..] = segments else {
+            return None;
+        };
+        let repo_matches = repos == "repos"
+            && hooks == "hooks"
+            && owner.eq_ignore_ascii_case(&config.owner)
+            && repo.eq_ignore_ascii_case(&config.repo);
+        match (repo_matches, rest) {
+            (true, []) => Some(Target::Collection),
+            (true, [id]) => Some(Target::Item(id.clone())),
+            _ => None,
+        }
+    }
+
+    fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {
+        has_credentials(headers, "authorization", "token", &config.token)
+            || has_credentials(headers, "authorization", "Bearer", &config.token)
+    }
+
+    fn error(&self, ctx: &Ctx<'_>, status: StatusCode, message: &str) -> Reply {
+        Reply::json(
+            status,
+            json!({"message": message, "url": format!("{}/api/swagger", ctx.base_url)}),
+        )
+    }
+
+    fn unauthorized(&self, ctx: &Ctx<'_>) -> Reply {
+        self.error(ctx, StatusCode::UNAUTHORIZED, "token is required")
+    }
+
+    fn not_found(&self, ctx: &Ctx<'_>) -> Reply {
+        Reply::json(
+            StatusCode::NOT_FOUND,
+            json!({"errors": null, "message": "not found", "url": format!("{}/api/swagger", ctx.base_url)}),
+        )
+    }
+
+    fn update_method(&self) -> Method {
+        Method::PATCH
+    }
+
+    fn create(
+        &self,
+        ctx: &Ctx<'_>,
+        body: &Value,
+        _existing: &[FakeHook],
+    ) -> Result<FakeHook, Reply> {
+        let Some(hook_type) = body.get("type").and_then(Value::as_str) else {
+            return Err(unprocessable(ctx, "[Type]: Required"));
+        };
+        if !HOOK_TYPES.contains(&hook_type) {
+            return Err(unprocessable(ctx, "Invalid hook type"));
+        }
+        let Some(config) = body.get("config") else {
+            return Err(unprocessable(ctx, "[Config]: Required"));
+        };
+        let mut hook = FakeHook::new("", &["push"]);
+        hook.hook_type = hook_type.to_owned();
+        // Gitea creates hooks inactive unless asked otherwise.
+        hook.active = false;
+        apply_config(ctx, config, &mut hook, true)?;
+        apply_common(ctx, body, &mut hook)?;
+        Ok(hook)
+    }
+
+    fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        body: &Value,
+        hook: &mut FakeHook,
+        _others: &[FakeHook],
+    ) -> Result<(), Reply> {
+        if let Some(config) = body.get("config") {
+            apply_config(ctx, config, hook, false)?;
+        }
+        apply_common(ctx, body, hook)
+    }
+
+    fn render(&self, _ctx: &Ctx<'_>, hook: &FakeHook) -> Value {
+        json!({
+            "id": hook.id,
+            "type": hook.hook_type,
+            "branch_filter": "*",
+            "config": {
+                "content_type": hook.content_type,
+                "http_method": "post",
+                "url": hook.url,
+            },
+            "events": hook.events,
+            "authorization_header": "",
+            "active": hook.active,
+            "updated_at": CREATED_AT,
+            "created_at": CREATED_AT,
+        })
+    }
+
+    fn list(&self, ctx: &Ctx<'_>, hooks: &[FakeHook]) -> Reply {
+        let limit = ctx.page_size("limit", 30, 50);
+        let page = ctx.query_number("page", 1);
+        let (start, end) = page_window(hooks.len(), page, limit);
+        let items: Vec<Value> = hooks
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|h| self.render(ctx, h))
+            .collect();
+        let last = page_count(hooks.len(), limit);
+        let mut reply = Reply::json(StatusCode::OK, Value::Array(items))
+            .with_header("x-total-count", hooks.len().to_string());
+        let link = link_header(ctx, "limit", limit, page, last);
+        if !link.is_empty() {
+            reply = reply.with_header("link", link);
+        }
+        reply
+    }
+}
