@@ -34,7 +34,8 @@ pub enum ParseError {
         /// What was read: `body`, or the part of it that holds a nested document.
         location: &'static str,
     },
-    /// The JSON is nested deeper than [`Parser::MAX_DEPTH`](crate::Parser::MAX_DEPTH).
+    /// The JSON is nested deeper than [`Parser::MAX_DEPTH`](crate::Parser::MAX_DEPTH)
+    /// where it is read into a tree ([`Webhook::json`](crate::Webhook::json)).
     #[error(
         "{location} is nested deeper than {} levels (line {line}, column {column})",
         crate::Parser::MAX_DEPTH

@@ -18,8 +18,10 @@
 //!
 //! Bad input is an error, never a panic: a body over the size limit
 //! (3 MiB by default, as Flux's receiver), headers that are missing or not
-//! text, JSON that is invalid, of the wrong shape, or nested deeper than
-//! [`Parser::MAX_DEPTH`] where it is read.
+//! text, JSON that is invalid or not of the shape the sender uses. Nesting
+//! cannot exhaust the stack: the few fields read are shallow, the rest is
+//! skipped without recursion, and [`Webhook::json`] stops at
+//! [`Parser::MAX_DEPTH`] levels.
 //!
 //! # Example
 //!
@@ -262,10 +264,12 @@ impl Parser {
     /// The default body size limit: 3 MiB, the limit of Flux's receiver.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
-    /// How deeply JSON may nest where it is read, and in [`Webhook::json`]:
-    /// serde_json's recursion limit. Parts of a body that are skipped are
-    /// walked without recursion, so no nesting can exhaust the stack.
-    pub const MAX_DEPTH: usize = 128;
+    /// The deepest nesting [`Webhook::json`] accepts: serde_json's recursion
+    /// limit (it refuses the 128th level). [`Parser::parse`] needs none: it reads a few shallow fields and
+    /// skips the rest without recursion (serde_json walks skipped values
+    /// with a heap stack), so deep nesting in a part it skips is no error
+    /// there, and cannot exhaust the stack.
+    pub const MAX_DEPTH: usize = 127;
 
     /// A parser with the default limits.
     pub const fn new() -> Self {
