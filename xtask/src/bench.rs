@@ -12,7 +12,6 @@ use std::time::SystemTime;
 use fluxhook_corpus::BASELINE_GROUP;
 use serde::Deserialize;
 
-
 #[derive(Deserialize)]
 struct BenchmarkJson {
     group_id: String,
@@ -101,14 +100,16 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
     serde_json::from_slice(&text).map_err(|e| format!("{} is malformed: {e}", path.display()))
 }
 
+/// A summary per benchmark group, then every measurement.
 fn render(measurements: &[Measurement]) -> String {
     let baseline: BTreeMap<&str, f64> = measurements
         .iter()
         .filter(|m| m.group == BASELINE_GROUP)
         .map(|m| (m.input.as_str(), m.median_ns))
         .collect();
-    let mut out = String::from(
-        "| input | benchmark | median | throughput | × baseline HMAC-SHA256 |\n\
+    let mut out = render_summary(measurements, &baseline);
+    out.push_str(
+        "\n| input | benchmark | median | throughput | × baseline HMAC-SHA256 |\n\
          | --- | --- | ---: | ---: | ---: |\n",
     );
     for m in measurements {
@@ -132,6 +133,54 @@ fn render(measurements: &[Measurement]) -> String {
         ));
     }
     out
+}
+
+/// Per group: how many inputs, the median of their medians, and the median
+/// (with range) of their ratios to the baseline on the same input.
+fn render_summary(measurements: &[Measurement], baseline: &BTreeMap<&str, f64>) -> String {
+    let mut groups: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for m in measurements {
+        let (medians, ratios) = groups.entry(m.group.as_str()).or_default();
+        medians.push(m.median_ns);
+        if let Some(base) = baseline.get(m.input.as_str()) {
+            ratios.push(m.median_ns / base);
+        }
+    }
+    let mut out = String::from(
+        "| benchmark | inputs | median time | × baseline: median (min–max) |\n\
+         | --- | ---: | ---: | --- |\n",
+    );
+    for (group, (mut medians, mut ratios)) in groups {
+        let ratio = if ratios.is_empty() {
+            String::new()
+        } else {
+            let (min, max) = (min_of(&ratios), max_of(&ratios));
+            format!("{:.2} ({min:.2}–{max:.2})", median(&mut ratios))
+        };
+        out.push_str(&format!(
+            "| {group} | {} | {} | {ratio} |\n",
+            medians.len(),
+            human_duration(median(&mut medians)),
+        ));
+    }
+    out
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn min_of(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max_of(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
 fn human_duration(ns: f64) -> String {
