@@ -294,9 +294,9 @@ impl HookClient {
 
     /// Makes the repository have exactly one hook to `desired.url()`, matching `desired`.
     ///
-    /// Lists the hooks; keeps the first one to the URL that matches (no write), else updates
-    /// the first one to the URL that can be edited into shape, else creates one; then deletes
-    /// the other hooks to the same URL. Hooks to other URLs are left alone. Calling it again
+    /// Lists the hooks; keeps the first one to the URL that matches (no write), else the
+    /// first one to the URL that can be edited into shape; deletes the other hooks to the
+    /// URL; then updates the kept hook, or creates one when none was kept. Hooks to other URLs are left alone. Calling it again
     /// with the same `desired` writes nothing.
     ///
     /// Where the host keeps a label (GitLab, Bitbucket), the hook carries a fingerprint of
@@ -332,24 +332,14 @@ impl HookClient {
         let editable = same_url
             .iter()
             .find(|h| !matches!(h.payload, PayloadFormat::Other(_)));
+        let keep = matching.or(editable).map(|h| h.id.clone());
+        // Duplicates go first: GitHub refuses two hooks to one URL, even during an update.
+        let removed_duplicates = self.delete_all(&same_url, keep.as_ref()).await?;
         let (change, hook_id) = match (matching, editable) {
             (Some(hook), _) => (Change::Unchanged, hook.id.clone()),
-            (None, Some(hook)) => {
-                self.update(&hook.id, desired).await?;
-                (Change::Updated, hook.id.clone())
-            }
-            (None, None) => {
-                // Nothing to keep: clear the URL first, as GitHub refuses a second hook to it.
-                let removed_duplicates = self.delete_all(&same_url, None).await?;
-                let created = self.create(desired).await?;
-                return Ok(Ensured {
-                    change: Change::Created,
-                    hook_id: created.id,
-                    removed_duplicates,
-                });
-            }
+            (None, Some(hook)) => (Change::Updated, self.update(&hook.id, desired).await?.id),
+            (None, None) => (Change::Created, self.create(desired).await?.id),
         };
-        let removed_duplicates = self.delete_all(&same_url, Some(&hook_id)).await?;
         Ok(Ensured {
             change,
             hook_id,
@@ -561,5 +551,97 @@ fn redact(text: &str, credential: &str) -> String {
     match credential.is_empty() {
         true => text.to_owned(),
         false => text.replace(credential, "[redacted]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Provider;
+
+    fn client(api_base: &str) -> HookClient {
+        let repository = Repository::new(Provider::GitHub, Url::parse(api_base).unwrap(), "o", "r");
+        HookClient::new(repository, Token::new("ghp_secret_token")).unwrap()
+    }
+
+    #[test]
+    fn next_pages_must_stay_under_the_api_url() {
+        let client = client("https://ghe.example.com/api/v3");
+        let current =
+            Url::parse("https://ghe.example.com/api/v3/repos/o/r/hooks?per_page=100").unwrap();
+        let same = client
+            .checked_next_page(
+                &current,
+                "https://ghe.example.com/api/v3/repos/o/r/hooks?page=2",
+            )
+            .unwrap();
+        assert_eq!(same.query(), Some("page=2"));
+        let relative = client.checked_next_page(&current, "hooks?page=3").unwrap();
+        assert_eq!(relative.path(), "/api/v3/repos/o/r/hooks");
+        for foreign in [
+            "https://attacker.example/api/v3/repos/o/r/hooks?page=2",
+            "http://ghe.example.com/api/v3/repos/o/r/hooks?page=2",
+            "https://ghe.example.com:8443/api/v3/repos/o/r/hooks?page=2",
+            "https://ghe.example.com/login?page=2",
+        ] {
+            let error = client.checked_next_page(&current, foreign).unwrap_err();
+            assert!(
+                matches!(error.kind(), ErrorKind::ForeignPageLink(_)),
+                "{foreign}: {error}"
+            );
+            assert!(!error.to_string().contains("page=2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn host_messages_lose_credentials_and_length() {
+        let client = client("https://api.github.com");
+        let secret = Secret::new("hook-secret-value");
+        let body = br#"{"message": "token ghp_secret_token and hook-secret-value are wrong"}"#;
+        let message = client.host_message(StatusCode::BAD_REQUEST, body, Some(&secret));
+        assert_eq!(message, "token [redacted] and [redacted] are wrong");
+        let long = "x".repeat(1000);
+        let message = client.host_message(StatusCode::BAD_GATEWAY, long.as_bytes(), None);
+        assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        let message = client.host_message(StatusCode::BAD_GATEWAY, b"", None);
+        assert_eq!(message, "Bad Gateway");
+    }
+
+    #[test]
+    fn api_urls_must_be_http() {
+        let repository =
+            Repository::new(Provider::Gitea, Url::parse("mailto:a@b").unwrap(), "o", "r");
+        let error = HookClient::new(repository, Token::new("t")).unwrap_err();
+        assert!(
+            matches!(error.kind(), ErrorKind::InvalidApiUrl(_)),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn paths_encode_each_segment() {
+        let repository = Repository::new(
+            Provider::GitLab,
+            Url::parse("https://gitlab.com/api/v4").unwrap(),
+            "group/sub",
+            "repo",
+        );
+        let client = HookClient::new(repository, Token::new("t")).unwrap();
+        let url = client.collection_url(&Operation::ListHooks).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://gitlab.com/api/v4/projects/group%2Fsub%2Frepo/hooks"
+        );
+        let uuid = HookId::new("{d53603cc-3f67-45ea-b310-aaa5ef6ec061}");
+        let url = client
+            .hook_url(&Operation::DeleteHook(uuid.clone()), &uuid)
+            .unwrap();
+        assert!(
+            url.as_str()
+                .ends_with("/hooks/%7Bd53603cc-3f67-45ea-b310-aaa5ef6ec061%7D"),
+            "{url}"
+        );
     }
 }

@@ -146,7 +146,7 @@ pub struct Hook {
     pub url: String,
     /// The host's names of the events subscribed to; for GitLab, the `*_events` flags on.
     pub events: BTreeSet<String>,
-    /// Whether the host delivers (GitLab: not disabled after failures).
+    /// Whether the hook is switched on (GitLab project hooks have no switch: always true).
     pub active: bool,
     /// How deliveries are serialised.
     pub payload: PayloadFormat,

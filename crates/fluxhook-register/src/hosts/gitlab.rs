@@ -55,16 +55,14 @@ impl HostApi for GitLab {
             .filter(|f| flag(item, &format!("/{f}"), false))
             .map(|f| (*f).to_owned())
             .collect();
-        // GitLab disables hooks that keep failing; `executable` is the working state.
-        let active = item
-            .get("alert_status")
-            .and_then(Value::as_str)
-            .is_none_or(|s| s == "executable");
         Ok(Hook {
             id: hook_id(item, "id")?,
             url: text(item, "/url"),
             events,
-            active,
+            // Project hooks have no on/off switch to write. GitLab's own disabling after
+            // failed deliveries (`alert_status`) is lifted by a successful test delivery,
+            // not by editing, so it is not this client's to converge.
+            active: true,
             payload: PayloadFormat::Json,
             tls_verification: flag(item, "/enable_ssl_verification", true),
             // GitLab before 17.1 has no description: the secret cannot be told there.
