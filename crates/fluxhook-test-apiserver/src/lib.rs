@@ -1,1 +1,111 @@
-//! placeholder
+//! A fake Kubernetes API server for fluxhook's tests and demos.
+//!
+//! No kube-apiserver can run where fluxhook is tested, so the project runs its real binaries —
+//! built on kube-rs's `Client`, `Api` and `kube_runtime::watcher` — against this server
+//! instead. It listens on `127.0.0.1` (plain HTTP, an ephemeral port), writes a kubeconfig that
+//! points at it, and implements, faithfully, the part of the Kubernetes API fluxhook uses:
+//!
+//! - **Storage** of any registered type ([`ResourceType`]: the built-in Namespace, Secret,
+//!   ConfigMap, Event, events.k8s.io Event and Lease, Flux's kinds from
+//!   [`ResourceType::flux`], or any CRD) as JSON, with server-set `uid`, `creationTimestamp`,
+//!   `resourceVersion` (one global counter) and `generation` (bumped on changes outside
+//!   `metadata` and, for status-subresource types, `status`). Writes that change nothing
+//!   keep the resourceVersion and send no watch event, as etcd-backed storage does.
+//! - **Verbs**: get; list with label selectors (`=`, `==`, `!=`, `in`, `notin`, exists, `!`,
+//!   `>`, `<`), field selectors on `metadata.name`/`metadata.namespace` and `limit`/`continue`
+//!   paging; watch (below); create (with `generateName`, 409 AlreadyExists, 404 for a missing
+//!   namespace); update (409 Conflict on a stale `resourceVersion`); patch; delete (finalizers
+//!   keep the object, with a `deletionTimestamp`, until an update removes the last one) and
+//!   deletecollection; the `/status` subresource; `dryRun=All`; metadata-only answers for
+//!   `Accept: ...;as=PartialObjectMetadata`; namespaced and all-namespaces paths.
+//! - **Watches**: newline-delimited `{type, object}` events replayed after a given
+//!   resourceVersion, synthetic ADDED events for `resourceVersion` unset or `0`,
+//!   `sendInitialEvents` with its closing bookmark, BOOKMARK events with
+//!   `allowWatchBookmarks`, `timeoutSeconds`, objects entering or leaving a selection sent as
+//!   ADDED or DELETED, and an `ERROR` event with a 410 Expired `Status` for a resourceVersion
+//!   older than the retained history ([`ServerOptions::event_history`],
+//!   [`TestApiServer::compact_history`]).
+//! - **Discovery**: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<group>`,
+//!   `/apis/<group>/<version>`, and aggregated discovery.
+//! - **Errors** as `kind: Status` objects ([`ApiError`]), so kube-rs returns `kube::Error::Api`.
+//! - **Faults** injected at run time ([`Faults`]): latency, the next N matching requests
+//!   answered with a 5xx or 429 with `Retry-After`, watch streams closed now or after N events;
+//!   and a log of every request ([`RequestLog`]).
+//!
+//! # Simplifications
+//!
+//! - Strategic merge patch is applied as a JSON merge patch (lists are replaced, never merged
+//!   by key). JSON patch (RFC 6902) is supported.
+//! - Server-side apply is create-or-merge-patch: no `managedFields` are kept, so fields another
+//!   manager owns never conflict (`force` changes nothing) and fields a manager stops applying
+//!   are not removed. `fieldManager` is still required, as the apiserver requires it.
+//! - Each registered group/version has its own storage (no conversion between versions), so
+//!   core v1 Events and events.k8s.io/v1 Events are separate collections.
+//! - There is no garbage collector and no namespace controller: `propagationPolicy` and
+//!   `ownerReferences` are ignored, and deleting a namespace leaves its objects in place.
+//! - `continue` pages after the first come from the current state (not a snapshot) but carry
+//!   the first page's resourceVersion, so a watch started from it still misses nothing.
+//! - A watch from a resourceVersion newer than the server's starts there instead of waiting.
+//! - Dropped watches end their stream cleanly, as an apiserver closing a watch does.
+//! - No authentication or authorization: every request is allowed.
+//!
+//! # Example
+//!
+//! Start a server, register a CRD, create an object with kube-rs and read it back:
+//!
+//! ```
+//! use fluxhook_test_apiserver::{ResourceType, TestApiServer};
+//! use kube::api::{Api, DynamicObject, PostParams};
+//! use kube::config::{KubeConfigOptions, Kubeconfig};
+//! use kube::discovery::ApiResource;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = TestApiServer::start().await?;
+//! let repos = ResourceType::new("source.toolkit.fluxcd.io", "v1", "GitRepository", "gitrepositories")
+//!     .with_status_subresource();
+//! server.register(repos);
+//!
+//! // The real binaries read the same kubeconfig from KUBECONFIG.
+//! let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml())?;
+//! let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+//! let client = kube::Client::try_from(config)?;
+//!
+//! let resource = ApiResource {
+//!     group: "source.toolkit.fluxcd.io".into(),
+//!     version: "v1".into(),
+//!     api_version: "source.toolkit.fluxcd.io/v1".into(),
+//!     kind: "GitRepository".into(),
+//!     plural: "gitrepositories".into(),
+//! };
+//! let api: Api<DynamicObject> = Api::namespaced_with(client, "default", &resource);
+//! let mut repo = DynamicObject::new("flux-repo", &resource);
+//! repo.data = serde_json::json!({"spec": {"url": "https://example.com/repo.git"}});
+//! api.create(&PostParams::default(), &repo).await?;
+//!
+//! let stored = server.get("source.toolkit.fluxcd.io/v1", "GitRepository", "default", "flux-repo")?;
+//! assert_eq!(stored["spec"]["url"], "https://example.com/repo.git");
+//! assert_eq!(stored["metadata"]["generation"], 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod discovery;
+mod error;
+mod faults;
+mod kubeconfig;
+mod meta;
+mod patch;
+mod resource;
+mod routes;
+mod seed;
+mod selectors;
+mod server;
+mod store;
+mod watch;
+
+pub use error::ApiError;
+pub use faults::{Faults, RequestLog, RequestMatcher, RequestRecord, RequestTarget, Verb};
+pub use resource::ResourceType;
+pub use seed::SeedError;
+pub use server::{ServerOptions, TestApiServer};
