@@ -1,24 +1,24 @@
 //! Flux Receiver events and what each host calls them.
-//!
-//! A Flux Receiver lists the events it accepts in the host's own words (`push`, `Push Hook`,
-//! `repo:push`, `repo:refs_changed`...). They are read into [`HookEvent`]s and written back in
-//! the words of the host the hook is registered on:
-//!
-//! | event | GitHub | GitLab | Bitbucket Cloud | Bitbucket Server | Gitea / Forgejo |
-//! | --- | --- | --- | --- | --- | --- |
-//! | [`Push`](HookEvent::Push) | `push` | `push_events`, `tag_push_events` | `repo:push` | `repo:refs_changed` | `push` |
-//! | [`TagPush`](HookEvent::TagPush) | `push` | `tag_push_events` | `repo:push` | `repo:refs_changed` | `push` |
-//! | [`PullRequest`](HookEvent::PullRequest) | `pull_request` | `merge_requests_events` | `pullrequest:created`, `pullrequest:updated` | `pr:opened`, `pr:from_ref_updated` | `pull_request` |
-//!
-//! GitHub, Bitbucket and Gitea report tag pushes as pushes, so a tag push needs their push
-//! event. `ping` (and Bitbucket Server's `diagnostics:ping`) needs no subscription: hosts send
-//! it on their own. A Receiver that lists no events accepts all, and gets [`HookEvent::Push`].
 
 use std::collections::BTreeSet;
 
 use crate::Provider;
 
 /// An event a Flux Receiver can be notified of.
+///
+/// A Flux Receiver lists the events it accepts in the host's own words (`push`, `Push Hook`,
+/// `repo:push`, `repo:refs_changed`...). They are read into [`HookEvent`]s and written back in
+/// the words of the host the hook is registered on:
+///
+/// | event | GitHub | GitLab | Bitbucket Cloud | Bitbucket Server | Gitea / Forgejo |
+/// | --- | --- | --- | --- | --- | --- |
+/// | [`Push`](HookEvent::Push) | `push` | `push_events`, `tag_push_events` | `repo:push` | `repo:refs_changed` | `push` |
+/// | [`TagPush`](HookEvent::TagPush) | `push` | `tag_push_events` | `repo:push` | `repo:refs_changed` | `push` |
+/// | [`PullRequest`](HookEvent::PullRequest) | `pull_request` | `merge_requests_events` | `pullrequest:created`, `pullrequest:updated` | `pr:opened`, `pr:from_ref_updated` | `pull_request` |
+///
+/// GitHub, Bitbucket and Gitea report tag pushes as pushes, so a tag push needs their push
+/// event. `ping` (and Bitbucket Server's `diagnostics:ping`) needs no subscription: hosts send
+/// it on their own. A Receiver that lists no events accepts all, and gets [`HookEvent::Push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HookEvent {
     /// Commits pushed to a branch (and, on GitLab, tags pushed too).

@@ -12,6 +12,11 @@
 //! follow the host's pagination; rate limits and server errors are retried within a bounded
 //! [`RetryPolicy`]; errors name the host, repository and HTTP status, never a credential.
 //!
+//! Hosts never show a hook's secret. Where a hook has a free-text label (GitLab and
+//! Bitbucket), the client records an HMAC fingerprint of the secret in it, so `ensure` sees a
+//! changed secret; GitHub and Gitea offer no such place, so a rotation there is written with
+//! [`HookClient::rotate_secret`] (see [`SecretState`]).
+//!
 //! ```
 //! use fluxhook_register::{Change, DesiredHook, EventSet, HookClient, Provider, Repository, Secret, Token};
 //! use fluxhook_test_githost::{FakeHost, HostKind};

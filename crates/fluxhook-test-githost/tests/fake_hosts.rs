@@ -1,0 +1,362 @@
+//! The fakes answer as their hosts document: credentials, routes, bodies, shapes, pages.
+
+#![allow(clippy::unwrap_used)]
+
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The path of the hook collection of the fake's repository, under the API base.
+fn hooks_path(host: &FakeHost) -> String {
+    let (owner, repo) = (host.owner(), host.repo());
+    match host.kind() {
+        HostKind::GitHub | HostKind::Gitea => format!("/repos/{owner}/{repo}/hooks"),
+        HostKind::GitLab => format!("/projects/{}%2F{repo}/hooks", owner.replace('/', "%2F")),
+        HostKind::BitbucketCloud => format!("/repositories/{owner}/{repo}/hooks"),
+        HostKind::BitbucketServer => format!("/projects/{owner}/repos/{repo}/webhooks"),
+    }
+}
+
+/// The credentials header each host documents.
+fn auth(kind: HostKind, token: &str) -> (&'static str, String) {
+    match kind {
+        HostKind::GitLab => ("private-token", token.to_owned()),
+        HostKind::Gitea => ("authorization", format!("token {token}")),
+        _ => ("authorization", format!("Bearer {token}")),
+    }
+}
+
+async fn call(
+    host: &FakeHost,
+    method: Method,
+    path: &str,
+    header: (&str, String),
+    body: Option<Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", host.api_base()))
+        .header(header.0, header.1);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn valid_create_body(kind: HostKind) -> Value {
+    let url = "https://flux.example.com/hook/1";
+    match kind {
+        HostKind::GitHub => {
+            json!({"name": "web", "events": ["push"], "config": {"url": url, "content_type": "json", "secret": "s"}})
+        }
+        HostKind::GitLab => json!({"url": url, "token": "s", "push_events": true}),
+        HostKind::BitbucketCloud => {
+            json!({"description": "d", "url": url, "events": ["repo:push"], "secret": "s"})
+        }
+        HostKind::BitbucketServer => {
+            json!({"name": "n", "url": url, "events": ["repo:refs_changed"], "configuration": {"secret": "s"}})
+        }
+        HostKind::Gitea => {
+            json!({"type": "gitea", "config": {"url": url, "content_type": "json", "secret": "s"}, "events": ["push"], "active": true})
+        }
+    }
+}
+
+/// The host's error message, wherever its error shape keeps it.
+fn message(body: &Value) -> String {
+    for pointer in ["/message", "/error/message", "/errors/0/message", "/error"] {
+        if let Some(text) = body.pointer(pointer).and_then(Value::as_str) {
+            return text.to_owned();
+        }
+    }
+    body.to_string()
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_401s_in_each_hosts_shape() {
+    let expected = [
+        (HostKind::GitHub, "Bad credentials"),
+        (HostKind::GitLab, "401 Unauthorized"),
+        (
+            HostKind::BitbucketCloud,
+            "Token is invalid, expired, or not supported for this endpoint.",
+        ),
+        (
+            HostKind::BitbucketServer,
+            "Authentication failed. Please check your credentials and try again.",
+        ),
+        (HostKind::Gitea, "token is required"),
+    ];
+    for (kind, text) in expected {
+        let host = FakeHost::start(kind).await.unwrap();
+        let path = hooks_path(&host);
+        let (status, _, body) = call(&host, Method::GET, &path, auth(kind, "wrong"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{kind:?}");
+        assert_eq!(message(&body), text, "{kind:?}");
+        let (status, _, _) = call(&host, Method::GET, &path, ("x-other", "x".into()), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{kind:?}");
+        let (status, _, _) = call(&host, Method::GET, &path, auth(kind, host.token()), None).await;
+        assert_eq!(status, StatusCode::OK, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn each_host_accepts_its_documented_credential_forms_only() {
+    let cases = [
+        (HostKind::GitHub, "authorization", "token", true),
+        (HostKind::GitLab, "authorization", "Bearer", true),
+        (HostKind::Gitea, "authorization", "Bearer", true),
+        (HostKind::BitbucketCloud, "authorization", "token", false),
+        (HostKind::GitLab, "authorization", "token", false),
+    ];
+    for (kind, header, scheme, accepted) in cases {
+        let host = FakeHost::start(kind).await.unwrap();
+        let value = format!("{scheme} {}", host.token());
+        let (status, _, _) = call(
+            &host,
+            Method::GET,
+            &hooks_path(&host),
+            (header, value),
+            None,
+        )
+        .await;
+        assert_eq!(status == StatusCode::OK, accepted, "{kind:?} {scheme}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_repositories_routes_and_hooks_are_404s() {
+    for kind in HostKind::ALL {
+        let host = FakeHost::start(kind).await.unwrap();
+        let good = hooks_path(&host);
+        let token = || auth(kind, host.token());
+        let wrong_repo = good.replace(host.repo(), "other-repo");
+        let (status, _, body) = call(&host, Method::GET, &wrong_repo, token(), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{kind:?}");
+        assert!(!message(&body).is_empty(), "{kind:?}");
+        let (status, _, _) = call(&host, Method::GET, &format!("{good}/999"), token(), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{kind:?}");
+        let (status, _, _) = call(&host, Method::PUT, &good, token(), Some(json!({}))).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{kind:?}: no PUT on the collection"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_bodies_are_refused_as_the_host_does() {
+    let expected = [
+        (HostKind::GitHub, 422, "Validation Failed"),
+        (HostKind::GitLab, 400, "url is missing"),
+        (HostKind::BitbucketCloud, 400, "Bad request"),
+        (HostKind::BitbucketServer, 400, "A name is required."),
+        (HostKind::Gitea, 422, "[Type]: Required"),
+    ];
+    for (kind, code, text) in expected {
+        let host = FakeHost::start(kind).await.unwrap();
+        let path = hooks_path(&host);
+        let (status, _, body) = call(
+            &host,
+            Method::POST,
+            &path,
+            auth(kind, host.token()),
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(status.as_u16(), code, "{kind:?}: {body}");
+        assert_eq!(message(&body), text, "{kind:?}");
+        assert!(host.hooks().is_empty());
+        let (status, _, body) = call(
+            &host,
+            Method::POST,
+            &path,
+            auth(kind, host.token()),
+            Some(valid_create_body(kind)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{kind:?}: {body}");
+        assert_eq!(host.hooks().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn replies_show_whether_a_secret_is_set_as_each_host_does() {
+    for kind in HostKind::ALL {
+        let host = FakeHost::start(kind).await.unwrap();
+        let (_, _, hook) = call(
+            &host,
+            Method::POST,
+            &hooks_path(&host),
+            auth(kind, host.token()),
+            Some(valid_create_body(kind)),
+        )
+        .await;
+        let shown = match kind {
+            HostKind::GitHub => hook.pointer("/config/secret").cloned(),
+            HostKind::BitbucketCloud => hook.get("secret_set").cloned(),
+            HostKind::BitbucketServer => hook.pointer("/configuration/secret").cloned(),
+            HostKind::GitLab | HostKind::Gitea => None,
+        };
+        let expected = match kind {
+            HostKind::GitHub => Some(json!("********")),
+            HostKind::BitbucketCloud => Some(json!(true)),
+            HostKind::BitbucketServer => Some(json!("s")),
+            HostKind::GitLab | HostKind::Gitea => None,
+        };
+        assert_eq!(shown, expected, "{kind:?}: {hook}");
+        assert!(!hook.to_string().contains("\"token\":\"s\""), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn gitea_creates_hooks_inactive_unless_asked() {
+    let host = FakeHost::start(HostKind::Gitea).await.unwrap();
+    let mut body = valid_create_body(HostKind::Gitea);
+    body.as_object_mut().unwrap().remove("active");
+    let (_, _, hook) = call(
+        &host,
+        Method::POST,
+        &hooks_path(&host),
+        auth(HostKind::Gitea, host.token()),
+        Some(body),
+    )
+    .await;
+    assert_eq!(hook["active"], json!(false));
+}
+
+#[tokio::test]
+async fn github_refuses_unknown_api_versions() {
+    let host = FakeHost::start(HostKind::GitHub).await.unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{}{}", host.api_base(), hooks_path(&host)))
+        .bearer_auth(host.token())
+        .header("x-github-api-version", "1999-01-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn gitlab_accepts_the_numeric_project_id() {
+    let host = FakeHost::start(HostKind::GitLab).await.unwrap();
+    let (status, _, _) = call(
+        &host,
+        Method::GET,
+        "/projects/3/hooks",
+        auth(HostKind::GitLab, host.token()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn pages_are_small_and_linked_in_each_hosts_style() {
+    for kind in HostKind::ALL {
+        let host = FakeHost::start_with(FakeConfig {
+            page_size: 2,
+            ..FakeConfig::new(kind)
+        })
+        .await
+        .unwrap();
+        for n in 0..3 {
+            host.seed(FakeHook::new(format!("https://ci.example.com/{n}"), &[]));
+        }
+        let (_, headers, body) = call(
+            &host,
+            Method::GET,
+            &hooks_path(&host),
+            auth(kind, host.token()),
+            None,
+        )
+        .await;
+        let link = headers
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        match kind {
+            HostKind::GitHub | HostKind::Gitea => {
+                assert_eq!(body.as_array().unwrap().len(), 2, "{kind:?}");
+                assert!(link.contains("page=2>; rel=\"next\""), "{kind:?}: {link}");
+            }
+            HostKind::GitLab => {
+                assert_eq!(body.as_array().unwrap().len(), 2);
+                assert_eq!(headers["x-next-page"], "2");
+                assert_eq!(headers["x-total"], "3");
+            }
+            HostKind::BitbucketCloud => {
+                assert_eq!(body["values"].as_array().unwrap().len(), 2);
+                assert!(body["next"].as_str().unwrap().contains("page=2"), "{body}");
+            }
+            HostKind::BitbucketServer => {
+                assert_eq!(body["values"].as_array().unwrap().len(), 2);
+                assert_eq!(body["isLastPage"], json!(false));
+                assert_eq!(body["nextPageStart"], json!(2));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn faults_are_served_in_order_then_normal_service_resumes() {
+    let host = FakeHost::start(HostKind::GitHub).await.unwrap();
+    host.inject(
+        Fault::SecondaryRateLimit {
+            retry_after_secs: 7,
+        },
+        1,
+    );
+    host.inject(
+        Fault::RateLimitExhausted {
+            reset_after_secs: 30,
+        },
+        1,
+    );
+    host.inject(Fault::ServerError { status: 503 }, 1);
+    let path = hooks_path(&host);
+    let token = || auth(HostKind::GitHub, host.token());
+    let (status, headers, body) = call(&host, Method::GET, &path, token(), None).await;
+    assert_eq!(
+        (status, &headers["retry-after"]),
+        (StatusCode::FORBIDDEN, &"7".parse().unwrap())
+    );
+    assert!(message(&body).contains("secondary rate limit"));
+    let (status, headers, _) = call(&host, Method::GET, &path, token(), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    assert!(headers.contains_key("x-ratelimit-reset"));
+    let (status, _, _) = call(&host, Method::GET, &path, token(), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _, _) = call(&host, Method::GET, &path, token(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let statuses: Vec<u16> = host.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [403, 403, 503, 200]);
+}
+
+#[tokio::test]
+async fn requests_are_recorded_with_their_bodies() {
+    let host = FakeHost::start(HostKind::BitbucketServer).await.unwrap();
+    let body = valid_create_body(HostKind::BitbucketServer);
+    call(
+        &host,
+        Method::POST,
+        &hooks_path(&host),
+        auth(HostKind::BitbucketServer, host.token()),
+        Some(body.clone()),
+    )
+    .await;
+    let writes = host.writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].method, "POST");
+    assert_eq!(writes[0].body, Some(body));
+    assert_eq!(writes[0].status, 201);
+    host.clear_requests();
+    assert!(host.requests().is_empty());
+}
