@@ -58,11 +58,15 @@ fn parse_and_check(source: &str, environment: Environment) -> Result<Program, Co
     let program = self::environment()?.compile(source).map_err(|errors| {
         let first = errors.errors.first();
         CompileError::Syntax {
+            // cel-rust reports 1-based lines and columns.
             position: first.map_or(Position { line: 1, column: 1 }, |e| Position {
                 line: usize::try_from(e.pos.0).unwrap_or(1).max(1),
-                column: usize::try_from(e.pos.1).unwrap_or(0) + 1,
+                column: usize::try_from(e.pos.1).unwrap_or(1).max(1),
             }),
-            message: first.map_or_else(|| "invalid expression".to_owned(), |e| e.msg.clone()),
+            message: first.map_or_else(
+                || "invalid expression".to_owned(),
+                |e| e.msg.trim_start_matches("Syntax error: ").to_owned(),
+            ),
         }
     })?;
     let node_position = |id: u64| {
