@@ -1,10 +1,65 @@
 //! Asks Flux to reconcile objects now, coalescing concurrent requests per
 //! object.
 //!
-//! [`Coalescer`] runs one idempotent async operation per key on behalf of many
-//! concurrent requests: at most one run in flight and one queued per key, and
-//! every request is answered by a run that began after it arrived.
+//! Flux reconciles an object again as soon as its
+//! `reconcile.fluxcd.io/requestedAt` annotation changes. A webhook Receiver,
+//! `flux reconcile`, or any controller that wants Flux to look again now
+//! merge-patches that annotation with a fresh timestamp. [`Trigger`] does so
+//! through the Kubernetes API (kube-rs):
+//!
+//! - [`Trigger::request_reconcile`] for one [`ObjectRef`] of any kind: Flux's
+//!   kinds with their default `apiVersion`, any other kind with an explicit
+//!   one (its plural found by discovery, once).
+//! - [`Trigger::request_reconcile_selected`] for a Receiver's resource
+//!   reference ([`fluxhook_api::ReceiverResource`]): one object by name, or
+//!   every object of the kind whose labels match `matchLabels` when the name
+//!   is `*`; in the Receiver's namespace unless the reference names another,
+//!   which [`Trigger::no_cross_namespace_refs`] can forbid.
+//! - Every failure is a [`TriggerError`] naming the object and, when the API
+//!   server answered, its status.
+//!
+//! Concurrent requests for one object share patches through a [`Coalescer`]:
+//! at most one patch in flight and one queued per object, and each request is
+//! answered only after a patch that began after it arrived has succeeded, or
+//! with that patch's error. The coalescer is generic and usable on its own;
+//! its documentation has a runnable example.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use fluxhook_trigger::{ObjectRef, Trigger};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let trigger = Trigger::new(kube::Client::try_default().await?).no_cross_namespace_refs(true);
+//!
+//! // As `flux reconcile source git podinfo -n flux-system` does.
+//! let outcome = trigger
+//!     .request_reconcile(&ObjectRef::new("GitRepository", "flux-system", "podinfo"))
+//!     .await?;
+//! println!("{} reconcile requested at {}", outcome.object, outcome.requested_at);
+//!
+//! // Every Kustomization labelled app=podinfo in the Receiver's namespace.
+//! let resource: fluxhook_api::ReceiverResource = serde_json::from_value(serde_json::json!({
+//!     "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+//!     "kind": "Kustomization",
+//!     "name": "*",
+//!     "matchLabels": { "app": "podinfo" }
+//! }))?;
+//! for result in trigger.request_reconcile_selected(&resource, "flux-system").await {
+//!     match result {
+//!         Ok(outcome) => println!("{} reconcile requested", outcome.object),
+//!         Err(error) => eprintln!("{error}"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
+mod clock;
 mod coalesce;
+mod names;
+mod trigger;
 
 pub use coalesce::{Coalescer, RunAbandoned};
+pub use names::ReferenceError;
+pub use trigger::{Action, ObjectRef, Outcome, Trigger, TriggerError};
