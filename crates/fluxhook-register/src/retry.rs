@@ -10,10 +10,11 @@ use reqwest::header::HeaderMap;
 /// How the client retries rate-limited and failed requests.
 ///
 /// Rate-limited requests (429, and GitHub's 403 with `Retry-After` or
-/// `x-ratelimit-remaining: 0`) are retried after the wait the host asks for (`Retry-After`,
-/// else the reset time of `x-ratelimit-reset` / `ratelimit-reset`, else a backoff). Server
-/// errors (5xx) and connection failures are retried after a backoff, except for creation,
-/// which is not idempotent. A wait longer than `max_wait` is not waited: the request fails.
+/// `x-ratelimit-remaining: 0`) are retried after the wait the host asks for (`Retry-After`
+/// in seconds, else the reset time of `x-ratelimit-reset` / `ratelimit-reset`, else a
+/// backoff). Server errors (5xx) are retried after a backoff, except for creation, which is
+/// not idempotent; refused connections, which sent nothing, always are. A wait longer than
+/// `max_wait` is not waited: the request fails at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.

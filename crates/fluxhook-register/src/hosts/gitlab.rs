@@ -107,3 +107,43 @@ impl HostApi for GitLab {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn x_next_page_is_followed_without_a_link_header() {
+        let current =
+            Url::parse("https://gitlab.example.com/api/v4/projects/g%2Fr/hooks?per_page=100")
+                .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-next-page", HeaderValue::from_static("2"));
+        assert_eq!(
+            GitLab
+                .next_page(&current, &headers, &Value::Null)
+                .as_deref(),
+            Some("https://gitlab.example.com/api/v4/projects/g%2Fr/hooks?per_page=100&page=2")
+        );
+        headers.insert("x-next-page", HeaderValue::from_static(""));
+        assert_eq!(GitLab.next_page(&current, &headers, &Value::Null), None);
+    }
+
+    #[test]
+    fn every_flag_is_written_so_others_turn_off() {
+        let desired = DesiredHook::new(
+            Url::parse("https://r.example/hook").unwrap(),
+            crate::Secret::new("s"),
+            crate::EventSet::default(),
+        );
+        let body = GitLab.create_body(&desired);
+        assert_eq!(body["push_events"], json!(true));
+        assert_eq!(body["tag_push_events"], json!(true));
+        assert_eq!(body["note_events"], json!(false));
+        assert_eq!(body["enable_ssl_verification"], json!(true));
+        assert_eq!(body["token"], json!("s"));
+    }
+}
