@@ -3,7 +3,7 @@
 //! Receiver's author meets: missing fields, `has()`, optionals, `split`,
 //! `first`/`last`, numbers from JSON.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use fluxhook_cel::{
     ClaimRules, ClaimsError, CompileError, Document, EvalError, Expression, Position,
