@@ -271,3 +271,89 @@ async fn shutdown_ends_open_watches() {
         assert!(matches!(event, Ok(WatchEvent::Bookmark(_))), "{event:?}");
     }
 }
+
+/// A Flux-like controller: when `reconcile.fluxcd.io/requestedAt` changes, it records the value
+/// in `status.lastHandledReconcileAt`, as source-controller does for fluxhook's patches.
+#[tokio::test]
+async fn controller_reconciles_requested_annotations() {
+    use std::sync::Arc;
+
+    use kube::runtime::controller::{Action, Controller};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error(transparent)]
+    struct ReconcileError(#[from] kube::Error);
+
+    async fn reconcile(
+        repo: Arc<GitRepository>,
+        repos: Arc<Api<GitRepository>>,
+    ) -> Result<Action, ReconcileError> {
+        let requested = repo
+            .annotations()
+            .get("reconcile.fluxcd.io/requestedAt")
+            .cloned();
+        let handled = repo
+            .status
+            .as_ref()
+            .and_then(|status| status.last_handled_reconcile_at.clone());
+        if requested.is_some() && requested != handled {
+            let status = json!({"status": {"lastHandledReconcileAt": requested}});
+            repos
+                .patch_status(
+                    &repo.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&status),
+                )
+                .await?;
+        }
+        Ok(Action::await_change())
+    }
+
+    let server = flux_server().await;
+    let client = client(&server).await;
+    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    repos
+        .create(&PostParams::default(), &repo("flux-repo", "u"))
+        .await
+        .unwrap();
+    let controller = Controller::new(repos.clone(), watcher::Config::default())
+        .run(
+            reconcile,
+            |_, _, _| Action::await_change(),
+            Arc::new(repos.clone()),
+        )
+        .for_each(|_| async {});
+    let controller = tokio::spawn(controller);
+
+    for requested in ["first", "second"] {
+        let annotate =
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": requested}}});
+        repos
+            .patch(
+                "flux-repo",
+                &PatchParams::default(),
+                &Patch::Merge(&annotate),
+            )
+            .await
+            .unwrap();
+        eventually(|| {
+            let stored = server
+                .get(
+                    "source.toolkit.fluxcd.io/v1",
+                    "GitRepository",
+                    "default",
+                    "flux-repo",
+                )
+                .unwrap();
+            stored["status"]["lastHandledReconcileAt"] == requested
+        })
+        .await;
+    }
+    let status_patches = server.requests().count(
+        &RequestMatcher::any()
+            .verb(Verb::Patch)
+            .subresource("status"),
+    );
+    assert_eq!(status_patches, 2);
+    controller.abort();
+}
