@@ -9,11 +9,16 @@ use crate::resource::ResourceType;
 /// The server answers it as a `kind: Status` object, so kube-rs returns it as `kube::Error::Api`.
 ///
 /// ```
-/// use fluxhook_test_apiserver::ApiError;
+/// use fluxhook_test_apiserver::TestApiServer;
 ///
-/// let error = ApiError::bad_request("unable to parse requirement");
-/// assert_eq!(error.code, 400);
-/// assert_eq!(error.to_status()["reason"], "BadRequest");
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let server = TestApiServer::start().await?;
+/// let error = server.get("v1", "Secret", "default", "missing").unwrap_err();
+/// assert_eq!((error.code, error.reason), (404, "NotFound"));
+/// assert_eq!(error.to_status()["message"], "secrets \"missing\" not found");
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{reason} ({code}): {message}")]
@@ -48,7 +53,7 @@ impl ApiError {
     }
 
     /// 404 NotFound for one object.
-    pub fn not_found(resource: &ResourceType, name: &str) -> Self {
+    pub(crate) fn not_found(resource: &ResourceType, name: &str) -> Self {
         Self::new(
             404,
             "NotFound",
@@ -58,7 +63,7 @@ impl ApiError {
     }
 
     /// 404 NotFound for a path the server does not serve.
-    pub fn unknown_path() -> Self {
+    pub(crate) fn unknown_path() -> Self {
         Self::new(
             404,
             "NotFound",
@@ -67,7 +72,7 @@ impl ApiError {
     }
 
     /// 409 AlreadyExists.
-    pub fn already_exists(resource: &ResourceType, name: &str) -> Self {
+    pub(crate) fn already_exists(resource: &ResourceType, name: &str) -> Self {
         Self::new(
             409,
             "AlreadyExists",
@@ -80,7 +85,7 @@ impl ApiError {
     }
 
     /// 409 Conflict, such as a stale `resourceVersion`.
-    pub fn conflict(resource: &ResourceType, name: &str, why: &str) -> Self {
+    pub(crate) fn conflict(resource: &ResourceType, name: &str, why: &str) -> Self {
         Self::new(
             409,
             "Conflict",
@@ -93,7 +98,7 @@ impl ApiError {
     }
 
     /// 422 Invalid: `field` of the object fails validation.
-    pub fn invalid(resource: &ResourceType, name: &str, field: &str, why: &str) -> Self {
+    pub(crate) fn invalid(resource: &ResourceType, name: &str, field: &str, why: &str) -> Self {
         let mut error = Self::new(
             422,
             "Invalid",
@@ -114,7 +119,7 @@ impl ApiError {
     }
 
     /// 422 Invalid for request options (such as watch parameters).
-    pub fn invalid_options(kind: &str, field: &str, why: &str) -> Self {
+    pub(crate) fn invalid_options(kind: &str, field: &str, why: &str) -> Self {
         Self::new(
             422,
             "Invalid",
@@ -123,12 +128,12 @@ impl ApiError {
     }
 
     /// 400 BadRequest.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message.into())
     }
 
     /// 405 MethodNotAllowed.
-    pub fn method_not_allowed() -> Self {
+    pub(crate) fn method_not_allowed() -> Self {
         Self::new(
             405,
             "MethodNotAllowed",
@@ -137,23 +142,24 @@ impl ApiError {
     }
 
     /// 410 Expired: a resourceVersion older than the retained history.
-    pub fn expired(message: impl Into<String>) -> Self {
+    pub(crate) fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message.into())
     }
 
     /// 415 UnsupportedMediaType for a request body or patch type the server does not take.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    pub(crate) fn unsupported_media_type(content_type: &str, accepted: &[&str]) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+                "the body of the request was in an unknown format ({content_type}) - accepted media types include: {}",
+                accepted.join(", ")
             ),
         )
     }
 
     /// 429 TooManyRequests, to be retried after `retry_after_seconds`.
-    pub fn too_many_requests(retry_after_seconds: u32) -> Self {
+    pub(crate) fn too_many_requests(retry_after_seconds: u32) -> Self {
         let mut error = Self::new(
             429,
             "TooManyRequests",
@@ -164,17 +170,17 @@ impl ApiError {
     }
 
     /// 500 InternalError.
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message.into())
     }
 
     /// 504 Timeout.
-    pub fn timeout(message: impl Into<String>) -> Self {
+    pub(crate) fn timeout(message: impl Into<String>) -> Self {
         Self::new(504, "Timeout", message.into())
     }
 
     /// An error with any code, its reason picked as Kubernetes picks it for that code.
-    pub fn with_code(code: u16, message: impl Into<String>) -> Self {
+    pub(crate) fn with_code(code: u16, message: impl Into<String>) -> Self {
         let reason = match code {
             400 => "BadRequest",
             401 => "Unauthorized",

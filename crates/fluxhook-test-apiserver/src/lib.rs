@@ -34,8 +34,10 @@
 //!
 //! # Simplifications
 //!
-//! - Strategic merge patch is applied as a JSON merge patch (lists are replaced, never merged
-//!   by key). JSON patch (RFC 6902) is supported.
+//! - Strategic merge patch: custom resources refuse it with 415, as the apiserver does;
+//!   built-in kinds (groups without a dot or ending in `.k8s.io`) apply it as a JSON merge
+//!   patch, so lists are replaced rather than merged by key. JSON patch (RFC 6902) is
+//!   supported.
 //! - Server-side apply is create-or-merge-patch: no `managedFields` are kept, so fields another
 //!   manager owns never conflict (`force` changes nothing) and fields a manager stops applying
 //!   are not removed. `fieldManager` is still required, as the apiserver requires it.

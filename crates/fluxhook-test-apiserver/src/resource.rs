@@ -88,6 +88,13 @@ impl ResourceType {
         }
     }
 
+    /// Whether the type is one of Kubernetes' own rather than a custom resource: CRD groups
+    /// must contain a dot and may not end in `.k8s.io` (without an approval this server does
+    /// not model), while built-in groups are dotless (`""`, `apps`) or end in `.k8s.io`.
+    pub(crate) fn is_builtin(&self) -> bool {
+        !self.group.contains('.') || self.group.ends_with(".k8s.io")
+    }
+
     /// `kind.group` as Kubernetes names a kind in validation messages.
     pub(crate) fn qualified_kind(&self) -> String {
         if self.group.is_empty() {
@@ -236,6 +243,12 @@ mod tests {
         let secrets = &ResourceType::builtin()[1];
         assert_eq!(secrets.api_version(), "v1");
         assert_eq!(secrets.qualified_resource(), "secrets");
+    }
+
+    #[test]
+    fn builtin_groups_are_told_from_custom_ones() {
+        assert!(ResourceType::builtin().iter().all(ResourceType::is_builtin));
+        assert!(!ResourceType::flux().iter().any(ResourceType::is_builtin));
     }
 
     #[test]

@@ -299,7 +299,12 @@ fn parse_object(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiErr
     let value = match media.as_str() {
         "" | "application/json" => serde_json::from_slice(body).map_err(|error| error.to_string()),
         "application/yaml" => serde_yaml_ng::from_slice(body).map_err(|error| error.to_string()),
-        _ => return Err(ApiError::unsupported_media_type(&media)),
+        _ => {
+            return Err(ApiError::unsupported_media_type(
+                &media,
+                &["application/json", "application/yaml"],
+            ));
+        }
     };
     value.map_err(|error| {
         ApiError::bad_request(format!("unable to decode the request body: {error}"))
@@ -313,7 +318,17 @@ fn parse_patch(content_type: Option<&str>, body: &[u8]) -> Result<(PatchKind, Va
         "application/strategic-merge-patch+json" => PatchKind::StrategicMerge,
         "application/json-patch+json" => PatchKind::Json,
         "application/apply-patch+yaml" => PatchKind::Apply,
-        _ => return Err(ApiError::unsupported_media_type(&media)),
+        _ => {
+            return Err(ApiError::unsupported_media_type(
+                &media,
+                &[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                    "application/apply-patch+yaml",
+                ],
+            ));
+        }
     };
     let value = if kind == PatchKind::Apply {
         serde_yaml_ng::from_slice(body).map_err(|error| error.to_string())
@@ -430,6 +445,11 @@ fn serve_resource(
     };
     if subresource == Subresource::Status && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch)
     {
+        return Err(ApiError::method_not_allowed());
+    }
+    // Get and Delete are named and List, Watch and DeleteCollection unnamed by definition.
+    let named = target.name.is_some();
+    if matches!(verb, Verb::Update | Verb::Patch) && !named || verb == Verb::Create && named {
         return Err(ApiError::method_not_allowed());
     }
     let namespace = target.namespace.as_deref().unwrap_or_default();

@@ -79,7 +79,8 @@ pub(crate) enum Subresource {
 pub(crate) enum PatchKind {
     /// `application/merge-patch+json`.
     Merge,
-    /// `application/strategic-merge-patch+json`, applied as a merge patch.
+    /// `application/strategic-merge-patch+json`, applied as a merge patch; custom resources
+    /// refuse it, as the apiserver does.
     StrategicMerge,
     /// `application/json-patch+json`.
     Json,
@@ -712,6 +713,16 @@ impl Store {
             remove_metadata(&mut body, "managedFields");
             Ok(body)
         };
+        if kind == PatchKind::StrategicMerge && !resource.is_builtin() {
+            return Err(ApiError::unsupported_media_type(
+                "application/strategic-merge-patch+json",
+                &[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/apply-patch+yaml",
+                ],
+            ));
+        }
         let Some(old) = self.find(resource, namespace, name).cloned() else {
             if kind == PatchKind::Apply && subresource == Subresource::Main {
                 let mut object = apply_body()?;

@@ -265,17 +265,6 @@ async fn merge_patch_bumps_resource_version_but_not_generation() {
     assert_eq!(respecced.metadata.generation, Some(2));
     assert!(version(&respecced) > version(&annotated));
 
-    let strategic = json!({"metadata": {"labels": {"team": "a"}}});
-    let labelled = repos
-        .patch(
-            "flux-repo",
-            &PatchParams::default(),
-            &Patch::Strategic(&strategic),
-        )
-        .await
-        .unwrap();
-    assert_eq!(labelled.labels()["team"], "a");
-
     let stale = json!({"metadata": {"resourceVersion": created.resource_version()}, "spec": {"interval": "1m"}});
     let conflict = api_error(
         repos
@@ -284,6 +273,31 @@ async fn merge_patch_bumps_resource_version_but_not_generation() {
             .unwrap_err(),
     );
     assert_eq!(conflict.code, 409);
+
+    // As on a real cluster, custom resources refuse strategic merge patches; built-in kinds
+    // take them.
+    let strategic = json!({"metadata": {"labels": {"team": "a"}}});
+    let refused = repos
+        .patch(
+            "flux-repo",
+            &PatchParams::default(),
+            &Patch::Strategic(&strategic),
+        )
+        .await;
+    assert_eq!(api_error(refused.unwrap_err()).code, 415);
+    let maps: Api<ConfigMap> = Api::default_namespaced(repos.into_client());
+    maps.create(&PostParams::default(), &labelled("settings", &[]))
+        .await
+        .unwrap();
+    let relabelled = maps
+        .patch(
+            "settings",
+            &PatchParams::default(),
+            &Patch::Strategic(&strategic),
+        )
+        .await
+        .unwrap();
+    assert_eq!(relabelled.labels()["team"], "a");
 }
 
 #[tokio::test]
