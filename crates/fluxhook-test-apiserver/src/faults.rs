@@ -331,8 +331,9 @@ impl Faults {
         self.watch_drops.send_modify(|drops| *drops += 1);
     }
 
-    /// Closes every open watch stream once `events` more watch events have been sent, counted
-    /// over all streams (once; zero closes them now).
+    /// Closes every open watch stream once `events` more object events (ADDED, MODIFIED,
+    /// DELETED; not bookmarks) have been sent, counted over all streams. It fires once; zero
+    /// closes them now.
     pub fn drop_watches_after_events(&self, events: usize) {
         if events == 0 {
             lock(&self.state).drop_watches_after_events = None;

@@ -17,7 +17,8 @@ struct Args {
     seeds: Vec<PathBuf>,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// The arguments, or `None` when help was asked for.
+fn parse_args() -> Result<Option<Args>, String> {
     let mut kubeconfig = None;
     let mut seeds = Vec::new();
     let mut args = std::env::args_os().skip(1);
@@ -30,12 +31,12 @@ fn parse_args() -> Result<Args, String> {
         match arg.to_str() {
             Some("--kubeconfig") => kubeconfig = Some(value()?),
             Some("--seed") => seeds.push(value()?),
-            Some("-h" | "--help") => return Err(String::new()),
+            Some("-h" | "--help") => return Ok(None),
             _ => return Err(format!("unexpected argument {}", arg.to_string_lossy())),
         }
     }
     let kubeconfig = kubeconfig.ok_or("--kubeconfig is required")?;
-    Ok(Args { kubeconfig, seeds })
+    Ok(Some(Args { kubeconfig, seeds }))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -56,12 +57,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(args) => args,
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
-            if !message.is_empty() {
-                eprintln!("fluxhook-test-apiserver: {message}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("fluxhook-test-apiserver: {message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
@@ -152,9 +152,29 @@ pub(crate) fn watch_response(shared: Arc<Shared>, spec: WatchSpec) -> Response {
     response
 }
 
-/// Whether the stream is still open after sending one event.
-async fn send(sender: &mpsc::Sender<Bytes>, event: &Value) -> bool {
-    sender.send(line(event)).await.is_ok()
+/// Where a watch's lines go, and the dropped-watch fault that can cut it short.
+struct Outbox {
+    sender: mpsc::Sender<Bytes>,
+    drops: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+}
+
+impl Outbox {
+    /// Sends a line that is not an object event (a bookmark or an error); false once the
+    /// client is gone.
+    async fn send(&self, line_value: &Value) -> bool {
+        self.sender.send(line(line_value)).await.is_ok()
+    }
+
+    /// Sends an object event, counting it toward a pending watch drop; false once the stream
+    /// must end (client gone or watches dropped).
+    async fn event(&mut self, event: &Value) -> bool {
+        if self.drops.has_changed().unwrap_or(true) || !self.send(event).await {
+            return false;
+        }
+        self.shared.faults.watch_event_sent();
+        true
+    }
 }
 
 async fn stream_events(shared: Arc<Shared>, spec: WatchSpec, sender: mpsc::Sender<Bytes>) {
@@ -164,6 +184,11 @@ async fn stream_events(shared: Arc<Shared>, spec: WatchSpec, sender: mpsc::Sende
     changes.borrow_and_update();
     let mut drops = shared.faults.subscribe_watch_drops();
     drops.borrow_and_update();
+    let mut outbox = Outbox {
+        sender,
+        drops,
+        shared: Arc::clone(&shared),
+    };
     let mut shutdown = shared.shutdown.subscribe();
     if *shutdown.borrow_and_update() {
         return;
@@ -190,12 +215,12 @@ async fn stream_events(shared: Arc<Shared>, spec: WatchSpec, sender: mpsc::Sende
         }
     };
     for event in &initial {
-        if !send(&sender, event).await {
+        if !outbox.event(event).await {
             return;
         }
     }
     if spec.start == (WatchStart::Current { end_bookmark: true })
-        && !send(&sender, &spec.bookmark(cursor, true)).await
+        && !outbox.send(&spec.bookmark(cursor, true)).await
     {
         return;
     }
@@ -217,15 +242,14 @@ async fn stream_events(shared: Arc<Shared>, spec: WatchSpec, sender: mpsc::Sende
         let batch = match batch {
             Ok(batch) => batch,
             Err(expired) => {
-                send(&sender, &error_event(&expired)).await;
+                outbox.send(&error_event(&expired)).await;
                 return;
             }
         };
         for event in &batch {
-            if drops.has_changed().unwrap_or(true) || !send(&sender, event).await {
+            if !outbox.event(event).await {
                 return;
             }
-            shared.faults.watch_event_sent();
         }
         let timed_out = async {
             match deadline {
@@ -236,14 +260,14 @@ async fn stream_events(shared: Arc<Shared>, spec: WatchSpec, sender: mpsc::Sende
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
             _ = bookmarks.tick(), if spec.bookmarks => {
-                if !send(&sender, &spec.bookmark(cursor, false)).await {
+                if !outbox.send(&spec.bookmark(cursor, false)).await {
                     return;
                 }
             }
             () = timed_out => return,
-            _ = drops.changed() => return,
+            _ = outbox.drops.changed() => return,
             _ = shutdown.changed() => return,
-            () = sender.closed() => return,
+            () = outbox.sender.closed() => return,
         }
     }
 }
