@@ -673,3 +673,52 @@ async fn event_recorder_publishes_events() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["series"]["count"], 2);
 }
+
+#[tokio::test]
+async fn dry_runs_change_nothing() {
+    let server = flux_server().await;
+    let client = client(&server).await;
+    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let answered = repos.create(&dry, &repo("dry", "u")).await.unwrap();
+    assert_eq!(answered.metadata.generation, Some(1));
+    assert_eq!(api_error(repos.get("dry").await.unwrap_err()).code, 404);
+
+    let created = repos
+        .create(&PostParams::default(), &repo("real", "u"))
+        .await
+        .unwrap();
+    let before = server.resource_version();
+    let respec = json!({"spec": {"url": "changed"}});
+    let params = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    let would_be = repos
+        .patch("real", &params, &Patch::Merge(&respec))
+        .await
+        .unwrap();
+    assert_eq!(
+        (would_be.spec.url.as_str(), would_be.metadata.generation),
+        ("changed", Some(2))
+    );
+    repos
+        .delete(
+            "real",
+            &DeleteParams {
+                dry_run: true,
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .unwrap();
+    let stored = repos.get("real").await.unwrap();
+    assert_eq!(
+        (stored.spec, stored.metadata),
+        (created.spec, created.metadata)
+    );
+    assert_eq!(server.resource_version(), before);
+}

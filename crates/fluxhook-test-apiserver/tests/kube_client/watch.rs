@@ -357,3 +357,45 @@ async fn controller_reconciles_requested_annotations() {
     assert_eq!(status_patches, 2);
     controller.abort();
 }
+
+#[tokio::test]
+async fn metadata_watcher_across_namespaces() {
+    use k8s_openapi::api::core::v1::Namespace;
+
+    let server = flux_server().await;
+    let client = client(&server).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let flux_system: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "flux-system"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &flux_system)
+        .await
+        .unwrap();
+    let all: Api<kube::core::PartialObjectMeta<GitRepository>> = Api::all(client.clone());
+    let mut events = watcher::watcher(all, watcher::Config::default()).boxed();
+    for _ in 0..2 {
+        next(&mut events).await.unwrap(); // Init, InitDone: nothing exists yet.
+    }
+    for namespace in ["default", "flux-system"] {
+        let repos: Api<GitRepository> = Api::namespaced(client.clone(), namespace);
+        repos
+            .create(&PostParams::default(), &repo("r", "u"))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match next(&mut events).await.unwrap() {
+            Event::Apply(metadata) => seen.push(metadata.metadata.namespace.unwrap()),
+            other => panic!("expected an apply, got {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["default", "flux-system"]);
+    let watch = server
+        .requests()
+        .matching(&RequestMatcher::any().verb(Verb::Watch));
+    assert_eq!(
+        watch.last().unwrap().path,
+        "/apis/source.toolkit.fluxcd.io/v1/gitrepositories"
+    );
+}
