@@ -99,7 +99,7 @@ impl fmt::Display for Action {
         f.write_str(match self {
             Action::Patch => "patch",
             Action::List => "list",
-            Action::Discover => "discover the kind of",
+            Action::Discover => "discovery",
         })
     }
 }
@@ -146,7 +146,7 @@ pub enum TriggerError {
     },
     /// The API server answered with an error status (e.g. 404 NotFound, 403
     /// Forbidden).
-    #[error("{object}: the API server refused to {action} it: {} {}: {}", status.code, status.reason, status.message)]
+    #[error("{object}: the API server answered the {action} with {} {}: {}", status.code, status.reason, status.message)]
     Api {
         /// The object.
         object: ObjectRef,
@@ -157,7 +157,7 @@ pub enum TriggerError {
     },
     /// The request did not get an answer from the API server (connection,
     /// TLS, or an answer that could not be read).
-    #[error("{object}: could not {action} it: {source}")]
+    #[error("{object}: the {action} failed: {source}")]
     Request {
         /// The object.
         object: ObjectRef,
@@ -290,6 +290,35 @@ type DiscoveryKey = (String, String);
 /// the plural from the kind, because a CRD may name its plural freely.
 ///
 /// Cloning a `Trigger` is cheap and shares its coalescing and discoveries.
+///
+/// ```
+/// use fluxhook_trigger::{ObjectRef, Trigger};
+/// # use fluxhook_test_apiserver::{ResourceType, TestApiServer};
+/// # use kube::config::{KubeConfigOptions, Kubeconfig};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // A fake API server on loopback stands in for the cluster.
+/// # let server = TestApiServer::start().await?;
+/// # ResourceType::flux().into_iter().for_each(|r| server.register(r));
+/// # server.create(serde_json::json!({"apiVersion": "source.toolkit.fluxcd.io/v1",
+/// #     "kind": "GitRepository", "metadata": {"name": "podinfo", "namespace": "default"}}))?;
+/// # let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml())?;
+/// # let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+/// # let client = kube::Client::try_from(config)?;
+/// let trigger = Trigger::new(client);
+///
+/// let repo = ObjectRef::new("GitRepository", "default", "podinfo");
+/// let outcome = trigger.request_reconcile(&repo).await?;
+/// assert_eq!(outcome.object.api_version.as_deref(), Some("source.toolkit.fluxcd.io/v1"));
+/// assert!(outcome.requested_at.ends_with('Z'));
+///
+/// let missing = ObjectRef::new("GitRepository", "default", "missing");
+/// let error = trigger.request_reconcile(&missing).await.unwrap_err();
+/// assert_eq!(error.status().map(|status| status.code), Some(404));
+/// assert!(error.to_string().starts_with("GitRepository default/missing: the API server answered the patch with 404"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Trigger {
     client: Client,
