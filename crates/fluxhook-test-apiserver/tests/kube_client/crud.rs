@@ -612,6 +612,18 @@ async fn metadata_only_requests_and_leases() {
     assert_eq!(metadata.metadata.name.as_deref(), Some("flux-repo"));
     let listed = repos.list_metadata(&ListParams::default()).await.unwrap();
     assert_eq!(listed.items.len(), 1);
+    let request =
+        http::Request::get("/apis/source.toolkit.fluxcd.io/v1/namespaces/default/gitrepositories")
+            .header(
+                "accept",
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            )
+            .body(Vec::new())
+            .unwrap();
+    let raw: serde_json::Value = client.request(request).await.unwrap();
+    assert_eq!(raw["kind"], "PartialObjectMetadataList");
+    assert_eq!(raw["items"][0]["kind"], "PartialObjectMetadata");
+    assert!(raw["items"][0].get("spec").is_none());
 
     let leases: Api<Lease> = Api::namespaced(client, "kube-system");
     let lease: Lease = serde_json::from_value(json!({
