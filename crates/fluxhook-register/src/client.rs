@@ -13,7 +13,8 @@ use crate::error::{ErrorKind, Operation};
 use crate::hosts::{self, HostApi};
 use crate::retry::{Clock, TokioClock, is_rate_limited, requested_wait};
 use crate::{
-    DesiredHook, Hook, HookId, PayloadFormat, RegisterError, Repository, RetryPolicy, Secret, Token,
+    DesiredHook, Hook, HookId, PayloadFormat, Provider, RegisterError, Repository, RetryPolicy,
+    Secret, Token,
 };
 
 /// Pages of hooks read at most: far more than any repository has, short of a loop.
@@ -42,6 +43,64 @@ pub struct Ensured {
     pub hook_id: HookId,
     /// Other hooks that pointed at the same URL, now deleted.
     pub removed_duplicates: Vec<HookId>,
+}
+
+/// What [`HookClient::ensure`] would do, found by listing the hooks and writing nothing
+/// ([`HookClient::plan_ensure`]). `ensure` carries out exactly this plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnsurePlan {
+    /// What would be done to the hook kept.
+    pub change: Change,
+    /// The hook that would be kept (and updated, for [`Change::Updated`]); `None` when one
+    /// would be created.
+    pub hook_id: Option<HookId>,
+    /// Other hooks to the same URL, which would be deleted.
+    pub duplicates: Vec<HookId>,
+}
+
+impl EnsurePlan {
+    /// The plan for a repository whose hooks are `hooks`: keep the first hook to the URL
+    /// that matches (no write), else the first one to the URL that can be edited into shape;
+    /// delete the other hooks to the URL; create a hook when none is kept. With
+    /// `rewrite_secret`, no hook counts as matching, so the kept one is updated.
+    fn new(
+        hooks: &[Hook],
+        desired: &DesiredHook,
+        provider: Provider,
+        rewrite_secret: bool,
+    ) -> EnsurePlan {
+        let same_url: Vec<&Hook> = hooks
+            .iter()
+            .filter(|h| h.points_to(desired.url()))
+            .collect();
+        let matching = same_url
+            .iter()
+            .find(|h| !rewrite_secret && h.matches(desired, provider));
+        let editable = same_url
+            .iter()
+            .find(|h| !matches!(h.payload, PayloadFormat::Other(_)));
+        let (change, kept) = match (matching, editable) {
+            (Some(hook), _) => (Change::Unchanged, Some(hook)),
+            (None, Some(hook)) => (Change::Updated, Some(hook)),
+            (None, None) => (Change::Created, None),
+        };
+        let hook_id = kept.map(|h| h.id.clone());
+        let duplicates = same_url
+            .iter()
+            .filter(|h| Some(&h.id) != hook_id.as_ref())
+            .map(|h| h.id.clone())
+            .collect();
+        EnsurePlan {
+            change,
+            hook_id,
+            duplicates,
+        }
+    }
+
+    /// Whether carrying out the plan writes nothing: the host already matches.
+    pub fn is_unchanged(&self) -> bool {
+        self.change == Change::Unchanged && self.duplicates.is_empty()
+    }
 }
 
 /// Sets up a [`HookClient`].
@@ -294,10 +353,10 @@ impl HookClient {
 
     /// Makes the repository have exactly one hook to `desired.url()`, matching `desired`.
     ///
-    /// Lists the hooks; keeps the first one to the URL that matches (no write), else the
-    /// first one to the URL that can be edited into shape; deletes the other hooks to the
-    /// URL; then updates the kept hook, or creates one when none was kept. Hooks to other URLs are left alone. Calling it again
-    /// with the same `desired` writes nothing.
+    /// Lists the hooks and carries out the [`EnsurePlan`] they call for (see
+    /// [`plan_ensure`](Self::plan_ensure)): deletes the other hooks to the URL, then updates
+    /// the kept hook, or creates one when none was kept. Hooks to other URLs are left alone.
+    /// Calling it again with the same `desired` writes nothing.
     ///
     /// Where the host keeps a label (GitLab, Bitbucket), the hook carries a fingerprint of
     /// the secret, so a changed secret is seen and written. GitHub and Gitea do not show
@@ -306,6 +365,45 @@ impl HookClient {
     /// from its token, so a new token usually means a new URL anyway.)
     pub async fn ensure(&self, desired: &DesiredHook) -> Result<Ensured, RegisterError> {
         self.reconcile(desired, false).await
+    }
+
+    /// What [`ensure`](Self::ensure) would do now, found by listing the hooks only: for dry
+    /// runs and drift checks.
+    ///
+    /// ```
+    /// use fluxhook_register::{Change, DesiredHook, EventSet, HookClient, Provider, Repository, Secret, Token};
+    /// use fluxhook_test_githost::{FakeHost, HostKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let gitea = FakeHost::start(HostKind::Gitea).await?;
+    /// let repository = Repository::new(Provider::Gitea, gitea.api_base().parse()?, gitea.owner(), gitea.repo());
+    /// let client = HookClient::new(repository, Token::new(gitea.token()))?;
+    /// let hook = DesiredHook::new(
+    ///     "https://flux.example.com/hook/5a1b0c".parse()?,
+    ///     Secret::new("receiver-token"),
+    ///     EventSet::default(),
+    /// );
+    ///
+    /// let plan = client.plan_ensure(&hook).await?;
+    /// assert_eq!((plan.change, plan.hook_id), (Change::Created, None));
+    /// assert!(gitea.writes().is_empty());
+    ///
+    /// let ensured = client.ensure(&hook).await?;
+    /// let plan = client.plan_ensure(&hook).await?;
+    /// assert!(plan.is_unchanged());
+    /// assert_eq!(plan.hook_id, Some(ensured.hook_id));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn plan_ensure(&self, desired: &DesiredHook) -> Result<EnsurePlan, RegisterError> {
+        let hooks = self.list().await?;
+        Ok(EnsurePlan::new(
+            &hooks,
+            desired,
+            self.repository.provider(),
+            false,
+        ))
     }
 
     /// Like [`ensure`](Self::ensure), but writes the secret to the kept hook even when the
@@ -319,45 +417,22 @@ impl HookClient {
         desired: &DesiredHook,
         rewrite_secret: bool,
     ) -> Result<Ensured, RegisterError> {
-        let provider = self.repository.provider();
-        let same_url: Vec<Hook> = self
-            .list()
-            .await?
-            .into_iter()
-            .filter(|h| h.points_to(desired.url()))
-            .collect();
-        let matching = same_url
-            .iter()
-            .find(|h| !rewrite_secret && h.matches(desired, provider));
-        let editable = same_url
-            .iter()
-            .find(|h| !matches!(h.payload, PayloadFormat::Other(_)));
-        let keep = matching.or(editable).map(|h| h.id.clone());
+        let hooks = self.list().await?;
+        let plan = EnsurePlan::new(&hooks, desired, self.repository.provider(), rewrite_secret);
         // Duplicates go first: GitHub refuses two hooks to one URL, even during an update.
-        let removed_duplicates = self.delete_all(&same_url, keep.as_ref()).await?;
-        let (change, hook_id) = match (matching, editable) {
-            (Some(hook), _) => (Change::Unchanged, hook.id.clone()),
-            (None, Some(hook)) => (Change::Updated, self.update(&hook.id, desired).await?.id),
-            (None, None) => (Change::Created, self.create(desired).await?.id),
+        for id in &plan.duplicates {
+            self.delete(id).await?;
+        }
+        let hook_id = match (plan.hook_id, plan.change) {
+            (Some(id), Change::Unchanged) => id,
+            (Some(id), _) => self.update(&id, desired).await?.id,
+            (None, _) => self.create(desired).await?.id,
         };
         Ok(Ensured {
-            change,
+            change: plan.change,
             hook_id,
-            removed_duplicates,
+            removed_duplicates: plan.duplicates,
         })
-    }
-
-    async fn delete_all(
-        &self,
-        hooks: &[Hook],
-        keep: Option<&HookId>,
-    ) -> Result<Vec<HookId>, RegisterError> {
-        let mut removed = Vec::new();
-        for hook in hooks.iter().filter(|h| Some(&h.id) != keep) {
-            self.delete(&hook.id).await?;
-            removed.push(hook.id.clone());
-        }
-        Ok(removed)
     }
 
     async fn send_for_hook(&self, call: Call<'_>) -> Result<Hook, RegisterError> {
@@ -559,11 +634,64 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::Provider;
 
     fn client(api_base: &str) -> HookClient {
         let repository = Repository::new(Provider::GitHub, Url::parse(api_base).unwrap(), "o", "r");
         HookClient::new(repository, Token::new("ghp_secret_token")).unwrap()
+    }
+
+    #[test]
+    fn plans_keep_the_first_match_and_delete_other_hooks_to_the_url() {
+        let desired = DesiredHook::new(
+            Url::parse("https://flux.example.com/hook/1").unwrap(),
+            Secret::new("s"),
+            crate::EventSet::default(),
+        );
+        let hook = |id: &str, url: &str, events: &[&str], payload| Hook {
+            id: HookId::new(id),
+            url: url.into(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            active: true,
+            payload,
+            tls_verification: true,
+            secret: crate::SecretState::Hidden,
+        };
+        let url = desired.url().as_str();
+        let stale = hook("1", url, &["issues"], PayloadFormat::Json);
+        let slack = hook("2", url, &["push"], PayloadFormat::Other("slack".into()));
+        let current = hook("3", url, &["push"], PayloadFormat::Json);
+        let elsewhere = hook(
+            "4",
+            "https://ci.example.com/",
+            &["push"],
+            PayloadFormat::Json,
+        );
+        let ids = |ids: &[&str]| ids.iter().map(|i| HookId::new(*i)).collect::<Vec<_>>();
+
+        let plan =
+            |hooks: &[Hook], rewrite| EnsurePlan::new(hooks, &desired, Provider::GitHub, rewrite);
+        let all = [stale, slack.clone(), current, elsewhere.clone()];
+        let found = plan(&all, false);
+        assert_eq!(found.change, Change::Unchanged);
+        assert_eq!(found.hook_id, Some(HookId::new("3")));
+        assert_eq!(found.duplicates, ids(&["1", "2"]));
+        assert!(!found.is_unchanged());
+
+        let rotating = plan(&all, true);
+        assert_eq!(rotating.change, Change::Updated);
+        assert_eq!(rotating.hook_id, Some(HookId::new("1")));
+        assert_eq!(rotating.duplicates, ids(&["2", "3"]));
+
+        let uneditable = plan(&[slack, elsewhere.clone()], false);
+        assert_eq!(
+            (uneditable.change, uneditable.hook_id),
+            (Change::Created, None)
+        );
+        assert_eq!(uneditable.duplicates, ids(&["2"]));
+
+        let nothing = plan(&[elsewhere], false);
+        assert_eq!((nothing.change, nothing.hook_id), (Change::Created, None));
+        assert!(nothing.duplicates.is_empty());
     }
 
     #[test]

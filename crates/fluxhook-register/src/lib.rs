@@ -49,7 +49,7 @@ mod hosts;
 mod repository;
 mod retry;
 
-pub use client::{Change, Ensured, HookClient, HookClientBuilder};
+pub use client::{Change, EnsurePlan, Ensured, HookClient, HookClientBuilder};
 pub use credentials::{Secret, Token};
 pub use error::{ErrorKind, Operation, RegisterError};
 pub use events::{EventSet, HookEvent, UnknownEvent};

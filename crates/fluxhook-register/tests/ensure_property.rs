@@ -1,5 +1,6 @@
 //! For any hooks a repository starts with, `ensure` twice leaves exactly one matching hook
-//! to the Receiver's URL, leaves other URLs alone, and writes nothing the second time.
+//! to the Receiver's URL, leaves other URLs alone, and writes nothing the second time; and
+//! `plan_ensure` predicts what `ensure` does without writing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -125,7 +126,15 @@ fn run_case(kind: HostKind, seeds: &[Seed], secret: &str) -> Result<(), TestCase
             .collect();
         let hook = desired(secret);
 
+        let plan = s.client.plan_ensure(&hook).await.unwrap();
+        prop_assert_eq!(s.host.writes(), vec![]);
         let first = s.client.ensure(&hook).await.unwrap();
+        prop_assert_eq!(first.change, plan.change);
+        prop_assert_eq!(&first.removed_duplicates, &plan.duplicates);
+        if plan.change != Change::Created {
+            prop_assert_eq!(Some(&first.hook_id), plan.hook_id.as_ref());
+        }
+        prop_assert!(s.client.plan_ensure(&hook).await.unwrap().is_unchanged());
         s.host.clear_requests();
         let second = s.client.ensure(&hook).await.unwrap();
 
