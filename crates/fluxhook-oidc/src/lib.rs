@@ -20,7 +20,7 @@
 //! rate-limited, so bad tokens cannot make us hammer an issuer.
 //!
 //! Fetching is behind [`KeySource`]; [`HttpKeySource`] is the real one. With
-//! the `test-issuer` feature, [`testing::TestIssuer`] serves an issuer on
+//! the `test-issuer` feature, `testing::TestIssuer` serves an issuer on
 //! `127.0.0.1` and mints tokens for tests:
 //!
 //! ```

@@ -3,6 +3,14 @@
 //! receiver's tests can send real `generic-oidc` and `gcr` requests without
 //! any network.
 //!
+//! Another crate's tests get it with
+//! `fluxhook-oidc = { workspace = true, features = ["test-issuer"] }` under
+//! `[dev-dependencies]`. Give the issuer's [`TestIssuer::url`] as a
+//! provider's `issuerURL` (generic-oidc) or as
+//! [`VerifierConfig::google_issuer`](crate::VerifierConfig::google_issuer)
+//! (gcr), mint tokens with [`TestIssuer::mint`] over
+//! [`TestIssuer::claims`], and send them as `Authorization: Bearer <token>`.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
