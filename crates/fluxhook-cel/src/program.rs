@@ -115,7 +115,7 @@ impl VariableResolver for Bindings<'_> {
 fn runtime_message(error: &ExecutionError) -> String {
     match error {
         ExecutionError::NoSuchKey(key) => format!("no such key: {key}"),
-        ExecutionError::NoSuchOverload(overload) => format!("no such overload: {overload}"),
+        ExecutionError::NoSuchOverload(overload) => overload.to_string(),
         ExecutionError::UndeclaredReference(name) => format!("no such attribute: {name}"),
         ExecutionError::DivisionByZero(_) => "division by zero".to_owned(),
         ExecutionError::RemainderByZero(_) => "modulus by zero".to_owned(),

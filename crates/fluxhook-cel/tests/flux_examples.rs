@@ -159,6 +159,14 @@ fn flux_resource_filters_give_cel_go_results() {
 }
 
 #[test]
+fn compiled_rules_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Expression>();
+    shareable::<ClaimRules>();
+    shareable::<Document>();
+}
+
+#[test]
 fn flux_rejects_the_expressions_flux_rejects() {
     // receiver_resource_filter_test.go, TestValidateCELExpression*.
     for valid in ["true", "false", "req.value == 'test'"] {
