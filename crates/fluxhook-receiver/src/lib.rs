@@ -1,0 +1,51 @@
+//! Flux's webhook `Receiver`, served end to end.
+//!
+//! A Receiver (`notification.toolkit.fluxcd.io/v1`) names a webhook type, the
+//! Secret holding its token and the Flux objects to reconcile. This crate
+//! turns Receivers into live webhook endpoints:
+//!
+//! - [`Endpoint::compile`] validates a Receiver with its Secret and compiles
+//!   everything a request needs (credentials, events, CEL filters), so that
+//!   serving a request does no parsing of the spec. What it refuses is an
+//!   [`InvalidReceiver`] whose message says what to fix; the controller
+//!   reports it as `Ready=False`.
+//! - [`EndpointIndex`] maps webhook digests to endpoints in constant time,
+//!   whatever the number of Receivers.
+//!
+//! # Example
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use fluxhook_receiver::{Endpoint, EndpointIndex, EndpointState};
+//!
+//! let receiver: fluxhook_api::Receiver = serde_json::from_value(serde_json::json!({
+//!     "apiVersion": "notification.toolkit.fluxcd.io/v1",
+//!     "kind": "Receiver",
+//!     "metadata": { "name": "git-webhook", "namespace": "flux-system" },
+//!     "spec": {
+//!         "type": "github",
+//!         "events": ["ping", "push"],
+//!         "secretRef": { "name": "webhook-token" },
+//!         "resources": [{ "kind": "GitRepository", "name": "flux-repo" }]
+//!     }
+//! }))?;
+//! let secret = BTreeMap::from([("token".to_string(), b"s3cr3t".to_vec())]);
+//!
+//! let endpoint = Endpoint::compile(&receiver, Some(&secret))?;
+//! let path = endpoint.webhook_path().clone();
+//!
+//! let index = EndpointIndex::default();
+//! index.publish(EndpointState::Ready(endpoint.into()));
+//! let served = index.lookup(path.digest()).expect("published");
+//! assert!(matches!(*served, EndpointState::Ready(_)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod endpoint;
+mod index;
+
+pub use endpoint::{
+    Credentials, Endpoint, GCR_AUDIENCE_KEY, GCR_EMAIL_KEY, InvalidReceiver, OidcIssuer,
+    ReceiverKey, ResourceTarget, TOKEN_KEY,
+};
+pub use index::{EndpointIndex, EndpointState};
