@@ -43,10 +43,19 @@ struct Measurement {
     bytes: Option<u64>,
 }
 
-pub(crate) fn run(root: &Path, filter: Option<&str>) -> Result<(), String> {
+/// Criterion's settings unless the caller gives its own: hundreds of inputs
+/// at criterion's default 8 s each would take hours; 1.5 s each is enough
+/// for microsecond-scale medians.
+const DEFAULT_CRITERION_ARGS: [&str; 4] = ["--warm-up-time", "0.5", "--measurement-time", "1"];
+
+pub(crate) fn run(root: &Path, criterion_args: &[String]) -> Result<(), String> {
     let started = SystemTime::now();
     let mut args = vec!["bench", "--workspace", "--benches", "--"];
-    args.extend(filter);
+    if criterion_args.is_empty() {
+        args.extend(DEFAULT_CRITERION_ARGS);
+    } else {
+        args.extend(criterion_args.iter().map(String::as_str));
+    }
     super::cargo(root, &args)?;
     let measurements = collect(&root.join("target/criterion"), started)?;
     if measurements.is_empty() {

@@ -15,15 +15,16 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   conformance   check parsers, verifiers and API types against ../shared
                 (FLUXHOOK_CORPUS and FLUXHOOK_FLUX_CRDS override the folders)
-  bench [FILTER]
-                run the criterion benchmarks (optionally only those matching
-                FILTER) and print medians and ratios as a Markdown table";
+  bench [CRITERION ARGS...]
+                run the criterion benchmarks and print medians and ratios as
+                Markdown tables; arguments go to criterion (a filter, timings),
+                default: --warm-up-time 0.5 --measurement-time 1";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("conformance") => conformance(),
-        Some("bench") => bench::run(&workspace_root(), args.get(1).map(String::as_str)),
+        Some("bench") => bench::run(&workspace_root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
