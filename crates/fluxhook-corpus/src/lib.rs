@@ -30,6 +30,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fluxhook_signature::Policy;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
@@ -109,6 +110,21 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The signature policies of the Flux receiver types that take this
+    /// host's deliveries, each to be signed as the host signs: Gitea's under
+    /// `github` (Flux takes Gitea as github) and its native header; none for
+    /// Azure DevOps, which signs nothing and goes to a `generic` receiver.
+    pub fn signature_policies(&self) -> &'static [Policy] {
+        match self.provider.as_str() {
+            "github" => &[Policy::Github],
+            "gitea" => &[Policy::Github, Policy::GiteaSignature],
+            "gogs" => &[Policy::GogsSignature],
+            "gitlab" => &[Policy::Gitlab],
+            "bitbucket-cloud" | "bitbucket-server" => &[Policy::Bitbucket],
+            _ => &[],
+        }
+    }
+
     /// The name benchmarks give this input: the file below `payloads/`,
     /// e.g. `github/push.json`.
     pub fn bench_id(&self) -> &str {

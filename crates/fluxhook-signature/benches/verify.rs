@@ -23,20 +23,6 @@ use sha2::Sha256;
 
 const SECRET: &[u8] = b"fluxhook-bench-secret";
 
-/// The policies a Flux receiver would verify a host's deliveries with.
-/// Azure DevOps signs nothing, so its deliveries have none.
-fn policies_for(provider: &str) -> &'static [Policy] {
-    match provider {
-        "github" => &[Policy::Github],
-        // Flux takes Gitea as `github`; its native header is measured too.
-        "gitea" => &[Policy::Github, Policy::GiteaSignature],
-        "gogs" => &[Policy::GogsSignature],
-        "gitlab" => &[Policy::Gitlab],
-        "bitbucket-server" | "bitbucket-cloud" => &[Policy::Bitbucket],
-        _ => &[],
-    }
-}
-
 /// A corpus delivery with its body and headers signed for its policies.
 struct Delivery<'c> {
     entry: &'c Entry,
@@ -48,7 +34,7 @@ struct Delivery<'c> {
 fn signed_deliveries(corpus: &Corpus) -> Result<Vec<Delivery<'_>>, String> {
     let mut deliveries = Vec::new();
     for entry in corpus.entries() {
-        let policies = policies_for(&entry.provider);
+        let policies = entry.signature_policies();
         if policies.is_empty() {
             continue;
         }
