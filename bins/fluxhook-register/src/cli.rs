@@ -1,0 +1,276 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser, ValueEnum};
+use fluxhook_register::Provider;
+use url::Url;
+
+const ABOUT: &str = "Registers Flux Receiver webhooks with Git hosts";
+
+const LONG_ABOUT: &str = "\
+Registers Flux Receiver webhooks with Git hosts: GitHub and GitHub Enterprise Server, GitLab, \
+Bitbucket Cloud, Bitbucket Server / Data Center, Gitea and Forgejo.
+
+Give one hook (--repo, --webhook-url and the secret), or a Receiver in the cluster \
+(--receiver and --base-url): its status.webhookPath, its Secret's token, its events and the \
+GitRepositories it lists are read through KUBECONFIG (or the in-cluster config), and exactly \
+what the cluster serves is registered in each repository.
+
+Secrets are never taken as flag values, which any user can read in `ps`: the webhook secret \
+comes from a file (--secret-file) or an environment variable (--secret-env), the host's access \
+token from --token-file or the provider's variable: GITHUB_TOKEN, GITLAB_TOKEN, \
+BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN or else FORGEJO_TOKEN.";
+
+const AFTER_LONG_HELP: &str = "\
+Exit status: 0 when the hooks are in sync or were changed as asked, 1 on any error (including \
+usage errors), 2 under --check when a repository is not in sync.
+
+Examples:
+  GITHUB_TOKEN=... fluxhook-register --repo https://github.com/org/fleet \\
+      --webhook-url https://flux-webhook.example.com/hook/0a1b... --secret-file token.txt
+  fluxhook-register --receiver flux-system/github-receiver \\
+      --base-url https://flux-webhook.example.com --check";
+
+/// How the report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// One line per repository, for people.
+    Text,
+    /// One JSON document with a result per repository, for programs.
+    Json,
+}
+
+/// The arguments of `fluxhook-register`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fluxhook-register",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_long_help = AFTER_LONG_HELP,
+)]
+#[command(group(ArgGroup::new("target").required(true).args(["repo", "receiver"])))]
+#[command(group(ArgGroup::new("secret").args(["secret_file", "secret_env"])))]
+pub(crate) struct Cli {
+    /// The Git repository whose hooks to manage, as a GitRepository's spec.url
+    /// (https://host/owner/repo, ssh://git@host/owner/repo or git@host:owner/repo)
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "webhook_url",
+        help_heading = "One hook"
+    )]
+    pub(crate) repo: Option<String>,
+
+    /// Where the host delivers events: the receiver's public URL ending in the Receiver's
+    /// status.webhookPath
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "receiver",
+        help_heading = "One hook"
+    )]
+    pub(crate) webhook_url: Option<Url>,
+
+    /// File holding the webhook secret (the Receiver Secret's `token`); line endings at its
+    /// end are ignored. Never give the secret itself as a flag: `ps` shows flags
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "receiver",
+        help_heading = "One hook"
+    )]
+    pub(crate) secret_file: Option<PathBuf>,
+
+    /// Name of the environment variable holding the webhook secret
+    #[arg(
+        long,
+        value_name = "VAR",
+        conflicts_with = "receiver",
+        help_heading = "One hook"
+    )]
+    pub(crate) secret_env: Option<String>,
+
+    /// Receiver events to subscribe to, comma-separated: push, tag_push, pull_request (or the
+    /// hosts' names of these, as in a Receiver's spec.events); ping needs no subscription
+    #[arg(
+        long,
+        value_name = "EVENTS",
+        value_delimiter = ',',
+        default_value = "push",
+        conflicts_with = "receiver",
+        help_heading = "One hook"
+    )]
+    pub(crate) events: Vec<String>,
+
+    /// The Receiver whose hooks to manage, NAMESPACE/NAME or NAME (with --namespace, else the
+    /// kubeconfig context's namespace)
+    #[arg(
+        long,
+        value_name = "[NAMESPACE/]NAME",
+        requires = "base_url",
+        help_heading = "From the cluster"
+    )]
+    pub(crate) receiver: Option<String>,
+
+    /// Namespace of the Receiver
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        requires = "receiver",
+        help_heading = "From the cluster"
+    )]
+    pub(crate) namespace: Option<String>,
+
+    /// The public URL the receiver server is reached at
+    /// (https://flux-webhook.example.com); the Receiver's status.webhookPath is appended
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FLUXHOOK_BASE_URL",
+        help_heading = "From the cluster"
+    )]
+    pub(crate) base_url: Option<Url>,
+
+    /// The API family of a self-hosted instance (github.com, gitlab.com, bitbucket.org,
+    /// codeberg.org and gitea.com are known): github, gitlab, bitbucket-cloud,
+    /// bitbucket-server, gitea or forgejo. Applies to every repository of the run
+    #[arg(long, value_name = "PROVIDER", help_heading = "Git host")]
+    pub(crate) provider: Option<Provider>,
+
+    /// The API URL of a self-hosted instance when it is not the usual one
+    /// (https://ghe.example.com/api/v3, https://git.example.com/gitlab/api/v4...). The token is
+    /// sent over plain http:// only to an API URL given here (for test and lab hosts)
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "provider",
+        help_heading = "Git host"
+    )]
+    pub(crate) api_url: Option<Url>,
+
+    /// File holding the host's access token. Without it the token is read from GITHUB_TOKEN,
+    /// GITLAB_TOKEN, BITBUCKET_TOKEN (Cloud and Server), or GITEA_TOKEN and then FORGEJO_TOKEN,
+    /// by the repository's provider
+    #[arg(long, value_name = "PATH", help_heading = "Git host")]
+    pub(crate) token_file: Option<PathBuf>,
+
+    /// Say what would change in each repository (create, update, unchanged, delete), writing
+    /// nothing
+    #[arg(long, help_heading = "What to do")]
+    pub(crate) dry_run: bool,
+
+    /// Like --dry-run, and exit with status 2 when a repository is not in sync: for CI gates
+    #[arg(long, conflicts_with = "dry_run", help_heading = "What to do")]
+    pub(crate) check: bool,
+
+    /// Delete the hooks to the webhook URL instead of creating or updating one (no secret is
+    /// needed for one hook)
+    #[arg(long, help_heading = "What to do")]
+    pub(crate) delete: bool,
+
+    /// Report format
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = OutputFormat::Text,
+        help_heading = "What to do"
+    )]
+    pub(crate) output: OutputFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("fluxhook-register").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn one_hook_or_a_receiver_is_required() {
+        assert_eq!(
+            parse(&["--check"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        let both = [
+            "--repo",
+            "r",
+            "--webhook-url",
+            "https://a/",
+            "--receiver",
+            "x",
+        ];
+        assert!(parse(&both).is_err());
+        assert!(
+            parse(&["--receiver", "ns/x"]).is_err(),
+            "--base-url is needed"
+        );
+        assert!(parse(&["--repo", "r"]).is_err(), "--webhook-url is needed");
+    }
+
+    #[test]
+    fn events_are_comma_separated_and_default_to_push() {
+        let cli = parse(&["--repo", "r", "--webhook-url", "https://a/"]).unwrap();
+        assert_eq!(cli.events, ["push"]);
+        let cli = parse(&[
+            "--repo",
+            "r",
+            "--webhook-url",
+            "https://a/",
+            "--events",
+            "push,pull_request",
+        ])
+        .unwrap();
+        assert_eq!(cli.events, ["push", "pull_request"]);
+    }
+
+    #[test]
+    fn providers_parse_by_name() {
+        let cli = parse(&[
+            "--repo",
+            "r",
+            "--webhook-url",
+            "https://a/",
+            "--provider",
+            "forgejo",
+        ])
+        .unwrap();
+        assert_eq!(cli.provider, Some(Provider::Gitea));
+        let error = parse(&[
+            "--repo",
+            "r",
+            "--webhook-url",
+            "https://a/",
+            "--provider",
+            "svn",
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn there_is_no_flag_for_secret_values() {
+        let command = Cli::command();
+        let names: Vec<&str> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .collect();
+        assert!(!names.contains(&"secret"), "{names:?}");
+        assert!(!names.contains(&"token"), "{names:?}");
+        let help = command.clone().render_long_help().to_string();
+        assert!(help.contains("ps"), "{help}");
+    }
+}

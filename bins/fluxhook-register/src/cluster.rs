@@ -1,0 +1,301 @@
+//! What a Receiver serves, read from the cluster: its webhook path, its Secret's token, its
+//! events and the URLs of the GitRepositories it names.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, anyhow, bail};
+use fluxhook_api::{Receiver, ReceiverResource, condition, resolve};
+use fluxhook_register::Secret;
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use kube::api::{Api, DynamicObject, ListParams};
+
+/// The key of the Receiver's Secret that holds the token, as Flux reads it.
+const TOKEN_KEY: &str = "token";
+
+/// The only kind whose repositories have Git host webhooks.
+const GIT_REPOSITORY: &str = "GitRepository";
+
+/// What one Receiver serves.
+#[derive(Debug)]
+pub(crate) struct ServedReceiver {
+    /// The path the receiver server answers on, `status.webhookPath`.
+    pub(crate) webhook_path: String,
+    /// The Secret's token: the hosts sign deliveries with it.
+    pub(crate) secret: Secret,
+    /// `spec.events`, as written.
+    pub(crate) events: Vec<String>,
+    /// The GitRepositories named, in the Receiver's order, each once.
+    pub(crate) repositories: Vec<NamedRepository>,
+}
+
+/// A GitRepository a Receiver names, and its `spec.url` or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NamedRepository {
+    /// `GitRepository namespace/name` (the reference itself when nothing could be listed).
+    pub(crate) source: String,
+    /// `spec.url`.
+    pub(crate) url: Result<String, String>,
+}
+
+/// `NAMESPACE/NAME` or `NAME` with `--namespace`: `(namespace, name)`; no namespace means the
+/// kubeconfig context's.
+pub(crate) fn receiver_name(
+    arg: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<(Option<String>, String)> {
+    let (from_arg, name) = match arg.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, arg),
+    };
+    if name.is_empty() || name.contains('/') || from_arg == Some("") {
+        bail!("--receiver {arg:?} should be NAMESPACE/NAME or NAME");
+    }
+    match (from_arg, namespace) {
+        (Some(a), Some(b)) if a != b => {
+            bail!("--receiver names namespace {a} but --namespace says {b}")
+        }
+        (ns, flag) => Ok((ns.or(flag).map(str::to_owned), name.to_owned())),
+    }
+}
+
+/// The message of a Kubernetes API error: the apiserver's own words when it answered.
+fn kube_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("HTTP {}: {}", status.code, status.message),
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// Reads Receiver `namespace/name`, its Secret and its GitRepositories.
+///
+/// Fails when the Receiver cannot be read, is not Ready, has no webhook path yet, has no
+/// usable Secret, or serves a path that is not its Secret's current token's (it has not
+/// caught up with a changed token). GitRepositories that cannot be read are reported each in
+/// its [`NamedRepository`], so the others are still registered.
+pub(crate) async fn read_receiver(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<ServedReceiver> {
+    let id = format!("Receiver {namespace}/{name}");
+    let receivers: Api<Receiver> = Api::namespaced(client.clone(), namespace);
+    let receiver = receivers
+        .get(name)
+        .await
+        .map_err(|e| anyhow!("cannot read {id}: {}", kube_message(&e)))?;
+    let webhook_path = served_path(&id, &receiver)?;
+    let secret_name = receiver
+        .spec
+        .secret_ref
+        .as_ref()
+        .map(|s| s.name.clone())
+        .ok_or_else(|| {
+            anyhow!("{id} has no spec.secretRef: Git hosts sign deliveries with its token")
+        })?;
+    let token = read_token(client.clone(), namespace, &secret_name)
+        .await
+        .with_context(|| format!("{id}: its Secret {namespace}/{secret_name}"))?;
+    if receiver.webhook_path(&token).as_str() != webhook_path {
+        bail!(
+            "{id} serves {webhook_path}, which is not the path of its Secret's current token: \
+             the Receiver has not reconciled since the token changed; run again once it has"
+        );
+    }
+    let mut repositories: Vec<NamedRepository> = Vec::new();
+    for resource in &receiver.spec.resources {
+        for found in git_repositories(&client, namespace, resource).await {
+            if !repositories.iter().any(|r| r.source == found.source) {
+                repositories.push(found);
+            }
+        }
+    }
+    if repositories.is_empty() {
+        bail!("{id} names no GitRepository: only GitRepositories have Git host webhooks");
+    }
+    Ok(ServedReceiver {
+        webhook_path,
+        secret: Secret::new(token),
+        events: receiver.spec.events.clone().unwrap_or_default(),
+        repositories,
+    })
+}
+
+/// The Receiver's `status.webhookPath`, provided it is Ready.
+fn served_path(id: &str, receiver: &Receiver) -> anyhow::Result<String> {
+    if !receiver.is_ready() {
+        let why = receiver
+            .status
+            .as_ref()
+            .and_then(|s| s.condition(condition::READY))
+            .map(|c| format!(" ({}: {})", c.reason, c.message))
+            .unwrap_or_default();
+        bail!("{id} is not Ready{why}: its webhook path is not served yet");
+    }
+    receiver
+        .status
+        .as_ref()
+        .and_then(|s| s.webhook_path.clone())
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| anyhow!("{id} is Ready but has no status.webhookPath yet"))
+}
+
+/// The `token` of Secret `namespace/name`.
+async fn read_token(client: kube::Client, namespace: &str, name: &str) -> anyhow::Result<String> {
+    let secrets: Api<KubeSecret> = Api::namespaced(client, namespace);
+    let secret = secrets
+        .get(name)
+        .await
+        .map_err(|e| anyhow!("cannot be read: {}", kube_message(&e)))?;
+    let token = secret
+        .data
+        .and_then(|mut data| data.remove(TOKEN_KEY))
+        .ok_or_else(|| anyhow!("has no {TOKEN_KEY:?} key"))?;
+    let token = String::from_utf8(token.0).map_err(|_| anyhow!("{TOKEN_KEY:?} is not UTF-8"))?;
+    if token.is_empty() {
+        bail!("{TOKEN_KEY:?} is empty");
+    }
+    Ok(token)
+}
+
+/// The GitRepositories one `spec.resources` entry names: by name, or `*` with `matchLabels`,
+/// in its namespace or the Receiver's. Other kinds name none.
+async fn git_repositories(
+    client: &kube::Client,
+    receiver_namespace: &str,
+    resource: &ReceiverResource,
+) -> Vec<NamedRepository> {
+    if resource.kind != GIT_REPOSITORY {
+        return Vec::new();
+    }
+    let namespace = resource.namespace.as_deref().unwrap_or(receiver_namespace);
+    let reference = format!("{GIT_REPOSITORY} {namespace}/{}", resource.name);
+    let failed = |message: String| {
+        vec![NamedRepository {
+            source: reference.clone(),
+            url: Err(message),
+        }]
+    };
+    let kind = match resolve(resource.api_version.as_deref(), &resource.kind) {
+        Ok(kind) => kind,
+        Err(error) => return failed(error.to_string()),
+    };
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &kind.to_api_resource());
+    if resource.name != "*" {
+        return match api.get(&resource.name).await {
+            Ok(object) => vec![named(namespace, object)],
+            Err(error) => failed(format!("cannot be read: {}", kube_message(&error))),
+        };
+    }
+    // As Flux: a wildcard must select by labels.
+    let Some(labels) = &resource.match_labels else {
+        return failed("name \"*\" needs matchLabels".to_owned());
+    };
+    match api
+        .list(&ListParams::default().labels(&label_selector(labels)))
+        .await
+    {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .map(|object| named(namespace, object))
+            .collect(),
+        Err(error) => failed(format!("cannot be listed: {}", kube_message(&error))),
+    }
+}
+
+fn named(namespace: &str, object: DynamicObject) -> NamedRepository {
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let url = object
+        .data
+        .pointer("/spec/url")
+        .and_then(|u| u.as_str())
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| "has no spec.url".to_owned());
+    NamedRepository {
+        source: format!("{GIT_REPOSITORY} {namespace}/{name}"),
+        url,
+    }
+}
+
+/// `k=v,k2=v2`: every label must match.
+fn label_selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn receiver_names_take_a_namespace_from_either_place() {
+        let ok = |arg, ns| receiver_name(arg, ns).unwrap();
+        assert_eq!(
+            ok("flux-system/github", None),
+            (Some("flux-system".into()), "github".into())
+        );
+        assert_eq!(
+            ok("github", Some("flux-system")),
+            (Some("flux-system".into()), "github".into())
+        );
+        assert_eq!(
+            ok("flux-system/github", Some("flux-system")),
+            (Some("flux-system".into()), "github".into())
+        );
+        assert_eq!(ok("github", None), (None, "github".into()));
+        for bad in ["", "/github", "ns/", "a/b/c"] {
+            assert!(receiver_name(bad, None).is_err(), "{bad:?}");
+        }
+        let error = receiver_name("a/github", Some("b"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--namespace"), "{error}");
+    }
+
+    #[test]
+    fn label_selectors_require_every_label() {
+        let labels = BTreeMap::from([
+            ("app".to_owned(), "fleet".to_owned()),
+            ("tier".to_owned(), "infra".to_owned()),
+        ]);
+        assert_eq!(label_selector(&labels), "app=fleet,tier=infra");
+    }
+
+    #[test]
+    fn unready_receivers_are_refused_with_their_reason() {
+        let receiver: Receiver = serde_json::from_value(serde_json::json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1",
+            "kind": "Receiver",
+            "metadata": {"name": "r", "namespace": "ns"},
+            "spec": {"type": "github", "resources": []},
+            "status": {"conditions": [{
+                "type": "Ready", "status": "False", "reason": "TokenNotFound",
+                "message": "secret not found", "lastTransitionTime": "2024-01-01T00:00:00Z"
+            }]}
+        }))
+        .unwrap();
+        let error = served_path("Receiver ns/r", &receiver)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "Receiver ns/r is not Ready (TokenNotFound: secret not found): its webhook path is not served yet"
+        );
+    }
+}

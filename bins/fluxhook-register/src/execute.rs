@@ -1,0 +1,111 @@
+//! Carrying out a plan, repository by repository: one failure does not stop the others.
+
+use fluxhook_register::{Change, HookClient, HookId, RegisterError};
+use url::Url;
+
+use crate::plan::{Mode, Operation, Plan};
+
+/// What was (or would be) done to a repository's hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// A hook created.
+    Create,
+    /// A hook updated.
+    Update,
+    /// Nothing to do to the hook kept (or, when deleting, no hook to delete).
+    Unchanged,
+    /// Hooks to the URL deleted.
+    Delete,
+}
+
+/// The result for one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// What was or would be done.
+    pub(crate) action: Action,
+    /// Whether anything was written.
+    pub(crate) applied: bool,
+    /// The hook to the URL kept (none when one would be created, or when deleting).
+    pub(crate) hook_id: Option<HookId>,
+    /// Hooks to the URL deleted, or that would be: duplicates, or all of them when deleting.
+    pub(crate) deleted: Vec<HookId>,
+}
+
+impl Outcome {
+    /// Whether the repository already was as wanted.
+    pub(crate) fn in_sync(&self) -> bool {
+        self.action == Action::Unchanged && self.deleted.is_empty()
+    }
+}
+
+/// Runs the plan: one result per target, in order.
+pub(crate) async fn execute(plan: &Plan) -> Vec<Result<Outcome, String>> {
+    let mut results = Vec::with_capacity(plan.targets.len());
+    for target in &plan.targets {
+        let result = match &target.client {
+            Ok(client) => run(client, plan).await.map_err(|error| error.to_string()),
+            Err(error) => Err(error.clone()),
+        };
+        results.push(result);
+    }
+    results
+}
+
+async fn run(client: &HookClient, plan: &Plan) -> Result<Outcome, RegisterError> {
+    let write = plan.mode == Mode::Apply;
+    match &plan.operation {
+        Operation::Ensure(desired) if write => {
+            let ensured = client.ensure(desired).await?;
+            let action = action_of(ensured.change);
+            Ok(Outcome {
+                action,
+                applied: action != Action::Unchanged || !ensured.removed_duplicates.is_empty(),
+                hook_id: Some(ensured.hook_id),
+                deleted: ensured.removed_duplicates,
+            })
+        }
+        Operation::Ensure(desired) => {
+            let planned = client.plan_ensure(desired).await?;
+            Ok(Outcome {
+                action: action_of(planned.change),
+                applied: false,
+                hook_id: planned.hook_id,
+                deleted: planned.duplicates,
+            })
+        }
+        Operation::Delete => delete(client, &plan.webhook_url, write).await,
+    }
+}
+
+fn action_of(change: Change) -> Action {
+    match change {
+        Change::Created => Action::Create,
+        Change::Updated => Action::Update,
+        Change::Unchanged => Action::Unchanged,
+    }
+}
+
+/// Deletes (when `write`) every hook to `url`.
+async fn delete(client: &HookClient, url: &Url, write: bool) -> Result<Outcome, RegisterError> {
+    let ids: Vec<HookId> = client
+        .list()
+        .await?
+        .into_iter()
+        .filter(|hook| hook.points_to(url))
+        .map(|hook| hook.id)
+        .collect();
+    if write {
+        for id in &ids {
+            client.delete(id).await?;
+        }
+    }
+    Ok(Outcome {
+        action: match ids.is_empty() {
+            true => Action::Unchanged,
+            false => Action::Delete,
+        },
+        applied: write && !ids.is_empty(),
+        hook_id: None,
+        deleted: ids,
+    })
+}

@@ -1,0 +1,405 @@
+//! What to do: the hook wanted and the repositories to manage it in, from the flags or from a
+//! Receiver in the cluster.
+
+use anyhow::{Context, anyhow, bail};
+use fluxhook_register::{DesiredHook, EventSet, HookClient, HostConfig, Repository, Secret};
+use url::Url;
+
+use crate::cli::Cli;
+use crate::cluster;
+use crate::credentials::{self, Env, Tokens};
+
+/// Whether hooks are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Make the changes.
+    Apply,
+    /// Say what would change.
+    DryRun,
+    /// Say what would change, and fail (exit 2) when anything would.
+    Check,
+}
+
+/// What is done to each repository's hooks.
+#[derive(Debug)]
+pub(crate) enum Operation {
+    /// Exactly one hook to the URL, matching this one.
+    Ensure(DesiredHook),
+    /// No hook to the URL.
+    Delete,
+}
+
+/// One repository to manage the hook in, or why it cannot be.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// The repository's Git URL, without credentials, when known.
+    pub(crate) git_url: Option<String>,
+    /// The GitRepositories it comes from (none for a `--repo`).
+    pub(crate) sources: Vec<String>,
+    /// The repository, once the URL was understood.
+    pub(crate) repository: Option<Repository>,
+    /// A client for its hooks, or what stands in the way.
+    pub(crate) client: Result<HookClient, String>,
+}
+
+/// Everything to do, decided before anything is asked of a Git host.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Whether to write.
+    pub(crate) mode: Mode,
+    /// What to do in each repository.
+    pub(crate) operation: Operation,
+    /// The URL the hooks deliver to.
+    pub(crate) webhook_url: Url,
+    /// The repositories, in order.
+    pub(crate) targets: Vec<Target>,
+}
+
+/// Builds the plan from the flags: for one hook, or for a Receiver read from the cluster.
+pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
+    let mode = match (cli.check, cli.dry_run) {
+        (true, _) => Mode::Check,
+        (false, true) => Mode::DryRun,
+        (false, false) => Mode::Apply,
+    };
+    let tokens = Tokens::new(cli.token_file.as_deref())?;
+    let (webhook_url, secret, events, repositories) = match &cli.receiver {
+        Some(receiver) => from_cluster(cli, receiver).await?,
+        None => from_flags(cli, env)?,
+    };
+    let operation = match (cli.delete, secret) {
+        (true, _) => Operation::Delete,
+        (false, Some(secret)) => Operation::Ensure(DesiredHook::new(
+            webhook_url.clone(),
+            secret,
+            EventSet::from_receiver_events(events.iter().map(String::as_str))?,
+        )),
+        (false, None) => bail!(
+            "give the webhook secret with --secret-file or --secret-env \
+             (never as a flag value, which `ps` shows)"
+        ),
+    };
+    let host = cli.provider.map(|provider| HostConfig {
+        provider,
+        api_base: cli.api_url.clone(),
+    });
+    let context = TargetBuilder {
+        host: host.as_ref(),
+        tokens: &tokens,
+        env,
+    };
+    Ok(Plan {
+        mode,
+        operation,
+        webhook_url,
+        targets: context.targets(repositories),
+    })
+}
+
+/// The hook's URL, secret (none when deleting without one) and events, and the repositories.
+type Wanted = (
+    Url,
+    Option<Secret>,
+    Vec<String>,
+    Vec<cluster::NamedRepository>,
+);
+
+fn from_flags(cli: &Cli, env: Env<'_>) -> anyhow::Result<Wanted> {
+    let (Some(repo), Some(webhook_url)) = (&cli.repo, &cli.webhook_url) else {
+        bail!("give --repo and --webhook-url, or --receiver and --base-url");
+    };
+    let secret = match (&cli.secret_file, &cli.secret_env) {
+        (Some(path), _) => Some(credentials::secret_from_file(path)?),
+        (None, Some(name)) => Some(credentials::secret_from_env(name, env)?),
+        (None, None) => None,
+    };
+    let repository = cluster::NamedRepository {
+        source: String::new(),
+        url: Ok(repo.clone()),
+    };
+    Ok((
+        webhook_url.clone(),
+        secret,
+        cli.events.clone(),
+        vec![repository],
+    ))
+}
+
+async fn from_cluster(cli: &Cli, receiver: &str) -> anyhow::Result<Wanted> {
+    let base_url = cli
+        .base_url
+        .as_ref()
+        .ok_or_else(|| anyhow!("--receiver needs --base-url (or FLUXHOOK_BASE_URL)"))?;
+    let (namespace, name) = cluster::receiver_name(receiver, cli.namespace.as_deref())?;
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot set up a Kubernetes client from KUBECONFIG or the in-cluster config")?;
+    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+    let served = cluster::read_receiver(client, &namespace, &name).await?;
+    let webhook_url = join_webhook_url(base_url, &served.webhook_path)?;
+    Ok((
+        webhook_url,
+        Some(served.secret),
+        served.events,
+        served.repositories,
+    ))
+}
+
+/// `base` (which may have a path prefix) with a Receiver's webhook path appended.
+pub(crate) fn join_webhook_url(base: &Url, webhook_path: &str) -> anyhow::Result<Url> {
+    let plain = matches!(base.scheme(), "https" | "http")
+        && !base.cannot_be_a_base()
+        && base.query().is_none()
+        && base.fragment().is_none();
+    if !plain {
+        bail!("--base-url {base} should be an http(s) URL without query or fragment");
+    }
+    let mut url = base.clone();
+    url.set_path(&format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        webhook_path.trim_start_matches('/')
+    ));
+    Ok(url)
+}
+
+/// A Git URL as shown: without the user name and password a URL may carry.
+pub(crate) fn shown_git_url(git_url: &str) -> String {
+    match Url::parse(git_url) {
+        Ok(mut url) if url.has_host() => {
+            // Both calls succeed on URLs with a host.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        // scp-like `user@host:path`: the user goes.
+        _ => match git_url.rsplit_once('@') {
+            Some((_, rest)) => rest.to_owned(),
+            None => git_url.to_owned(),
+        },
+    }
+}
+
+/// What every target is built with.
+struct TargetBuilder<'a> {
+    host: Option<&'a HostConfig>,
+    tokens: &'a Tokens,
+    env: Env<'a>,
+}
+
+impl TargetBuilder<'_> {
+    /// One target per repository; GitRepositories of one repository share it.
+    fn targets(&self, repositories: Vec<cluster::NamedRepository>) -> Vec<Target> {
+        let mut targets: Vec<Target> = Vec::new();
+        for named in repositories {
+            let sources: Vec<String> = Some(named.source)
+                .filter(|s| !s.is_empty())
+                .into_iter()
+                .collect();
+            let git_url = match named.url {
+                Ok(url) => url,
+                Err(error) => {
+                    targets.push(Target {
+                        git_url: None,
+                        sources,
+                        repository: None,
+                        client: Err(error),
+                    });
+                    continue;
+                }
+            };
+            let shown = shown_git_url(&git_url);
+            let repository = match Repository::from_git_url(&git_url, self.host) {
+                Ok(repository) => repository,
+                Err(error) => {
+                    targets.push(Target {
+                        git_url: Some(shown.clone()),
+                        sources,
+                        repository: None,
+                        client: Err(format!("{shown}: {error}")),
+                    });
+                    continue;
+                }
+            };
+            let same = targets
+                .iter_mut()
+                .find(|t| t.repository.as_ref() == Some(&repository));
+            if let Some(same) = same {
+                same.sources.extend(sources);
+                continue;
+            }
+            targets.push(Target {
+                git_url: Some(shown),
+                sources,
+                client: self.client(&repository),
+                repository: Some(repository),
+            });
+        }
+        targets
+    }
+
+    fn client(&self, repository: &Repository) -> Result<HookClient, String> {
+        let api = repository.api_base();
+        let explicit = self.host.is_some_and(|h| h.api_base.is_some());
+        if api.scheme() == "http" && !explicit {
+            return Err(format!(
+                "{} {}: refusing to send the access token over plain http to {api}; \
+                 give --provider and --api-url to use this API URL anyway",
+                repository.provider(),
+                repository.full_name(),
+            ));
+        }
+        let token = self
+            .tokens
+            .for_provider(repository.provider(), self.env)
+            .map_err(|e| format!("{} {}: {e}", repository.provider(), repository.full_name()))?;
+        HookClient::new(repository.clone(), token).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use fluxhook_register::Provider;
+    use proptest::prelude::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn webhook_urls_keep_the_base_path() {
+        let path = "/hook/5a1b0c";
+        for (base, joined) in [
+            (
+                "https://flux.example.com",
+                "https://flux.example.com/hook/5a1b0c",
+            ),
+            (
+                "https://flux.example.com/",
+                "https://flux.example.com/hook/5a1b0c",
+            ),
+            (
+                "https://example.com/flux/",
+                "https://example.com/flux/hook/5a1b0c",
+            ),
+            (
+                "http://127.0.0.1:9292/flux",
+                "http://127.0.0.1:9292/flux/hook/5a1b0c",
+            ),
+        ] {
+            assert_eq!(join_webhook_url(&url(base), path).unwrap().as_str(), joined);
+        }
+        for bad in [
+            "https://a.example/?x=1",
+            "https://a.example/#f",
+            "mailto:a@b",
+        ] {
+            assert!(join_webhook_url(&url(bad), path).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shown_urls_lose_credentials() {
+        assert_eq!(
+            shown_git_url("https://user:pa55@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            shown_git_url("ssh://git@github.com/o/r.git"),
+            "ssh://github.com/o/r.git"
+        );
+        assert_eq!(
+            shown_git_url("git@github.com:o/r.git"),
+            "github.com:o/r.git"
+        );
+        assert_eq!(
+            shown_git_url("https://gitlab.com/g/r"),
+            "https://gitlab.com/g/r"
+        );
+    }
+
+    fn named(source: &str, url: &str) -> cluster::NamedRepository {
+        cluster::NamedRepository {
+            source: source.into(),
+            url: Ok(url.into()),
+        }
+    }
+
+    #[test]
+    fn targets_share_a_repository_and_refuse_plain_http_unless_asked() {
+        let tokens = Tokens::new(None).unwrap();
+        let env = |name: &str| (name == "GITHUB_TOKEN").then(|| "t".to_owned());
+        let context = TargetBuilder {
+            host: None,
+            tokens: &tokens,
+            env: &env,
+        };
+        let targets = context.targets(vec![
+            named("GitRepository ns/a", "https://github.com/o/r"),
+            named("GitRepository ns/b", "git@github.com:o/r.git"),
+            named("GitRepository ns/c", "https://git.example.com/o/r"),
+            cluster::NamedRepository {
+                source: "GitRepository ns/d".into(),
+                url: Err("has no spec.url".into()),
+            },
+        ]);
+        assert_eq!(targets.len(), 3);
+        assert_eq!(
+            targets[0].sources,
+            ["GitRepository ns/a", "GitRepository ns/b"]
+        );
+        assert!(targets[0].client.is_ok());
+        let unknown = targets[1].client.as_ref().unwrap_err();
+        assert!(unknown.contains("git.example.com"), "{unknown}");
+        assert_eq!(targets[2].client.as_ref().unwrap_err(), "has no spec.url");
+
+        let self_hosted = HostConfig {
+            provider: Provider::GitHub,
+            api_base: None,
+        };
+        let context = TargetBuilder {
+            host: Some(&self_hosted),
+            ..context
+        };
+        let targets = context.targets(vec![named("", "http://127.0.0.1:3000/o/r")]);
+        let refused = targets[0].client.as_ref().unwrap_err();
+        assert!(refused.contains("plain http"), "{refused}");
+        assert!(targets[0].sources.is_empty());
+
+        let explicit = HostConfig {
+            provider: Provider::GitHub,
+            api_base: Some(url("http://127.0.0.1:3000/api/v3")),
+        };
+        let context = TargetBuilder {
+            host: Some(&explicit),
+            ..context
+        };
+        let targets = context.targets(vec![named("", "http://127.0.0.1:3000/o/r")]);
+        assert!(targets[0].client.is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn joined_urls_are_the_base_then_the_path(
+            prefix in prop::collection::vec("[a-z0-9-]{1,8}", 0..3),
+            slash in any::<bool>(),
+            digest in "[0-9a-f]{64}",
+        ) {
+            let mut base = format!("https://flux.example.com/{}", prefix.join("/"));
+            if slash && !base.ends_with('/') {
+                base.push('/');
+            }
+            let path = format!("/hook/{digest}");
+            let joined = join_webhook_url(&url(&base), &path).unwrap();
+            let expected_path = match prefix.is_empty() {
+                true => path.clone(),
+                false => format!("/{}{path}", prefix.join("/")),
+            };
+            prop_assert_eq!(joined.path(), expected_path);
+            prop_assert_eq!(joined.host_str(), Some("flux.example.com"));
+        }
+    }
+}
