@@ -134,15 +134,14 @@ pub(crate) struct Cli {
     )]
     pub(crate) base_url: Option<Url>,
 
-    /// The API family of a self-hosted instance (github.com, gitlab.com, bitbucket.org,
-    /// codeberg.org and gitea.com are known): github, gitlab, bitbucket-cloud,
-    /// bitbucket-server, gitea or forgejo. Applies to every repository of the run
+    /// The API family of a self-hosted instance: github, gitlab, bitbucket-cloud,
+    /// bitbucket-server, gitea or forgejo. Applies to the repositories of the run on other
+    /// hosts than github.com, gitlab.com, bitbucket.org, codeberg.org and gitea.com
     #[arg(long, value_name = "PROVIDER", help_heading = "Git host")]
     pub(crate) provider: Option<Provider>,
 
-    /// The API URL of a self-hosted instance when it is not the usual one
-    /// (https://ghe.example.com/api/v3, https://git.example.com/gitlab/api/v4...). The token is
-    /// sent over plain http:// only to an API URL given here (for test and lab hosts)
+    /// The API URL of the self-hosted instance when it is not the usual one
+    /// (https://ghe.example.com/api/v3, https://git.example.com/gitlab/api/v4...)
     #[arg(
         long,
         value_name = "URL",
@@ -150,6 +149,11 @@ pub(crate) struct Cli {
         help_heading = "Git host"
     )]
     pub(crate) api_url: Option<Url>,
+
+    /// Send the access token to http:// API URLs too, in clear text: for test and lab hosts
+    /// only. Without it, only https:// API URLs are called
+    #[arg(long, help_heading = "Git host")]
+    pub(crate) allow_http: bool,
 
     /// File holding the host's access token. Without it the token is read from GITHUB_TOKEN,
     /// GITLAB_TOKEN, BITBUCKET_TOKEN (Cloud and Server), or GITEA_TOKEN and then FORGEJO_TOKEN,

@@ -2,7 +2,9 @@
 //! Receiver in the cluster.
 
 use anyhow::{Context, anyhow, bail};
-use fluxhook_register::{DesiredHook, EventSet, HookClient, HostConfig, Repository, Secret};
+use fluxhook_register::{
+    DesiredHook, EventSet, GitUrl, HookClient, HostConfig, Provider, Repository, Secret,
+};
 use url::Url;
 
 use crate::cli::Cli;
@@ -83,8 +85,9 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         provider,
         api_base: cli.api_url.clone(),
     });
-    let context = TargetBuilder {
+    let builder = TargetBuilder {
         host: host.as_ref(),
+        allow_http: cli.allow_http,
         tokens: &tokens,
         env,
     };
@@ -92,7 +95,7 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         mode,
         operation,
         webhook_url,
-        targets: context.targets(repositories),
+        targets: builder.targets(repositories),
     })
 }
 
@@ -182,7 +185,10 @@ pub(crate) fn shown_git_url(git_url: &str) -> String {
 
 /// What every target is built with.
 struct TargetBuilder<'a> {
+    /// `--provider` and `--api-url`, for repositories on hosts not known by name.
     host: Option<&'a HostConfig>,
+    /// `--allow-http`.
+    allow_http: bool,
     tokens: &'a Tokens,
     env: Env<'a>,
 }
@@ -209,7 +215,7 @@ impl TargetBuilder<'_> {
                 }
             };
             let shown = shown_git_url(&git_url);
-            let repository = match Repository::from_git_url(&git_url, self.host) {
+            let repository = match Repository::from_git_url(&git_url, self.host_for(&git_url)) {
                 Ok(repository) => repository,
                 Err(error) => {
                     targets.push(Target {
@@ -238,13 +244,20 @@ impl TargetBuilder<'_> {
         targets
     }
 
+    /// The self-hosted instance's settings, unless the URL is on a host known by name
+    /// (github.com...), whose provider and API URL are fixed.
+    fn host_for(&self, git_url: &str) -> Option<&HostConfig> {
+        let known =
+            GitUrl::parse(git_url).is_ok_and(|u| Provider::from_hostname(&u.host).is_some());
+        self.host.filter(|_| !known)
+    }
+
     fn client(&self, repository: &Repository) -> Result<HookClient, String> {
         let api = repository.api_base();
-        let explicit = self.host.is_some_and(|h| h.api_base.is_some());
-        if api.scheme() == "http" && !explicit {
+        if api.scheme() == "http" && !self.allow_http {
             return Err(format!(
-                "{} {}: refusing to send the access token over plain http to {api}; \
-                 give --provider and --api-url to use this API URL anyway",
+                "{} {}: refusing to send the access token in clear text to {api}; \
+                 pass --allow-http for a test or lab host",
                 repository.provider(),
                 repository.full_name(),
             ));
@@ -329,15 +342,16 @@ mod tests {
     }
 
     #[test]
-    fn targets_share_a_repository_and_refuse_plain_http_unless_asked() {
+    fn targets_share_a_repository_and_refuse_plain_http_unless_allowed() {
         let tokens = Tokens::new(None).unwrap();
         let env = |name: &str| (name == "GITHUB_TOKEN").then(|| "t".to_owned());
-        let context = TargetBuilder {
+        let builder = TargetBuilder {
             host: None,
+            allow_http: false,
             tokens: &tokens,
             env: &env,
         };
-        let targets = context.targets(vec![
+        let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),
             named("GitRepository ns/b", "git@github.com:o/r.git"),
             named("GitRepository ns/c", "https://git.example.com/o/r"),
@@ -356,29 +370,62 @@ mod tests {
         assert!(unknown.contains("git.example.com"), "{unknown}");
         assert_eq!(targets[2].client.as_ref().unwrap_err(), "has no spec.url");
 
-        let self_hosted = HostConfig {
-            provider: Provider::GitHub,
-            api_base: None,
-        };
-        let context = TargetBuilder {
-            host: Some(&self_hosted),
-            ..context
-        };
-        let targets = context.targets(vec![named("", "http://127.0.0.1:3000/o/r")]);
-        let refused = targets[0].client.as_ref().unwrap_err();
-        assert!(refused.contains("plain http"), "{refused}");
-        assert!(targets[0].sources.is_empty());
-
-        let explicit = HostConfig {
+        let lab = HostConfig {
             provider: Provider::GitHub,
             api_base: Some(url("http://127.0.0.1:3000/api/v3")),
         };
-        let context = TargetBuilder {
-            host: Some(&explicit),
-            ..context
+        let builder = TargetBuilder {
+            host: Some(&lab),
+            ..builder
         };
-        let targets = context.targets(vec![named("", "http://127.0.0.1:3000/o/r")]);
+        let targets = builder.targets(vec![named("", "http://127.0.0.1:3000/o/r")]);
+        let refused = targets[0].client.as_ref().unwrap_err();
+        assert!(refused.contains("--allow-http"), "{refused}");
+        assert!(targets[0].sources.is_empty());
+
+        let builder = TargetBuilder {
+            allow_http: true,
+            ..builder
+        };
+        let targets = builder.targets(vec![named("", "http://127.0.0.1:3000/o/r")]);
         assert!(targets[0].client.is_ok());
+    }
+
+    #[test]
+    fn self_hosted_settings_leave_known_hosts_alone() {
+        let tokens = Tokens::new(None).unwrap();
+        let env = |_: &str| Some("t".to_owned());
+        let gitlab = HostConfig {
+            provider: Provider::GitLab,
+            api_base: Some(url("https://git.example.com/api/v4")),
+        };
+        let builder = TargetBuilder {
+            host: Some(&gitlab),
+            allow_http: false,
+            tokens: &tokens,
+            env: &env,
+        };
+        let targets = builder.targets(vec![
+            named("GitRepository ns/a", "https://github.com/o/r"),
+            named(
+                "GitRepository ns/b",
+                "ssh://git@git.example.com:2222/g/r.git",
+            ),
+        ]);
+        let located: Vec<(Provider, &str)> = targets
+            .iter()
+            .map(|t| {
+                let r = t.repository.as_ref().unwrap();
+                (r.provider(), r.api_base().as_str())
+            })
+            .collect();
+        assert_eq!(
+            located,
+            [
+                (Provider::GitHub, "https://api.github.com/"),
+                (Provider::GitLab, "https://git.example.com/api/v4"),
+            ]
+        );
     }
 
     proptest! {

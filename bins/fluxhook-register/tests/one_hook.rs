@@ -1,0 +1,274 @@
+//! The real binary against fake Git hosts on 127.0.0.1: one hook given by flags.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Hosted, SECRET, WEBHOOK_URL, run};
+use fluxhook_test_githost::{FakeHook, HostKind};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn creates_a_hook_then_leaves_it_unchanged_on_every_host() {
+    for kind in HostKind::ALL {
+        let s = Hosted::start(kind).await;
+        let first = s.run_with_secret(&[]).await;
+        assert_eq!(first.status, 0, "{kind:?}: {first:?}");
+        assert!(first.stdout.contains("created hook"), "{kind:?}: {first:?}");
+        let hooks = s.host.hooks();
+        assert_eq!(hooks.len(), 1, "{kind:?}");
+        assert_eq!(hooks[0].url, WEBHOOK_URL, "{kind:?}");
+        assert_eq!(hooks[0].secret.as_deref(), Some(SECRET), "{kind:?}");
+
+        s.host.clear_requests();
+        let second = s.run_with_secret(&[]).await;
+        assert_eq!(second.status, 0, "{kind:?}: {second:?}");
+        // Bitbucket Cloud shows ids as `{uuid}`s made from the fake's numbers.
+        assert!(
+            second.stdout.contains("unchanged (hook "),
+            "{kind:?}: {second:?}"
+        );
+        assert!(!s.host.requests().is_empty(), "{kind:?}");
+        assert_eq!(s.host.writes(), vec![], "{kind:?}");
+        assert_eq!(s.host.hooks(), hooks, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn dry_run_says_what_would_change_and_writes_nothing() {
+    let s = Hosted::start(HostKind::GitLab).await;
+    let run = s.run_with_secret(&["--dry-run"]).await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(run.stdout.contains("would create a hook"), "{run:?}");
+    assert!(
+        run.stdout.contains("dry run: nothing was written"),
+        "{run:?}"
+    );
+    assert_eq!(s.host.writes(), vec![]);
+    assert!(s.host.hooks().is_empty());
+
+    // A hook to the URL missing tag pushes, and a second one to the same URL.
+    let stale = s.host.seed(FakeHook::new(WEBHOOK_URL, &["push_events"]));
+    let duplicate = s.host.seed(FakeHook::new(WEBHOOK_URL, &["note_events"]));
+    let run = s.run_with_secret(&["--dry-run"]).await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "would update hook {stale}; would delete duplicate hooks {duplicate}"
+        )),
+        "{run:?}"
+    );
+    assert_eq!(s.host.writes(), vec![]);
+    assert_eq!(s.host.hooks().len(), 2);
+}
+
+#[tokio::test]
+async fn check_exits_2_on_drift_and_0_in_sync_without_writing() {
+    let s = Hosted::start(HostKind::GitHub).await;
+    let drift = s.run_with_secret(&["--check"]).await;
+    assert_eq!(drift.status, 2, "{drift:?}");
+    assert!(drift.stdout.contains("would create a hook"), "{drift:?}");
+    assert!(
+        drift
+            .stdout
+            .contains("drift: 1 of 1 repositories not in sync"),
+        "{drift:?}"
+    );
+    assert_eq!(s.host.writes(), vec![]);
+
+    assert_eq!(s.run_with_secret(&[]).await.status, 0);
+    s.host.clear_requests();
+    let in_sync = s.run_with_secret(&["--check"]).await;
+    assert_eq!(in_sync.status, 0, "{in_sync:?}");
+    assert!(in_sync.stdout.ends_with("in sync\n"), "{in_sync:?}");
+
+    // Other events than the hook has are drift too.
+    let events = s
+        .run_with_secret(&["--check", "--events", "push,pull_request"])
+        .await;
+    assert_eq!(events.status, 2, "{events:?}");
+    assert!(events.stdout.contains("would update hook 1"), "{events:?}");
+    assert_eq!(s.host.writes(), vec![]);
+}
+
+#[tokio::test]
+async fn delete_removes_every_hook_to_the_url_and_only_those() {
+    let s = Hosted::start(HostKind::Gitea).await;
+    let first = s.host.seed(FakeHook::new(WEBHOOK_URL, &["push"]));
+    let second = s.host.seed(FakeHook::new(WEBHOOK_URL, &["pull_request"]));
+    let other = s
+        .host
+        .seed(FakeHook::new("https://ci.example.com/hook", &["push"]));
+
+    // No secret is needed to delete.
+    let dry = s.run(&["--delete", "--dry-run"]).await;
+    assert_eq!(dry.status, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains(&format!("would delete hooks {first}, {second}")),
+        "{dry:?}"
+    );
+    assert_eq!(s.run(&["--delete", "--check"]).await.status, 2);
+    assert_eq!(s.host.writes(), vec![]);
+
+    let deleted = s.run(&["--delete"]).await;
+    assert_eq!(deleted.status, 0, "{deleted:?}");
+    assert!(
+        deleted
+            .stdout
+            .contains(&format!("deleted hooks {first}, {second}")),
+        "{deleted:?}"
+    );
+    let left: Vec<u64> = s.host.hooks().iter().map(|h| h.id).collect();
+    assert_eq!(left, [other]);
+
+    s.host.clear_requests();
+    let again = s.run(&["--delete", "--check"]).await;
+    assert_eq!(again.status, 0, "{again:?}");
+    assert!(
+        again.stdout.contains("unchanged (no hook to the URL)"),
+        "{again:?}"
+    );
+    assert_eq!(s.host.writes(), vec![]);
+}
+
+#[tokio::test]
+async fn json_output_has_one_result_per_repository() {
+    let s = Hosted::start(HostKind::GitHub).await;
+    let git_url = common::git_url(&s.host);
+    let dry = s.run_with_secret(&["--dry-run", "--output", "json"]).await;
+    assert_eq!(dry.status, 0, "{dry:?}");
+    let report: Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(
+        report,
+        json!({
+            "operation": "ensure",
+            "mode": "dry-run",
+            "webhook_url": WEBHOOK_URL,
+            "in_sync": false,
+            "results": [{
+                "repository": "octocat/hello-world",
+                "git_url": git_url,
+                "sources": [],
+                "provider": "github",
+                "api_url": s.host.api_base(),
+                "action": "create",
+                "applied": false,
+                "hook_id": null,
+                "deleted_hooks": [],
+                "error": null,
+            }],
+        })
+    );
+
+    let applied = s.run_with_secret(&["--output", "json"]).await;
+    assert_eq!(applied.status, 0, "{applied:?}");
+    let report: Value = serde_json::from_str(&applied.stdout).unwrap();
+    assert_eq!(report["mode"], "apply");
+    assert_eq!(report["results"][0]["action"], "create");
+    assert_eq!(report["results"][0]["applied"], true);
+    assert_eq!(report["results"][0]["hook_id"], "1");
+
+    let check = s.run_with_secret(&["--check", "--output", "json"]).await;
+    assert_eq!(check.status, 0, "{check:?}");
+    let report: Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["in_sync"], true);
+    assert_eq!(report["results"][0]["action"], "unchanged");
+    assert_eq!(report["results"][0]["applied"], false);
+}
+
+#[tokio::test]
+async fn host_errors_exit_1_naming_host_repository_and_status_but_no_credentials() {
+    let s = Hosted::start(HostKind::GitHub).await;
+    let wrong_token = "ghp_wrong_token_value_0000000000";
+    let args = s.args(&["--secret-file", &s.secret_file]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let failed = run(&args, &[("GITHUB_TOKEN", wrong_token)]).await;
+    assert_eq!(failed.status, 1, "{failed:?}");
+    let host = format!("127.0.0.1:{}", s.host.addr().port());
+    for expected in [
+        "error: ",
+        "GitHub",
+        host.as_str(),
+        "octocat/hello-world",
+        "401",
+    ] {
+        assert!(failed.stderr.contains(expected), "{expected}: {failed:?}");
+    }
+
+    let mut json_args = args.clone();
+    json_args.extend(["--output", "json"]);
+    let failed_json = run(&json_args, &[("GITHUB_TOKEN", wrong_token)]).await;
+    assert_eq!(failed_json.status, 1, "{failed_json:?}");
+    let report: Value = serde_json::from_str(&failed_json.stdout).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(result["action"], Value::Null);
+    assert!(
+        result["error"].as_str().unwrap().contains("HTTP 401"),
+        "{result}"
+    );
+
+    for run in [&failed, &failed_json] {
+        for credential in [wrong_token, s.host.token(), SECRET] {
+            assert!(!run.stdout.contains(credential), "{run:?}");
+            assert!(!run.stderr.contains(credential), "{run:?}");
+        }
+    }
+    assert_eq!(s.host.writes(), vec![]);
+}
+
+#[tokio::test]
+async fn plain_http_is_refused_unless_allowed() {
+    let s = Hosted::start(HostKind::GitHub).await;
+    let args: Vec<String> = s
+        .args(&["--secret-file", &s.secret_file])
+        .into_iter()
+        .filter(|a| a != "--allow-http")
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let refused = run(&args, &[("GITHUB_TOKEN", s.host.token())]).await;
+    assert_eq!(refused.status, 1, "{refused:?}");
+    assert!(refused.stderr.contains("--allow-http"), "{refused:?}");
+    assert!(!refused.stderr.contains(s.host.token()), "{refused:?}");
+    assert_eq!(s.host.requests(), vec![]);
+}
+
+#[tokio::test]
+async fn a_missing_secret_token_or_argument_is_an_error_before_any_request() {
+    let s = Hosted::start(HostKind::GitHub).await;
+    let no_secret = s.run(&[]).await;
+    assert_eq!(no_secret.status, 1, "{no_secret:?}");
+    assert!(no_secret.stderr.contains("--secret-file"), "{no_secret:?}");
+
+    let args = s.args(&["--secret-file", &s.secret_file]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let no_token = run(&args, &[("GITLAB_TOKEN", "not-for-github")]).await;
+    assert_eq!(no_token.status, 1, "{no_token:?}");
+    assert!(no_token.stderr.contains("GITHUB_TOKEN"), "{no_token:?}");
+    assert!(no_token.stderr.contains("--token-file"), "{no_token:?}");
+
+    // Usage errors exit 1: 2 means drift.
+    let usage = run(&["--check"], &[]).await;
+    assert_eq!(usage.status, 1, "{usage:?}");
+    let secret_flag = run(
+        &["--repo", "r", "--webhook-url", WEBHOOK_URL, "--secret", "x"],
+        &[],
+    )
+    .await;
+    assert_eq!(secret_flag.status, 1, "{secret_flag:?}");
+    assert_eq!(s.host.requests(), vec![]);
+}
+
+#[tokio::test]
+async fn secrets_and_tokens_come_from_the_environment_or_files() {
+    let s = Hosted::start(HostKind::GitLab).await;
+    let token_file = s.dir.write("token", &format!("{}\n", s.host.token()));
+    let args = s.args(&["--secret-env", "HOOK_SECRET", "--token-file", &token_file]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let created = run(&args, &[("HOOK_SECRET", SECRET)]).await;
+    assert_eq!(created.status, 0, "{created:?}");
+    let hooks = s.host.hooks();
+    assert_eq!(hooks.len(), 1);
+    // GitLab stores the secret as the hook's token, so the fake shows which one was sent.
+    assert_eq!(hooks[0].secret.as_deref(), Some(SECRET));
+}
