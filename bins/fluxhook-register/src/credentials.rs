@@ -75,7 +75,7 @@ impl Tokens {
             .map(|token| Token::new(trim_line_end(&token)))
             .ok_or_else(|| {
                 format!(
-                    "no access token for {provider}: set {} or pass --token-file",
+                    "no access token: set {} or pass --token-file",
                     vars.join(" or ")
                 )
             })
@@ -137,7 +137,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             error,
-            "no access token for Gitea: set GITEA_TOKEN or FORGEJO_TOKEN or pass --token-file"
+            "no access token: set GITEA_TOKEN or FORGEJO_TOKEN or pass --token-file"
         );
         assert!(
             Tokens::new(None)

@@ -155,13 +155,18 @@ pub(crate) fn text(plan: &Plan, results: &[Result<Outcome, String>]) -> String {
     out
 }
 
-/// A line per failed repository, for stderr whatever the format.
+/// A line per failed repository, for stderr whatever the format. The messages name the
+/// host and repository themselves; the GitRepositories they come from are added.
 pub(crate) fn errors(plan: &Plan, results: &[Result<Outcome, String>]) -> String {
     let mut err = String::new();
     for (target, result) in plan.targets.iter().zip(results) {
-        if let Err(error) = result {
-            let _ = writeln!(err, "error: {}: {error}", target_name(target));
-        }
+        let _ = match (result, target.sources.is_empty()) {
+            (Ok(_), _) => Ok(()),
+            (Err(error), true) => writeln!(err, "error: {error}"),
+            (Err(error), false) => {
+                writeln!(err, "error: {}: {error}", target.sources.join(", "))
+            }
+        };
     }
     err
 }

@@ -1,0 +1,309 @@
+//! The real binary reading a Receiver from the fake Kubernetes API server and registering what
+//! it serves with fake Git hosts, all on 127.0.0.1.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::Engine as _;
+use common::{TempDir, git_url, run};
+use fluxhook_api::webhook_path;
+use fluxhook_test_apiserver::{ResourceType, TestApiServer};
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, HostKind};
+use serde_json::{Value, json};
+
+const NAMESPACE: &str = "flux-system";
+const RECEIVER: &str = "github-receiver";
+const TOKEN: &str = "receiver-token-from-the-secret";
+const BASE_URL: &str = "https://flux-webhook.example.com";
+
+/// A cluster with a Receiver naming two GitRepositories on two fake GitHubs (one by name, one
+/// by labels), a Kustomization, and a GitRepository it does not select.
+struct Cluster {
+    server: TestApiServer,
+    /// Holds the kubeconfig; removed on drop.
+    _dir: TempDir,
+    kubeconfig: String,
+    app: FakeHost,
+    infra: FakeHost,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let server = TestApiServer::start().await.unwrap();
+        for resource in ResourceType::flux() {
+            server.register(resource);
+        }
+        let dir = TempDir::new();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        let app = FakeHost::start(HostKind::GitHub).await.unwrap();
+        let infra = FakeHost::start_with(FakeConfig {
+            repo: "fleet-infra".into(),
+            ..FakeConfig::new(HostKind::GitHub)
+        })
+        .await
+        .unwrap();
+
+        server
+            .create(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+            )
+            .unwrap();
+        server
+            .create(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "webhook-token", "namespace": NAMESPACE},
+                "data": {"token": base64::engine::general_purpose::STANDARD.encode(TOKEN)},
+            }))
+            .unwrap();
+        for (name, labels, url) in [
+            ("app", json!({}), git_url(&app)),
+            ("infra", json!({"hooks": "github"}), git_url(&infra)),
+            (
+                "elsewhere",
+                json!({"hooks": "gitlab"}),
+                "https://gitlab.com/g/r".into(),
+            ),
+        ] {
+            server
+                .create(json!({
+                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                    "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+                    "spec": {"url": url, "interval": "5m"},
+                }))
+                .unwrap();
+        }
+        Cluster {
+            server,
+            kubeconfig: kubeconfig.to_str().unwrap().to_owned(),
+            _dir: dir,
+            app,
+            infra,
+        }
+    }
+
+    /// Stores the Receiver with `status`, naming the GitRepository `app`, the ones labelled
+    /// `hooks: github`, and a Kustomization.
+    fn receiver(&self, status: Value) {
+        self.receiver_of(
+            json!([
+                {"kind": "GitRepository", "name": "app"},
+                {"kind": "GitRepository", "name": "*", "matchLabels": {"hooks": "github"}},
+                {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "name": "apps"},
+            ]),
+            status,
+        );
+    }
+
+    /// Stores the Receiver with these `spec.resources` and `status`.
+    fn receiver_of(&self, resources: Value, status: Value) {
+        self.server
+            .apply_json(json!({
+                "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
+                "metadata": {"name": RECEIVER, "namespace": NAMESPACE},
+                "spec": {
+                    "type": "github",
+                    "events": ["ping", "push"],
+                    "secretRef": {"name": "webhook-token"},
+                    "resources": resources,
+                },
+                "status": status,
+            }))
+            .unwrap();
+    }
+
+    fn ready(&self, path: &str) {
+        self.receiver(ready_status(path));
+    }
+
+    async fn run(&self, extra: &[&str]) -> common::Run {
+        let mut args = vec![
+            "--base-url",
+            BASE_URL,
+            "--provider",
+            "github",
+            "--allow-http",
+        ];
+        args.extend_from_slice(extra);
+        run(
+            &args,
+            &[
+                ("KUBECONFIG", self.kubeconfig.as_str()),
+                ("GITHUB_TOKEN", self.app.token()),
+            ],
+        )
+        .await
+    }
+}
+
+/// A Ready Receiver's status, serving `path`.
+fn ready_status(path: &str) -> Value {
+    json!({
+        "webhookPath": path,
+        "conditions": [{
+            "type": "Ready", "status": "True", "reason": "Succeeded",
+            "message": format!("Receiver initialized for path: {path}"),
+            "lastTransitionTime": "2025-01-01T00:00:00Z",
+        }],
+    })
+}
+
+fn served_path() -> String {
+    webhook_path(TOKEN, RECEIVER, NAMESPACE).as_str().to_owned()
+}
+
+#[tokio::test]
+async fn registers_what_the_receiver_serves_in_each_git_repository() {
+    let cluster = Cluster::start().await;
+    cluster.ready(&served_path());
+    let hook_url = format!("{BASE_URL}{}", served_path());
+
+    let check = cluster
+        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}"), "--check"])
+        .await;
+    assert_eq!(check.status, 2, "{check:?}");
+    assert!(
+        check.stdout.contains("drift: 2 of 2 repositories"),
+        "{check:?}"
+    );
+    assert_eq!(cluster.app.writes(), vec![]);
+    assert_eq!(cluster.infra.writes(), vec![]);
+
+    let applied = cluster
+        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}")])
+        .await;
+    assert_eq!(applied.status, 0, "{applied:?}");
+    assert!(
+        applied.stdout.contains("(GitHub at 127.0.0.1:"),
+        "{applied:?}"
+    );
+    for (host, source) in [(&cluster.app, "app"), (&cluster.infra, "infra")] {
+        let hooks = host.hooks();
+        assert_eq!(hooks.len(), 1, "{source}");
+        assert_eq!(hooks[0].url, hook_url, "{source}");
+        assert_eq!(hooks[0].events, ["push"], "{source}");
+        assert_eq!(hooks[0].secret.as_deref(), Some(TOKEN), "{source}");
+        assert!(
+            applied.stdout.contains(&format!(
+                "octocat/{} (GitHub at 127.0.0.1:{}, GitRepository {NAMESPACE}/{source}): created hook 1",
+                host.repo(),
+                host.addr().port()
+            )),
+            "{applied:?}"
+        );
+        host.clear_requests();
+    }
+    assert!(!applied.stdout.contains("elsewhere"), "{applied:?}");
+    assert!(!applied.stdout.contains(TOKEN) && !applied.stderr.contains(TOKEN));
+
+    let json = cluster
+        .run(&[
+            "-n",
+            NAMESPACE,
+            "--receiver",
+            RECEIVER,
+            "--check",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(json.status, 0, "{json:?}");
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["webhook_url"], hook_url.as_str());
+    assert_eq!(report["in_sync"], true);
+    let sources: Vec<&Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["sources"])
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            &json!(["GitRepository flux-system/app"]),
+            &json!(["GitRepository flux-system/infra"])
+        ]
+    );
+    assert_eq!(cluster.app.writes(), vec![]);
+    assert_eq!(cluster.infra.writes(), vec![]);
+
+    // The served URL's hooks go; a hook to another URL stays.
+    cluster
+        .app
+        .seed(FakeHook::new("https://ci.example.com/hook", &["push"]));
+    let deleted = cluster
+        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}"), "--delete"])
+        .await;
+    assert_eq!(deleted.status, 0, "{deleted:?}");
+    assert!(cluster.infra.hooks().is_empty());
+    let left: Vec<String> = cluster.app.hooks().into_iter().map(|h| h.url).collect();
+    assert_eq!(left, ["https://ci.example.com/hook"]);
+}
+
+#[tokio::test]
+async fn receivers_that_serve_no_path_yet_are_refused() {
+    let cluster = Cluster::start().await;
+    let receiver = format!("{NAMESPACE}/{RECEIVER}");
+
+    cluster.receiver(json!({
+        "conditions": [{
+            "type": "Ready", "status": "False", "reason": "TokenNotFound",
+            "message": "unable to read token from secret", "lastTransitionTime": "2025-01-01T00:00:00Z",
+        }],
+    }));
+    let unready = cluster.run(&["--receiver", &receiver]).await;
+    assert_eq!(unready.status, 1, "{unready:?}");
+    assert!(
+        unready.stderr.contains(
+            "Receiver flux-system/github-receiver is not Ready (TokenNotFound: unable to read token from secret)"
+        ),
+        "{unready:?}"
+    );
+
+    // Ready, but for a token the Secret no longer holds.
+    cluster.ready(webhook_path("old-token", RECEIVER, NAMESPACE).as_str());
+    let stale = cluster.run(&["--receiver", &receiver]).await;
+    assert_eq!(stale.status, 1, "{stale:?}");
+    assert!(
+        stale
+            .stderr
+            .contains("has not reconciled since the token changed"),
+        "{stale:?}"
+    );
+    assert!(!stale.stderr.contains(TOKEN), "{stale:?}");
+
+    let missing = cluster.run(&["--receiver", "flux-system/absent"]).await;
+    assert_eq!(missing.status, 1, "{missing:?}");
+    assert!(
+        missing
+            .stderr
+            .contains("cannot read Receiver flux-system/absent: HTTP 404"),
+        "{missing:?}"
+    );
+    assert_eq!(cluster.app.requests(), vec![]);
+    assert_eq!(cluster.infra.requests(), vec![]);
+}
+
+#[tokio::test]
+async fn a_git_repository_that_cannot_be_read_fails_alone() {
+    let cluster = Cluster::start().await;
+    cluster.receiver_of(
+        json!([
+            {"kind": "GitRepository", "name": "missing"},
+            {"kind": "GitRepository", "name": "app"},
+        ]),
+        ready_status(&served_path()),
+    );
+    let run = cluster
+        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}")])
+        .await;
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("error: GitRepository flux-system/missing: cannot be read: HTTP 404"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("created hook 1"), "{run:?}");
+    assert_eq!(cluster.app.hooks().len(), 1);
+}
