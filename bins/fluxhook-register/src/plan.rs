@@ -65,7 +65,12 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         (false, false) => Mode::Apply,
     };
     let tokens = Tokens::new(cli.token_file.as_deref())?;
-    let (webhook_url, secret, events, repositories) = match &cli.receiver {
+    let Wanted {
+        webhook_url,
+        secret,
+        events,
+        repositories,
+    } = match &cli.receiver {
         Some(receiver) => from_cluster(cli, receiver).await?,
         None => from_flags(cli, env)?,
     };
@@ -99,13 +104,15 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
     })
 }
 
-/// The hook's URL, secret (none when deleting without one) and events, and the repositories.
-type Wanted = (
-    Url,
-    Option<Secret>,
-    Vec<String>,
-    Vec<cluster::NamedRepository>,
-);
+/// The hook wanted and where, before it is checked and turned into a plan.
+struct Wanted {
+    webhook_url: Url,
+    /// None only for `--delete` of one hook, which needs no secret.
+    secret: Option<Secret>,
+    /// Receiver event names.
+    events: Vec<String>,
+    repositories: Vec<cluster::NamedRepository>,
+}
 
 fn from_flags(cli: &Cli, env: Env<'_>) -> anyhow::Result<Wanted> {
     let (Some(repo), Some(webhook_url)) = (&cli.repo, &cli.webhook_url) else {
@@ -120,12 +127,12 @@ fn from_flags(cli: &Cli, env: Env<'_>) -> anyhow::Result<Wanted> {
         source: String::new(),
         url: Ok(repo.clone()),
     };
-    Ok((
-        webhook_url.clone(),
+    Ok(Wanted {
+        webhook_url: webhook_url.clone(),
         secret,
-        cli.events.clone(),
-        vec![repository],
-    ))
+        events: cli.events.clone(),
+        repositories: vec![repository],
+    })
 }
 
 async fn from_cluster(cli: &Cli, receiver: &str) -> anyhow::Result<Wanted> {
@@ -140,12 +147,12 @@ async fn from_cluster(cli: &Cli, receiver: &str) -> anyhow::Result<Wanted> {
     let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
     let served = cluster::read_receiver(client, &namespace, &name).await?;
     let webhook_url = join_webhook_url(base_url, &served.webhook_path)?;
-    Ok((
+    Ok(Wanted {
         webhook_url,
-        Some(served.secret),
-        served.events,
-        served.repositories,
-    ))
+        secret: Some(served.secret),
+        events: served.events,
+        repositories: served.repositories,
+    })
 }
 
 /// `base` (which may have a path prefix) with a Receiver's webhook path appended.
