@@ -275,6 +275,6 @@ mod tests {
         assert!(!names.contains(&"secret"), "{names:?}");
         assert!(!names.contains(&"token"), "{names:?}");
         let help = command.clone().render_long_help().to_string();
-        assert!(help.contains("ps"), "{help}");
+        assert!(help.contains("read in `ps`"), "{help}");
     }
 }
