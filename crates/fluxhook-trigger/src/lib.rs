@@ -15,6 +15,10 @@
 //!   every object of the kind whose labels match `matchLabels` when the name
 //!   is `*`; in the Receiver's namespace unless the reference names another,
 //!   which [`Trigger::no_cross_namespace_refs`] can forbid.
+//! - [`Trigger::select_with_metadata`] for the objects a reference selects
+//!   with their metadata ([`SelectedObject`]), for evaluating a Receiver's
+//!   CEL resource filters before asking: one list for `*`, one read of the
+//!   metadata for a named object.
 //! - Every failure is a [`TriggerError`] naming the object and, when the API
 //!   server answered, its status.
 //!
@@ -62,4 +66,4 @@ mod trigger;
 
 pub use coalesce::{Coalescer, RunAbandoned};
 pub use names::ReferenceError;
-pub use trigger::{Action, ObjectRef, Outcome, Trigger, TriggerError};
+pub use trigger::{Action, ObjectRef, Outcome, SelectedObject, Trigger, TriggerError};

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use fluxhook_api::{RECONCILE_REQUEST_ANNOTATION, ReceiverResource, ResolveError};
 use futures::{StreamExt, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind, Status};
@@ -73,6 +74,45 @@ impl fmt::Display for ObjectRef {
     }
 }
 
+/// An object a Receiver's resource reference selected, with its metadata as
+/// the API server returned it: what a resource filter reads as `res`.
+///
+/// ```
+/// use fluxhook_trigger::{ObjectRef, SelectedObject};
+///
+/// let selected = SelectedObject {
+///     object: ObjectRef::new("GitRepository", "flux-system", "podinfo")
+///         .with_api_version("source.toolkit.fluxcd.io/v1"),
+///     metadata: serde_json::from_value(serde_json::json!({
+///         "name": "podinfo", "namespace": "flux-system", "labels": {"app": "podinfo"}
+///     }))?,
+/// };
+/// let res = selected.to_json();
+/// assert_eq!(res["apiVersion"], "source.toolkit.fluxcd.io/v1");
+/// assert_eq!(res["kind"], "GitRepository");
+/// assert_eq!(res["metadata"]["labels"]["app"], "podinfo");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectedObject {
+    /// The object, with its `apiVersion` filled in.
+    pub object: ObjectRef,
+    /// Its metadata: labels, annotations, generation...
+    pub metadata: ObjectMeta,
+}
+
+impl SelectedObject {
+    /// The object as Flux hands it to CEL: a `PartialObjectMetadata` with
+    /// `apiVersion`, `kind` and `metadata`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": self.object.api_version.as_deref().unwrap_or_default(),
+            "kind": self.object.kind,
+            "metadata": self.metadata,
+        })
+    }
+}
+
 /// A reconcile request Flux will see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -88,6 +128,8 @@ pub struct Outcome {
 pub enum Action {
     /// Patching the object's annotation.
     Patch,
+    /// Reading the metadata of an object named by a reference.
+    Get,
     /// Listing the objects `*` and matchLabels select.
     List,
     /// Discovering the plural name and scope of a kind not in Flux's table.
@@ -98,6 +140,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Action::Patch => "patch",
+            Action::Get => "get",
             Action::List => "list",
             Action::Discover => "discovery",
         })
@@ -267,6 +310,14 @@ struct PatchTarget {
     name: String,
 }
 
+/// What a resource reference selects.
+enum Selection {
+    /// One object by name, not looked up.
+    Named(ObjectRef),
+    /// The objects a `*` listed, with their metadata.
+    Listed(Vec<SelectedObject>),
+}
+
 /// `apiVersion` and kind of a kind not in Flux's table.
 type DiscoveryKey = (String, String);
 
@@ -398,8 +449,9 @@ impl Trigger {
     /// Forbids (`true`) or allows (`false`, the default) references from a
     /// Receiver to objects in other namespaces, like notification-controller's
     /// `--no-cross-namespace-refs`. Applies to
-    /// [`request_reconcile_selected`](Self::request_reconcile_selected) and
-    /// [`select`](Self::select).
+    /// [`request_reconcile_selected`](Self::request_reconcile_selected),
+    /// [`select`](Self::select) and
+    /// [`select_with_metadata`](Self::select_with_metadata).
     pub fn no_cross_namespace_refs(mut self, forbid: bool) -> Self {
         self.no_cross_namespace_refs = forbid;
         self
@@ -410,23 +462,7 @@ impl Trigger {
     ///
     /// A missing object is [`TriggerError::Api`] with status 404.
     pub async fn request_reconcile(&self, object: &ObjectRef) -> Result<Outcome, TriggerError> {
-        check_name(&object.name).map_err(|source| TriggerError::InvalidReference {
-            object: object.clone(),
-            source,
-        })?;
-        let kind = self.resolve_kind(object).await?;
-        if kind.namespaced {
-            check_namespace(&object.namespace).map_err(|source| {
-                TriggerError::InvalidReference {
-                    object: object.clone(),
-                    source,
-                }
-            })?;
-        }
-        let object = ObjectRef {
-            api_version: Some(kind.resource.api_version.clone()),
-            ..object.clone()
-        };
+        let (object, kind) = self.resolve_object(object).await?;
         let target = PatchTarget {
             kind,
             namespace: object.namespace.clone(),
@@ -453,6 +489,42 @@ impl Trigger {
         resource: &ReceiverResource,
         receiver_namespace: &str,
     ) -> Result<Vec<ObjectRef>, TriggerError> {
+        Ok(match self.selection(resource, receiver_namespace).await? {
+            Selection::Named(object) => vec![object],
+            Selection::Listed(selected) => selected.into_iter().map(|s| s.object).collect(),
+        })
+    }
+
+    /// The objects [`select`](Self::select) names, with their metadata, for
+    /// evaluating resource filters: a `*` costs the same one list, while a
+    /// named object is read (its metadata only), so a missing one is
+    /// [`TriggerError::Api`] with status 404 and [`Action::Get`].
+    pub async fn select_with_metadata(
+        &self,
+        resource: &ReceiverResource,
+        receiver_namespace: &str,
+    ) -> Result<Vec<SelectedObject>, TriggerError> {
+        match self.selection(resource, receiver_namespace).await? {
+            Selection::Named(object) => {
+                let (object, kind) = self.resolve_object(&object).await?;
+                let metadata = kind
+                    .api(self.client.clone(), &object.namespace)
+                    .get_metadata(&object.name)
+                    .await
+                    .map_err(|error| Failure::from(error).for_object(object.clone(), Action::Get))?
+                    .metadata;
+                Ok(vec![SelectedObject { object, metadata }])
+            }
+            Selection::Listed(selected) => Ok(selected),
+        }
+    }
+
+    /// What a reference selects: the named object, or the listed ones.
+    async fn selection(
+        &self,
+        resource: &ReceiverResource,
+        receiver_namespace: &str,
+    ) -> Result<Selection, TriggerError> {
         let namespace = resource
             .namespace
             .as_deref()
@@ -471,7 +543,7 @@ impl Trigger {
             });
         }
         if resource.name != "*" {
-            return Ok(vec![object]);
+            return Ok(Selection::Named(object));
         }
         let Some(labels) = &resource.match_labels else {
             return Err(TriggerError::WildcardWithoutMatchLabels { object });
@@ -491,16 +563,22 @@ impl Trigger {
             .list_metadata(&ListParams::default().labels(&selector))
             .await
             .map_err(|error| Failure::from(error).for_object(object.clone(), Action::List))?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|item| item.metadata.name)
-            .map(|name| ObjectRef {
-                api_version: Some(api_version.clone()),
-                name,
-                ..object.clone()
-            })
-            .collect())
+        Ok(Selection::Listed(
+            list.items
+                .into_iter()
+                .filter_map(|item| {
+                    let name = item.metadata.name.clone()?;
+                    Some(SelectedObject {
+                        object: ObjectRef {
+                            api_version: Some(api_version.clone()),
+                            name,
+                            ..object.clone()
+                        },
+                        metadata: item.metadata,
+                    })
+                })
+                .collect(),
+        ))
     }
 
     /// Asks Flux to reconcile every object a Receiver's resource reference
@@ -522,6 +600,32 @@ impl Trigger {
             }
             Err(error) => vec![Err(error)],
         }
+    }
+
+    /// Checks a reference to one object and resolves its kind; the
+    /// reference comes back with its `apiVersion` filled in.
+    async fn resolve_object(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<(ObjectRef, ResolvedKind), TriggerError> {
+        check_name(&object.name).map_err(|source| TriggerError::InvalidReference {
+            object: object.clone(),
+            source,
+        })?;
+        let kind = self.resolve_kind(object).await?;
+        if kind.namespaced {
+            check_namespace(&object.namespace).map_err(|source| {
+                TriggerError::InvalidReference {
+                    object: object.clone(),
+                    source,
+                }
+            })?;
+        }
+        let object = ObjectRef {
+            api_version: Some(kind.resource.api_version.clone()),
+            ..object.clone()
+        };
+        Ok((object, kind))
     }
 
     /// The API coordinates of the reference's kind: from Flux's table, else

@@ -271,6 +271,86 @@ async fn cross_namespace_references_follow_the_policy() {
     assert!(requested_at(&server, "apps", "podinfo").is_some());
 }
 
+#[tokio::test]
+async fn select_with_metadata_reads_named_objects_and_lists_wildcards_once() {
+    let (server, trigger) = cluster().await;
+    create_repo(&server, "flux-system", "podinfo", json!({"app": "podinfo"}));
+    create_repo(&server, "flux-system", "other", json!({"app": "other"}));
+    server.requests().clear();
+
+    // A named object is read, its metadata only, and nothing is patched.
+    let selected = trigger
+        .select_with_metadata(&by_name(None, "podinfo"), "flux-system")
+        .await
+        .unwrap();
+    assert_eq!(selected.len(), 1);
+    assert_eq!(selected[0].object.api_version.as_deref(), Some(GIT));
+    assert_eq!(selected[0].object.name, "podinfo");
+    let res = selected[0].to_json();
+    assert_eq!(res["kind"], "GitRepository");
+    assert_eq!(res["metadata"]["labels"]["app"], "podinfo");
+    assert_eq!(res["metadata"]["namespace"], "flux-system");
+    let gets = server
+        .requests()
+        .matching(&RequestMatcher::any().verb(Verb::Get));
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!(
+        gets[0].target.as_ref().unwrap().name.as_deref(),
+        Some("podinfo")
+    );
+    assert_eq!(server.requests().count(&repo_patches()), 0);
+
+    // A wildcard costs one list, which carries the metadata.
+    server.requests().clear();
+    let selected = trigger
+        .select_with_metadata(&wildcard(Some(&[("app", "other")])), "flux-system")
+        .await
+        .unwrap();
+    let names: Vec<_> = selected.iter().map(|s| s.object.name.as_str()).collect();
+    assert_eq!(names, ["other"]);
+    assert_eq!(
+        selected[0].metadata.labels.as_ref().unwrap()["app"],
+        "other"
+    );
+    let requests = server.requests().all();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].verb, Some(Verb::List));
+    assert_eq!(requested_at(&server, "flux-system", "other"), None);
+}
+
+#[tokio::test]
+async fn select_with_metadata_reports_a_missing_object_and_keeps_the_policy() {
+    let (server, trigger) = cluster().await;
+    create_repo(&server, "apps", "podinfo", json!({}));
+
+    let error = trigger
+        .select_with_metadata(&by_name(None, "missing"), "flux-system")
+        .await
+        .unwrap_err();
+    let TriggerError::Api { object, action, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*action, Action::Get);
+    assert_eq!(object.name, "missing");
+    assert_eq!(error.status().map(|s| s.code), Some(404));
+    assert!(
+        error.to_string().contains("answered the get with 404"),
+        "{error}"
+    );
+
+    server.requests().clear();
+    let strict = trigger.no_cross_namespace_refs(true);
+    let error = strict
+        .select_with_metadata(&by_name(Some("apps"), "podinfo"), "flux-system")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, TriggerError::CrossNamespaceRef { .. }),
+        "{error:?}"
+    );
+    assert!(server.requests().all().is_empty());
+}
+
 /// With the first patch in flight (or just done), a burst of 100 requests
 /// for the same object. On this single-threaded runtime the burst registers
 /// in one poll, so it is served by exactly one more patch, whatever the
