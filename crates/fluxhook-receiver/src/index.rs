@@ -85,6 +85,16 @@ impl EndpointIndex {
         }
     }
 
+    /// The path the Receiver `key` is served at, if it is indexed.
+    pub fn webhook_path_of(&self, key: &ReceiverKey) -> Option<WebhookPath> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let digest = inner.digest_of.get(key)?;
+        inner
+            .by_digest
+            .get(digest)
+            .map(|state| state.webhook_path().clone())
+    }
+
     /// How many Receivers are indexed.
     pub fn len(&self) -> usize {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
