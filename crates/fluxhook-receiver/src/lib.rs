@@ -11,6 +11,8 @@
 //!   reports it as `Ready=False`.
 //! - [`EndpointIndex`] maps webhook digests to endpoints in constant time,
 //!   whatever the number of Receivers.
+//! - [`controller::run`] keeps the index in step with the cluster's Receivers
+//!   and their Secrets, and writes their status as Flux does.
 //!
 //! # Example
 //!
@@ -41,6 +43,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod controller;
 mod endpoint;
 mod index;
 

@@ -1,0 +1,252 @@
+//! The Receiver controller: keeps the [`EndpointIndex`] in step with the
+//! cluster's Receivers and their Secrets, and writes their status as Flux's
+//! notification-controller does.
+//!
+//! For each Receiver it reads the Secret named by `spec.secretRef`, compiles
+//! the Receiver ([`Endpoint::compile`](crate::Endpoint::compile)) and
+//! publishes the result:
+//!
+//! - compiled: [`EndpointState::Ready`] at its webhook path, or
+//!   [`EndpointState::Suspended`] when `spec.suspend` is set; a rotated token
+//!   moves the path.
+//! - not compiled (Secret missing, invalid spec): [`EndpointState::NotReady`]
+//!   at the path it was last served at, so senders get 503 rather than 404;
+//!   nothing if it never had one.
+//! - deleted: withdrawn.
+//!
+//! The status follows Flux: `webhookPath`, `observedGeneration`,
+//! `lastHandledReconcileAt` and the `Ready`, `Reconciling` and `Stalled`
+//! conditions, written only when they change. A missing Secret or token is
+//! `Ready=False` (reason `TokenNotFound`) with `Reconciling=True` (reason
+//! `ProgressingWithRetry`) and is retried with exponential backoff; a spec
+//! that cannot be served until it is edited (unknown type, invalid CEL, ...)
+//! is `Ready=False` and `Stalled=True` with a message that says what to fix.
+//! A suspended Receiver keeps its conditions, as in Flux. Like Flux, the
+//! controller puts the finalizer `finalizers.fluxcd.io` on each Receiver and
+//! removes it on deletion.
+//!
+//! A Receiver is reconciled when its generation or its
+//! `reconcile.fluxcd.io/requestedAt` annotation changes, when a Secret it
+//! references and that carries the label `reconcile.fluxcd.io/watch: Enabled`
+//! changes, and every `spec.interval` (10 minutes by default), which also
+//! catches changes to unlabelled Secrets.
+//!
+//! Nothing written in a Receiver stops the controller: Receivers are watched
+//! as untyped objects and read one by one, so one that does not deserialize
+//! is reported on its own status.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use fluxhook_receiver::EndpointIndex;
+//! use fluxhook_receiver::controller::{self, ControllerConfig, Readiness};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = kube::Client::try_default().await?;
+//! let index = Arc::new(EndpointIndex::default());
+//! let readiness = Readiness::default();
+//! let config = ControllerConfig {
+//!     namespace: Some("flux-system".to_string()),
+//!     ..ControllerConfig::default()
+//! };
+//! // The webhook server looks endpoints up in `index`; `/readyz` reports
+//! // `readiness.is_ready()`.
+//! controller::run(client, index, config, readiness).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod readiness;
+mod reconcile;
+mod status;
+mod triggers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fluxhook_api::{Receiver, WATCH_LABEL, WATCH_LABEL_ENABLED};
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::discovery::ApiResource;
+use kube::runtime::controller::{self as runtime, Controller};
+use kube::runtime::reflector::{ObjectRef, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+
+pub use readiness::Readiness;
+
+use self::readiness::InitialSync;
+use self::reconcile::{Context, RetryDelays, reconcile, retry_later};
+use self::triggers::Triggers;
+use crate::EndpointIndex;
+#[cfg(doc)]
+use crate::EndpointState;
+use crate::endpoint::ReceiverKey;
+
+/// What the controller watches and how it retries; the defaults are Flux's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// The namespace whose Receivers to serve; `None` for all namespaces
+    /// (Flux's `--watch-all-namespaces`, the default).
+    pub namespace: Option<String>,
+    /// Serve only the Receivers with these labels, e.g.
+    /// `sharding.fluxcd.io/key=shard1` (Flux's `--watch-label-selector`).
+    pub label_selector: Option<String>,
+    /// The Secrets whose changes reconcile the Receivers referencing them at
+    /// once (Flux's `--watch-configs-label-selector`, default
+    /// `reconcile.fluxcd.io/watch=Enabled`). Changes to other Secrets are
+    /// seen at the Receiver's next interval.
+    pub secret_label_selector: String,
+    /// How many Receivers are reconciled at the same time (Flux's
+    /// `--concurrent`, default 4).
+    pub concurrency: u16,
+    /// The delay before the first retry of a failed reconciliation, doubled
+    /// on each further failure (Flux's `--min-retry-delay`, default 750ms).
+    pub min_retry_delay: Duration,
+    /// The longest delay between retries (Flux's `--max-retry-delay`,
+    /// default 15 minutes).
+    pub max_retry_delay: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            label_selector: None,
+            secret_label_selector: format!("{WATCH_LABEL}={WATCH_LABEL_ENABLED}"),
+            concurrency: 4,
+            min_retry_delay: Duration::from_millis(750),
+            max_retry_delay: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The API server refuses to list or watch Receivers or Secrets as asked
+    /// (400 Bad Request), most likely because a label selector is invalid.
+    /// Other API errors are retried.
+    #[error("the API server refuses to watch Receivers or Secrets; check the label selectors: {0}")]
+    WatchRefused(#[source] watcher::Error),
+}
+
+/// Runs the Receiver controller until the future is dropped: watches the
+/// Receivers (and their Secrets) that `config` selects, publishes them into
+/// `index` and writes their status. `readiness` is set once the Receivers
+/// found at start have each been reconciled.
+///
+/// API errors are logged and retried with backoff; the only error returned
+/// is a watch the API server refuses outright.
+pub async fn run(
+    client: kube::Client,
+    index: Arc<EndpointIndex>,
+    config: ControllerConfig,
+    readiness: Readiness,
+) -> Result<(), ControllerError> {
+    let resource = ApiResource::erase::<Receiver>(&());
+    // Secrets are watched as metadata only: their data is read when needed.
+    let (receivers, secrets): (Api<DynamicObject>, Api<PartialObjectMeta<Secret>>) =
+        match &config.namespace {
+            Some(namespace) => (
+                Api::namespaced_with(client.clone(), namespace, &resource),
+                Api::namespaced(client.clone(), namespace),
+            ),
+            None => (
+                Api::all_with(client.clone(), &resource),
+                Api::all(client.clone()),
+            ),
+        };
+    let initial_sync = Arc::new(InitialSync::new(readiness));
+
+    let mut receiver_watch = watcher::Config::default();
+    if let Some(selector) = &config.label_selector {
+        receiver_watch = receiver_watch.labels(selector);
+    }
+    let writer = Writer::new(resource.clone());
+    let store = writer.as_reader();
+    let mut triggers = Triggers::new(resource.clone(), Arc::clone(&initial_sync));
+    let receiver_triggers =
+        watcher(receivers, receiver_watch)
+            .reflect(writer)
+            .flat_map(move |event| {
+                let triggered = match event {
+                    Ok(event) => triggers.on_event(event).into_iter().map(Ok).collect(),
+                    Err(error) => vec![Err(error)],
+                };
+                stream::iter(triggered)
+            });
+
+    let secret_triggers = watcher(
+        secrets,
+        watcher::Config::default().labels(&config.secret_label_selector),
+    )
+    .touched_objects();
+    let referencing = {
+        let store = store.clone();
+        let resource = resource.clone();
+        move |secret: PartialObjectMeta<Secret>| {
+            let namespace = secret.metadata.namespace;
+            let name = secret.metadata.name;
+            store
+                .state()
+                .into_iter()
+                .filter(|receiver| {
+                    receiver.metadata.namespace == namespace
+                        && receiver
+                            .data
+                            .pointer("/spec/secretRef/name")
+                            .and_then(|n| n.as_str())
+                            == name.as_deref()
+                })
+                .map(|receiver| ObjectRef::from_obj_with(&*receiver, resource.clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    let context = Arc::new(Context::new(
+        client,
+        index,
+        resource.clone(),
+        RetryDelays {
+            min: config.min_retry_delay,
+            max: config.max_retry_delay,
+        },
+        initial_sync,
+    ));
+    let mut results = Controller::for_stream_with(receiver_triggers, store, resource)
+        .watches_stream(secret_triggers, referencing)
+        .with_config(runtime::Config::default().concurrency(config.concurrency))
+        .run(reconcile, retry_later, Arc::clone(&context))
+        .boxed();
+
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(_) => {}
+            Err(runtime::Error::ObjectNotFound(gone)) => context.forget(&ReceiverKey {
+                namespace: gone.namespace.unwrap_or_default(),
+                name: gone.name,
+            }),
+            // Logged, and retried, by the error policy.
+            Err(runtime::Error::ReconcilerFailed(..)) => {}
+            Err(runtime::Error::QueueError(error)) if is_refused(&error) => {
+                return Err(ControllerError::WatchRefused(error));
+            }
+            Err(error) => tracing::warn!(%error, "watching Receivers or Secrets failed; retrying"),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the API server refused a list or watch as malformed, which no
+/// retry can fix.
+fn is_refused(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 400,
+        watcher::Error::WatchError(status) => status.code == 400,
+        _ => false,
+    }
+}

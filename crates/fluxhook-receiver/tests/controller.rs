@@ -1,0 +1,834 @@
+//! The Receiver controller against the fake API server, driven by a real
+//! kube client: status as Flux writes it, the index kept in step with
+//! Receivers and Secrets, scoped watches, and recovery from API faults.
+
+#![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fluxhook_api::{Receiver, WebhookPath, webhook_path};
+use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
+use fluxhook_receiver::{EndpointIndex, EndpointState, ReceiverKey};
+use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+const NS: &str = "flux-system";
+const RECEIVER_API: &str = "notification.toolkit.fluxcd.io/v1";
+
+/// A fake API server with Flux's kinds and a few namespaces, and a client for it.
+struct Cluster {
+    server: TestApiServer,
+    client: kube::Client,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let server = TestApiServer::start().await.unwrap();
+        for resource in ResourceType::flux() {
+            server.register(resource);
+        }
+        for namespace in [NS, "team-a", "team-b"] {
+            server
+                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+                .unwrap();
+        }
+        let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        Self { server, client }
+    }
+
+    fn receivers(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &ApiResource::erase::<Receiver>(&()),
+        )
+    }
+
+    fn secrets(&self, namespace: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Creates a Receiver from its metadata and spec.
+    async fn create_receiver(&self, namespace: &str, metadata: Value, spec: Value) {
+        let mut metadata = metadata;
+        metadata["namespace"] = json!(namespace);
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": RECEIVER_API,
+            "kind": "Receiver",
+            "metadata": metadata,
+            "spec": spec,
+        }))
+        .unwrap();
+        self.receivers(namespace)
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+
+    /// Creates a Secret holding `data`, labelled for Flux to watch when `watched`.
+    async fn create_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, &str)],
+        watched: bool,
+    ) {
+        let labels = watched.then(|| {
+            BTreeMap::from([(
+                "reconcile.fluxcd.io/watch".to_string(),
+                "Enabled".to_string(),
+            )])
+        });
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                labels,
+                ..ObjectMeta::default()
+            },
+            data: Some(secret_data(data)),
+            ..Secret::default()
+        };
+        self.secrets(namespace)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+
+    async fn patch_receiver(&self, namespace: &str, name: &str, patch: Value) {
+        self.receivers(namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    /// The stored Receiver, if it exists.
+    fn receiver(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.server
+            .get(RECEIVER_API, "Receiver", namespace, name)
+            .ok()
+    }
+
+    fn status(&self, namespace: &str, name: &str) -> Value {
+        self.receiver(namespace, name)
+            .map(|receiver| receiver["status"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Starts the controller with short retry delays.
+    fn run(&self, config: ControllerConfig) -> Running {
+        let index = Arc::new(EndpointIndex::default());
+        let readiness = Readiness::default();
+        let config = ControllerConfig {
+            min_retry_delay: Duration::from_millis(20),
+            max_retry_delay: Duration::from_millis(200),
+            ..config
+        };
+        let task = tokio::spawn(controller::run(
+            self.client.clone(),
+            Arc::clone(&index),
+            config,
+            readiness.clone(),
+        ));
+        Running {
+            index,
+            readiness,
+            task,
+        }
+    }
+}
+
+fn secret_data(data: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
+    data.iter()
+        .map(|(key, value)| (key.to_string(), ByteString(value.as_bytes().to_vec())))
+        .collect()
+}
+
+/// A running controller, stopped when dropped.
+struct Running {
+    index: Arc<EndpointIndex>,
+    readiness: Readiness,
+    task: JoinHandle<Result<(), ControllerError>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Running {
+    async fn ready(&self) {
+        bounded("the controller to become ready", self.readiness.wait()).await;
+    }
+
+    fn state(&self, path: &WebhookPath) -> Option<Arc<EndpointState>> {
+        self.index.lookup(path.digest())
+    }
+
+    fn path_of(&self, namespace: &str, name: &str) -> Option<WebhookPath> {
+        self.index.webhook_path_of(&ReceiverKey {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("waited 30 s for {what}"))
+}
+
+/// Polls `condition` until it holds, for at most 30 seconds.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// `(status, reason)` of a condition, or `None`.
+fn condition_state(status: &Value, type_: &str) -> Option<(String, String)> {
+    let condition = condition(status, type_)?;
+    Some((
+        condition["status"].as_str()?.to_string(),
+        condition["reason"].as_str()?.to_string(),
+    ))
+}
+
+fn is_state(status: &Value, type_: &str, expected: (&str, &str)) -> bool {
+    condition_state(status, type_) == Some((expected.0.to_string(), expected.1.to_string()))
+}
+
+fn github_spec(secret: &str) -> Value {
+    json!({
+        "type": "github",
+        "events": ["push"],
+        "secretRef": {"name": secret},
+        "resources": [{"kind": "GitRepository", "name": "flux-system"}]
+    })
+}
+
+fn named(name: &str) -> Value {
+    json!({"name": name})
+}
+
+#[tokio::test]
+async fn a_valid_receiver_is_served_with_the_status_flux_writes() {
+    let cluster = Cluster::start().await;
+    // Unlabelled, so that only the Receiver's own changes reconcile it.
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
+        .await;
+    cluster
+        .create_receiver(
+            NS,
+            json!({"name": "github", "annotations": {"reconcile.fluxcd.io/requestedAt": "first"}}),
+            github_spec("webhook-token"),
+        )
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+
+    // Ready means every Receiver found at start is already served.
+    let path = webhook_path("s3cr3t", "github", NS);
+    assert_eq!(running.path_of(NS, "github"), Some(path.clone()));
+    assert!(matches!(
+        running.state(&path).as_deref(),
+        Some(EndpointState::Ready(endpoint)) if endpoint.events == ["push"]
+    ));
+
+    let receiver = cluster.receiver(NS, "github").unwrap();
+    assert_eq!(
+        receiver["metadata"]["finalizers"],
+        json!(["finalizers.fluxcd.io"])
+    );
+    let status = &receiver["status"];
+    assert_eq!(status["webhookPath"], path.as_str());
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["lastHandledReconcileAt"], "first");
+    let conditions = status["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    let ready = &conditions[0];
+    assert_eq!(ready["type"], "Ready");
+    assert_eq!(ready["status"], "True");
+    assert_eq!(ready["reason"], "Succeeded");
+    assert_eq!(
+        ready["message"],
+        format!("Receiver initialized for path: {path}")
+    );
+    assert_eq!(ready["observedGeneration"], 1);
+    let transition = ready["lastTransitionTime"].clone();
+
+    cluster
+        .patch_receiver(
+            NS,
+            "github",
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "second"}}}),
+        )
+        .await;
+    eventually("the second request to be handled", || {
+        cluster.status(NS, "github")["lastHandledReconcileAt"] == "second"
+    })
+    .await;
+    let status = cluster.status(NS, "github");
+    assert_eq!(
+        condition(&status, "Ready").unwrap()["lastTransitionTime"],
+        transition
+    );
+
+    // One status write per change: the controller's own writes do not wake it.
+    let status_writes = cluster.server.requests().count(
+        &RequestMatcher::any()
+            .verb(Verb::Patch)
+            .resource("receivers")
+            .subresource("status"),
+    );
+    assert_eq!(status_writes, 2);
+}
+
+#[tokio::test]
+async fn invalid_receivers_are_not_ready_and_say_what_to_fix() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
+        .await;
+    cluster
+        .create_secret(NS, "no-token", &[("other", "value")], true)
+        .await;
+    let cases = [
+        (
+            "unknown-type",
+            json!({"type": "gitea", "secretRef": {"name": "webhook-token"}, "resources": []}),
+            "ValidationFailed",
+            "unsupported receiver type \"gitea\"",
+        ),
+        (
+            "wildcard",
+            json!({
+                "type": "generic",
+                "secretRef": {"name": "webhook-token"},
+                "resources": [{"kind": "GitRepository", "name": "*"}]
+            }),
+            "ValidationFailed",
+            "spec.resources[0]: name '*' selects every GitRepository; add matchLabels",
+        ),
+        (
+            "bad-filter",
+            json!({
+                "type": "generic",
+                "secretRef": {"name": "webhook-token"},
+                "resources": [{"kind": "GitRepository", "name": "flux-system"}],
+                "resourceFilter": "resource.metadata.name =="
+            }),
+            "InvalidCELExpression",
+            "spec.resourceFilter: invalid CEL expression",
+        ),
+        (
+            "not-a-receiver",
+            json!({"type": "github", "suspend": "yes", "resources": []}),
+            "ValidationFailed",
+            "spec does not match the Receiver API",
+        ),
+        (
+            "bad-interval",
+            json!({
+                "type": "generic",
+                "interval": "10 minutes",
+                "secretRef": {"name": "webhook-token"},
+                "resources": []
+            }),
+            "ValidationFailed",
+            "spec.interval: interval is not a duration",
+        ),
+    ];
+    for (name, spec, _, _) in &cases {
+        cluster.create_receiver(NS, named(name), spec.clone()).await;
+    }
+    cluster
+        .create_receiver(NS, named("missing-key"), github_spec("no-token"))
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+
+    for (name, _, reason, fix) in cases {
+        let status = cluster.status(NS, name);
+        assert!(
+            is_state(&status, "Ready", ("False", reason)),
+            "{name}: {status}"
+        );
+        assert!(
+            is_state(&status, "Stalled", ("True", reason)),
+            "{name}: {status}"
+        );
+        assert!(
+            condition(&status, "Reconciling").is_none(),
+            "{name}: {status}"
+        );
+        let message = condition(&status, "Ready").unwrap()["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.starts_with("Reconciliation failed terminally due to configuration error: "),
+            "{name}: {message}"
+        );
+        assert!(message.contains(fix), "{name}: {message}");
+        assert_eq!(status["observedGeneration"], 1, "{name}");
+        assert_eq!(running.path_of(NS, name), None, "{name}");
+    }
+
+    let status = cluster.status(NS, "missing-key");
+    assert!(
+        is_state(&status, "Ready", ("False", "TokenNotFound")),
+        "{status}"
+    );
+    assert!(
+        is_state(&status, "Reconciling", ("True", "ProgressingWithRetry")),
+        "{status}"
+    );
+    assert!(condition(&status, "Stalled").is_none(), "{status}");
+    assert_eq!(
+        condition(&status, "Ready").unwrap()["message"],
+        "Secret \"no-token\" has no \"token\" key: add it"
+    );
+    assert_eq!(running.path_of(NS, "missing-key"), None);
+
+    // Fixing a spec serves the Receiver.
+    cluster
+        .patch_receiver(
+            NS,
+            "wildcard",
+            json!({"spec": {"resources": [{"kind": "GitRepository", "name": "*", "matchLabels": {"app": "x"}}]}}),
+        )
+        .await;
+    eventually("the fixed Receiver to be ready", || {
+        let status = cluster.status(NS, "wildcard");
+        is_state(&status, "Ready", ("True", "Succeeded"))
+            && condition(&status, "Stalled").is_none()
+            && status["observedGeneration"] == 2
+    })
+    .await;
+    assert_eq!(
+        running.path_of(NS, "wildcard"),
+        Some(webhook_path("s3cr3t", "wildcard", NS))
+    );
+}
+
+#[tokio::test]
+async fn a_secret_created_later_makes_the_receiver_ready() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_receiver(NS, named("watched"), github_spec("watched-token"))
+        .await;
+    cluster
+        .create_receiver(NS, named("unwatched"), github_spec("plain-token"))
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+    for name in ["watched", "unwatched"] {
+        let status = cluster.status(NS, name);
+        assert!(
+            is_state(&status, "Ready", ("False", "TokenNotFound")),
+            "{status}"
+        );
+        assert_eq!(running.path_of(NS, name), None);
+    }
+    assert_eq!(
+        condition(&cluster.status(NS, "watched"), "Ready").unwrap()["message"],
+        "Secret \"watched-token\" not found: create it with a \"token\" key"
+    );
+
+    // A labelled Secret reconciles its Receivers at once; an unlabelled one
+    // is found by the retries.
+    cluster
+        .create_secret(NS, "watched-token", &[("token", "one")], true)
+        .await;
+    cluster
+        .create_secret(NS, "plain-token", &[("token", "two")], false)
+        .await;
+    for (name, token) in [("watched", "one"), ("unwatched", "two")] {
+        let path = webhook_path(token, name, NS);
+        eventually("the Receiver to be ready", || {
+            let status = cluster.status(NS, name);
+            is_state(&status, "Ready", ("True", "Succeeded"))
+                && condition(&status, "Reconciling").is_none()
+                && status["webhookPath"] == path.as_str()
+        })
+        .await;
+        assert!(matches!(
+            running.state(&path).as_deref(),
+            Some(EndpointState::Ready(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_secret_leaves_the_receiver_not_ready_at_its_old_path() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
+        .await;
+    cluster
+        .create_receiver(NS, named("github"), github_spec("webhook-token"))
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+    let path = webhook_path("s3cr3t", "github", NS);
+
+    cluster
+        .secrets(NS)
+        .delete("webhook-token", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Receiver to lose its token", || {
+        is_state(
+            &cluster.status(NS, "github"),
+            "Ready",
+            ("False", "TokenNotFound"),
+        )
+    })
+    .await;
+    // As Flux, the status forgets the path; the sender still gets 503 there.
+    assert_eq!(cluster.status(NS, "github")["webhookPath"], Value::Null);
+    match running.state(&path).as_deref() {
+        Some(EndpointState::NotReady { message, .. }) => {
+            assert!(message.contains("\"webhook-token\" not found"), "{message}");
+        }
+        other => panic!("expected NotReady at the old path, got {other:?}"),
+    }
+    // Retries keep it there.
+    let retries = RequestMatcher::any()
+        .verb(Verb::Get)
+        .resource("secrets")
+        .name("webhook-token");
+    let before = cluster.server.requests().count(&retries);
+    eventually("a retry", || {
+        cluster.server.requests().count(&retries) > before + 1
+    })
+    .await;
+    assert!(matches!(
+        running.state(&path).as_deref(),
+        Some(EndpointState::NotReady { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_rotated_token_moves_the_path() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "old")], true)
+        .await;
+    cluster
+        .create_receiver(NS, named("github"), github_spec("webhook-token"))
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+    let old = webhook_path("old", "github", NS);
+    assert!(running.state(&old).is_some());
+
+    let rotated = json!({"data": {"token": ByteString(b"new".to_vec())}});
+    cluster
+        .secrets(NS)
+        .patch(
+            "webhook-token",
+            &PatchParams::default(),
+            &Patch::Merge(&rotated),
+        )
+        .await
+        .unwrap();
+    let new = webhook_path("new", "github", NS);
+    eventually("the path to move", || {
+        cluster.status(NS, "github")["webhookPath"] == new.as_str()
+    })
+    .await;
+    assert!(running.state(&old).is_none());
+    assert!(matches!(
+        running.state(&new).as_deref(),
+        Some(EndpointState::Ready(_))
+    ));
+    assert_eq!(
+        condition(&cluster.status(NS, "github"), "Ready").unwrap()["message"],
+        format!("Receiver initialized for path: {new}")
+    );
+}
+
+#[tokio::test]
+async fn suspended_receivers_are_known_but_not_served() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
+        .await;
+    let mut suspended = github_spec("webhook-token");
+    suspended["suspend"] = json!(true);
+    cluster
+        .create_receiver(NS, named("suspended"), suspended)
+        .await;
+    cluster
+        .create_receiver(NS, named("active"), github_spec("webhook-token"))
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+
+    // Flux leaves a suspended Receiver's status alone.
+    let path = webhook_path("s3cr3t", "suspended", NS);
+    assert!(matches!(
+        running.state(&path).as_deref(),
+        Some(EndpointState::Suspended(_))
+    ));
+    assert_eq!(cluster.status(NS, "suspended"), Value::Null);
+
+    cluster
+        .patch_receiver(NS, "active", json!({"spec": {"suspend": true}}))
+        .await;
+    let active = webhook_path("s3cr3t", "active", NS);
+    eventually("the Receiver to be suspended", || {
+        matches!(
+            running.state(&active).as_deref(),
+            Some(EndpointState::Suspended(_))
+        )
+    })
+    .await;
+    eventually("the generation to be observed", || {
+        cluster.status(NS, "active")["observedGeneration"] == 2
+    })
+    .await;
+    assert!(is_state(
+        &cluster.status(NS, "active"),
+        "Ready",
+        ("True", "Succeeded")
+    ));
+
+    cluster
+        .patch_receiver(NS, "suspended", json!({"spec": {"suspend": false}}))
+        .await;
+    eventually("the resumed Receiver to be served", || {
+        matches!(
+            running.state(&path).as_deref(),
+            Some(EndpointState::Ready(_))
+        )
+    })
+    .await;
+    eventually("its status", || {
+        is_state(
+            &cluster.status(NS, "suspended"),
+            "Ready",
+            ("True", "Succeeded"),
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleted_receivers_are_withdrawn() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
+        .await;
+    cluster
+        .create_receiver(NS, named("github"), github_spec("webhook-token"))
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+    let path = webhook_path("s3cr3t", "github", NS);
+    assert!(running.state(&path).is_some());
+
+    cluster
+        .receivers(NS)
+        .delete("github", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The finalizer comes off, so the Receiver goes.
+    eventually("the Receiver to be gone", || {
+        cluster.receiver(NS, "github").is_none()
+    })
+    .await;
+    eventually("the Receiver to be withdrawn", || {
+        running.state(&path).is_none()
+    })
+    .await;
+    assert!(running.index.is_empty());
+}
+
+#[tokio::test]
+async fn a_namespaced_controller_ignores_other_namespaces() {
+    let cluster = Cluster::start().await;
+    for namespace in ["team-a", "team-b"] {
+        cluster
+            .create_secret(namespace, "webhook-token", &[("token", "s3cr3t")], true)
+            .await;
+        cluster
+            .create_receiver(namespace, named("github"), github_spec("webhook-token"))
+            .await;
+    }
+    cluster.server.requests().clear();
+    let running = cluster.run(ControllerConfig {
+        namespace: Some("team-a".to_string()),
+        ..ControllerConfig::default()
+    });
+    running.ready().await;
+
+    assert_eq!(
+        running.path_of("team-a", "github"),
+        Some(webhook_path("s3cr3t", "github", "team-a"))
+    );
+    assert_eq!(running.path_of("team-b", "github"), None);
+    assert_eq!(cluster.status("team-b", "github"), Value::Null);
+    for request in cluster.server.requests().all() {
+        if let Some(target) = &request.target
+            && ["receivers", "secrets"].contains(&target.resource.as_str())
+        {
+            assert_eq!(
+                target.namespace.as_deref(),
+                Some("team-a"),
+                "{} {}",
+                request.method,
+                request.path
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_label_selected_controller_serves_its_shard_only() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
+        .await;
+    let shard = |key: &str| json!({"sharding.fluxcd.io/key": key});
+    for (name, labels) in [
+        ("mine", shard("shard1")),
+        ("theirs", shard("shard2")),
+        ("unlabelled", json!({})),
+    ] {
+        cluster
+            .create_receiver(
+                NS,
+                json!({"name": name, "labels": labels}),
+                github_spec("webhook-token"),
+            )
+            .await;
+    }
+    let running = cluster.run(ControllerConfig {
+        label_selector: Some("sharding.fluxcd.io/key=shard1".to_string()),
+        ..ControllerConfig::default()
+    });
+    running.ready().await;
+
+    let mine = webhook_path("s3cr3t", "mine", NS);
+    assert!(running.state(&mine).is_some());
+    for name in ["theirs", "unlabelled"] {
+        assert_eq!(running.path_of(NS, name), None);
+        assert_eq!(cluster.status(NS, name), Value::Null);
+    }
+
+    // A Receiver moved to another shard is no longer served here.
+    cluster
+        .patch_receiver(
+            NS,
+            "mine",
+            json!({"metadata": {"labels": {"sharding.fluxcd.io/key": "shard2"}}}),
+        )
+        .await;
+    eventually("the Receiver to leave the shard", || {
+        running.state(&mine).is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_faults_are_retried() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
+        .await;
+    cluster
+        .create_receiver(NS, named("first"), github_spec("webhook-token"))
+        .await;
+    let faults = cluster.server.faults();
+    let receivers = RequestMatcher::any().resource("receivers");
+    faults.fail_next(1, 500, receivers.clone().verb(Verb::List));
+    faults.fail_next(2, 503, receivers.clone().subresource("status"));
+    faults.fail_next(
+        2,
+        500,
+        RequestMatcher::any().verb(Verb::Get).resource("secrets"),
+    );
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+    eventually("the status to be written", || {
+        is_state(&cluster.status(NS, "first"), "Ready", ("True", "Succeeded"))
+    })
+    .await;
+    assert!(running.path_of(NS, "first").is_some());
+
+    // Dropped watches resume.
+    faults.drop_watches();
+    cluster
+        .create_receiver(NS, named("second"), github_spec("webhook-token"))
+        .await;
+    let second = webhook_path("s3cr3t", "second", NS);
+    eventually("the new Receiver to be served", || {
+        running.state(&second).is_some()
+    })
+    .await;
+
+    // A Receiver deleted while the watch is down, and its history compacted
+    // away, is found missing when the watch lists again.
+    faults.fail_next(usize::MAX, 500, receivers.clone().verb(Verb::Watch));
+    faults.fail_next(usize::MAX, 500, receivers.clone().verb(Verb::List));
+    faults.drop_watches();
+    let unfinalized = json!({"metadata": {"finalizers": []}});
+    cluster.patch_receiver(NS, "second", unfinalized).await;
+    cluster
+        .receivers(NS)
+        .delete("second", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(cluster.receiver(NS, "second").is_none());
+    cluster.server.compact_history();
+    faults.clear();
+    eventually("the vanished Receiver to be withdrawn", || {
+        running.state(&second).is_none()
+    })
+    .await;
+    assert!(running.path_of(NS, "first").is_some());
+}
+
+#[tokio::test]
+async fn a_label_selector_the_api_refuses_stops_the_controller() {
+    let cluster = Cluster::start().await;
+    let mut running = cluster.run(ControllerConfig {
+        label_selector: Some("sharding.fluxcd.io/key in (".to_string()),
+        ..ControllerConfig::default()
+    });
+    let result = bounded("the controller to stop", &mut running.task)
+        .await
+        .unwrap();
+    assert!(
+        matches!(result, Err(ControllerError::WatchRefused(_))),
+        "{result:?}"
+    );
+}
