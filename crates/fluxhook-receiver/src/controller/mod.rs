@@ -99,7 +99,7 @@ pub struct ControllerConfig {
     /// seen at the Receiver's next interval.
     pub secret_label_selector: String,
     /// How many Receivers are reconciled at the same time (Flux's
-    /// `--concurrent`, default 4).
+    /// `--concurrent`, default 4); 0 sets no limit.
     pub concurrency: u16,
     /// The delay before the first retry of a failed reconciliation, doubled
     /// on each further failure (Flux's `--min-retry-delay`, default 750ms).
