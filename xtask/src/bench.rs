@@ -50,7 +50,12 @@ const DEFAULT_CRITERION_ARGS: [&str; 4] = ["--warm-up-time", "0.5", "--measureme
 
 pub(crate) fn run(root: &Path, criterion_args: &[String]) -> Result<(), String> {
     let started = SystemTime::now();
-    let mut args = vec!["bench", "--workspace", "--benches", "--"];
+    let packages = packages_with_benches(root)?;
+    let mut args = vec!["bench"];
+    for package in &packages {
+        args.extend(["--package", package.as_str()]);
+    }
+    args.extend(["--benches", "--"]);
     if criterion_args.is_empty() {
         args.extend(DEFAULT_CRITERION_ARGS);
     } else {
@@ -63,6 +68,48 @@ pub(crate) fn run(root: &Path, criterion_args: &[String]) -> Result<(), String> 
     }
     print!("{}", render(&measurements));
     Ok(())
+}
+
+/// The workspace packages that have benchmarks. Naming them, rather than
+/// `--workspace`, keeps a package without benchmarks from being built.
+fn packages_with_benches(root: &Path) -> Result<Vec<String>, String> {
+    #[derive(Deserialize)]
+    struct Metadata {
+        packages: Vec<Package>,
+    }
+    #[derive(Deserialize)]
+    struct Package {
+        name: String,
+        targets: Vec<Target>,
+    }
+    #[derive(Deserialize)]
+    struct Target {
+        kind: Vec<String>,
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = std::process::Command::new(&cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run {cargo} metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let metadata: Metadata = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata printed something unexpected: {e}"))?;
+    Ok(metadata
+        .packages
+        .into_iter()
+        .filter(|p| {
+            p.targets
+                .iter()
+                .any(|t| t.kind.iter().any(|k| k == "bench"))
+        })
+        .map(|p| p.name)
+        .collect())
 }
 
 /// Reads the results criterion wrote since `since`, so stale runs are left out.
