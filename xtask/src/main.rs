@@ -1,11 +1,13 @@
 //! Project automation, reached as `cargo xtask <command>`.
 //!
+//! - `demo`: the whole flow without a cluster (the README's run command).
 //! - `conformance`: the suite that checks fluxhook against the real payloads of
 //!   `../shared/corpus` and Flux's CRDs in `../shared/flux-crds`.
 //! - `bench`: runs the criterion benchmarks and prints their medians as a
 //!   Markdown table, with ratios against the baseline measured in the same run.
 
 mod bench;
+mod demo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -13,6 +15,10 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  demo [--once] show the whole flow without a cluster: a test Kubernetes API
+                seeded with a GitRepository and a github Receiver, the real
+                fluxhook-receiver serving it, a signed GitHub push, and the
+                annotation it set; serves until Ctrl-C unless --once
   conformance   check parsers, verifiers and API types against ../shared
                 (FLUXHOOK_CORPUS and FLUXHOOK_FLUX_CRDS override the folders)
   bench [CRITERION ARGS...]
@@ -23,6 +29,7 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run(&workspace_root(), &args[1..]),
         Some("conformance") => conformance(),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
         Some("-h" | "--help" | "help") => {

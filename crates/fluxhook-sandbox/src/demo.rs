@@ -1,0 +1,126 @@
+//! The README's demo: a GitRepository `flux-repo`, a Kustomization `my-app`
+//! built from it, and a github Receiver `git-webhook` for `ping` and `push`
+//! with its Secret; and a signed GitHub push to send it.
+
+use fluxhook_signature::Policy;
+use http::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+/// The namespace of every demo object.
+pub const NAMESPACE: &str = "flux-system";
+/// The demo Receiver's name.
+pub const RECEIVER: &str = "git-webhook";
+/// The Receiver API version.
+pub const RECEIVER_API_VERSION: &str = "notification.toolkit.fluxcd.io/v1";
+/// The GitRepository the Receiver reconciles.
+pub const GIT_REPOSITORY: &str = "flux-repo";
+/// The GitRepository API version.
+pub const GIT_REPOSITORY_API_VERSION: &str = "source.toolkit.fluxcd.io/v1";
+/// The webhook token in the Receiver's Secret. A demo value: real tokens are
+/// random (`head -c 12 /dev/urandom | shasum | cut -d ' ' -f1`).
+pub const TOKEN: &str = "demo-token-not-a-secret";
+
+/// The objects to seed, in order.
+pub fn objects() -> Vec<Value> {
+    vec![
+        json!({
+            "apiVersion": GIT_REPOSITORY_API_VERSION,
+            "kind": "GitRepository",
+            "metadata": {"name": GIT_REPOSITORY, "namespace": NAMESPACE},
+            "spec": {
+                "interval": "1h",
+                "url": "https://github.com/example/flux-repo",
+                "ref": {"branch": "main"}
+            }
+        }),
+        json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": "my-app", "namespace": NAMESPACE},
+            "spec": {
+                "interval": "1h",
+                "path": "./deploy",
+                "prune": true,
+                "sourceRef": {"kind": "GitRepository", "name": GIT_REPOSITORY}
+            }
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "webhook-token",
+                "namespace": NAMESPACE,
+                "labels": {"reconcile.fluxcd.io/watch": "Enabled"}
+            },
+            "type": "Opaque",
+            "data": {"token": base64(TOKEN.as_bytes())}
+        }),
+        json!({
+            "apiVersion": RECEIVER_API_VERSION,
+            "kind": "Receiver",
+            "metadata": {"name": RECEIVER, "namespace": NAMESPACE},
+            "spec": {
+                "type": "github",
+                "events": ["ping", "push"],
+                "secretRef": {"name": "webhook-token"},
+                "resources": [{"kind": "GitRepository", "name": GIT_REPOSITORY}]
+            }
+        }),
+    ]
+}
+
+/// A delivery: headers and body.
+pub struct Delivery {
+    /// The headers GitHub sends, the signature included.
+    pub headers: HeaderMap,
+    /// The JSON body.
+    pub body: Vec<u8>,
+}
+
+/// A push to `main` of the demo repository, signed with [`TOKEN`] as GitHub
+/// signs (`X-Hub-Signature-256`).
+pub fn github_push() -> Delivery {
+    let body = serde_json::to_vec_pretty(&json!({
+        "ref": "refs/heads/main",
+        "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+        "created": false,
+        "deleted": false,
+        "forced": false,
+        "commits": [{
+            "id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+            "message": "Bump my-app to v1.2.3",
+            "added": [],
+            "removed": [],
+            "modified": ["deploy/deployment.yaml"]
+        }],
+        "repository": {
+            "name": "flux-repo",
+            "full_name": "example/flux-repo",
+            "html_url": "https://github.com/example/flux-repo",
+            "clone_url": "https://github.com/example/flux-repo.git",
+            "ssh_url": "git@github.com:example/flux-repo.git"
+        },
+        "pusher": {"name": "octocat"}
+    }))
+    .unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert("x-github-event", HeaderValue::from_static("push"));
+    headers.insert(
+        "x-github-delivery",
+        HeaderValue::from_static("9a3c5b1e-4f8d-11ef-8e2a-0242ac120002"),
+    );
+    if let Ok((name, value)) = Policy::Github
+        .signing_scheme()
+        .sign(&body, TOKEN.as_bytes())
+    {
+        headers.insert(name, value);
+    }
+    Delivery { headers, body }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -1,0 +1,374 @@
+//! A Flux cluster in a box, served by the real `fluxhook-receiver` binary.
+//!
+//! End-to-end tests and `cargo xtask demo` need the same thing: a Kubernetes
+//! API with Flux's kinds (the fake of `fluxhook-test-apiserver`), a kubeconfig
+//! pointing at it, and the receiver binary started exactly as it runs in a
+//! cluster, on free loopback ports. [`Sandbox`] sets that up, waits until the
+//! receiver says it is ready, sends webhooks, reads back what Flux would see,
+//! and stops the receiver (SIGTERM) when asked or dropped. [`demo`] holds the
+//! seed objects of the README's demo and a signed GitHub push for them.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), fluxhook_sandbox::SandboxError> {
+//! use fluxhook_sandbox::{Sandbox, demo};
+//!
+//! let sandbox = Sandbox::start("target/debug/fluxhook-receiver").await?;
+//! for object in demo::objects() {
+//!     sandbox.apply(object)?;
+//! }
+//! let path = sandbox.wait_for_webhook_path(demo::NAMESPACE, demo::RECEIVER).await?;
+//! let delivery = demo::github_push();
+//! let (status, _) = sandbox.post(&path, delivery.headers, delivery.body).await?;
+//! assert_eq!(status, 200);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod demo;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use fluxhook_test_apiserver::{ApiError, ResourceType, TestApiServer};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+/// How long the receiver may take to become ready, or a Receiver to be served.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What went wrong setting up or talking to the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A local operation failed (ports, files, processes).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The fake API server refused a request.
+    #[error("the API server refused {what}: {source}")]
+    Api {
+        /// What was asked.
+        what: String,
+        /// Its answer.
+        source: ApiError,
+    },
+    /// The receiver exited or never became ready.
+    #[error("fluxhook-receiver {problem}; its log ends with:\n{log}")]
+    Receiver {
+        /// What happened.
+        problem: String,
+        /// The end of its log.
+        log: String,
+    },
+    /// An HTTP request to the receiver failed.
+    #[error("request to {url} failed: {source}")]
+    Http {
+        /// Where it went.
+        url: String,
+        /// Why it failed.
+        source: reqwest::Error,
+    },
+}
+
+/// The fake API server and a running `fluxhook-receiver` serving it.
+pub struct Sandbox {
+    api: TestApiServer,
+    dir: TempDir,
+    child: Child,
+    receiver_url: String,
+    health_url: String,
+    metrics_url: String,
+    http: reqwest::Client,
+}
+
+impl Sandbox {
+    /// Starts the API server with Flux's kinds and the `flux-system`
+    /// namespace, then the receiver `binary` against it, and waits until the
+    /// receiver is ready.
+    pub async fn start(binary: impl AsRef<Path>) -> Result<Self, SandboxError> {
+        Self::start_with_args(binary, &[]).await
+    }
+
+    /// As [`Sandbox::start`], with more flags for the receiver (e.g.
+    /// `--no-cross-namespace-refs`).
+    pub async fn start_with_args(
+        binary: impl AsRef<Path>,
+        args: &[&str],
+    ) -> Result<Self, SandboxError> {
+        let api = TestApiServer::start()
+            .await
+            .map_err(io("start the API server"))?;
+        // Built-in kinds (Namespace, Secret, Event, ...) are there from the start.
+        for resource in ResourceType::flux() {
+            api.register(resource);
+        }
+        api.create(json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": demo::NAMESPACE}
+        }))
+        .map_err(|source| SandboxError::Api {
+            what: format!("namespace {}", demo::NAMESPACE),
+            source,
+        })?;
+
+        let dir = tempfile::tempdir().map_err(io("create a scratch folder"))?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig)
+            .map_err(io("write the kubeconfig"))?;
+        let log_path = dir.path().join("receiver.log");
+        let log = std::fs::File::create(&log_path).map_err(io("create the receiver log"))?;
+        let stderr = log.try_clone().map_err(io("share the receiver log"))?;
+
+        let [receiver, health, metrics] = [free_port()?, free_port()?, free_port()?];
+        let child = Command::new(binary.as_ref())
+            .args([
+                format!("--receiverAddr=127.0.0.1:{receiver}"),
+                format!("--health-addr=127.0.0.1:{health}"),
+                format!("--metrics-addr=127.0.0.1:{metrics}"),
+                "--log-encoding=console".to_string(),
+                "--log-level=debug".to_string(),
+            ])
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("start {}", binary.as_ref().display())))?;
+
+        let mut sandbox = Self {
+            api,
+            dir,
+            child,
+            receiver_url: format!("http://127.0.0.1:{receiver}"),
+            health_url: format!("http://127.0.0.1:{health}"),
+            metrics_url: format!("http://127.0.0.1:{metrics}"),
+            http: reqwest::Client::new(),
+        };
+        sandbox.wait_until_ready().await?;
+        Ok(sandbox)
+    }
+
+    async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
+        let readyz = format!("{}/readyz", self.health_url);
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(self.receiver_error(format!("exited before it was ready ({status})")));
+            }
+            if let Ok(response) = self.http.get(&readyz).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > DEADLINE {
+                return Err(self.receiver_error(format!("was not ready within {DEADLINE:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The fake API server.
+    pub fn api(&self) -> &TestApiServer {
+        &self.api
+    }
+
+    /// The kubeconfig the receiver uses.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// A scratch folder that lives as long as the sandbox.
+    pub fn scratch_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `http://127.0.0.1:<port>` of the webhook server.
+    pub fn receiver_url(&self) -> &str {
+        &self.receiver_url
+    }
+
+    /// `http://127.0.0.1:<port>` of `/healthz` and `/readyz`.
+    pub fn health_url(&self) -> &str {
+        &self.health_url
+    }
+
+    /// `http://127.0.0.1:<port>` of `/metrics`.
+    pub fn metrics_url(&self) -> &str {
+        &self.metrics_url
+    }
+
+    /// Creates `object`, or merges it into the one that exists.
+    pub fn apply(&self, object: Value) -> Result<Value, SandboxError> {
+        let what = format!(
+            "{} {}",
+            object["kind"].as_str().unwrap_or("object"),
+            object["metadata"]["name"].as_str().unwrap_or("")
+        );
+        self.api
+            .apply_json(object)
+            .map_err(|source| SandboxError::Api { what, source })
+    }
+
+    /// The object, if it exists.
+    pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.api.get(api_version, kind, namespace, name).ok()
+    }
+
+    /// The `reconcile.fluxcd.io/requestedAt` annotation of an object.
+    pub fn requested_at(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<String> {
+        let object = self.get(api_version, kind, namespace, name)?;
+        object["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Waits until the Receiver is `Ready=True` and returns its
+    /// `status.webhookPath`.
+    pub async fn wait_for_webhook_path(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, SandboxError> {
+        self.wait_for_receiver(namespace, name, |status| {
+            let ready = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            ready
+                .then(|| status["webhookPath"].as_str().map(str::to_owned))
+                .flatten()
+        })
+        .await
+    }
+
+    /// Waits until `accept` finds what it looks for in the Receiver's status.
+    pub async fn wait_for_receiver<T>(
+        &self,
+        namespace: &str,
+        name: &str,
+        accept: impl Fn(&Value) -> Option<T>,
+    ) -> Result<T, SandboxError> {
+        let started = Instant::now();
+        loop {
+            let receiver = self.get(demo::RECEIVER_API_VERSION, "Receiver", namespace, name);
+            if let Some(found) = receiver.and_then(|r| accept(&r["status"])) {
+                return Ok(found);
+            }
+            if started.elapsed() > DEADLINE {
+                let status = self
+                    .get(demo::RECEIVER_API_VERSION, "Receiver", namespace, name)
+                    .map(|r| r["status"].to_string())
+                    .unwrap_or_else(|| "the Receiver does not exist".into());
+                return Err(self.receiver_error(format!(
+                    "did not bring Receiver {namespace}/{name} to the awaited status within \
+                     {DEADLINE:?}; its status: {status}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// POSTs `body` to `path` of the webhook server; the status and body of
+    /// the answer.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, String), SandboxError> {
+        let url = format!("{}{path}", self.receiver_url);
+        let response = self
+            .http
+            .post(&url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| SandboxError::Http {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| SandboxError::Http { url, source })?;
+        Ok((status, text))
+    }
+
+    /// GETs a URL (e.g. the metrics endpoint); the status and body.
+    pub async fn get_url(&self, url: &str) -> Result<(StatusCode, String), SandboxError> {
+        let http_error = |source| SandboxError::Http {
+            url: url.to_string(),
+            source,
+        };
+        let response = self.http.get(url).send().await.map_err(http_error)?;
+        let status = response.status();
+        Ok((status, response.text().await.map_err(http_error)?))
+    }
+
+    /// What the receiver has logged so far.
+    pub fn receiver_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("receiver.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the receiver to exit.
+    pub async fn stop(mut self) -> Result<ExitStatus, SandboxError> {
+        if let Some(pid) = self.child.id() {
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .map_err(io("send SIGTERM"))?;
+            if !sent.success() {
+                return Err(self.receiver_error("could not be sent SIGTERM".into()));
+            }
+        }
+        match tokio::time::timeout(DEADLINE, self.child.wait()).await {
+            Ok(status) => status.map_err(io("wait for the receiver")),
+            Err(_) => Err(self.receiver_error(format!("did not exit within {DEADLINE:?}"))),
+        }
+    }
+
+    fn receiver_error(&self, problem: String) -> SandboxError {
+        let log = self.receiver_log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        SandboxError::Receiver {
+            problem,
+            log: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        }
+    }
+}
+
+/// A port nobody listens on now. Another process could take it before the
+/// receiver binds it; on loopback in a test run that does not happen in
+/// practice, and the receiver then fails loudly.
+fn free_port() -> Result<u16, SandboxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io("find a free port"))?
+        .port())
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let what = what.into();
+    move |source| SandboxError::Io { what, source }
+}
