@@ -55,7 +55,8 @@ pub(crate) fn run(root: &Path, criterion_args: &[String]) -> Result<(), String> 
     for package in &packages {
         args.extend(["--package", package.as_str()]);
     }
-    args.extend(["--benches", "--"]);
+    // `--benches` would also run each library's unit tests in bench mode.
+    args.extend(["--bench", "*", "--"]);
     if criterion_args.is_empty() {
         args.extend(DEFAULT_CRITERION_ARGS);
     } else {
