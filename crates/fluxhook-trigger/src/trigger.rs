@@ -17,7 +17,7 @@ use crate::clock::RequestClock;
 use crate::coalesce::{Coalescer, RunAbandoned};
 use crate::names::{ReferenceError, check_name, check_namespace, label_selector};
 
-/// How many objects selected by `*` are asked to reconcile at once.
+/// How many objects of a selection are asked to reconcile at once.
 const SELECTED_CONCURRENCY: usize = 16;
 
 /// One object to ask Flux to reconcile.
@@ -591,15 +591,23 @@ impl Trigger {
         receiver_namespace: &str,
     ) -> Vec<Result<Outcome, TriggerError>> {
         match self.select(resource, receiver_namespace).await {
-            Ok(objects) => {
-                stream::iter(objects)
-                    .map(|object| async move { self.request_reconcile(&object).await })
-                    .buffered(SELECTED_CONCURRENCY)
-                    .collect()
-                    .await
-            }
+            Ok(objects) => self.request_reconcile_each(objects).await,
             Err(error) => vec![Err(error)],
         }
+    }
+
+    /// Asks Flux to reconcile each of `objects`, a few at a time, and
+    /// answers each, in order: [`request_reconcile`](Self::request_reconcile)
+    /// for a selection, e.g. the objects a resource filter accepted.
+    pub async fn request_reconcile_each(
+        &self,
+        objects: impl IntoIterator<Item = ObjectRef>,
+    ) -> Vec<Result<Outcome, TriggerError>> {
+        stream::iter(objects)
+            .map(|object| async move { self.request_reconcile(&object).await })
+            .buffered(SELECTED_CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// Checks a reference to one object and resolves its kind; the

@@ -351,6 +351,28 @@ async fn select_with_metadata_reports_a_missing_object_and_keeps_the_policy() {
     assert!(server.requests().all().is_empty());
 }
 
+#[tokio::test]
+async fn request_reconcile_each_answers_each_object_in_order() {
+    let (server, trigger) = cluster().await;
+    create_repo(&server, "flux-system", "a", json!({}));
+    create_repo(&server, "flux-system", "b", json!({}));
+    let objects =
+        ["a", "missing", "b"].map(|name| ObjectRef::new("GitRepository", "flux-system", name));
+
+    let results = trigger.request_reconcile_each(objects).await;
+    let names: Vec<_> = results
+        .iter()
+        .map(|r| match r {
+            Ok(outcome) => outcome.object.name.clone(),
+            Err(error) => format!("error {}", error.object().name),
+        })
+        .collect();
+    assert_eq!(names, ["a", "error missing", "b"]);
+    assert!(requested_at(&server, "flux-system", "a").is_some());
+    assert!(requested_at(&server, "flux-system", "b").is_some());
+    assert!(trigger.request_reconcile_each(Vec::new()).await.is_empty());
+}
+
 /// With the first patch in flight (or just done), a burst of 100 requests
 /// for the same object. On this single-threaded runtime the burst registers
 /// in one poll, so it is served by exactly one more patch, whatever the
