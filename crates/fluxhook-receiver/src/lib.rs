@@ -11,6 +11,9 @@
 //!   reports it as `Ready=False`.
 //! - [`EndpointIndex`] maps webhook digests to endpoints in constant time,
 //!   whatever the number of Receivers.
+//! - [`server::ReceiverServer`] answers `POST /hook/<digest>` as Flux does:
+//!   it authenticates each Receiver type, evaluates the CEL filters and asks
+//!   Flux to reconcile the selected objects; [`Metrics`] counts the requests.
 //! - [`controller::run`] keeps the index in step with the cluster's Receivers
 //!   and their Secrets, and writes their status as Flux does.
 //!
@@ -46,9 +49,12 @@
 pub mod controller;
 mod endpoint;
 mod index;
+mod metrics;
+pub mod server;
 
 pub use endpoint::{
     Credentials, Endpoint, GCR_AUDIENCE_KEY, GCR_EMAIL_KEY, InvalidReceiver, OidcIssuer,
     ReceiverKey, ResourceTarget, TOKEN_KEY,
 };
 pub use index::{EndpointIndex, EndpointState};
+pub use metrics::{METRICS_CONTENT_TYPE, Metrics};

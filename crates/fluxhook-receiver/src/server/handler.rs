@@ -1,0 +1,183 @@
+//! `POST /hook/<digest>`: from the path to the Receiver, then to the answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use fluxhook_api::WEBHOOK_PATH_PREFIX;
+use tracing::Instrument;
+
+use super::Shared;
+use super::auth::{self, Rejection};
+use super::reconcile::{self, CelInputs};
+use crate::endpoint::Endpoint;
+use crate::index::EndpointState;
+
+/// How a request is answered. The bodies are fixed texts: the reasons go to
+/// the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// 200: every selected object was asked to reconcile.
+    Accepted,
+    /// 404: no Receiver at this path.
+    NotFound,
+    /// 503: the Receiver is suspended.
+    Suspended,
+    /// 503: the Receiver cannot be served.
+    NotReady,
+    /// 400: the request is not genuine, or not one the Receiver handles.
+    Invalid,
+    /// 500: asking Flux to reconcile failed for some object.
+    Failed,
+}
+
+impl Reply {
+    fn status(self) -> StatusCode {
+        match self {
+            Reply::Accepted => StatusCode::OK,
+            Reply::NotFound => StatusCode::NOT_FOUND,
+            Reply::Suspended | Reply::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Reply::Invalid => StatusCode::BAD_REQUEST,
+            Reply::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Reply::Accepted => "reconciliation requested\n",
+            Reply::NotFound => "not found\n",
+            Reply::Suspended => "receiver is suspended\n",
+            Reply::NotReady => "receiver is not ready\n",
+            Reply::Invalid => "unable to validate payload\n",
+            Reply::Failed => "unable to request reconciliation\n",
+        }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        (self.status(), self.text()).into_response()
+    }
+}
+
+/// The webhook handler.
+pub(super) async fn receive(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    // The route guarantees the prefix; the digest is compared as sent, as
+    // Flux compares the request URI with the Receiver's webhook path.
+    let digest = uri
+        .path()
+        .strip_prefix(WEBHOOK_PATH_PREFIX)
+        .unwrap_or_default();
+    let Some(state) = shared.index.lookup(digest) else {
+        return not_found_for(&shared);
+    };
+    let key = state.key();
+    let receiver_type = match &*state {
+        EndpointState::Ready(endpoint) | EndpointState::Suspended(endpoint) => {
+            endpoint.receiver_type.as_str()
+        }
+        EndpointState::NotReady { .. } => "",
+    };
+    let span = tracing::info_span!(
+        "webhook",
+        receiver.namespace = %key.namespace,
+        receiver.name = %key.name,
+        receiver.type = receiver_type,
+        peer = peer.map(|Extension(ConnectInfo(peer))| tracing::field::display(peer)),
+    );
+    let reply = answer(&shared, &state, &headers, &body)
+        .instrument(span)
+        .await;
+    shared.metrics.observe_request(
+        key,
+        receiver_type,
+        reply.status().as_u16(),
+        started.elapsed(),
+    );
+    reply.into_response()
+}
+
+/// The answer to a request for the Receiver in `state`.
+async fn answer(
+    shared: &Shared,
+    state: &EndpointState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Reply {
+    match state {
+        EndpointState::Suspended(_) => {
+            tracing::error!("unable to process request: receiver is suspended");
+            Reply::Suspended
+        }
+        EndpointState::NotReady { message, .. } => {
+            tracing::error!(reason = %message, "unable to process request: receiver is not ready");
+            Reply::NotReady
+        }
+        EndpointState::Ready(endpoint) => match handle(shared, endpoint, headers, body).await {
+            Ok(reply) => reply,
+            Err(rejection) => {
+                tracing::error!(error = %rejection, "unable to validate payload");
+                Reply::Invalid
+            }
+        },
+    }
+}
+
+/// Authenticates the request, then asks Flux to reconcile what the Receiver
+/// selects.
+async fn handle(
+    shared: &Shared,
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Reply, Rejection> {
+    let verified =
+        auth::authenticate(&shared.verifier, &shared.parser, endpoint, headers, body).await?;
+    // `req` is built only for the filters that read it.
+    let cel = if reconcile::has_filters(endpoint) {
+        Some(CelInputs::new(headers, body, &verified)?)
+    } else {
+        None
+    };
+    let all_requested =
+        reconcile::request_reconciliation(&shared.trigger, endpoint, cel.as_ref()).await;
+    Ok(if all_requested {
+        Reply::Accepted
+    } else {
+        Reply::Failed
+    })
+}
+
+fn not_found_for(shared: &Shared) -> Response {
+    shared
+        .metrics
+        .observe_unmatched(Reply::NotFound.status().as_u16());
+    Reply::NotFound.into_response()
+}
+
+/// Any path but `/hook/<digest>`.
+pub(super) async fn not_found(State(shared): State<Arc<Shared>>) -> Response {
+    not_found_for(&shared)
+}
+
+/// A method other than `POST` on `/hook/<digest>`.
+pub(super) async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(axum::http::header::ALLOW, "POST")],
+        "method not allowed\n",
+    )
+        .into_response()
+}

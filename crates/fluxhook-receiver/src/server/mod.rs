@@ -1,0 +1,227 @@
+//! The webhook HTTP server: `POST /hook/<digest>` answered as Flux's
+//! notification-controller answers it.
+//!
+//! A request finds its Receiver in the [`EndpointIndex`] by the digest of its
+//! path, in constant time. Then, as in Flux:
+//!
+//! | answer | when |
+//! | --- | --- |
+//! | 404 | no Receiver is served at the path |
+//! | 503 | the Receiver is suspended or not ready (e.g. its Secret is gone), or the server is at its limit of requests in flight |
+//! | 400 | the signature, token or ID token does not verify, the OIDC claims fail the provider's rules, the payload cannot be read, or the event is not in `spec.events` |
+//! | 413 | the body is over 3 MiB |
+//! | 408 | the body did not arrive in time |
+//! | 500 | asking Flux to reconcile one of the selected objects failed (or a CEL filter could not be evaluated for it) |
+//! | 200 | every selected object that passed the filters was asked to reconcile |
+//! | 405 | a method other than `POST` |
+//!
+//! Each Receiver type authenticates as in Flux: `generic`, `dockerhub`,
+//! `quay`, `acr` and `cdevents` by the path alone; `generic-hmac`, `github`
+//! (and Gitea, Forgejo, Gogs deliveries), `gitlab`, `bitbucket`, `harbor` and
+//! `nexus` by a signature or token made with the Secret's `token`; `gcr` by a
+//! Google-signed ID token for the Secret's `audience` and `email`;
+//! `generic-oidc` by an ID token from one of `spec.oidcProviders`, whose
+//! claims must pass the provider's CEL rules. The event type (`github`,
+//! `gitlab`, `bitbucket`, `cdevents`) must be one of `spec.events`,
+//! case-insensitively, when those are set. Payloads are read where Flux reads
+//! them (registries, `gcr`, `cdevents`), and a body that is not theirs is
+//! refused; for Git hosts only the event header counts.
+//!
+//! The selected objects are asked to reconcile through a
+//! [`Trigger`], which coalesces concurrent requests per object. When the
+//! Receiver has CEL filters (`spec.resourceFilter`,
+//! `spec.resources[].filter`), each selected object is read first and only
+//! those for which every filter holds are asked, with `req` the JSON body
+//! (for `gcr`, the notification unwrapped from Pub/Sub; `{}` when the body is
+//! not `application/json`), `res` the object's `apiVersion`, `kind` and
+//! `metadata`, and, for `generic-oidc`, `claims` the verified token's claims.
+//!
+//! Protection against abusive or broken clients sits in layers and
+//! connection settings ([`Limits`]), not in the handler: request head size
+//! and header count, a time limit to receive the head and another for the
+//! body, a body size limit, a bound on requests in flight (past it: 503 at
+//! once) and on open connections. Responses are short fixed texts; the
+//! reasons go to the log, in a span naming the Receiver, never with a token,
+//! a signature or the webhook path.
+//!
+//! # Example
+//!
+//! A `generic` Receiver with nothing to reconcile, served in process:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::sync::Arc;
+//! use fluxhook_receiver::server::ReceiverServer;
+//! use fluxhook_receiver::{Endpoint, EndpointIndex, EndpointState};
+//! use fluxhook_oidc::{HttpKeySource, OidcVerifier};
+//! use fluxhook_trigger::Trigger;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let receiver: fluxhook_api::Receiver = serde_json::from_value(serde_json::json!({
+//!     "apiVersion": "notification.toolkit.fluxcd.io/v1",
+//!     "kind": "Receiver",
+//!     "metadata": { "name": "generic", "namespace": "flux-system" },
+//!     "spec": { "type": "generic", "secretRef": { "name": "token" }, "resources": [] }
+//! }))?;
+//! let secret = BTreeMap::from([("token".to_string(), b"s3cr3t".to_vec())]);
+//! let endpoint = Endpoint::compile(&receiver, Some(&secret))?;
+//! let path = endpoint.webhook_path().as_str().to_owned();
+//! let index = Arc::new(EndpointIndex::default());
+//! index.publish(EndpointState::Ready(endpoint.into()));
+//!
+//! // Nothing here reaches the API server: there is nothing to reconcile.
+//! let config = kube::Config::new("http://127.0.0.1:9".parse()?);
+//! let trigger = Trigger::new(kube::Client::try_from(config)?);
+//! let verifier = Arc::new(OidcVerifier::new(Arc::new(HttpKeySource::new()?)));
+//! let server = ReceiverServer::new(index, trigger, verifier);
+//!
+//! let post = |uri: &str| {
+//!     http::Request::post(uri).body(axum::body::Body::from("{}")).unwrap()
+//! };
+//! let ok = server.router().oneshot(post(&path)).await?;
+//! assert_eq!(ok.status(), 200);
+//! let unknown = server.router().oneshot(post("/hook/0123")).await?;
+//! assert_eq!(unknown.status(), 404);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! In production, [`ReceiverServer::serve`] accepts connections on a
+//! listener with the limits applied, until a shutdown signal, then lets the
+//! requests in flight finish.
+
+mod auth;
+mod handler;
+mod limits;
+mod reconcile;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::post;
+use fluxhook_oidc::OidcVerifier;
+use fluxhook_payload::Parser;
+use fluxhook_trigger::Trigger;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+
+pub use limits::{Limits, serve};
+
+use crate::index::EndpointIndex;
+use crate::metrics::Metrics;
+
+/// What every request handler shares.
+struct Shared {
+    index: Arc<EndpointIndex>,
+    trigger: Trigger,
+    verifier: Arc<OidcVerifier>,
+    metrics: Arc<Metrics>,
+    parser: Parser,
+}
+
+/// The webhook server of fluxhook: Flux's Receivers served at
+/// `/hook/<digest>`. See the [module documentation](self).
+pub struct ReceiverServer {
+    index: Arc<EndpointIndex>,
+    trigger: Trigger,
+    verifier: Arc<OidcVerifier>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for ReceiverServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverServer")
+            .field("endpoints", &self.index.len())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReceiverServer {
+    /// A server answering from the endpoints in `index`, asking Flux to
+    /// reconcile through `trigger`, and verifying `gcr` and `generic-oidc`
+    /// ID tokens with `verifier`; with its own [`Metrics`] and the default
+    /// [`Limits`].
+    pub fn new(index: Arc<EndpointIndex>, trigger: Trigger, verifier: Arc<OidcVerifier>) -> Self {
+        Self {
+            index,
+            trigger,
+            verifier,
+            metrics: Arc::new(Metrics::new()),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Records requests in `metrics` (e.g. those a metrics endpoint serves).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Applies `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The metrics requests are recorded in.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The limits applied.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The routes with their request layers: the body limit and read time,
+    /// and the bound on requests in flight. The connection limits (head size,
+    /// head read time, connections) are [`serve`]'s.
+    pub fn router(&self) -> Router {
+        let shared = Arc::new(Shared {
+            index: Arc::clone(&self.index),
+            trigger: self.trigger.clone(),
+            verifier: Arc::clone(&self.verifier),
+            metrics: Arc::clone(&self.metrics),
+            parser: Parser::new().with_max_body_bytes(self.limits.max_body_bytes),
+        });
+        let requests = ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(limits::overloaded))
+            .load_shed()
+            .concurrency_limit(self.limits.max_concurrent_requests)
+            .layer(middleware::from_fn_with_state(
+                limits::BodyLimits::from(&self.limits),
+                limits::read_body,
+            ));
+        Router::new()
+            .route(
+                "/hook/{digest}",
+                post(handler::receive).fallback(handler::method_not_allowed),
+            )
+            .fallback(handler::not_found)
+            .with_state(shared)
+            // The body is read, within its limits, before the handler runs.
+            .layer(DefaultBodyLimit::disable())
+            .layer(requests)
+    }
+
+    /// Serves the webhook routes on `listener` with the limits applied,
+    /// until `shutdown` completes; then stops accepting connections and
+    /// waits for the requests in flight, at most
+    /// [`Limits::shutdown_grace`].
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        serve(listener, self.router(), &self.limits, shutdown).await
+    }
+}

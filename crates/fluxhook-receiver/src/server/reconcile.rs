@@ -1,0 +1,260 @@
+//! Asking Flux to reconcile what a Receiver selects, through its CEL
+//! filters.
+
+use bytes::Bytes;
+use fluxhook_cel::{Document, EvalError, Expression, Variables};
+use fluxhook_trigger::{ObjectRef, Outcome, SelectedObject, Trigger, TriggerError};
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+use serde_json::Value;
+
+use super::auth::{Rejection, Verified};
+use crate::endpoint::{Endpoint, ResourceTarget};
+
+/// Whether any CEL filter of the Receiver reads the request.
+pub(super) fn has_filters(endpoint: &Endpoint) -> bool {
+    endpoint.resource_filter.is_some() || endpoint.resources.iter().any(|r| r.filter.is_some())
+}
+
+/// The request as the filters see it: `req` and `claims`.
+pub(super) struct CelInputs {
+    req: Document,
+    claims: Document,
+}
+
+impl CelInputs {
+    /// `req` is the JSON body when the request says it is
+    /// `application/json` (for `gcr`, the notification unwrapped from
+    /// Pub/Sub), `{}` otherwise, as in Flux; `claims` are a `generic-oidc`
+    /// token's, `{}` otherwise. A body that claims to be JSON and is not a
+    /// JSON object is refused.
+    pub(super) fn new(
+        headers: &HeaderMap,
+        body: &Bytes,
+        verified: &Verified,
+    ) -> Result<Self, Rejection> {
+        let req = if is_json_content(headers) {
+            let json = match &verified.webhook {
+                Some(webhook) if webhook.provider() == fluxhook_payload::Provider::Gcr => {
+                    webhook.json().map_err(|e| e.to_string())
+                }
+                _ => serde_json::from_slice(body).map_err(|e| e.to_string()),
+            }
+            .map_err(|e| Rejection::new(format!("failed to parse request body as JSON: {e}")))?;
+            match json {
+                Value::Object(object) => Document::from_object(&object).map_err(|e| {
+                    Rejection::new(format!("failed to parse request body as JSON: {e}"))
+                })?,
+                Value::Null => Document::empty(),
+                _ => {
+                    return Err(Rejection::new(
+                        "failed to parse request body as JSON: not an object",
+                    ));
+                }
+            }
+        } else {
+            Document::empty()
+        };
+        let claims = match &verified.claims {
+            Some(claims) => Document::from_object(claims).map_err(|e| {
+                Rejection::new(format!("the OIDC token's claims are unusable: {e}"))
+            })?,
+            None => Document::empty(),
+        };
+        Ok(Self { req, claims })
+    }
+}
+
+/// Whether the `Content-Type` names `application/json`, as Flux reads it:
+/// the first of its comma-separated media types that is not well formed
+/// ends the search.
+fn is_json_content(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    for media_type in value.split(',') {
+        let essence = media_type.split(';').next().unwrap_or_default().trim();
+        let Some((kind, subtype)) = essence.split_once('/') else {
+            return false;
+        };
+        if kind.is_empty() || subtype.is_empty() {
+            return false;
+        }
+        if essence.eq_ignore_ascii_case("application/json") {
+            return true;
+        }
+    }
+    false
+}
+
+/// Asks Flux to reconcile every object the Receiver selects that passes
+/// its filters, resource by resource, as Flux does; `true` when none
+/// failed. A `*` that matches nothing is no failure; a filter that cannot
+/// be evaluated for an object is, for that object (Flux stops at it; the
+/// other objects are still asked here).
+pub(super) async fn request_reconciliation(
+    trigger: &Trigger,
+    endpoint: &Endpoint,
+    cel: Option<&CelInputs>,
+) -> bool {
+    let namespace = endpoint.key.namespace.as_str();
+    let mut all_requested = true;
+    for target in &endpoint.resources {
+        let filters: Vec<&Expression> = endpoint
+            .resource_filter
+            .iter()
+            .chain(target.filter.iter())
+            .collect();
+        let results = match cel.filter(|_| !filters.is_empty()) {
+            None => {
+                let results = trigger
+                    .request_reconcile_selected(&target.resource, namespace)
+                    .await;
+                if results.is_empty() {
+                    no_match(target, namespace);
+                }
+                results
+            }
+            Some(cel) => match trigger
+                .select_with_metadata(&target.resource, namespace)
+                .await
+            {
+                Ok(selected) if selected.is_empty() => {
+                    no_match(target, namespace);
+                    Vec::new()
+                }
+                Ok(selected) => {
+                    let accepted = accept(&filters, cel, selected, &mut all_requested);
+                    trigger.request_reconcile_each(accepted).await
+                }
+                Err(error) => vec![Err(error)],
+            },
+        };
+        all_requested &= report(results);
+    }
+    all_requested
+}
+
+/// Logs that a `*` selected nothing (only a `*` can); Flux carries on.
+fn no_match(target: &ResourceTarget, namespace: &str) {
+    let resource = &target.resource;
+    tracing::error!(
+        "no '{}' resources found with matching labels {:?} in '{}' namespace",
+        resource.kind,
+        resource.match_labels.clone().unwrap_or_default(),
+        resource.namespace.as_deref().unwrap_or(namespace),
+    );
+}
+
+/// The objects for which every filter holds. One whose filters cannot be
+/// evaluated is left out and clears `all_requested`.
+fn accept(
+    filters: &[&Expression],
+    cel: &CelInputs,
+    selected: Vec<SelectedObject>,
+    all_requested: &mut bool,
+) -> Vec<ObjectRef> {
+    let mut accepted = Vec::with_capacity(selected.len());
+    for selected in selected {
+        let object = &selected.object;
+        match evaluate(filters, cel, &selected) {
+            Ok(true) => accepted.push(selected.object),
+            Ok(false) => tracing::info!(
+                "resource '{}/{}.{}' NOT annotated because CEL expression returned false",
+                object.kind,
+                object.name,
+                object.namespace
+            ),
+            Err(error) => {
+                tracing::error!(
+                    error = %error,
+                    "unable to request reconciliation of '{}/{}.{}'",
+                    object.kind,
+                    object.name,
+                    object.namespace
+                );
+                *all_requested = false;
+            }
+        }
+    }
+    accepted
+}
+
+/// Whether every filter holds for `selected`, the first that does not
+/// stopping the evaluation.
+fn evaluate(
+    filters: &[&Expression],
+    cel: &CelInputs,
+    selected: &SelectedObject,
+) -> Result<bool, String> {
+    let Value::Object(object) = selected.to_json() else {
+        return Err("the object is not a JSON object".to_owned());
+    };
+    let res = Document::from_object(&object).map_err(|e| e.to_string())?;
+    let variables = Variables {
+        req: &cel.req,
+        res: &res,
+        claims: &cel.claims,
+    };
+    for filter in filters {
+        let holds = filter.evaluate_bool(&variables).map_err(|e: EvalError| {
+            format!("expression {:?} failed to evaluate: {e}", filter.source())
+        })?;
+        if !holds {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Logs the outcome of each request; `true` when none failed.
+fn report(results: Vec<Result<Outcome, TriggerError>>) -> bool {
+    let mut all_requested = true;
+    for result in results {
+        match result {
+            Ok(outcome) => tracing::info!(
+                requested_at = %outcome.requested_at,
+                "resource '{}/{}.{}' annotated",
+                outcome.object.kind,
+                outcome.object.name,
+                outcome.object.namespace
+            ),
+            Err(error) => {
+                tracing::error!(%error, "unable to request reconciliation");
+                all_requested = false;
+            }
+        }
+    }
+    all_requested
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content_type(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, http::HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn json_content_is_read_as_flux_reads_it() {
+        for (value, json) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("text/plain, application/json", true),
+            ("application/x-www-form-urlencoded", false),
+            ("application/cloudevents+json", false),
+            ("nonsense, application/json", false),
+            ("", false),
+        ] {
+            assert_eq!(is_json_content(&content_type(value)), json, "{value}");
+        }
+        assert!(!is_json_content(&HeaderMap::new()));
+    }
+}
