@@ -277,9 +277,12 @@ fn check_event(endpoint: &Endpoint, event: &str) -> Result<(), Rejection> {
     if endpoint.accepts_event(event) {
         Ok(())
     } else {
+        let what = match &endpoint.receiver_type {
+            ReceiverType::CdEvents => "CDEvent".to_owned(),
+            other => format!("{} event", event_source(other)),
+        };
         Err(Rejection::new(format!(
-            "the {} event {} is not authorised",
-            event_source(&endpoint.receiver_type),
+            "the {what} {} is not authorised",
             quoted(event)
         )))
     }

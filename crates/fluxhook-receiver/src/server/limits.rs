@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -197,6 +197,10 @@ pub(super) async fn read_body(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    // A Content-Length over the limit is refused before anything is read.
+    if usize::try_from(body.size_hint().lower()).map_or(true, |length| length > limits.max_bytes) {
+        return too_large(limits);
+    }
     let read = tokio::time::timeout(
         limits.read_timeout,
         axum::body::to_bytes(body, limits.max_bytes),
@@ -207,13 +211,7 @@ pub(super) async fn read_body(
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Ok(Err(error)) if is_length_limit(&error) => {
-            tracing::warn!(
-                limit = limits.max_bytes,
-                "refusing a request: the body exceeds the maximum size"
-            );
-            (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response()
-        }
+        Ok(Err(error)) if is_length_limit(&error) => too_large(limits),
         Ok(Err(error)) => {
             tracing::warn!(%error, "reading the request body failed");
             (StatusCode::BAD_REQUEST, "unable to read the request body\n").into_response()
@@ -230,6 +228,14 @@ pub(super) async fn read_body(
                 .into_response()
         }
     }
+}
+
+fn too_large(limits: BodyLimits) -> Response {
+    tracing::warn!(
+        limit = limits.max_bytes,
+        "refusing a request: the body exceeds the maximum size"
+    );
+    (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response()
 }
 
 fn is_length_limit(error: &axum::Error) -> bool {
