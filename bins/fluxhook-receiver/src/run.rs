@@ -1,0 +1,170 @@
+//! From flags to running servers, and down again on a signal.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use fluxhook_oidc::{HttpKeySource, OidcVerifier, VerifierConfig};
+use fluxhook_receiver::controller::{self, ControllerConfig, Readiness};
+use fluxhook_receiver::server::{self, Limits, ReceiverServer};
+use fluxhook_receiver::{EndpointIndex, Metrics};
+use fluxhook_trigger::Trigger;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cli::Flags;
+use crate::{health, listen};
+
+/// The environment variable naming the namespace to watch with
+/// `--watch-all-namespaces=false`, as in Flux.
+const RUNTIME_NAMESPACE: &str = "RUNTIME_NAMESPACE";
+
+/// Serves until SIGTERM or SIGINT, then drains the servers; an error if
+/// something could not start or the controller stopped.
+pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
+    let controller_config = controller_config(&flags)?;
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach the cluster: set KUBECONFIG or run in a pod")?;
+
+    let index = Arc::new(EndpointIndex::default());
+    let readiness = Readiness::default();
+    let metrics = Arc::new(Metrics::new());
+    let trigger =
+        Trigger::new(client.clone()).no_cross_namespace_refs(flags.no_cross_namespace_refs);
+    let keys = HttpKeySource::new().context("cannot build the OIDC key fetcher")?;
+    let verifier = OidcVerifier::with_config(
+        Arc::new(keys),
+        VerifierConfig {
+            google_issuer: flags.gcr_issuer_url.clone(),
+            ..VerifierConfig::default()
+        },
+    );
+    let receiver = ReceiverServer::new(Arc::clone(&index), trigger, Arc::new(verifier))
+        .with_metrics(Arc::clone(&metrics));
+
+    // Every address is bound before anything runs: one in use fails the start.
+    let listeners = [
+        ("webhook receiver", &flags.receiver_addr, receiver.router()),
+        (
+            "health",
+            &flags.health_addr,
+            health::router(readiness.clone()),
+        ),
+        (
+            "metrics",
+            &flags.metrics_addr,
+            Arc::clone(&metrics).router(),
+        ),
+    ];
+    let (stop, stopping) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    let limits = receiver.limits().clone();
+    for (name, addr, router) in listeners {
+        let listener = listen::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for the {name} server"))?;
+        tracing::info!(addr = %listener.local_addr()?, "starting the {name} server");
+        servers.spawn(serve(
+            name,
+            listener,
+            router,
+            limits.clone(),
+            stopping.clone(),
+        ));
+    }
+
+    let outcome = tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down: no new connections, draining the requests in flight");
+            Ok(())
+        }
+        result = controller::run(client, index, controller_config, readiness) => match result {
+            Ok(()) => Err(anyhow::anyhow!("the Receiver controller stopped")),
+            Err(error) => Err(anyhow::Error::new(error).context("the Receiver controller stopped")),
+        },
+        Some(server) = servers.join_next() => Err(anyhow::anyhow!(
+            "a server stopped: {}",
+            match server {
+                Ok(Ok(name)) => format!("{name}, unexpectedly"),
+                Ok(Err(error)) => format!("{error:#}"),
+                Err(error) => error.to_string(),
+            }
+        )),
+    };
+    // The controller, dropped with the select, is no longer watching.
+    let _ = stop.send(true);
+    while let Some(server) = servers.join_next().await {
+        match server {
+            Ok(Ok(name)) => tracing::info!("the {name} server stopped"),
+            Ok(Err(error)) => tracing::error!("{error:#}"),
+            Err(error) => tracing::error!(%error, "a server task failed"),
+        }
+    }
+    outcome
+}
+
+/// What the controller watches: Flux's `--watch-all-namespaces` with
+/// `RUNTIME_NAMESPACE`, and `--watch-label-selector`.
+fn controller_config(flags: &Flags) -> anyhow::Result<ControllerConfig> {
+    let namespace = if flags.watch_all_namespaces {
+        None
+    } else {
+        match std::env::var(RUNTIME_NAMESPACE) {
+            Ok(namespace) if !namespace.is_empty() => Some(namespace),
+            _ => bail!(
+                "--watch-all-namespaces=false needs the namespace to watch in {RUNTIME_NAMESPACE}"
+            ),
+        }
+    };
+    Ok(ControllerConfig {
+        namespace,
+        label_selector: flags
+            .watch_label_selector
+            .clone()
+            .filter(|selector| !selector.is_empty()),
+        ..ControllerConfig::default()
+    })
+}
+
+/// Serves `router` until `stopping` turns true; the server's name when it
+/// has drained.
+async fn serve(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+) -> anyhow::Result<&'static str> {
+    let stopped = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    server::serve(listener, router, &limits, stopped)
+        .await
+        .with_context(|| format!("the {name} server failed"))?;
+    Ok(name)
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
