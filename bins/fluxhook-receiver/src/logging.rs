@@ -1,5 +1,7 @@
 //! Log lines as `--log-level` and `--log-encoding` ask.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogEncoding, LogLevel};
@@ -14,6 +16,8 @@ pub(crate) fn init(level: LogLevel, encoding: LogEncoding) {
     ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, not in a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match encoding {
         LogEncoding::Json => builder

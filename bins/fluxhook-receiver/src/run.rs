@@ -23,9 +23,10 @@ const RUNTIME_NAMESPACE: &str = "RUNTIME_NAMESPACE";
 /// something could not start or the controller stopped.
 pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
     let controller_config = controller_config(&flags)?;
-    let client = kube::Client::try_default()
-        .await
-        .context("cannot reach the cluster: set KUBECONFIG or run in a pod")?;
+    // kube's message already names every cause.
+    let client = kube::Client::try_default().await.map_err(|error| {
+        anyhow::anyhow!("cannot reach the cluster (set KUBECONFIG or run in a pod): {error}")
+    })?;
 
     let index = Arc::new(EndpointIndex::default());
     let readiness = Readiness::default();

@@ -1004,3 +1004,154 @@ async fn metrics_count_requests_by_receiver_and_code() {
         assert!(text.contains(&line), "{line} in\n{text}");
     }
 }
+
+/// Receivers with nothing to reconcile, so no API call is ever made, and
+/// their webhook paths, by type.
+fn offline_server() -> (ReceiverServer, Vec<(&'static str, String)>) {
+    let index = Arc::new(EndpointIndex::default());
+    let secret = BTreeMap::from([("token".to_owned(), TOKEN.as_bytes().to_vec())]);
+    let paths = [
+        "generic-hmac",
+        "github",
+        "gitlab",
+        "bitbucket",
+        "harbor",
+        "nexus",
+        "dockerhub",
+        "quay",
+        "acr",
+        "cdevents",
+    ]
+    .map(|receiver_type| {
+        let spec = json!({
+            "type": receiver_type,
+            "events": [],
+            "secretRef": {"name": "webhook-token"},
+            "resources": [],
+            "resourceFilter": "req.ok == true",
+        });
+        let endpoint = Endpoint::compile(&receiver(receiver_type, spec), Some(&secret)).unwrap();
+        let path = endpoint.webhook_path().as_str().to_owned();
+        index.publish(EndpointState::Ready(Arc::new(endpoint)));
+        (receiver_type, path)
+    });
+    // Never reached: there is nothing to reconcile.
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let trigger = Trigger::new(kube::Client::try_from(config).unwrap());
+    let verifier = OidcVerifier::new(Arc::new(HttpKeySource::new().unwrap()));
+    (
+        ReceiverServer::new(index, trigger, Arc::new(verifier)),
+        paths.to_vec(),
+    )
+}
+
+mod arbitrary_requests {
+    use std::sync::LazyLock;
+
+    use proptest::prelude::*;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Header names the receivers read, and others.
+    const HEADERS: [&str; 10] = [
+        "X-Signature",
+        "X-Hub-Signature-256",
+        "X-Hub-Signature",
+        "X-Gitlab-Token",
+        "Authorization",
+        "X-Nexus-Webhook-Signature",
+        "X-GitHub-Event",
+        "Ce-Type",
+        "Content-Type",
+        "X-Other",
+    ];
+
+    fn header_value() -> impl Strategy<Value = HeaderValue> {
+        prop_oneof![
+            Just(HeaderValue::from_static("application/json")),
+            Just(HeaderValue::from_static(TOKEN)),
+            "sha(1|256|512)=[0-9a-f]{0,130}".prop_map(|v| HeaderValue::try_from(v).unwrap()),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_filter_map(
+                "not a header value",
+                |bytes| HeaderValue::from_bytes(&bytes).ok()
+            ),
+        ]
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            Just(b"{}".to_vec()),
+            Just(br#"{"ok": true, "push_data": {"tag": 1}}"#.to_vec()),
+            "\\{\"[a-z]{1,5}\": (null|true|1|\"x\"|\\[\\]|\\{\\})\\}".prop_map(String::into_bytes),
+        ]
+    }
+
+    /// One runtime and one server for every case: the kube client needs a
+    /// runtime to be built.
+    struct Offline {
+        runtime: tokio::runtime::Runtime,
+        router: axum::Router,
+        paths: Vec<(&'static str, String)>,
+    }
+
+    static OFFLINE: LazyLock<Offline> = LazyLock::new(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (server, paths) = {
+            let _entered = runtime.enter();
+            offline_server()
+        };
+        let router = server.router();
+        Offline {
+            runtime,
+            router,
+            paths,
+        }
+    });
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 128,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever the headers and body, a request is answered 200 or 400
+        /// (nothing to reconcile, so nothing can fail), never panics, and a
+        /// signed type answers 200 only to the right signature or token.
+        #[test]
+        fn any_request_is_answered_200_or_400_and_forgeries_400(
+            receiver in 0usize..10,
+            headers in proptest::collection::vec((0usize..HEADERS.len(), header_value()), 0..6),
+            body in body(),
+        ) {
+            let Offline { runtime, router, paths } = &*OFFLINE;
+            let (receiver_type, path) = &paths[receiver];
+            let mut request = http::Request::post(path.as_str())
+                .body(axum::body::Body::from(body.clone()))
+                .unwrap();
+            for (name, value) in &headers {
+                request.headers_mut().append(HEADERS[*name], value.clone());
+            }
+            let request_headers = request.headers().clone();
+            let status = runtime
+                .block_on(router.clone().oneshot(request))
+                .unwrap()
+                .status()
+                .as_u16();
+            prop_assert!(status == 200 || status == 400, "{receiver_type}: {status}");
+            if status == 200
+                && let Some(policy) = Policy::for_receiver_type(receiver_type)
+            {
+                prop_assert!(
+                    policy.verify(&request_headers, &body, TOKEN.as_bytes()).is_ok(),
+                    "{receiver_type} accepted a forgery"
+                );
+            }
+        }
+    }
+}
