@@ -164,7 +164,7 @@ async fn request_heads_over_the_limits_are_refused_with_431() {
 }
 
 #[tokio::test]
-async fn a_head_not_received_in_time_closes_the_connection() {
+async fn a_head_not_received_in_time_closes_the_connection_as_does_idleness() {
     let limits = Limits {
         header_read_timeout: Duration::from_millis(100),
         ..Limits::default()
@@ -181,6 +181,17 @@ async fn a_head_not_received_in_time_closes_the_connection() {
         answer.is_empty() || status(&answer) == 408,
         "closed without serving: {answer}"
     );
+
+    // A kept-alive connection idle for as long is closed too, so idle
+    // connections do not hold connection slots.
+    let mut stream = served.connect().await;
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
+        served.path
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut stream).await;
+    assert_eq!(status(&answer), 200, "answered, then closed: {answer}");
 }
 
 #[tokio::test]

@@ -46,7 +46,8 @@ pub struct Limits {
     /// it: 431, and the connection is closed. Flux: 256 KiB.
     pub max_header_bytes: usize,
     /// Time to receive a request head; past it the connection is closed.
-    /// Flux: 10 s.
+    /// A connection kept alive is closed after as long without a new
+    /// request. Flux: 10 s.
     pub header_read_timeout: Duration,
     /// Time to receive a body once the head is in; past it: 408. Flux
     /// allows 30 s for the whole request.

@@ -183,8 +183,9 @@ impl ReceiverServer {
     }
 
     /// The routes with their request layers: the body limit and read time,
-    /// and the bound on requests in flight. The connection limits (head size,
-    /// head read time, connections) are [`serve`]'s.
+    /// and the bound on requests in flight (one bound per router: clones
+    /// share it). The connection limits (head size, head read time,
+    /// connections) are [`serve`]'s.
     pub fn router(&self) -> Router {
         let shared = Arc::new(Shared {
             index: Arc::clone(&self.index),
