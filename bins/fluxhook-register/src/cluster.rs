@@ -1,19 +1,13 @@
 //! What a Receiver serves, read from the cluster: its webhook path, its Secret's token, its
 //! events and the URLs of the GitRepositories it names.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, anyhow, bail};
-use fluxhook_api::{Receiver, ReceiverResource, condition, resolve};
+use fluxhook_api::{Receiver, condition};
 use fluxhook_register::Secret;
-use k8s_openapi::api::core::v1::Secret as KubeSecret;
-use kube::api::{Api, DynamicObject, ListParams};
-
-/// The key of the Receiver's Secret that holds the token, as Flux reads it.
-const TOKEN_KEY: &str = "token";
-
-/// The only kind whose repositories have Git host webhooks.
-const GIT_REPOSITORY: &str = "GitRepository";
+use fluxhook_register::cluster::{
+    GIT_REPOSITORY, SelectError, git_url, kube_message, read_token, select_git_repositories,
+};
+use kube::api::{Api, DynamicObject};
 
 /// What one Receiver serves.
 #[derive(Debug)]
@@ -58,23 +52,6 @@ pub(crate) fn receiver_name(
     }
 }
 
-/// The message of a Kubernetes API error: the apiserver's own words when it answered.
-fn kube_message(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => format!("HTTP {}: {}", status.code, status.message),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
-    }
-}
-
 /// Reads Receiver `namespace/name`, its Secret and its GitRepositories.
 ///
 /// Fails when the Receiver cannot be read, is not Ready, has no webhook path yet, has no
@@ -101,7 +78,7 @@ pub(crate) async fn read_receiver(
         .ok_or_else(|| {
             anyhow!("{id} has no spec.secretRef: Git hosts sign deliveries with its token")
         })?;
-    let token = read_token(client.clone(), namespace, &secret_name)
+    let token = read_token(&client, namespace, &secret_name)
         .await
         .with_context(|| format!("{id}: its Secret {namespace}/{secret_name}"))?;
     if receiver.webhook_path(&token).as_str() != webhook_path {
@@ -112,7 +89,11 @@ pub(crate) async fn read_receiver(
     }
     let mut repositories: Vec<NamedRepository> = Vec::new();
     for resource in &receiver.spec.resources {
-        for found in git_repositories(&client, namespace, resource).await {
+        for found in select_git_repositories(&client, namespace, resource)
+            .await
+            .into_iter()
+            .map(named)
+        {
             if !repositories.iter().any(|r| r.source == found.source) {
                 repositories.push(found);
             }
@@ -148,93 +129,24 @@ fn served_path(id: &str, receiver: &Receiver) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("{id} is Ready but has no status.webhookPath yet"))
 }
 
-/// The `token` of Secret `namespace/name`.
-async fn read_token(client: kube::Client, namespace: &str, name: &str) -> anyhow::Result<String> {
-    let secrets: Api<KubeSecret> = Api::namespaced(client, namespace);
-    let secret = secrets
-        .get(name)
-        .await
-        .map_err(|e| anyhow!("cannot be read: {}", kube_message(&e)))?;
-    let token = secret
-        .data
-        .and_then(|mut data| data.remove(TOKEN_KEY))
-        .ok_or_else(|| anyhow!("has no {TOKEN_KEY:?} key"))?;
-    let token = String::from_utf8(token.0).map_err(|_| anyhow!("{TOKEN_KEY:?} is not UTF-8"))?;
-    if token.is_empty() {
-        bail!("{TOKEN_KEY:?} is empty");
+/// A GitRepository as a repository to register in, or why it cannot be one.
+fn named(selected: Result<DynamicObject, SelectError>) -> NamedRepository {
+    match selected {
+        Ok(object) => NamedRepository {
+            source: format!(
+                "{GIT_REPOSITORY} {}/{}",
+                object.metadata.namespace.as_deref().unwrap_or_default(),
+                object.metadata.name.as_deref().unwrap_or_default()
+            ),
+            url: git_url(&object)
+                .map(str::to_owned)
+                .ok_or_else(|| "has no spec.url".to_owned()),
+        },
+        Err(error) => NamedRepository {
+            source: error.reference().to_owned(),
+            url: Err(error.problem().to_owned()),
+        },
     }
-    Ok(token)
-}
-
-/// The GitRepositories one `spec.resources` entry names: by name, or `*` with `matchLabels`,
-/// in its namespace or the Receiver's. Other kinds name none.
-async fn git_repositories(
-    client: &kube::Client,
-    receiver_namespace: &str,
-    resource: &ReceiverResource,
-) -> Vec<NamedRepository> {
-    if resource.kind != GIT_REPOSITORY {
-        return Vec::new();
-    }
-    let namespace = resource.namespace.as_deref().unwrap_or(receiver_namespace);
-    let reference = format!("{GIT_REPOSITORY} {namespace}/{}", resource.name);
-    let failed = |message: String| {
-        vec![NamedRepository {
-            source: reference.clone(),
-            url: Err(message),
-        }]
-    };
-    let kind = match resolve(resource.api_version.as_deref(), &resource.kind) {
-        Ok(kind) => kind,
-        Err(error) => return failed(error.to_string()),
-    };
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &kind.to_api_resource());
-    if resource.name != "*" {
-        return match api.get(&resource.name).await {
-            Ok(object) => vec![named(namespace, object)],
-            Err(error) => failed(format!("cannot be read: {}", kube_message(&error))),
-        };
-    }
-    // As Flux: a wildcard must select by labels.
-    let Some(labels) = &resource.match_labels else {
-        return failed("name \"*\" needs matchLabels".to_owned());
-    };
-    match api
-        .list(&ListParams::default().labels(&label_selector(labels)))
-        .await
-    {
-        Ok(list) => list
-            .items
-            .into_iter()
-            .map(|object| named(namespace, object))
-            .collect(),
-        Err(error) => failed(format!("cannot be listed: {}", kube_message(&error))),
-    }
-}
-
-fn named(namespace: &str, object: DynamicObject) -> NamedRepository {
-    let name = object.metadata.name.clone().unwrap_or_default();
-    let url = object
-        .data
-        .pointer("/spec/url")
-        .and_then(|u| u.as_str())
-        .filter(|u| !u.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| "has no spec.url".to_owned());
-    NamedRepository {
-        source: format!("{GIT_REPOSITORY} {namespace}/{name}"),
-        url,
-    }
-}
-
-/// `k=v,k2=v2`: every label must match.
-fn label_selector(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]
@@ -266,15 +178,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--namespace"), "{error}");
-    }
-
-    #[test]
-    fn label_selectors_require_every_label() {
-        let labels = BTreeMap::from([
-            ("app".to_owned(), "fleet".to_owned()),
-            ("tier".to_owned(), "infra".to_owned()),
-        ]);
-        assert_eq!(label_selector(&labels), "app=fleet,tier=infra");
     }
 
     #[test]

@@ -87,18 +87,10 @@ fn action_of(change: Change) -> Action {
 
 /// Deletes (when `write`) every hook to `url`.
 async fn delete(client: &HookClient, url: &Url, write: bool) -> Result<Outcome, RegisterError> {
-    let ids: Vec<HookId> = client
-        .list()
-        .await?
-        .into_iter()
-        .filter(|hook| hook.points_to(url))
-        .map(|hook| hook.id)
-        .collect();
-    if write {
-        for id in &ids {
-            client.delete(id).await?;
-        }
-    }
+    let ids = match write {
+        true => client.delete_hooks_to(url).await?,
+        false => client.hooks_to(url).await?,
+    };
     Ok(Outcome {
         action: match ids.is_empty() {
             true => Action::Unchanged,

@@ -4,6 +4,7 @@
 use anyhow::{Context, anyhow, bail};
 use fluxhook_register::{
     DesiredHook, EventSet, GitUrl, HookClient, HostConfig, Provider, Repository, Secret,
+    receiver_url,
 };
 use url::Url;
 
@@ -146,31 +147,13 @@ async fn from_cluster(cli: &Cli, receiver: &str) -> anyhow::Result<Wanted> {
         .context("cannot set up a Kubernetes client from KUBECONFIG or the in-cluster config")?;
     let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
     let served = cluster::read_receiver(client, &namespace, &name).await?;
-    let webhook_url = join_webhook_url(base_url, &served.webhook_path)?;
+    let webhook_url = receiver_url(base_url, &served.webhook_path).context("--base-url")?;
     Ok(Wanted {
         webhook_url,
         secret: Some(served.secret),
         events: served.events,
         repositories: served.repositories,
     })
-}
-
-/// `base` (which may have a path prefix) with a Receiver's webhook path appended.
-pub(crate) fn join_webhook_url(base: &Url, webhook_path: &str) -> anyhow::Result<Url> {
-    let plain = matches!(base.scheme(), "https" | "http")
-        && !base.cannot_be_a_base()
-        && base.query().is_none()
-        && base.fragment().is_none();
-    if !plain {
-        bail!("--base-url {base} should be an http(s) URL without query or fragment");
-    }
-    let mut url = base.clone();
-    url.set_path(&format!(
-        "{}/{}",
-        base.path().trim_end_matches('/'),
-        webhook_path.trim_start_matches('/')
-    ));
-    Ok(url)
 }
 
 /// A Git URL as shown: without the user name and password a URL may carry.
@@ -283,42 +266,9 @@ mod tests {
 
     use super::*;
     use fluxhook_register::Provider;
-    use proptest::prelude::*;
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn webhook_urls_keep_the_base_path() {
-        let path = "/hook/5a1b0c";
-        for (base, joined) in [
-            (
-                "https://flux.example.com",
-                "https://flux.example.com/hook/5a1b0c",
-            ),
-            (
-                "https://flux.example.com/",
-                "https://flux.example.com/hook/5a1b0c",
-            ),
-            (
-                "https://example.com/flux/",
-                "https://example.com/flux/hook/5a1b0c",
-            ),
-            (
-                "http://127.0.0.1:9292/flux",
-                "http://127.0.0.1:9292/flux/hook/5a1b0c",
-            ),
-        ] {
-            assert_eq!(join_webhook_url(&url(base), path).unwrap().as_str(), joined);
-        }
-        for bad in [
-            "https://a.example/?x=1",
-            "https://a.example/#f",
-            "mailto:a@b",
-        ] {
-            assert!(join_webhook_url(&url(bad), path).is_err(), "{bad}");
-        }
     }
 
     #[test]
@@ -433,27 +383,5 @@ mod tests {
                 (Provider::GitLab, "https://git.example.com/api/v4"),
             ]
         );
-    }
-
-    proptest! {
-        #[test]
-        fn joined_urls_are_the_base_then_the_path(
-            prefix in prop::collection::vec("[a-z0-9-]{1,8}", 0..3),
-            slash in any::<bool>(),
-            digest in "[0-9a-f]{64}",
-        ) {
-            let mut base = format!("https://flux.example.com/{}", prefix.join("/"));
-            if slash && !base.ends_with('/') {
-                base.push('/');
-            }
-            let path = format!("/hook/{digest}");
-            let joined = join_webhook_url(&url(&base), &path).unwrap();
-            let expected_path = match prefix.is_empty() {
-                true => path.clone(),
-                false => format!("/{}{path}", prefix.join("/")),
-            };
-            prop_assert_eq!(joined.path(), expected_path);
-            prop_assert_eq!(joined.host_str(), Some("flux.example.com"));
-        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use fluxhook_register::{HookId, Provider};
+use fluxhook_register::HookId;
 use serde::Serialize;
 
 use crate::execute::{Action, Outcome};
@@ -31,17 +31,6 @@ fn all_in_sync(results: &[Result<Outcome, String>]) -> bool {
     results
         .iter()
         .all(|r| r.as_ref().is_ok_and(Outcome::in_sync))
-}
-
-/// The name `--provider` takes for `provider`.
-fn provider_name(provider: Provider) -> &'static str {
-    match provider {
-        Provider::GitHub => "github",
-        Provider::GitLab => "gitlab",
-        Provider::BitbucketCloud => "bitbucket-cloud",
-        Provider::BitbucketServer => "bitbucket-server",
-        Provider::Gitea => "gitea",
-    }
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -111,7 +100,7 @@ fn json_result<'a>(target: &'a Target, result: &'a Result<Outcome, String>) -> J
         repository: repository.map(|r| r.full_name()),
         git_url: target.git_url.as_deref(),
         sources: &target.sources,
-        provider: repository.map(|r| provider_name(r.provider())),
+        provider: repository.map(|r| r.provider().name()),
         api_url: repository.map(|r| r.api_base().as_str()),
         action: outcome.map(|o| action_name(o.action)),
         applied: outcome.is_some_and(|o| o.applied),

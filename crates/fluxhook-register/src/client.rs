@@ -351,6 +351,47 @@ impl HookClient {
         self.send(call).await.map(drop)
     }
 
+    /// The ids of the hooks that deliver to `url`, in the host's order.
+    pub async fn hooks_to(&self, url: &Url) -> Result<Vec<HookId>, RegisterError> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|hook| hook.points_to(url))
+            .map(|hook| hook.id)
+            .collect())
+    }
+
+    /// Deletes every hook that delivers to `url` and returns their ids; none is not an
+    /// error. Hooks to other URLs are left alone.
+    ///
+    /// ```
+    /// use fluxhook_register::{HookClient, Provider, Repository, Token};
+    /// use fluxhook_test_githost::{FakeHook, FakeHost, HostKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let gitlab = FakeHost::start(HostKind::GitLab).await?;
+    /// gitlab.seed(FakeHook::new("https://flux.example.com/hook/old", &["push_events"]));
+    /// gitlab.seed(FakeHook::new("https://ci.example.com/", &["push_events"]));
+    /// let repository = Repository::new(Provider::GitLab, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
+    /// let client = HookClient::new(repository, Token::new(gitlab.token()))?;
+    ///
+    /// let old = "https://flux.example.com/hook/old".parse()?;
+    /// assert_eq!(client.delete_hooks_to(&old).await?.len(), 1);
+    /// assert!(client.delete_hooks_to(&old).await?.is_empty());
+    /// assert_eq!(gitlab.hooks().len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn delete_hooks_to(&self, url: &Url) -> Result<Vec<HookId>, RegisterError> {
+        let ids = self.hooks_to(url).await?;
+        for id in &ids {
+            self.delete(id).await?;
+        }
+        Ok(ids)
+    }
+
     /// Makes the repository have exactly one hook to `desired.url()`, matching `desired`.
     ///
     /// Lists the hooks and carries out the [`EnsurePlan`] they call for (see

@@ -48,6 +48,42 @@ impl DesiredHook {
     }
 }
 
+/// A receiver's public base URL that a webhook path cannot be joined to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the receiver's base URL {0} should be an http(s) URL without query or fragment")]
+pub struct InvalidBaseUrl(pub String);
+
+/// The URL a host delivers a Receiver's events to: the public base URL the receiver server is
+/// reached at (a path prefix is kept) with the Receiver's webhook path (`/hook/<digest>`)
+/// appended.
+///
+/// ```
+/// use fluxhook_register::receiver_url;
+/// let base = "https://example.com/flux/".parse()?;
+/// assert_eq!(
+///     receiver_url(&base, "/hook/5a1b0c")?.as_str(),
+///     "https://example.com/flux/hook/5a1b0c"
+/// );
+/// assert!(receiver_url(&"https://example.com/?q=1".parse()?, "/hook/5a1b0c").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn receiver_url(base: &Url, webhook_path: &str) -> Result<Url, InvalidBaseUrl> {
+    let plain = matches!(base.scheme(), "https" | "http")
+        && !base.cannot_be_a_base()
+        && base.query().is_none()
+        && base.fragment().is_none();
+    if !plain {
+        return Err(InvalidBaseUrl(base.to_string()));
+    }
+    let mut url = base.clone();
+    url.set_path(&format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        webhook_path.trim_start_matches('/')
+    ));
+    Ok(url)
+}
+
 /// The first 64 bits of HMAC-SHA256 keyed by the secret over the hook URL, in hex.
 ///
 /// It tells whether the secret changed without revealing it: only a holder of the secret can
@@ -193,6 +229,60 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn receiver_urls_keep_the_base_path() {
+        let path = "/hook/5a1b0c";
+        for (base, joined) in [
+            (
+                "https://flux.example.com",
+                "https://flux.example.com/hook/5a1b0c",
+            ),
+            (
+                "https://flux.example.com/",
+                "https://flux.example.com/hook/5a1b0c",
+            ),
+            (
+                "https://example.com/flux/",
+                "https://example.com/flux/hook/5a1b0c",
+            ),
+            (
+                "http://127.0.0.1:9292/flux",
+                "http://127.0.0.1:9292/flux/hook/5a1b0c",
+            ),
+        ] {
+            assert_eq!(receiver_url(&url(base), path).unwrap().as_str(), joined);
+        }
+        for bad in [
+            "https://a.example/?x=1",
+            "https://a.example/#f",
+            "mailto:a@b",
+        ] {
+            assert!(receiver_url(&url(bad), path).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn receiver_urls_are_the_base_then_the_path(
+            prefix in proptest::collection::vec("[a-z0-9-]{1,8}", 0..3),
+            slash in proptest::bool::ANY,
+            digest in "[0-9a-f]{64}",
+        ) {
+            let mut base = format!("https://flux.example.com/{}", prefix.join("/"));
+            if slash && !base.ends_with('/') {
+                base.push('/');
+            }
+            let path = format!("/hook/{digest}");
+            let joined = receiver_url(&url(&base), &path).unwrap();
+            let expected_path = match prefix.is_empty() {
+                true => path.clone(),
+                false => format!("/{}{path}", prefix.join("/")),
+            };
+            proptest::prop_assert_eq!(joined.path(), expected_path);
+            proptest::prop_assert_eq!(joined.host_str(), Some("flux.example.com"));
+        }
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! follow the host's pagination; rate limits and server errors are retried within a bounded
 //! [`RetryPolicy`]; errors name the host, repository and HTTP status, never a credential.
 //!
+//! With the `kube` feature, [`cluster`] reads what a Receiver names from the Kubernetes API:
+//! its GitRepositories and the tokens of Secrets.
+//!
 //! Hosts never show a hook's secret. Where a hook has a free-text label (GitLab and
 //! Bitbucket), the client records an HMAC fingerprint of the secret in it, so `ensure` sees a
 //! changed secret; GitHub and Gitea offer no such place, so a rotation there is written with
@@ -41,6 +44,8 @@
 //! ```
 
 mod client;
+#[cfg(feature = "kube")]
+pub mod cluster;
 mod credentials;
 mod error;
 mod events;
@@ -53,7 +58,9 @@ pub use client::{Change, EnsurePlan, Ensured, HookClient, HookClientBuilder};
 pub use credentials::{Secret, Token};
 pub use error::{ErrorKind, Operation, RegisterError};
 pub use events::{EventSet, HookEvent, UnknownEvent};
-pub use hook::{DesiredHook, Hook, HookId, PayloadFormat, SecretState};
+pub use hook::{
+    DesiredHook, Hook, HookId, InvalidBaseUrl, PayloadFormat, SecretState, receiver_url,
+};
 pub use repository::{
     GitScheme, GitUrl, HostConfig, Provider, RepoUrlError, Repository, UnknownProvider,
 };

@@ -51,6 +51,26 @@ impl Provider {
         }
     }
 
+    /// The name [`FromStr`] reads for this provider, as flags, annotations and reports write
+    /// it: `github`, `gitlab`, `bitbucket-cloud`, `bitbucket-server` or `gitea`.
+    ///
+    /// ```
+    /// use fluxhook_register::Provider;
+    /// for provider in Provider::ALL {
+    ///     assert_eq!(provider.name().parse(), Ok(provider));
+    /// }
+    /// assert_eq!(Provider::BitbucketServer.name(), "bitbucket-server");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::GitHub => "github",
+            Provider::GitLab => "gitlab",
+            Provider::BitbucketCloud => "bitbucket-cloud",
+            Provider::BitbucketServer => "bitbucket-server",
+            Provider::Gitea => "gitea",
+        }
+    }
+
     /// The path a self-hosted instance serves this API under, after its web root.
     fn api_suffix(self) -> &'static str {
         match self {

@@ -347,7 +347,7 @@ async fn waits_longer_than_allowed_fail_at_once() {
         ),
         "{error}"
     );
-    assert_eq!(s.clock.sleeps(), []);
+    assert!(s.clock.sleeps().is_empty());
     assert_eq!(s.host.requests().len(), 1);
     let message = error.to_string();
     assert!(message.contains("3600s"), "{message}");
