@@ -62,7 +62,8 @@ pub(crate) fn run(root: &Path, criterion_args: &[String]) -> Result<(), String> 
     } else {
         args.extend(criterion_args.iter().map(String::as_str));
     }
-    super::cargo(root, &args)?;
+    // Criterion's progress goes to stderr, so stdout holds only the tables.
+    super::cargo_with_stdout(root, &args, std::process::Stdio::from(std::io::stderr()))?;
     let measurements = collect(&root.join("target/criterion"), started)?;
     if measurements.is_empty() {
         return Err("the benchmarks ran but wrote no results under target/criterion".into());
@@ -192,22 +193,38 @@ fn render(measurements: &[Measurement]) -> String {
     out
 }
 
-/// Per group: how many inputs, the median of their medians, and the median
-/// (with range) of their ratios to the baseline on the same input.
+/// The medians of one summary row's inputs, and their ratios to the baseline.
+#[derive(Default)]
+struct Samples {
+    medians: Vec<f64>,
+    ratios: Vec<f64>,
+}
+
+/// Per provider (the input's folder) and group: how many inputs, the median
+/// of their medians, and the median (with range) of their ratios to the
+/// baseline on the same input.
 fn render_summary(measurements: &[Measurement], baseline: &BTreeMap<&str, f64>) -> String {
-    let mut groups: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for m in measurements {
-        let (medians, ratios) = groups.entry(m.group.as_str()).or_default();
-        medians.push(m.median_ns);
+    let mut groups: BTreeMap<(&str, &str), Samples> = BTreeMap::new();
+    for m in measurements.iter().filter(|m| m.group != BASELINE_GROUP) {
+        let provider = m.input.split_once('/').map_or("", |(folder, _)| folder);
+        let samples = groups.entry((provider, m.group.as_str())).or_default();
+        samples.medians.push(m.median_ns);
         if let Some(base) = baseline.get(m.input.as_str()) {
-            ratios.push(m.median_ns / base);
+            samples.ratios.push(m.median_ns / base);
         }
     }
     let mut out = String::from(
-        "| benchmark | inputs | median time | × baseline: median (min–max) |\n\
-         | --- | ---: | ---: | --- |\n",
+        "| provider | benchmark | inputs | median time | × baseline: median (min–max) |\n\
+         | --- | --- | ---: | ---: | --- |\n",
     );
-    for (group, (mut medians, mut ratios)) in groups {
+    for (
+        (provider, group),
+        Samples {
+            mut medians,
+            mut ratios,
+        },
+    ) in groups
+    {
         let ratio = if ratios.is_empty() {
             String::new()
         } else {
@@ -215,7 +232,7 @@ fn render_summary(measurements: &[Measurement], baseline: &BTreeMap<&str, f64>) 
             format!("{:.2} ({min:.2}–{max:.2})", median(&mut ratios))
         };
         out.push_str(&format!(
-            "| {group} | {} | {} | {ratio} |\n",
+            "| {provider} | {group} | {} | {} | {ratio} |\n",
             medians.len(),
             human_duration(median(&mut medians)),
         ));

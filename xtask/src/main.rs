@@ -10,7 +10,7 @@ mod bench;
 mod demo;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -73,9 +73,14 @@ fn conformance() -> Result<(), String> {
 }
 
 fn cargo(root: &Path, args: &[&str]) -> Result<(), String> {
+    cargo_with_stdout(root, args, Stdio::inherit())
+}
+
+fn cargo_with_stdout(root: &Path, args: &[&str], stdout: Stdio) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = Command::new(&cargo)
         .args(args)
+        .stdout(stdout)
         .current_dir(root)
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;
