@@ -15,7 +15,9 @@
 //!   it authenticates each Receiver type, evaluates the CEL filters and asks
 //!   Flux to reconcile the selected objects; [`Metrics`] counts the requests.
 //! - [`controller::run`] keeps the index in step with the cluster's Receivers
-//!   and their Secrets, and writes their status as Flux does.
+//!   and their Secrets, and writes their status as Flux does; with
+//!   [`registration`] it also registers their webhooks with Git hosts, for the
+//!   GitRepositories annotated for it.
 //!
 //! # Example
 //!
@@ -50,6 +52,7 @@ pub mod controller;
 mod endpoint;
 mod index;
 mod metrics;
+pub mod registration;
 pub mod server;
 
 pub use endpoint::{

@@ -31,6 +31,14 @@
 //! changes, and every `spec.interval` (10 minutes by default), which also
 //! catches changes to unlabelled Secrets.
 //!
+//! With [`ControllerConfig::registration`] enabled (the default), the
+//! controller also registers each served Receiver's webhook with the Git host
+//! of every GitRepository it names that carries the annotations of
+//! [`crate::registration`], reports the outcome in the `WebhooksRegistered`
+//! condition and in Events, and deletes the hooks again when they are no
+//! longer wanted or the Receiver is deleted. GitRepositories are watched
+//! (metadata only) so that annotating one registers at once.
+//!
 //! Nothing written in a Receiver stops the controller: Receivers are watched
 //! as untyped objects and read one by one, so one that does not deserialize
 //! is reported on its own status.
@@ -65,7 +73,8 @@ mod triggers;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fluxhook_api::{Receiver, WATCH_LABEL, WATCH_LABEL_ENABLED};
+use fluxhook_api::{Receiver, WATCH_LABEL, WATCH_LABEL_ENABLED, resolve};
+use fluxhook_register::cluster::GIT_REPOSITORY;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
@@ -83,6 +92,7 @@ use crate::EndpointIndex;
 #[cfg(doc)]
 use crate::EndpointState;
 use crate::endpoint::ReceiverKey;
+use crate::registration::{RegistrationConfig, RepositoryChanges, receivers_naming};
 
 /// What the controller watches and how it retries; the defaults are Flux's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +117,8 @@ pub struct ControllerConfig {
     /// The longest delay between retries (Flux's `--max-retry-delay`,
     /// default 15 minutes).
     pub max_retry_delay: Duration,
+    /// Registering webhooks with Git hosts for annotated GitRepositories.
+    pub registration: RegistrationConfig,
 }
 
 impl Default for ControllerConfig {
@@ -118,6 +130,7 @@ impl Default for ControllerConfig {
             concurrency: 4,
             min_retry_delay: Duration::from_millis(750),
             max_retry_delay: Duration::from_secs(15 * 60),
+            registration: RegistrationConfig::default(),
         }
     }
 }
@@ -206,7 +219,7 @@ pub async fn run(
     };
 
     let context = Arc::new(Context::new(
-        client,
+        client.clone(),
         index,
         resource.clone(),
         RetryDelays {
@@ -214,9 +227,15 @@ pub async fn run(
             max: config.max_retry_delay,
         },
         initial_sync,
+        config.registration.clone(),
     ));
-    let mut results = Controller::for_stream_with(receiver_triggers, store, resource)
-        .watches_stream(secret_triggers, referencing)
+    let mut controller =
+        Controller::for_stream_with(receiver_triggers, store.clone(), resource.clone())
+            .watches_stream(secret_triggers, referencing);
+    if config.registration.enabled {
+        controller = watch_git_repositories(controller, &client, &config, store, resource);
+    }
+    let mut results = controller
         .with_config(runtime::Config::default().concurrency(config.concurrency))
         .run(reconcile, retry_later, Arc::clone(&context))
         .boxed();
@@ -237,6 +256,46 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Reconciles the Receivers naming a GitRepository when what registration
+/// reads of it changes (its metadata is watched, in the Receivers' namespace
+/// or all). The watch backs off on errors, so a cluster without Flux's
+/// GitRepository kind costs little.
+fn watch_git_repositories(
+    controller: Controller<DynamicObject>,
+    client: &kube::Client,
+    config: &ControllerConfig,
+    receivers: kube::runtime::reflector::Store<DynamicObject>,
+    resource: ApiResource,
+) -> Controller<DynamicObject> {
+    // Flux's own kind: it always resolves.
+    let git_repository = match resolve(None, GIT_REPOSITORY) {
+        Ok(kind) => kind.to_api_resource(),
+        Err(error) => {
+            tracing::warn!(%error, "not watching GitRepositories");
+            return controller;
+        }
+    };
+    let repositories: Api<PartialObjectMeta<DynamicObject>> = match &config.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &git_repository),
+        None => Api::all_with(client.clone(), &git_repository),
+    };
+    let mut changes = RepositoryChanges::default();
+    let changed = watcher(repositories, watcher::Config::default())
+        .default_backoff()
+        .flat_map(move |event| {
+            let changed = match event {
+                Ok(event) => changes.on_event(event).into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(error)],
+            };
+            stream::iter(changed)
+        });
+    controller.watches_stream_with(
+        changed,
+        move |repository| receivers_naming(&repository, &receivers.state(), &resource),
+        git_repository,
+    )
 }
 
 /// Whether the API server refused a list or watch as malformed, which no

@@ -18,10 +18,13 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::readiness::InitialSync;
-use super::status::{Observed, Outcome, STALLED_PREFIX, next_status};
+use super::status::{Observed, Outcome, STALLED_PREFIX, next_status, with_condition};
 use super::triggers::key_of;
-use crate::endpoint::{Endpoint, InvalidReceiver, ReceiverKey};
+use crate::endpoint::{Endpoint, InvalidReceiver, ReceiverKey, TOKEN_KEY};
 use crate::index::{EndpointIndex, EndpointState};
+use crate::registration::{
+    CLEANUP_FINALIZER, CONDITION_TYPE, Registrar, RegistrationConfig, Report, Served,
+};
 
 /// The field manager of the controller's writes.
 const FIELD_MANAGER: &str = "fluxhook-receiver";
@@ -33,6 +36,8 @@ pub(crate) struct Context {
     pub(crate) resource: ApiResource,
     pub(crate) retry: RetryDelays,
     pub(crate) initial_sync: Arc<InitialSync>,
+    /// Registers the Receivers' webhooks with Git hosts.
+    registrar: Registrar,
     /// Consecutive failures per Receiver, for the retry backoff.
     failures: Mutex<HashMap<ReceiverKey, u32>>,
 }
@@ -44,8 +49,15 @@ impl Context {
         resource: ApiResource,
         retry: RetryDelays,
         initial_sync: Arc<InitialSync>,
+        registration: RegistrationConfig,
     ) -> Self {
         Self {
+            registrar: Registrar::new(
+                client.clone(),
+                resource.clone(),
+                patch_params(),
+                registration,
+            ),
             client,
             index,
             resource,
@@ -109,6 +121,10 @@ pub(crate) enum ReconcileError {
         part: &'static str,
         source: kube::Error,
     },
+    /// A Git host or the API server failed registering or deleting webhooks (reported on
+    /// the status).
+    #[error("webhook registration: {0}")]
+    Registration(String),
 }
 
 /// Reconciles one Receiver (the controller's reconciler).
@@ -150,6 +166,8 @@ enum Verdict {
     Serve {
         endpoint: Endpoint,
         interval: Duration,
+        /// Its Secret's token, for registering its webhooks.
+        token: Option<String>,
     },
     /// `spec.suspend`: known, refusing requests.
     Suspend(Result<Endpoint, InvalidReceiver>),
@@ -168,35 +186,37 @@ async fn reconcile_receiver(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     let api = ctx.receivers(&key.namespace);
-    let finalizers = object.metadata.finalizers.clone().unwrap_or_default();
-    let finalized = finalizers.iter().any(|f| f == FINALIZER);
     if object.metadata.deletion_timestamp.is_some() {
         ctx.index.withdraw(key);
-        if finalized {
-            let rest = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
-            set_finalizers(&api, object, rest).await?;
-        }
-        return Ok(Action::await_change());
+        return finalize(&api, object.clone(), key, ctx).await;
     }
     // As Flux: the finalizer goes on before anything else, so that a deletion
     // is always seen here.
-    if !finalized {
+    let finalizers = object.metadata.finalizers.clone().unwrap_or_default();
+    let mut object = object.clone();
+    if !finalizers.iter().any(|f| f == FINALIZER) {
         let mut with_ours = finalizers;
         with_ours.push(FINALIZER.to_string());
-        set_finalizers(&api, object, with_ours).await?;
+        object = set_finalizers(&api, &object, with_ours).await?;
     }
 
-    let current = current_status(object);
-    let (outcome, served, result) = match judge(object, key, ctx).await? {
-        Verdict::Serve { endpoint, interval } => {
+    let current = current_status(&object);
+    let (outcome, served, mut result, registering) = match judge(&object, key, ctx).await? {
+        Verdict::Serve {
+            endpoint,
+            interval,
+            token,
+        } => {
             let path = endpoint.webhook_path().clone();
             if current.webhook_path.as_deref() != Some(path.as_str()) {
                 tracing::info!(receiver = %key, "Receiver initialized for a new webhook path");
             }
+            let endpoint = Arc::new(endpoint);
             (
                 Outcome::Ready(path),
-                Ok(EndpointState::Ready(Arc::new(endpoint))),
+                Ok(EndpointState::Ready(Arc::clone(&endpoint))),
                 Ok(Action::requeue(interval)),
+                Some((endpoint, token)),
             )
         }
         Verdict::Suspend(compiled) => (
@@ -205,6 +225,7 @@ async fn reconcile_receiver(
                 .map(|endpoint| EndpointState::Suspended(Arc::new(endpoint)))
                 .map_err(|error| error.to_string()),
             Ok(Action::await_change()),
+            None,
         ),
         Verdict::Retry(error) => (
             Outcome::TokenNotFound {
@@ -212,6 +233,7 @@ async fn reconcile_receiver(
             },
             Err(error.to_string()),
             Err(ReconcileError::Token(error)),
+            None,
         ),
         Verdict::Stall { reason, detail } => {
             let outcome = Outcome::Stalled {
@@ -219,7 +241,7 @@ async fn reconcile_receiver(
                 message: format!("{STALLED_PREFIX}: {detail}"),
             };
             let message = outcome.ready_message().unwrap_or(detail);
-            (outcome, Err(message), Ok(Action::await_change()))
+            (outcome, Err(message), Ok(Action::await_change()), None)
         }
     };
     match served {
@@ -227,7 +249,31 @@ async fn reconcile_receiver(
         Err(message) => serve_not_ready(ctx, key, &current, message),
     }
 
-    let now = Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_default());
+    // Only a served Receiver has hooks to register; otherwise they are left as they are.
+    let mut report = Report::Keep;
+    if let Some((endpoint, token)) = registering
+        && ctx.registrar.enabled()
+    {
+        let served = Served {
+            endpoint: &endpoint,
+            token: token.as_deref(),
+        };
+        let pass = ctx
+            .registrar
+            .register(&api, object, served)
+            .await
+            .map_err(|source| ReconcileError::Write {
+                part: "webhook record",
+                source,
+            })?;
+        object = pass.object;
+        report = pass.report;
+        if let Some(why) = pass.retry {
+            result = Err(ReconcileError::Registration(why));
+        }
+    }
+
+    let now = now();
     let observed = Observed {
         generation: object.metadata.generation,
         requested_at: object
@@ -238,11 +284,80 @@ async fn reconcile_receiver(
             .map(String::as_str),
         now: &now,
     };
-    let desired = next_status(&current, &outcome, observed);
+    let desired = with_condition(
+        next_status(&current, &outcome, observed),
+        CONDITION_TYPE,
+        &report,
+        observed,
+    );
     if desired != current {
         write_status(&api, key, &desired).await?;
     }
     result
+}
+
+/// A deleted Receiver: its webhooks are deleted from the Git hosts, then the finalizers
+/// come off. While hooks remain, the status says why and the deletion is retried.
+async fn finalize(
+    api: &Api<DynamicObject>,
+    object: DynamicObject,
+    key: &ReceiverKey,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let mut object = object;
+    let has = |object: &DynamicObject, finalizer: &str| {
+        object
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == finalizer)
+    };
+    if has(&object, CLEANUP_FINALIZER) {
+        let cleanup = ctx
+            .registrar
+            .clean_up(api, object)
+            .await
+            .map_err(|source| ReconcileError::Write {
+                part: "webhook record",
+                source,
+            })?;
+        object = cleanup.object;
+        if !cleanup.done {
+            let current = current_status(&object);
+            let now = now();
+            let observed = Observed {
+                generation: object.metadata.generation,
+                requested_at: None,
+                now: &now,
+            };
+            let desired =
+                with_condition(current.clone(), CONDITION_TYPE, &cleanup.report, observed);
+            if desired != current {
+                write_status(api, key, &desired).await?;
+            }
+            return Err(ReconcileError::Registration(
+                "webhooks remain to be deleted".to_string(),
+            ));
+        }
+    }
+    if has(&object, FINALIZER) {
+        let rest = object
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
+        set_finalizers(api, &object, rest).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// The time to record on conditions, to the second as Kubernetes keeps it.
+fn now() -> Time {
+    Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_default())
 }
 
 /// Reads the Receiver and its Secret and decides what to serve.
@@ -264,6 +379,10 @@ async fn judge(
         Some(secret_ref) => read_secret(ctx, &key.namespace, &secret_ref.name).await?,
         None => None,
     };
+    let token = secret
+        .as_ref()
+        .and_then(|data| data.get(TOKEN_KEY))
+        .and_then(|token| String::from_utf8(token.clone()).ok());
     let compiled = Endpoint::compile(&receiver, secret.as_ref());
     if receiver.spec.is_suspended() {
         return Ok(Verdict::Suspend(compiled));
@@ -281,7 +400,11 @@ async fn judge(
         }
     };
     Ok(match receiver.spec.interval() {
-        Ok(interval) => Verdict::Serve { endpoint, interval },
+        Ok(interval) => Verdict::Serve {
+            endpoint,
+            interval,
+            token,
+        },
         Err(error) => Verdict::Stall {
             reason: condition::reason::VALIDATION_FAILED,
             detail: format!("spec.interval: {error}"),
@@ -363,12 +486,13 @@ fn patch_params() -> PatchParams {
 }
 
 /// Replaces the finalizers, failing with a conflict if the Receiver changed
-/// since it was read (so another writer's finalizer is never lost).
+/// since it was read (so another writer's finalizer is never lost); the
+/// Receiver as written.
 async fn set_finalizers(
     api: &Api<DynamicObject>,
     object: &DynamicObject,
     finalizers: Vec<String>,
-) -> Result<(), ReconcileError> {
+) -> Result<DynamicObject, ReconcileError> {
     let patch = json!({
         "metadata": {
             "finalizers": finalizers,
@@ -381,8 +505,7 @@ async fn set_finalizers(
         .map_err(|source| ReconcileError::Write {
             part: "finalizers",
             source,
-        })?;
-    Ok(())
+        })
 }
 
 /// Writes the fields of the status Flux owns (others are left alone).

@@ -4,6 +4,8 @@
 use fluxhook_api::{ReceiverStatus, WebhookPath, condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::registration::Report;
+
 /// The prefix Flux gives the message of a failure that retrying cannot fix.
 pub(crate) const STALLED_PREFIX: &str =
     "Reconciliation failed terminally due to configuration error";
@@ -112,6 +114,34 @@ pub(crate) fn next_status(
     }
     status.conditions = conditions.into_sorted();
     status
+}
+
+/// `status` with a condition of fluxhook's own, beside Flux's, set or removed as `report`
+/// says; its transition time moves as Flux's conditions' do, so the same report twice needs
+/// no write.
+pub(crate) fn with_condition(
+    status: ReceiverStatus,
+    type_: &str,
+    report: &Report,
+    observed: Observed<'_>,
+) -> ReceiverStatus {
+    let mut conditions = Conditions {
+        list: status.conditions.clone().unwrap_or_default(),
+        observed,
+    };
+    match report {
+        Report::Keep => return status,
+        Report::Remove => conditions.remove(type_),
+        Report::Set {
+            registered,
+            reason,
+            message,
+        } => conditions.set(type_, *registered, reason, message),
+    }
+    ReceiverStatus {
+        conditions: conditions.into_sorted(),
+        ..status
+    }
 }
 
 struct Conditions<'a> {
@@ -336,6 +366,55 @@ mod tests {
         let conditions = status.conditions.unwrap();
         assert_eq!(conditions.last(), Some(&foreign));
         assert_eq!(conditions.len(), 3);
+    }
+
+    #[test]
+    fn own_conditions_are_set_and_removed_beside_flux_ones() {
+        let path = webhook_path("token", "receiver", "flux-system");
+        let ready = next_status(
+            &ReceiverStatus::default(),
+            &Outcome::Ready(path),
+            observe(1, &at(100)),
+        );
+        let report = Report::Set {
+            registered: false,
+            reason: "RegistrationFailed",
+            message: "m".into(),
+        };
+        let failed = with_condition(
+            ready.clone(),
+            "WebhooksRegistered",
+            &report,
+            observe(1, &at(200)),
+        );
+        assert_eq!(
+            types(&failed),
+            [
+                ("Ready", "True", "Succeeded"),
+                ("WebhooksRegistered", "False", "RegistrationFailed")
+            ]
+        );
+        let again = with_condition(
+            failed.clone(),
+            "WebhooksRegistered",
+            &report,
+            observe(1, &at(300)),
+        );
+        assert_eq!(again, failed);
+        let kept = with_condition(
+            failed.clone(),
+            "WebhooksRegistered",
+            &Report::Keep,
+            observe(1, &at(300)),
+        );
+        assert_eq!(kept, failed);
+        let removed = with_condition(
+            failed,
+            "WebhooksRegistered",
+            &Report::Remove,
+            observe(1, &at(300)),
+        );
+        assert_eq!(removed, ready);
     }
 
     fn outcome() -> impl Strategy<Value = Outcome> {

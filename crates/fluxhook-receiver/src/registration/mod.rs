@@ -1,0 +1,115 @@
+//! Registering Receivers' webhooks with Git hosts, from inside the cluster.
+//!
+//! Flux's GitRepository CRD prunes unknown spec fields, so a GitRepository asks for a
+//! webhook with annotations:
+//!
+//! | annotation | value |
+//! | --- | --- |
+//! | [`URL_ANNOTATION`] | the public base URL the receiver server is reached at (a path prefix is kept); the Receiver's `status.webhookPath` is appended |
+//! | [`ACCESS_TOKEN_SECRET_ANNOTATION`] | the name of a Secret in the GitRepository's namespace whose `token` key is the Git host's access token |
+//! | [`PROVIDER_ANNOTATION`] | optional: the API family of a self-hosted host (`github`, `gitlab`, `bitbucket-server`, `bitbucket-cloud`, `gitea`, `forgejo`) |
+//! | [`API_URL_ANNOTATION`] | optional, with the provider: the host's API URL, when it is not the one derived from `spec.url` |
+//!
+//! For every GitRepository so annotated that a served Receiver names in `spec.resources`,
+//! the controller makes the repository have one hook to that URL, signed with the
+//! Receiver's token, for the Receiver's events ([`fluxhook_register::HookClient::ensure`]:
+//! nothing is written when the host already matches). The access token is sent to an
+//! `http://` API only when [`API_URL_ANNOTATION`] names it.
+//!
+//! The hooks registered are remembered on the Receiver, in [`REGISTERED_ANNOTATION`] (its
+//! status is Flux's schema, which prunes other fields), and the Receiver carries the
+//! finalizer [`CLEANUP_FINALIZER`] while any are. A hook no longer wanted (the annotations
+//! went, the GitRepository went or is no longer named, a token rotation moved the
+//! Receiver's path) is deleted after the wanted ones are registered, and all of them are
+//! deleted before a deleted Receiver goes. A hook that cannot be deleted stays remembered and
+//! is retried with backoff; removing the finalizer gives up on it.
+//!
+//! The outcome is the Receiver's [`CONDITION_TYPE`] condition (absent while nothing is
+//! registered) and Kubernetes Events ([`event_reason`]). Messages name the GitRepository,
+//! the host, the repository and the host's HTTP status; never a token.
+
+mod pass;
+mod record;
+mod target;
+mod watch;
+
+use std::time::Duration;
+
+pub use fluxhook_register::RetryPolicy;
+
+pub(crate) use self::pass::{Registrar, Report, Served};
+pub(crate) use self::watch::{RepositoryChanges, receivers_naming};
+
+/// The prefix of every annotation (and of the finalizer) of webhook registration.
+pub const ANNOTATION_PREFIX: &str = "webhooks.fluxhook.io/";
+
+/// On a GitRepository: the public base URL of the receiver server, e.g.
+/// `https://flux-webhook.example.com`.
+pub const URL_ANNOTATION: &str = "webhooks.fluxhook.io/url";
+
+/// On a GitRepository: the Secret, in its namespace, whose `token` is the Git host's
+/// access token.
+pub const ACCESS_TOKEN_SECRET_ANNOTATION: &str = "webhooks.fluxhook.io/access-token-secret";
+
+/// On a GitRepository, optional: the API family of a self-hosted Git host.
+pub const PROVIDER_ANNOTATION: &str = "webhooks.fluxhook.io/provider";
+
+/// On a GitRepository, optional: the Git host's API URL (the only way to allow `http://`).
+pub const API_URL_ANNOTATION: &str = "webhooks.fluxhook.io/api-url";
+
+/// On a Receiver, written by the controller: the hooks registered for it, a JSON list of
+/// `{provider, apiUrl, owner, repository, hookUrl, gitRepository, accessTokenSecret}`.
+pub const REGISTERED_ANNOTATION: &str = "webhooks.fluxhook.io/registered";
+
+/// On a Receiver while hooks are registered for it: they are deleted before it goes.
+pub const CLEANUP_FINALIZER: &str = "webhooks.fluxhook.io/cleanup";
+
+/// The Receiver condition reporting registration.
+pub const CONDITION_TYPE: &str = "WebhooksRegistered";
+
+/// The reasons of the [`CONDITION_TYPE`] condition.
+pub mod reason {
+    /// Every hook wanted is registered and no stale one is left (`True`).
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// A hook could not be registered or a stale one deleted (`False`).
+    pub const REGISTRATION_FAILED: &str = "RegistrationFailed";
+    /// The Receiver is being deleted and its hooks could not all be deleted (`False`).
+    pub const CLEANUP_FAILED: &str = "CleanupFailed";
+}
+
+/// The reasons of the Events recorded on a Receiver; the related object is the
+/// GitRepository.
+pub mod event_reason {
+    /// A hook was created (`Normal`).
+    pub const WEBHOOK_CREATED: &str = "WebhookCreated";
+    /// A hook was updated to what the Receiver needs (`Normal`).
+    pub const WEBHOOK_UPDATED: &str = "WebhookUpdated";
+    /// Hooks no longer wanted were deleted (`Normal`).
+    pub const WEBHOOK_DELETED: &str = "WebhookDeleted";
+    /// A hook could not be registered or deleted (`Warning`).
+    pub const WEBHOOK_REGISTRATION_FAILED: &str = "WebhookRegistrationFailed";
+}
+
+/// Whether and how the controller registers webhooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationConfig {
+    /// Register hooks for annotated GitRepositories, and watch GitRepositories for it
+    /// (default). When off, hooks already registered are still deleted with their Receiver.
+    pub enabled: bool,
+    /// How calls to Git hosts are retried within one reconciliation (rate limits, server
+    /// errors); a failure after that is retried with the controller's backoff.
+    pub host_retry: RetryPolicy,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host_retry: RetryPolicy {
+                max_retries: 2,
+                max_wait: Duration::from_secs(30),
+                initial_backoff: Duration::from_millis(500),
+            },
+        }
+    }
+}

@@ -1,0 +1,622 @@
+//! One registration pass for one Receiver, and the cleanup before it goes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use fluxhook_register::cluster::{read_token, select_git_repositories};
+use fluxhook_register::{Change, EventSet, HookClient, HookId, Repository, Secret, Token};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use serde_json::json;
+
+use super::record::{self, RegisteredHook};
+use super::target::{self, HookTemplate, Wanted};
+use super::{CLEANUP_FINALIZER, REGISTERED_ANNOTATION, RegistrationConfig, event_reason, reason};
+use crate::endpoint::{Endpoint, ReceiverKey};
+
+/// The longest condition message written; hosts' messages are already cut short.
+const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// The longest Event note the API accepts is 1 kB.
+const MAX_NOTE_CHARS: usize = 1000;
+
+/// What a pass says about the `WebhooksRegistered` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// Nothing to say: leave it as it is.
+    Keep,
+    /// Nothing is registered: the condition goes.
+    Remove,
+    /// Set it.
+    Set {
+        /// `True` or `False`.
+        registered: bool,
+        /// Its reason.
+        reason: &'static str,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl Report {
+    fn failed(reason: &'static str, failures: &[Failure]) -> Self {
+        let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+        Self::Set {
+            registered: false,
+            reason,
+            message: cut(&messages.join("; "), MAX_MESSAGE_CHARS),
+        }
+    }
+}
+
+/// The outcome of [`Registrar::register`].
+#[derive(Debug)]
+pub(crate) struct Pass {
+    /// The Receiver after the pass's writes.
+    pub(crate) object: DynamicObject,
+    /// The condition to write.
+    pub(crate) report: Report,
+    /// Why the pass should be retried soon, if it should.
+    pub(crate) retry: Option<String>,
+}
+
+/// The outcome of [`Registrar::clean_up`].
+#[derive(Debug)]
+pub(crate) struct Cleanup {
+    /// The Receiver after the cleanup's writes.
+    pub(crate) object: DynamicObject,
+    /// Whether every hook is deleted (and the finalizer removed).
+    pub(crate) done: bool,
+    /// The condition to write.
+    pub(crate) report: Report,
+}
+
+/// Something that went wrong, as the condition says it.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    /// Whether it may pass by itself (a host or API error) rather than need an edit.
+    transient: bool,
+}
+
+impl Failure {
+    fn transient(message: String) -> Self {
+        Self {
+            message,
+            transient: true,
+        }
+    }
+
+    fn configuration(message: String) -> Self {
+        Self {
+            message,
+            transient: false,
+        }
+    }
+}
+
+/// What the Receiver serves, which its hooks deliver to and are signed with.
+pub(crate) struct Served<'a> {
+    /// The compiled Receiver.
+    pub(crate) endpoint: &'a Endpoint,
+    /// Its Secret's token; `None` for types that have none (generic-oidc).
+    pub(crate) token: Option<&'a str>,
+}
+
+/// Registers and deletes the hooks of Receivers.
+pub(crate) struct Registrar {
+    client: kube::Client,
+    /// One HTTP client for every host, so that connections are reused; `None` if it could not
+    /// be built, and then each hook client builds its own (and reports why it cannot).
+    http: Option<reqwest::Client>,
+    recorder: Recorder,
+    resource: ApiResource,
+    patch_params: PatchParams,
+    config: RegistrationConfig,
+}
+
+impl Registrar {
+    /// A registrar writing Receivers (of `resource`) with `patch_params`.
+    pub(crate) fn new(
+        client: kube::Client,
+        resource: ApiResource,
+        patch_params: PatchParams,
+        config: RegistrationConfig,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("fluxhook-receiver/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .inspect_err(|error| tracing::warn!(%error, "cannot build the Git hosts' HTTP client"))
+            .ok();
+        let reporter = Reporter {
+            controller: patch_params
+                .field_manager
+                .clone()
+                .unwrap_or_else(|| "fluxhook-receiver".to_string()),
+            instance: None,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            http,
+            resource,
+            patch_params,
+            config,
+        }
+    }
+
+    /// Whether registration passes run (cleanup always does).
+    pub(crate) fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// Makes the hooks of the annotated GitRepositories the served Receiver names match it,
+    /// and deletes those remembered that are no longer wanted.
+    ///
+    /// The hooks about to be registered are remembered (with the finalizer) before any is
+    /// created, so that a crash never leaves one unknown; the record is pruned afterwards.
+    pub(crate) async fn register(
+        &self,
+        api: &Api<DynamicObject>,
+        object: DynamicObject,
+        served: Served<'_>,
+    ) -> Result<Pass, kube::Error> {
+        let recorded = match record::read(&object) {
+            Ok(recorded) => recorded,
+            Err(message) => {
+                return Ok(Pass {
+                    object,
+                    report: Report::failed(
+                        reason::REGISTRATION_FAILED,
+                        &[Failure::configuration(format!(
+                            "{message}; fix or remove it"
+                        ))],
+                    ),
+                    retry: None,
+                });
+            }
+        };
+        let key = ReceiverKey {
+            namespace: object.metadata.namespace.clone().unwrap_or_default(),
+            name: object.metadata.name.clone().unwrap_or_default(),
+        };
+        let regarding = object.object_ref(&self.resource);
+        let mut failures = Vec::new();
+        // GitRepositories whose remembered hooks must stay: what they want is not known.
+        let mut undecided: HashSet<String> = HashSet::new();
+        let mut all_read = true;
+
+        let template = HookTemplate {
+            path: served.endpoint.webhook_path(),
+            signed: signing(&served),
+        };
+        let mut wanted: Vec<Wanted> = Vec::new();
+        for target in &served.endpoint.resources {
+            let selected =
+                select_git_repositories(&self.client, &key.namespace, &target.resource).await;
+            for selected in selected {
+                let repository = match selected {
+                    Ok(repository) => repository,
+                    Err(error) if error.is_not_found() => continue,
+                    Err(error) => {
+                        all_read = false;
+                        failures.push(Failure::transient(error.to_string()));
+                        continue;
+                    }
+                };
+                let id = target::id_of(&repository);
+                match target::wanted(&repository, &template) {
+                    Ok(Some(hook)) => {
+                        let known = wanted
+                            .iter()
+                            .any(|w| w.hook.identity() == hook.hook.identity());
+                        if !known {
+                            wanted.push(hook);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(message) => {
+                        undecided.insert(id.clone());
+                        failures.push(Failure::configuration(format!(
+                            "GitRepository {id}: {message}"
+                        )));
+                    }
+                }
+            }
+        }
+
+        let mut ready: Vec<(Wanted, HookClient)> = Vec::new();
+        for hook in wanted {
+            let namespace = hook.hook.namespace().to_string();
+            match self
+                .hook_client(&hook.repository, &namespace, &hook.hook.access_token_secret)
+                .await
+            {
+                Ok(client) => ready.push((hook, client)),
+                Err(message) => {
+                    undecided.insert(hook.hook.git_repository.clone());
+                    failures.push(Failure::transient(format!(
+                        "GitRepository {}: {message}",
+                        hook.hook.git_repository
+                    )));
+                }
+            }
+        }
+
+        let mut intent = recorded.clone();
+        intent.extend(ready.iter().map(|(hook, _)| hook.hook.clone()));
+        let object = self.remember(api, object, &intent).await?;
+
+        let mut registered = Vec::new();
+        for (hook, client) in &ready {
+            let result = client.ensure(&hook.desired).await;
+            let (event, note) = match &result {
+                Ok(ensured) => {
+                    let verb = match ensured.change {
+                        Change::Created => Some((event_reason::WEBHOOK_CREATED, "created")),
+                        Change::Updated => Some((event_reason::WEBHOOK_UPDATED, "updated")),
+                        Change::Unchanged => None,
+                    };
+                    match verb {
+                        Some((event, verb)) => (
+                            Some((EventType::Normal, event)),
+                            format!(
+                                "{verb} hook {} to {}",
+                                ensured.hook_id,
+                                hook.hook.describe()
+                            ),
+                        ),
+                        None => (None, String::new()),
+                    }
+                }
+                Err(error) => {
+                    let message = format!("GitRepository {}: {error}", hook.hook.git_repository);
+                    failures.push(Failure::transient(message.clone()));
+                    (
+                        Some((
+                            EventType::Warning,
+                            event_reason::WEBHOOK_REGISTRATION_FAILED,
+                        )),
+                        message,
+                    )
+                }
+            };
+            if let Some((type_, reason)) = event {
+                let related = git_repository_ref(&hook.hook);
+                self.publish(
+                    &regarding,
+                    Some(&related),
+                    type_,
+                    reason,
+                    "RegisterWebhook",
+                    &note,
+                )
+                .await;
+            }
+            // Remembered even when it failed: a failed creation may have happened.
+            registered.push(hook.hook.clone());
+        }
+
+        let mut kept = Vec::new();
+        for old in recorded {
+            if registered
+                .iter()
+                .any(|hook| hook.identity() == old.identity())
+            {
+                continue;
+            }
+            if !all_read || undecided.contains(&old.git_repository) {
+                kept.push(old);
+                continue;
+            }
+            let fresh = ready
+                .iter()
+                .find(|(hook, _)| hook.hook.same_repository(&old))
+                .map(|(_, client)| client);
+            if let Err(message) = self.delete(&regarding, &old, fresh).await {
+                failures.push(Failure::transient(message));
+                kept.push(old);
+            }
+        }
+
+        registered.extend(kept);
+        let remembered = record::normalized(registered);
+        let object = self.remember(api, object, &remembered).await?;
+        let retry = failures
+            .iter()
+            .any(|failure| failure.transient)
+            .then(|| format!("{} webhook registration failures", failures.len()));
+        let report = if !failures.is_empty() {
+            Report::failed(reason::REGISTRATION_FAILED, &failures)
+        } else if remembered.is_empty() {
+            Report::Remove
+        } else {
+            let hooks: Vec<String> = remembered.iter().map(RegisteredHook::describe).collect();
+            Report::Set {
+                registered: true,
+                reason: reason::SUCCEEDED,
+                message: cut(
+                    &format!("Webhooks registered: {}", hooks.join("; ")),
+                    MAX_MESSAGE_CHARS,
+                ),
+            }
+        };
+        Ok(Pass {
+            object,
+            report,
+            retry,
+        })
+    }
+
+    /// Deletes every hook remembered on a Receiver that is being deleted; once none is left,
+    /// the record and the finalizer [`CLEANUP_FINALIZER`] go.
+    pub(crate) async fn clean_up(
+        &self,
+        api: &Api<DynamicObject>,
+        object: DynamicObject,
+    ) -> Result<Cleanup, kube::Error> {
+        let regarding = object.object_ref(&self.resource);
+        let recorded = match record::read(&object) {
+            Ok(recorded) => recorded,
+            Err(message) => {
+                // What to delete is unknown: waiting would never tell.
+                let note = format!("{message}; the hooks it named are left in place");
+                self.publish(
+                    &regarding,
+                    None,
+                    EventType::Warning,
+                    event_reason::WEBHOOK_REGISTRATION_FAILED,
+                    "DeleteWebhook",
+                    &note,
+                )
+                .await;
+                Vec::new()
+            }
+        };
+        let mut kept = Vec::new();
+        let mut failures = Vec::new();
+        for old in recorded {
+            if let Err(message) = self.delete(&regarding, &old, None).await {
+                failures.push(Failure::transient(message));
+                kept.push(old);
+            }
+        }
+        let object = self.remember(api, object, &kept).await?;
+        let report = match failures.is_empty() {
+            true => Report::Keep,
+            false => {
+                failures.push(Failure::transient(format!(
+                    "the Receiver is deleted once they are (retrying); remove the finalizer \
+                     {CLEANUP_FINALIZER} to leave them"
+                )));
+                Report::failed(reason::CLEANUP_FAILED, &failures)
+            }
+        };
+        Ok(Cleanup {
+            object,
+            done: kept.is_empty(),
+            report,
+        })
+    }
+
+    /// A client for `repository` with the access token of Secret `namespace/name`.
+    async fn hook_client(
+        &self,
+        repository: &Repository,
+        namespace: &str,
+        secret: &str,
+    ) -> Result<HookClient, String> {
+        let token = read_token(&self.client, namespace, secret)
+            .await
+            .map_err(|error| format!("access token Secret {namespace}/{secret} {error}"))?;
+        let mut builder = HookClient::builder(repository.clone(), Token::new(token))
+            .retry_policy(self.config.host_retry);
+        if let Some(http) = &self.http {
+            builder = builder.http_client(http.clone());
+        }
+        builder.build().map_err(|error| error.to_string())
+    }
+
+    /// Deletes the hooks to a remembered hook's URL, with `client` when one for its
+    /// repository is at hand, else with the access token it was registered with.
+    async fn delete(
+        &self,
+        regarding: &ObjectReference,
+        old: &RegisteredHook,
+        client: Option<&HookClient>,
+    ) -> Result<Vec<HookId>, String> {
+        let result = async {
+            let (repository, url) = old.location()?;
+            let own;
+            let client = match client {
+                Some(client) => client,
+                None => {
+                    own = self
+                        .hook_client(&repository, old.namespace(), &old.access_token_secret)
+                        .await?;
+                    &own
+                }
+            };
+            client
+                .delete_hooks_to(&url)
+                .await
+                .map_err(|error| error.to_string())
+        }
+        .await;
+        let related = git_repository_ref(old);
+        match &result {
+            Ok(ids) if ids.is_empty() => {}
+            Ok(ids) => {
+                let ids: Vec<&str> = ids.iter().map(HookId::as_str).collect();
+                let note = format!("deleted hook {} to {}", ids.join(", "), old.describe());
+                self.publish(
+                    regarding,
+                    Some(&related),
+                    EventType::Normal,
+                    event_reason::WEBHOOK_DELETED,
+                    "DeleteWebhook",
+                    &note,
+                )
+                .await;
+            }
+            Err(error) => {
+                let note = format!(
+                    "GitRepository {}: cannot delete {}: {error}",
+                    old.git_repository,
+                    old.describe()
+                );
+                self.publish(
+                    regarding,
+                    Some(&related),
+                    EventType::Warning,
+                    event_reason::WEBHOOK_REGISTRATION_FAILED,
+                    "DeleteWebhook",
+                    &note,
+                )
+                .await;
+            }
+        }
+        result.map_err(|error| {
+            format!(
+                "GitRepository {}: cannot delete {}: {error}",
+                old.git_repository,
+                old.describe()
+            )
+        })
+    }
+
+    /// Writes `hooks` as the Receiver's record, with the finalizer while there are any;
+    /// nothing when both are already so.
+    async fn remember(
+        &self,
+        api: &Api<DynamicObject>,
+        object: DynamicObject,
+        hooks: &[RegisteredHook],
+    ) -> Result<DynamicObject, kube::Error> {
+        let value = record::write(hooks);
+        let current = object
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(REGISTERED_ANNOTATION));
+        let finalizers = object.metadata.finalizers.clone().unwrap_or_default();
+        let finalized = finalizers.iter().any(|f| f == CLEANUP_FINALIZER);
+        let wanted_finalizer = value.is_some();
+        if current == value.as_ref() && finalized == wanted_finalizer {
+            return Ok(object);
+        }
+        let mut metadata = json!({ "annotations": { REGISTERED_ANNOTATION: value } });
+        if finalized != wanted_finalizer {
+            let mut finalizers: Vec<String> = finalizers
+                .into_iter()
+                .filter(|f| f != CLEANUP_FINALIZER)
+                .collect();
+            if wanted_finalizer {
+                finalizers.push(CLEANUP_FINALIZER.to_string());
+            }
+            // The whole list is written: the resourceVersion makes sure no other writer's
+            // finalizer is lost.
+            metadata["finalizers"] = json!(finalizers);
+            metadata["resourceVersion"] = json!(object.metadata.resource_version);
+        }
+        let name = object.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &self.patch_params,
+            &Patch::Merge(&json!({ "metadata": metadata })),
+        )
+        .await
+    }
+
+    /// Records an Event on the Receiver; a failure to is only logged.
+    async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        related: Option<&ObjectReference>,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(cut(note, MAX_NOTE_CHARS)),
+            action: action.to_string(),
+            secondary: related.cloned(),
+        };
+        if let Err(error) = self.recorder.publish(&event, regarding).await {
+            tracing::warn!(%error, reason, "cannot record an Event on the Receiver");
+        }
+    }
+}
+
+/// The Receiver's token and events as a Git host hook needs them, or why it cannot have one.
+fn signing(served: &Served<'_>) -> Result<(Secret, EventSet), String> {
+    let token = served.token.ok_or_else(|| {
+        format!(
+            "Receiver type {} has no token for Git hosts to sign deliveries with",
+            served.endpoint.receiver_type.as_str()
+        )
+    })?;
+    let events = EventSet::from_receiver_events(served.endpoint.events.iter().map(String::as_str))
+        .map_err(|error| format!("spec.events: {error}"))?;
+    Ok((Secret::new(token), events))
+}
+
+/// A reference to the GitRepository a remembered hook was registered for.
+fn git_repository_ref(hook: &RegisteredHook) -> ObjectReference {
+    let (namespace, name) = hook
+        .git_repository
+        .split_once('/')
+        .unwrap_or(("", hook.git_repository.as_str()));
+    ObjectReference {
+        api_version: Some("source.toolkit.fluxcd.io/v1".to_string()),
+        kind: Some("GitRepository".to_string()),
+        namespace: Some(namespace.to_string()),
+        name: Some(name.to_string()),
+        ..ObjectReference::default()
+    }
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_cut_at_a_character_boundary() {
+        assert_eq!(cut("abc", 5), "abc");
+        assert_eq!(cut("ééé", 2), "éé…");
+    }
+
+    #[test]
+    fn failure_reports_join_their_messages() {
+        let report = Report::failed(
+            reason::REGISTRATION_FAILED,
+            &[
+                Failure::transient("a: HTTP 500".into()),
+                Failure::configuration("b: set both".into()),
+            ],
+        );
+        assert_eq!(
+            report,
+            Report::Set {
+                registered: false,
+                reason: reason::REGISTRATION_FAILED,
+                message: "a: HTTP 500; b: set both".into(),
+            }
+        );
+    }
+}

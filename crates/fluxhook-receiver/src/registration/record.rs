@@ -1,0 +1,231 @@
+//! The hooks registered for a Receiver, remembered in an annotation on it so that they can
+//! be deleted after the GitRepository's annotations go, after a token rotation moved the
+//! Receiver's path, and when the Receiver is deleted. No I/O.
+
+use fluxhook_register::{Provider, Repository};
+use kube::api::DynamicObject;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::REGISTERED_ANNOTATION;
+
+/// One hook registered for a Receiver: where it is and how to reach it again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RegisteredHook {
+    /// The host's API family, as [`Provider::name`] writes it.
+    pub(crate) provider: String,
+    /// The API URL the hooks are managed through.
+    pub(crate) api_url: String,
+    /// The repository's owner (namespace, workspace or project key).
+    pub(crate) owner: String,
+    /// The repository's name.
+    pub(crate) repository: String,
+    /// Where the hook delivers.
+    pub(crate) hook_url: String,
+    /// `namespace/name` of the GitRepository the hook was registered for.
+    pub(crate) git_repository: String,
+    /// The Secret, in the GitRepository's namespace, holding the access token.
+    pub(crate) access_token_secret: String,
+}
+
+/// The fields of a recorded hook that say which hook it is; the others say how it came.
+pub(crate) type HookIdentity<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+impl RegisteredHook {
+    /// A hook to `hook_url` in `repository`, for GitRepository `git_repository`.
+    pub(crate) fn new(
+        repository: &Repository,
+        hook_url: &Url,
+        git_repository: String,
+        access_token_secret: String,
+    ) -> Self {
+        Self {
+            provider: repository.provider().name().to_string(),
+            api_url: repository.api_base().to_string(),
+            owner: repository.owner().to_string(),
+            repository: repository.name().to_string(),
+            hook_url: hook_url.to_string(),
+            git_repository,
+            access_token_secret,
+        }
+    }
+
+    /// The hook, whichever GitRepository and Secret it came through.
+    pub(crate) fn identity(&self) -> HookIdentity<'_> {
+        (
+            &self.provider,
+            &self.api_url,
+            &self.owner,
+            &self.repository,
+            &self.hook_url,
+        )
+    }
+
+    /// Whether both are hooks of the same repository.
+    pub(crate) fn same_repository(&self, other: &RegisteredHook) -> bool {
+        let (provider, api, owner, name, _) = self.identity();
+        let (other_provider, other_api, other_owner, other_name, _) = other.identity();
+        (provider, api, owner, name) == (other_provider, other_api, other_owner, other_name)
+    }
+
+    /// The repository and the URL, read back.
+    pub(crate) fn location(&self) -> Result<(Repository, Url), String> {
+        let provider: Provider = self
+            .provider
+            .parse()
+            .map_err(|error: fluxhook_register::UnknownProvider| error.to_string())?;
+        let api = Url::parse(&self.api_url)
+            .map_err(|error| format!("API URL {:?}: {error}", self.api_url))?;
+        let hook = Url::parse(&self.hook_url)
+            .map_err(|error| format!("hook URL {:?}: {error}", self.hook_url))?;
+        Ok((
+            Repository::new(provider, api, &self.owner, &self.repository),
+            hook,
+        ))
+    }
+
+    /// The GitRepository's namespace (where the access token Secret is).
+    pub(crate) fn namespace(&self) -> &str {
+        self.git_repository
+            .split_once('/')
+            .map_or("", |(namespace, _)| namespace)
+    }
+
+    /// How messages name the hook: `<hook URL> in <provider> <host>, repository <owner/name>`.
+    pub(crate) fn describe(&self) -> String {
+        let host = Url::parse(&self.api_url)
+            .ok()
+            .and_then(|url| {
+                url.host_str().map(|host| match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_string(),
+                })
+            })
+            .unwrap_or_else(|| self.api_url.clone());
+        let provider = self
+            .provider
+            .parse::<Provider>()
+            .map_or_else(|_| self.provider.clone(), |p| p.to_string());
+        format!(
+            "{} in {provider} {host}, repository {}/{}",
+            self.hook_url, self.owner, self.repository
+        )
+    }
+}
+
+/// The hooks recorded on a Receiver; none when it has no record.
+pub(crate) fn read(object: &DynamicObject) -> Result<Vec<RegisteredHook>, String> {
+    match object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(REGISTERED_ANNOTATION))
+    {
+        None => Ok(Vec::new()),
+        Some(text) => parse(text),
+    }
+}
+
+fn parse(text: &str) -> Result<Vec<RegisteredHook>, String> {
+    serde_json::from_str(text).map_err(|error| {
+        format!("the annotation {REGISTERED_ANNOTATION} is not a list of registered hooks: {error}")
+    })
+}
+
+/// The annotation's value for `hooks`: a JSON list of [`normalized`] hooks; `None` when
+/// there are none (the annotation is removed).
+pub(crate) fn write(hooks: &[RegisteredHook]) -> Option<String> {
+    let hooks = normalized(hooks.to_vec());
+    if hooks.is_empty() {
+        return None;
+    }
+    serde_json::to_string(&hooks).ok()
+}
+
+/// `hooks` in a fixed order (the fields that say which hook it is come first), each hook
+/// once.
+pub(crate) fn normalized(mut hooks: Vec<RegisteredHook>) -> Vec<RegisteredHook> {
+    hooks.sort();
+    hooks.dedup_by(|a, b| a.identity() == b.identity());
+    hooks
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hook(provider: &str, owner: &str, hook_url: &str) -> RegisteredHook {
+        RegisteredHook {
+            provider: provider.into(),
+            api_url: "https://api.github.com/".into(),
+            owner: owner.into(),
+            repository: "fleet".into(),
+            hook_url: hook_url.into(),
+            git_repository: "flux-system/fleet".into(),
+            access_token_secret: "github-token".into(),
+        }
+    }
+
+    #[test]
+    fn the_record_reads_back_what_was_written() {
+        let hooks = vec![
+            hook("github", "acme", "https://flux.example.com/hook/2"),
+            hook("github", "acme", "https://flux.example.com/hook/1"),
+        ];
+        let text = write(&hooks).unwrap();
+        assert!(text.contains(r#""hookUrl":"https://flux.example.com/hook/1""#));
+        assert!(text.contains(r#""accessTokenSecret":"github-token""#));
+        assert_eq!(parse(&text).unwrap(), normalized(hooks));
+        assert_eq!(write(&[]), None);
+        assert!(parse("{").unwrap_err().contains(REGISTERED_ANNOTATION));
+    }
+
+    #[test]
+    fn locations_and_descriptions() {
+        let recorded = hook("github", "acme", "https://flux.example.com/hook/1");
+        let (repository, url) = recorded.location().unwrap();
+        assert_eq!(repository.full_name(), "acme/fleet");
+        assert_eq!(url.as_str(), "https://flux.example.com/hook/1");
+        assert_eq!(recorded.namespace(), "flux-system");
+        assert_eq!(
+            recorded.describe(),
+            "https://flux.example.com/hook/1 in GitHub api.github.com, repository acme/fleet"
+        );
+        assert!(
+            hook("svn", "acme", "https://x/")
+                .location()
+                .unwrap_err()
+                .contains("svn")
+        );
+        assert!(recorded.same_repository(&hook("github", "acme", "https://other/")));
+        assert!(!recorded.same_repository(&hook("github", "other", "https://other/")));
+    }
+
+    proptest! {
+        /// Whatever hooks are recorded, in whatever order and however often, the annotation
+        /// reads back as each hook once, and writing it again gives the same text.
+        #[test]
+        fn records_round_trip(
+            hooks in prop::collection::vec(
+                ("(github|gitlab)", "[a-z]{1,3}", "https://h/[0-9]{1,2}"),
+                0..8,
+            ),
+        ) {
+            let hooks: Vec<RegisteredHook> =
+                hooks.iter().map(|(p, o, u)| hook(p, o, u)).collect();
+            match write(&hooks) {
+                None => prop_assert!(hooks.is_empty()),
+                Some(text) => {
+                    let read = parse(&text).unwrap();
+                    prop_assert_eq!(&read, &normalized(hooks.clone()));
+                    prop_assert_eq!(write(&read), Some(text));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The hook one annotated GitRepository asks for. No I/O.
+
+use fluxhook_api::WebhookPath;
+use fluxhook_register::cluster::git_url;
+use fluxhook_register::{
+    DesiredHook, EventSet, HostConfig, Provider, Repository, Secret, receiver_url,
+};
+use kube::api::DynamicObject;
+use url::Url;
+
+use super::record::RegisteredHook;
+use super::{
+    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, PROVIDER_ANNOTATION, URL_ANNOTATION,
+};
+
+/// What a Receiver's hooks carry, whichever repository they are in.
+pub(crate) struct HookTemplate<'a> {
+    /// The Receiver's webhook path.
+    pub(crate) path: &'a WebhookPath,
+    /// The Receiver's token, which hosts sign deliveries with, and its events; or why it has
+    /// none that a Git host could use.
+    pub(crate) signed: Result<(Secret, EventSet), String>,
+}
+
+/// A hook to register for one GitRepository.
+#[derive(Debug)]
+pub(crate) struct Wanted {
+    /// The hook as recorded on the Receiver.
+    pub(crate) hook: RegisteredHook,
+    /// The repository it goes in.
+    pub(crate) repository: Repository,
+    /// The hook itself.
+    pub(crate) desired: DesiredHook,
+}
+
+/// `namespace/name` of an object.
+pub(crate) fn id_of(object: &DynamicObject) -> String {
+    format!(
+        "{}/{}",
+        object.metadata.namespace.as_deref().unwrap_or_default(),
+        object.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// The hook the GitRepository `object` asks for: none when it carries neither the URL nor
+/// the access token annotation, or is being deleted; an error, saying what to fix, when its
+/// annotations cannot be registered.
+pub(crate) fn wanted(
+    object: &DynamicObject,
+    template: &HookTemplate<'_>,
+) -> Result<Option<Wanted>, String> {
+    if object.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let annotation = |name: &str| {
+        object
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(name))
+            .map(|value| value.trim())
+    };
+    let (base, token_secret) = match (
+        annotation(URL_ANNOTATION),
+        annotation(ACCESS_TOKEN_SECRET_ANNOTATION),
+    ) {
+        (None, None) => return Ok(None),
+        (Some(base), Some(secret)) if !base.is_empty() && !secret.is_empty() => (base, secret),
+        _ => {
+            return Err(format!(
+                "set both {URL_ANNOTATION} and {ACCESS_TOKEN_SECRET_ANNOTATION}, or neither"
+            ));
+        }
+    };
+    let (secret, events) = template.signed.clone()?;
+    let base = Url::parse(base).map_err(|error| format!("{URL_ANNOTATION}: {error}"))?;
+    let hook_url = receiver_url(&base, template.path.as_str())
+        .map_err(|error| format!("{URL_ANNOTATION}: {error}"))?;
+    let provider = annotation(PROVIDER_ANNOTATION)
+        .map(|name| name.parse::<Provider>())
+        .transpose()
+        .map_err(|error| format!("{PROVIDER_ANNOTATION}: {error}"))?;
+    let api_url = annotation(API_URL_ANNOTATION)
+        .map(Url::parse)
+        .transpose()
+        .map_err(|error| format!("{API_URL_ANNOTATION}: {error}"))?;
+    let host = match (provider, &api_url) {
+        (Some(provider), api_base) => Some(HostConfig {
+            provider,
+            api_base: api_base.clone(),
+        }),
+        (None, Some(_)) => {
+            return Err(format!("{API_URL_ANNOTATION} needs {PROVIDER_ANNOTATION}"));
+        }
+        (None, None) => None,
+    };
+    let git_url = git_url(object).ok_or("has no spec.url")?;
+    let repository = Repository::from_git_url(git_url, host.as_ref()).map_err(|error| {
+        format!("{error} (set {PROVIDER_ANNOTATION}, and {API_URL_ANNOTATION} if needed)")
+    })?;
+    // The access token only goes in clear text where an annotation asked for it by name.
+    if repository.api_base().scheme() == "http" && api_url.is_none() {
+        return Err(format!(
+            "refusing to send the access token in clear text to {}: set {API_URL_ANNOTATION} \
+             to the host's https API URL (an http one is used only when given there)",
+            repository.api_base()
+        ));
+    }
+    Ok(Some(Wanted {
+        hook: RegisteredHook::new(
+            &repository,
+            &hook_url,
+            id_of(object),
+            token_secret.to_string(),
+        ),
+        desired: DesiredHook::new(hook_url, secret, events),
+        repository,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use fluxhook_api::webhook_path;
+    use kube::discovery::ApiResource;
+    use serde_json::json;
+
+    use super::*;
+
+    fn git_repository(url: &str, annotations: serde_json::Value) -> DynamicObject {
+        let resource = ApiResource {
+            group: "source.toolkit.fluxcd.io".into(),
+            version: "v1".into(),
+            api_version: "source.toolkit.fluxcd.io/v1".into(),
+            kind: "GitRepository".into(),
+            plural: "gitrepositories".into(),
+        };
+        let mut object = DynamicObject::new("fleet", &resource).within("flux-system");
+        object.metadata.annotations = serde_json::from_value(annotations).unwrap();
+        object.data = json!({"spec": {"url": url}});
+        object
+    }
+
+    fn template(path: &WebhookPath) -> HookTemplate<'_> {
+        HookTemplate {
+            path,
+            signed: Ok((Secret::new("t"), EventSet::default())),
+        }
+    }
+
+    #[test]
+    fn annotations_name_the_hook_and_the_token() {
+        let path = webhook_path("t", "receiver", "flux-system");
+        let object = git_repository(
+            "https://github.com/acme/fleet",
+            json!({
+                URL_ANNOTATION: "https://flux.example.com/prefix/",
+                ACCESS_TOKEN_SECRET_ANNOTATION: "github-token",
+            }),
+        );
+        let wanted = wanted(&object, &template(&path)).unwrap().unwrap();
+        assert_eq!(
+            wanted.desired.url().as_str(),
+            format!("https://flux.example.com/prefix{path}")
+        );
+        assert_eq!(
+            wanted.repository.api_base().as_str(),
+            "https://api.github.com/"
+        );
+        assert_eq!(wanted.hook.git_repository, "flux-system/fleet");
+        assert_eq!(wanted.hook.access_token_secret, "github-token");
+        assert_eq!(wanted.hook.provider, "github");
+    }
+
+    #[test]
+    fn self_hosted_and_http_hosts_need_annotations() {
+        let path = webhook_path("t", "receiver", "flux-system");
+        let annotated = |extra: serde_json::Value| {
+            let mut annotations = json!({
+                URL_ANNOTATION: "https://flux.example.com",
+                ACCESS_TOKEN_SECRET_ANNOTATION: "token",
+            });
+            annotations
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            annotations
+        };
+        let check = |url: &str, extra: serde_json::Value| {
+            wanted(&git_repository(url, annotated(extra)), &template(&path))
+        };
+        let unknown = check("https://git.example.com/acme/fleet", json!({})).unwrap_err();
+        assert!(unknown.contains(PROVIDER_ANNOTATION), "{unknown}");
+        let gitea = check(
+            "https://git.example.com/acme/fleet",
+            json!({PROVIDER_ANNOTATION: "forgejo"}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            gitea.repository.api_base().as_str(),
+            "https://git.example.com/api/v1"
+        );
+        let clear = check(
+            "http://127.0.0.1:3000/acme/fleet",
+            json!({PROVIDER_ANNOTATION: "gitea"}),
+        )
+        .unwrap_err();
+        assert!(clear.contains("clear text"), "{clear}");
+        let explicit = check(
+            "http://127.0.0.1:3000/acme/fleet",
+            json!({PROVIDER_ANNOTATION: "gitea", API_URL_ANNOTATION: "http://127.0.0.1:3000/api/v1"}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(explicit.repository.full_name(), "acme/fleet");
+        let lone_api = check(
+            "https://github.com/acme/fleet",
+            json!({API_URL_ANNOTATION: "https://ghe.example.com/api/v3"}),
+        )
+        .unwrap_err();
+        assert!(lone_api.contains(PROVIDER_ANNOTATION), "{lone_api}");
+    }
+
+    #[test]
+    fn half_annotated_or_unsigned_repositories_are_refused() {
+        let path = webhook_path("t", "receiver", "flux-system");
+        let half = git_repository(
+            "https://github.com/acme/fleet",
+            json!({URL_ANNOTATION: "https://flux.example.com"}),
+        );
+        assert!(
+            wanted(&half, &template(&path))
+                .unwrap_err()
+                .contains("or neither")
+        );
+        let plain = git_repository("https://github.com/acme/fleet", json!({}));
+        assert!(wanted(&plain, &template(&path)).unwrap().is_none());
+        let both = git_repository(
+            "https://github.com/acme/fleet",
+            json!({URL_ANNOTATION: "https://flux.example.com", ACCESS_TOKEN_SECRET_ANNOTATION: "t"}),
+        );
+        let unsigned = HookTemplate {
+            path: &path,
+            signed: Err("no token".into()),
+        };
+        assert_eq!(wanted(&both, &unsigned).unwrap_err(), "no token");
+        let bad_base = git_repository(
+            "https://github.com/acme/fleet",
+            json!({URL_ANNOTATION: "https://flux.example.com/?q", ACCESS_TOKEN_SECRET_ANNOTATION: "t"}),
+        );
+        assert!(
+            wanted(&bad_base, &template(&path))
+                .unwrap_err()
+                .contains(URL_ANNOTATION)
+        );
+    }
+}
