@@ -4,7 +4,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use fluxhook_register::cluster::{read_token, select_git_repositories};
-use fluxhook_register::{Change, EventSet, HookClient, HookId, Repository, Secret, Token};
+use fluxhook_register::{
+    Change, EventSet, HookClient, HookId, Operation, Repository, Secret, Token,
+};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -276,6 +278,7 @@ impl Registrar {
                 Err(error) => {
                     let message = format!("GitRepository {}: {error}", hook.hook.git_repository);
                     failures.push(Failure::transient(message.clone()));
+                    undecided.insert(hook.hook.git_repository.clone());
                     (
                         Some((
                             EventType::Warning,
@@ -297,8 +300,17 @@ impl Registrar {
                 )
                 .await;
             }
-            // Remembered even when it failed: a failed creation may have happened.
-            registered.push(hook.hook.clone());
+            // Remembered unless nothing can have been written: a failed creation may
+            // have happened.
+            let wrote = match &result {
+                Ok(_) => true,
+                Err(error) => {
+                    !matches!(error.operation(), Operation::ListHooks | Operation::Connect)
+                }
+            };
+            if wrote {
+                registered.push(hook.hook.clone());
+            }
         }
 
         let mut kept = Vec::new();

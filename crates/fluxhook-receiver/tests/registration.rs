@@ -1,0 +1,508 @@
+//! Webhook registration by the Receiver controller, run in-process against the fake
+//! Kubernetes API server and fake Git hosts: annotated GitRepositories get one hook, which
+//! follows token rotations, goes with the annotations or the Receiver, and reports host
+//! failures until they pass.
+
+#![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fluxhook_api::{Receiver, webhook_path};
+use fluxhook_receiver::EndpointIndex;
+use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
+use fluxhook_receiver::registration::{
+    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CLEANUP_FINALIZER, CONDITION_TYPE,
+    PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
+};
+use fluxhook_test_apiserver::{ResourceType, TestApiServer};
+use fluxhook_test_githost::{FakeHook, FakeHost, Fault, HostKind};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+const NS: &str = "flux-system";
+const RECEIVER: &str = "github";
+const RECEIVER_TOKEN: &str = "s3cr3t";
+const PUBLIC_URL: &str = "https://flux-webhook.example.com";
+
+/// The fake API server with a Receiver naming an annotated GitRepository on a fake GitHub.
+struct Cluster {
+    server: TestApiServer,
+    client: kube::Client,
+    host: FakeHost,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let server = TestApiServer::start().await.unwrap();
+        for resource in ResourceType::flux() {
+            server.register(resource);
+        }
+        let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let host = FakeHost::start(HostKind::GitHub).await.unwrap();
+        let cluster = Self {
+            server,
+            client,
+            host,
+        };
+        cluster.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
+        // Watched, so that a rotation reconciles the Receiver at once.
+        cluster.seed(secret(
+            "webhook-token",
+            RECEIVER_TOKEN,
+            json!({"reconcile.fluxcd.io/watch": "Enabled"}),
+        ));
+        cluster.seed(secret("github-token", cluster.host.token(), json!({})));
+        cluster.seed(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "app", "namespace": NS, "annotations": cluster.annotations()},
+            "spec": {
+                "url": format!("{}/{}/{}", cluster.host.url(), cluster.host.owner(), cluster.host.repo()),
+                "interval": "5m",
+            },
+        }));
+        cluster.seed(json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
+            "metadata": {"name": RECEIVER, "namespace": NS},
+            "spec": {
+                "type": "github",
+                "events": ["ping", "push"],
+                "secretRef": {"name": "webhook-token"},
+                "resources": [
+                    {"kind": "GitRepository", "name": "app"},
+                    {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "name": "apps"},
+                ],
+            },
+        }));
+        cluster
+    }
+
+    fn seed(&self, object: Value) {
+        self.server.create(object).unwrap();
+    }
+
+    /// The annotations asking for a hook on the fake GitHub (an http API, so named).
+    fn annotations(&self) -> Value {
+        json!({
+            URL_ANNOTATION: PUBLIC_URL,
+            ACCESS_TOKEN_SECRET_ANNOTATION: "github-token",
+            PROVIDER_ANNOTATION: "github",
+            API_URL_ANNOTATION: self.host.api_base(),
+        })
+    }
+
+    /// Starts the controller with short retries and no retries within a reconciliation.
+    fn run(&self) -> Running {
+        let config = ControllerConfig {
+            min_retry_delay: Duration::from_millis(20),
+            max_retry_delay: Duration::from_millis(200),
+            registration: RegistrationConfig {
+                host_retry: RetryPolicy {
+                    max_retries: 0,
+                    ..RetryPolicy::default()
+                },
+                ..RegistrationConfig::default()
+            },
+            ..ControllerConfig::default()
+        };
+        let readiness = Readiness::default();
+        let task = tokio::spawn(controller::run(
+            self.client.clone(),
+            Arc::new(EndpointIndex::default()),
+            config,
+            readiness.clone(),
+        ));
+        Running { readiness, task }
+    }
+
+    async fn patch(&self, resource: &ApiResource, name: &str, patch: Value) {
+        Api::<DynamicObject>::namespaced_with(self.client.clone(), NS, resource)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    async fn set_secret(&self, name: &str, token: &str) {
+        let secrets = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+        let data = json!({"token": base64(token)});
+        self.patch(&secrets, name, json!({ "data": data })).await;
+    }
+
+    fn receiver(&self) -> Option<Value> {
+        self.server
+            .get(
+                "notification.toolkit.fluxcd.io/v1",
+                "Receiver",
+                NS,
+                RECEIVER,
+            )
+            .ok()
+    }
+
+    /// `(status, reason, message)` of the registration condition.
+    fn condition(&self) -> Option<(String, String, String)> {
+        let receiver = self.receiver()?;
+        let condition = receiver["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == CONDITION_TYPE)?
+            .clone();
+        let text = |field: &str| condition[field].as_str().unwrap_or_default().to_string();
+        Some((text("status"), text("reason"), text("message")))
+    }
+
+    /// The hook URLs remembered on the Receiver.
+    fn remembered(&self) -> Vec<String> {
+        let Some(receiver) = self.receiver() else {
+            return Vec::new();
+        };
+        let Some(record) = receiver["metadata"]["annotations"][REGISTERED_ANNOTATION].as_str()
+        else {
+            return Vec::new();
+        };
+        let record: Vec<Value> = serde_json::from_str(record).unwrap();
+        record
+            .iter()
+            .map(|hook| hook["hookUrl"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn finalizers(&self) -> Vec<String> {
+        self.receiver()
+            .and_then(|r| serde_json::from_value(r["metadata"]["finalizers"].clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// `(type, reason, note)` of the Events recorded on the Receiver.
+    fn events(&self) -> Vec<(String, String, String)> {
+        self.server
+            .list("events.k8s.io/v1", "Event", Some(NS))
+            .unwrap()
+            .iter()
+            .filter(|event| event["regarding"]["name"] == RECEIVER)
+            .map(|event| {
+                let text = |field: &str| event[field].as_str().unwrap_or_default().to_string();
+                (text("type"), text("reason"), text("note"))
+            })
+            .collect()
+    }
+
+    fn has_event(&self, reason: &str, note_contains: &str) -> bool {
+        self.events()
+            .iter()
+            .any(|(_, r, note)| r == reason && note.contains(note_contains))
+    }
+
+    fn hook_urls(&self) -> Vec<String> {
+        self.host.hooks().into_iter().map(|hook| hook.url).collect()
+    }
+}
+
+fn secret(name: &str, token: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "data": {"token": base64(token)},
+    })
+}
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn hook_url(token: &str) -> String {
+    format!("{PUBLIC_URL}{}", webhook_path(token, RECEIVER, NS))
+}
+
+fn git_repositories() -> ApiResource {
+    ApiResource {
+        group: "source.toolkit.fluxcd.io".into(),
+        version: "v1".into(),
+        api_version: "source.toolkit.fluxcd.io/v1".into(),
+        kind: "GitRepository".into(),
+        plural: "gitrepositories".into(),
+    }
+}
+
+/// A running controller, stopped when dropped.
+struct Running {
+    readiness: Readiness,
+    task: JoinHandle<Result<(), ControllerError>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("waited 30 s for {what}"))
+}
+
+/// Polls `condition` until it holds, for at most 30 seconds.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Starts the controller and waits for the first hook to be registered.
+async fn registered(cluster: &Cluster) -> Running {
+    let running = cluster.run();
+    bounded("the controller to be ready", running.readiness.wait()).await;
+    eventually("the webhook to be registered", || {
+        cluster
+            .condition()
+            .is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+    running
+}
+
+#[tokio::test]
+async fn an_annotated_repository_gets_one_hook_and_a_second_reconcile_writes_nothing() {
+    let cluster = Cluster::start().await;
+    let _running = registered(&cluster).await;
+
+    let hooks = cluster.host.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    let hook = &hooks[0];
+    assert_eq!(hook.url, hook_url(RECEIVER_TOKEN));
+    assert_eq!(hook.events, ["push"]);
+    assert_eq!(hook.secret.as_deref(), Some(RECEIVER_TOKEN));
+    assert_eq!(hook.content_type, "json");
+    assert!(hook.active && hook.tls_verification);
+
+    let (_, reason, message) = cluster.condition().unwrap();
+    assert_eq!(reason, "Succeeded");
+    assert!(message.contains(&hook_url(RECEIVER_TOKEN)), "{message}");
+    assert!(message.contains("octocat/hello-world"), "{message}");
+    assert_eq!(cluster.remembered(), [hook_url(RECEIVER_TOKEN)]);
+    assert_eq!(
+        cluster.finalizers(),
+        ["finalizers.fluxcd.io", CLEANUP_FINALIZER]
+    );
+    assert!(cluster.has_event("WebhookCreated", "octocat/hello-world"));
+    let ready = &cluster.receiver().unwrap()["status"]["conditions"];
+    assert!(
+        ready
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True"),
+        "{ready}"
+    );
+
+    // Reconciled again: the host is asked, and nothing is written.
+    cluster.host.clear_requests();
+    let receivers = ApiResource::erase::<Receiver>(&());
+    cluster
+        .patch(
+            &receivers,
+            RECEIVER,
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "again"}}}),
+        )
+        .await;
+    eventually("the request to be handled", || {
+        cluster.receiver().unwrap()["status"]["lastHandledReconcileAt"] == "again"
+    })
+    .await;
+    assert!(!cluster.host.requests().is_empty());
+    assert!(
+        cluster.host.writes().is_empty(),
+        "{:?}",
+        cluster.host.writes()
+    );
+    assert_eq!(cluster.host.hooks().len(), 1);
+}
+
+#[tokio::test]
+async fn a_rotated_token_moves_the_hook_and_leaves_no_stale_one() {
+    let cluster = Cluster::start().await;
+    // A hook to a URL of someone else's stays.
+    cluster
+        .host
+        .seed(FakeHook::new("https://ci.example.com/hook", &["push"]));
+    let _running = registered(&cluster).await;
+    assert_eq!(cluster.hook_urls().len(), 2);
+
+    cluster.set_secret("webhook-token", "n3w-t0ken").await;
+    eventually("the hook to move to the new path", || {
+        let mut urls = cluster.hook_urls();
+        urls.sort();
+        urls == [
+            "https://ci.example.com/hook".to_string(),
+            hook_url("n3w-t0ken"),
+        ]
+    })
+    .await;
+    let new = cluster.host.hooks();
+    let moved = new.iter().find(|h| h.url == hook_url("n3w-t0ken")).unwrap();
+    assert_eq!(moved.secret.as_deref(), Some("n3w-t0ken"));
+    eventually("the record to follow", || {
+        cluster.remembered() == [hook_url("n3w-t0ken")]
+    })
+    .await;
+    assert!(cluster.has_event("WebhookDeleted", &hook_url(RECEIVER_TOKEN)));
+}
+
+#[tokio::test]
+async fn removing_the_annotations_deletes_the_hook() {
+    let cluster = Cluster::start().await;
+    let _running = registered(&cluster).await;
+
+    let removed: serde_json::Map<String, Value> = cluster
+        .annotations()
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|key| (key.clone(), Value::Null))
+        .collect();
+    cluster
+        .patch(
+            &git_repositories(),
+            "app",
+            json!({"metadata": {"annotations": removed}}),
+        )
+        .await;
+    eventually("the hook to be deleted", || cluster.host.hooks().is_empty()).await;
+    eventually("the record, finalizer and condition to go", || {
+        cluster.remembered().is_empty()
+            && cluster.finalizers() == ["finalizers.fluxcd.io"]
+            && cluster.condition().is_none()
+    })
+    .await;
+    assert!(cluster.has_event("WebhookDeleted", "octocat/hello-world"));
+}
+
+#[tokio::test]
+async fn a_deleted_receiver_deletes_its_hooks_before_it_goes() {
+    let cluster = Cluster::start().await;
+    let _running = registered(&cluster).await;
+
+    Api::<DynamicObject>::namespaced_with(
+        cluster.client.clone(),
+        NS,
+        &ApiResource::erase::<Receiver>(&()),
+    )
+    .delete(RECEIVER, &DeleteParams::default())
+    .await
+    .unwrap();
+    eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
+    assert!(cluster.host.hooks().is_empty());
+    assert!(cluster.has_event("WebhookDeleted", "octocat/hello-world"));
+}
+
+#[tokio::test]
+async fn host_failures_are_reported_without_secrets_then_recovered() {
+    let cluster = Cluster::start().await;
+    cluster.set_secret("github-token", "not-the-token").await;
+    let running = cluster.run();
+    bounded("the controller to be ready", running.readiness.wait()).await;
+
+    eventually("the failure to be reported", || {
+        cluster
+            .condition()
+            .is_some_and(|(status, reason, _)| status == "False" && reason == "RegistrationFailed")
+    })
+    .await;
+    let (_, _, message) = cluster.condition().unwrap();
+    for part in [
+        "GitRepository flux-system/app",
+        "GitHub 127.0.0.1",
+        "octocat/hello-world",
+        "HTTP 401",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    eventually("a Warning Event", || {
+        cluster.has_event("WebhookRegistrationFailed", "HTTP 401")
+    })
+    .await;
+    for (_, _, note) in cluster.events() {
+        for secret in [RECEIVER_TOKEN, "not-the-token", cluster.host.token()] {
+            assert!(!note.contains(secret), "{note}");
+        }
+    }
+    for secret in [RECEIVER_TOKEN, "not-the-token", cluster.host.token()] {
+        assert!(!message.contains(secret), "{message}");
+    }
+    // Nothing was created, so nothing is remembered or blocks deletion.
+    assert!(cluster.remembered().is_empty());
+    assert_eq!(cluster.finalizers(), ["finalizers.fluxcd.io"]);
+
+    // The access token fixed, the retries register the hook.
+    cluster
+        .set_secret("github-token", cluster.host.token())
+        .await;
+    eventually("the hook to be registered", || {
+        cluster
+            .condition()
+            .is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+    assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
+
+    // Server errors: reported, and retried until they pass.
+    cluster.host.inject(Fault::ServerError { status: 503 }, 3);
+    cluster.set_secret("webhook-token", "r0tated").await;
+    eventually("the hook to move despite the errors", || {
+        cluster.hook_urls() == [hook_url("r0tated")]
+            && cluster
+                .condition()
+                .is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+    let refused = cluster.host.requests();
+    assert_eq!(refused.iter().filter(|r| r.status == 503).count(), 3);
+}
+
+#[tokio::test]
+async fn a_deleted_receiver_waits_for_its_hooks_and_says_why() {
+    let cluster = Cluster::start().await;
+    let _running = registered(&cluster).await;
+
+    cluster.set_secret("github-token", "revoked").await;
+    Api::<DynamicObject>::namespaced_with(
+        cluster.client.clone(),
+        NS,
+        &ApiResource::erase::<Receiver>(&()),
+    )
+    .delete(RECEIVER, &DeleteParams::default())
+    .await
+    .unwrap();
+    eventually("the cleanup failure to be reported", || {
+        cluster
+            .condition()
+            .is_some_and(|(status, reason, _)| status == "False" && reason == "CleanupFailed")
+    })
+    .await;
+    let (_, _, message) = cluster.condition().unwrap();
+    assert!(message.contains("HTTP 401"), "{message}");
+    assert!(message.contains(CLEANUP_FINALIZER), "{message}");
+    let receiver = cluster.receiver().unwrap();
+    assert!(receiver["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(cluster.host.hooks().len(), 1);
+
+    cluster
+        .set_secret("github-token", cluster.host.token())
+        .await;
+    eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
+    assert!(cluster.host.hooks().is_empty());
+}
