@@ -1,0 +1,316 @@
+//! A Receiver's life, end to end with the real `fluxhook-receiver` binary
+//! against the fake Kubernetes API: suspended it answers 503, and 200 again
+//! once resumed; without its Secret it answers 503 at its last path; a
+//! rotated token moves its path (the old one is 404, `status.webhookPath`
+//! names the new one); an API server that fails the patch makes the
+//! delivery fail with 500, and the next one succeeds, while one that is
+//! briefly unavailable or throttling is retried; `/metrics` counts every
+//! request by outcome; SIGTERM ends the process with 0.
+//!
+//! One sandbox runs every case, each with its own Receiver and
+//! GitRepository, in order: the metrics at the end count what they sent.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod e2e_support;
+
+use fluxhook_sandbox::Sandbox;
+use fluxhook_signature::Policy;
+use fluxhook_test_apiserver::{RequestMatcher, Verb};
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use e2e_support::{
+    Delivery, NS, assert_accepted, assert_refused, delete_secret, git_repository, has_condition,
+    metrics, post, repo_patches, requested_at, sample, secret, serve, start, stop, wait_for_status,
+};
+
+const SERVICE_UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+/// A GitHub push to `main`, signed with `token`.
+fn github_push(token: &str) -> Delivery {
+    Delivery::json(&json!({
+        "ref": "refs/heads/main",
+        "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+        "repository": {"full_name": "example/app"}
+    }))
+    .header("x-github-event", "push")
+    .header("x-github-delivery", "9a3c5b1e-4f8d-11ef-8e2a-0242ac120002")
+    .signed(Policy::Github, token)
+}
+
+/// A github Receiver `name` for the GitRepository `app-<name>`; its path.
+async fn github_receiver(s: &Sandbox, name: &str, token: &str) -> String {
+    let repo = format!("app-{name}");
+    git_repository(s, NS, &repo, json!({}));
+    serve(
+        s,
+        name,
+        token,
+        json!({
+            "type": "github",
+            "events": ["push"],
+            "resources": [{"kind": "GitRepository", "name": repo}]
+        }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_follow_their_spec_secret_and_api_server() {
+    let sandbox = start(&[]).await;
+
+    suspended_receivers_refuse_until_resumed(&sandbox).await;
+    a_missing_secret_makes_the_receiver_unavailable(&sandbox).await;
+    a_rotated_token_moves_the_path(&sandbox).await;
+    api_server_failures_fail_or_are_retried(&sandbox).await;
+    metrics_count_requests_by_outcome(&sandbox).await;
+
+    stop(sandbox).await;
+}
+
+fn generation_observed(status: &Value, generation: i64) -> bool {
+    status["observedGeneration"] == generation
+}
+
+async fn suspended_receivers_refuse_until_resumed(s: &Sandbox) {
+    let token = "pausable-token";
+    let path = github_receiver(s, "pausable", token).await;
+    let repo = "app-pausable";
+
+    e2e_support::receiver(s, "pausable", json!({"suspend": true}));
+    wait_for_status(s, "pausable", |status| generation_observed(status, 2)).await;
+    assert_refused(
+        s,
+        "suspended",
+        &path,
+        &github_push(token),
+        SERVICE_UNAVAILABLE,
+        repo,
+    )
+    .await;
+    // Suspension is decided before the signature.
+    let forged = github_push("not-the-token");
+    assert_refused(
+        s,
+        "suspended, forged",
+        &path,
+        &forged,
+        SERVICE_UNAVAILABLE,
+        repo,
+    )
+    .await;
+
+    e2e_support::receiver(s, "pausable", json!({"suspend": false}));
+    let status = wait_for_status(s, "pausable", |status| generation_observed(status, 3)).await;
+    assert!(has_condition(&status, "Ready", "True", None), "{status}");
+    assert_eq!(status["webhookPath"], path.as_str());
+    assert_accepted(s, "resumed", &path, &github_push(token), &[repo]).await;
+}
+
+async fn a_missing_secret_makes_the_receiver_unavailable(s: &Sandbox) {
+    let token = "orphaned-token";
+    let path = github_receiver(s, "orphaned", token).await;
+    let repo = "app-orphaned";
+
+    delete_secret(s, "orphaned-token").await;
+    let status = wait_for_status(s, "orphaned", |status| {
+        has_condition(status, "Ready", "False", Some("TokenNotFound"))
+    })
+    .await;
+    // As in Flux, the status no longer names a path; the sender still gets
+    // 503 at the last one rather than 404.
+    assert_eq!(status["webhookPath"], Value::Null, "{status}");
+    assert_refused(
+        s,
+        "no Secret",
+        &path,
+        &github_push(token),
+        SERVICE_UNAVAILABLE,
+        repo,
+    )
+    .await;
+
+    // The Secret back, the Receiver serves again at the same path.
+    secret(s, "orphaned-token", &[("token", token)]);
+    wait_for_status(s, "orphaned", |status| {
+        has_condition(status, "Ready", "True", None)
+    })
+    .await;
+    assert_accepted(s, "Secret restored", &path, &github_push(token), &[repo]).await;
+}
+
+async fn a_rotated_token_moves_the_path(s: &Sandbox) {
+    let (old_token, new_token) = ("rotated-token-1", "rotated-token-2");
+    let old_path = github_receiver(s, "rotated", old_token).await;
+    let repo = "app-rotated";
+
+    secret(s, "rotated-token", &[("token", new_token)]);
+    let status = wait_for_status(s, "rotated", |status| {
+        status["webhookPath"]
+            .as_str()
+            .is_some_and(|p| p != old_path)
+            && has_condition(status, "Ready", "True", None)
+    })
+    .await;
+    let new_path = status["webhookPath"].as_str().unwrap().to_owned();
+    assert!(new_path.starts_with("/hook/"), "{new_path}");
+
+    let old = github_push(old_token);
+    let new = github_push(new_token);
+    assert_refused(s, "old path", &old_path, &new, StatusCode::NOT_FOUND, repo).await;
+    assert_refused(
+        s,
+        "old token",
+        &new_path,
+        &old,
+        StatusCode::BAD_REQUEST,
+        repo,
+    )
+    .await;
+    assert_accepted(s, "new path, new token", &new_path, &new, &[repo]).await;
+}
+
+/// An API server refusing the patch. An error that is no passing state
+/// (500, 502) fails the delivery with 500 and leaves the object
+/// unannotated, and the next delivery succeeds. A passing one (503, or 429
+/// with `Retry-After`, as API priority and fairness throttles) is retried,
+/// after `Retry-After` when given, and the delivery succeeds.
+async fn api_server_failures_fail_or_are_retried(s: &Sandbox) {
+    git_repository(s, NS, "app-flaky", json!({}));
+    let path = serve(
+        s,
+        "flaky",
+        "flaky-token",
+        json!({"type": "generic", "resources": [{"kind": "GitRepository", "name": "app-flaky"}]}),
+    )
+    .await;
+    let repo = "app-flaky";
+    let push = Delivery::json(&json!({"ref": "refs/heads/main"}));
+    let patch_of_repo = RequestMatcher::any()
+        .verb(Verb::Patch)
+        .resource("gitrepositories")
+        .namespace(NS)
+        .name(repo);
+    let faults = s.api().faults();
+
+    for code in [500, 502] {
+        faults.fail_next(1, code, patch_of_repo.clone());
+        let annotation = requested_at(s, NS, repo);
+        let (status, attempts) = post_counting_patches(s, &path, &push).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "API server {code}"
+        );
+        assert_eq!(
+            attempts,
+            [Some(code)],
+            "API server {code}: one patch, refused"
+        );
+        assert_eq!(
+            requested_at(s, NS, repo),
+            annotation,
+            "{code}: not annotated"
+        );
+        assert_accepted(
+            s,
+            &format!("after API server {code}"),
+            &path,
+            &push,
+            &[repo],
+        )
+        .await;
+    }
+
+    for (case, code) in [("unavailable", 503), ("throttling", 429)] {
+        match code {
+            429 => faults.throttle_next(1, 1, patch_of_repo.clone()),
+            _ => faults.fail_next(1, code, patch_of_repo.clone()),
+        }
+        let annotation = requested_at(s, NS, repo);
+        let (status, attempts) = post_counting_patches(s, &path, &push).await;
+        assert_eq!(status, StatusCode::OK, "API server {case}");
+        assert_eq!(attempts, [Some(code), Some(200)], "API server {case}");
+        let now = requested_at(s, NS, repo);
+        assert!(
+            now.is_some() && now != annotation,
+            "API server {case}: annotated"
+        );
+    }
+}
+
+/// POSTs `delivery`; the answer and what the API server answered each
+/// GitRepository patch made meanwhile.
+async fn post_counting_patches(
+    s: &Sandbox,
+    path: &str,
+    delivery: &Delivery,
+) -> (StatusCode, Vec<Option<u16>>) {
+    let before = repo_patches(s).len();
+    let status = post(s, path, delivery).await;
+    let attempts = repo_patches(s)
+        .split_off(before)
+        .into_iter()
+        .map(|patch| patch.status)
+        .collect();
+    (status, attempts)
+}
+
+async fn metrics_count_requests_by_outcome(s: &Sandbox) {
+    let unmatched = |text: &str| {
+        sample(
+            text,
+            "fluxhook_receiver_unmatched_requests_total",
+            &[("code", "404")],
+        )
+    };
+    let before = metrics(s).await;
+    let nowhere = Delivery::json(&json!({}));
+    assert_eq!(
+        post(s, &format!("/hook/{}", "f".repeat(64)), &nowhere).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(post(s, "/", &nowhere).await, StatusCode::NOT_FOUND);
+
+    let text = metrics(s).await;
+    assert_eq!(unmatched(&text), unmatched(&before) + 2, "{text}");
+    let requests = |name: &str, code: &str| {
+        sample(
+            &text,
+            "fluxhook_receiver_requests_total",
+            &[("namespace", NS), ("name", name), ("code", code)],
+        )
+    };
+    // What the cases above sent, by Receiver and outcome.
+    for (name, code, count) in [
+        ("pausable", "503", 2),
+        ("pausable", "200", 1),
+        ("orphaned", "503", 1),
+        ("orphaned", "200", 1),
+        ("rotated", "400", 1),
+        ("rotated", "200", 1),
+        ("flaky", "500", 2),
+        ("flaky", "200", 4),
+    ] {
+        assert_eq!(requests(name, code), count, "{name} {code}\n{text}");
+    }
+    assert_eq!(requests("pausable", "400"), 0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "fluxhook_receiver_requests_total",
+            &[("name", "flaky"), ("type", "generic"), ("code", "200")],
+        ),
+        4,
+        "the type is a label\n{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fluxhook_receiver_request_duration_seconds_count",
+            &[("namespace", NS), ("name", "flaky")],
+        ),
+        6,
+        "every answer is timed\n{text}"
+    );
+}
