@@ -16,7 +16,7 @@ use fluxhook_receiver::registration::{
     ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CLEANUP_FINALIZER, CONDITION_TYPE,
     PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
 };
-use fluxhook_test_apiserver::{ResourceType, TestApiServer};
+use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
 use fluxhook_test_githost::{FakeHook, FakeHost, Fault, HostKind};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -505,4 +505,51 @@ async fn a_deleted_receiver_waits_for_its_hooks_and_says_why() {
         .await;
     eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
     assert!(cluster.host.hooks().is_empty());
+}
+
+#[tokio::test]
+async fn receivers_registering_nothing_are_not_told_of_unreadable_repositories() {
+    let cluster = Cluster::start().await;
+    let plain: serde_json::Map<String, Value> = cluster
+        .annotations()
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|key| (key.clone(), Value::Null))
+        .collect();
+    cluster
+        .patch(
+            &git_repositories(),
+            "app",
+            json!({"metadata": {"annotations": plain}}),
+        )
+        .await;
+    cluster.server.faults().fail_next(
+        usize::MAX,
+        500,
+        RequestMatcher::any()
+            .verb(Verb::Get)
+            .resource("gitrepositories"),
+    );
+    let running = cluster.run();
+    bounded("the controller to be ready", running.readiness.wait()).await;
+    eventually("the Receiver to be Ready", || {
+        cluster.receiver().unwrap()["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+    })
+    .await;
+    assert!(
+        cluster.server.requests().count(
+            &RequestMatcher::any()
+                .verb(Verb::Get)
+                .resource("gitrepositories")
+        ) > 0
+    );
+    assert_eq!(cluster.condition(), None);
+    assert!(cluster.host.requests().is_empty());
+    assert_eq!(cluster.finalizers(), ["finalizers.fluxcd.io"]);
 }

@@ -191,6 +191,7 @@ impl Registrar {
         // GitRepositories whose remembered hooks must stay: what they want is not known.
         let mut undecided: HashSet<String> = HashSet::new();
         let mut all_read = true;
+        let mut unread = Vec::new();
 
         let template = HookTemplate {
             path: served.endpoint.webhook_path(),
@@ -206,7 +207,7 @@ impl Registrar {
                     Err(error) if error.is_not_found() => continue,
                     Err(error) => {
                         all_read = false;
-                        failures.push(Failure::transient(error.to_string()));
+                        unread.push(Failure::transient(error.to_string()));
                         continue;
                     }
                 };
@@ -229,6 +230,16 @@ impl Registrar {
                     }
                 }
             }
+        }
+
+        // A Receiver that registers nothing is not told about GitRepositories it could not
+        // read: whether they ask for a hook is unknown, and its next interval looks again.
+        if recorded.is_empty() && wanted.is_empty() && failures.is_empty() {
+            for failure in &unread {
+                tracing::debug!(receiver = %key, error = %failure.message, "not registering");
+            }
+        } else {
+            failures.append(&mut unread);
         }
 
         let mut ready: Vec<(Wanted, HookClient)> = Vec::new();
