@@ -5,7 +5,8 @@
 //! names the new one); an API server that fails the patch makes the
 //! delivery fail with 500, and the next one succeeds, while one that is
 //! briefly unavailable or throttling is retried; `/metrics` counts every
-//! request by outcome; SIGTERM ends the process with 0.
+//! request by outcome; SIGTERM lets the request in flight finish and ends
+//! the process with 0.
 //!
 //! One sandbox runs every case, each with its own Receiver and
 //! GitRepository, in order: the metrics at the end count what they sent.
@@ -64,8 +65,7 @@ async fn receivers_follow_their_spec_secret_and_api_server() {
     a_rotated_token_moves_the_path(&sandbox).await;
     api_server_failures_fail_or_are_retried(&sandbox).await;
     metrics_count_requests_by_outcome(&sandbox).await;
-
-    stop(sandbox).await;
+    sigterm_lets_the_request_in_flight_finish(sandbox).await;
 }
 
 fn generation_observed(status: &Value, generation: i64) -> bool {
@@ -313,4 +313,43 @@ async fn metrics_count_requests_by_outcome(s: &Sandbox) {
         6,
         "every answer is timed\n{text}"
     );
+}
+
+/// SIGTERM while a delivery waits on the API server: the delivery is still
+/// answered 200, then the process exits 0.
+async fn sigterm_lets_the_request_in_flight_finish(s: Sandbox) {
+    git_repository(&s, NS, "app-last", json!({}));
+    let path = serve(
+        &s,
+        "last",
+        "last-token",
+        json!({"type": "generic", "resources": [{"kind": "GitRepository", "name": "app-last"}]}),
+    )
+    .await;
+    let patch_of_repo = RequestMatcher::any()
+        .verb(Verb::Patch)
+        .resource("gitrepositories")
+        .name("app-last");
+    // Long enough for the signal to arrive while the patch is on its way.
+    s.api()
+        .faults()
+        .set_latency(std::time::Duration::from_millis(500));
+    let url = format!("{}{path}", s.receiver_url());
+    let in_flight = tokio::spawn(async move {
+        let response = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(r#"{"ref": "refs/heads/main"}"#)
+            .send()
+            .await?;
+        Ok::<_, reqwest::Error>(response.status())
+    });
+    e2e_support::eventually(&s, "the patch is in flight", || {
+        s.api().requests().count(&patch_of_repo) == 1
+    })
+    .await;
+
+    stop(s).await;
+    // 200 only once the patch succeeded.
+    assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
 }

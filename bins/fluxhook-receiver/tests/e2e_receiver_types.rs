@@ -6,9 +6,11 @@
 //! answered 400 and patches nothing.
 //!
 //! One sandbox serves every case, each with its own Receiver and
-//! GitRepository; refusals come before the acceptance, so "no annotation"
-//! means never annotated. `generic-oidc` and `gcr` tokens come from local
-//! test issuers (the binary's `--gcr-issuer-url` points at one).
+//! GitRepository. Each refusal differs from the genuine delivery in one
+//! respect, and most come before it, so that "no annotation" means never
+//! annotated; every one is checked against the API server's request log
+//! (no PATCH at all). `generic-oidc` and `gcr` tokens come from local test
+//! issuers (the binary's `--gcr-issuer-url` points at one).
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod e2e_support;

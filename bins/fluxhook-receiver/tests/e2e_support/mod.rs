@@ -6,6 +6,8 @@
 //! to it, hence the allowance.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use fluxhook_sandbox::{Sandbox, SandboxError};
 use fluxhook_signature::Policy;
@@ -397,5 +399,21 @@ pub(crate) async fn stop(sandbox: Sandbox) {
     assert!(
         status.success(),
         "SIGTERM: exited with {status}\nreceiver log:\n{log}"
+    );
+}
+
+/// Polls, boundedly, until `done` holds: for states that come eventually,
+/// never for how soon.
+pub(crate) async fn eventually(sandbox: &Sandbox, what: &str, done: impl Fn() -> bool) {
+    let waited = tokio::time::timeout(fluxhook_sandbox::DEADLINE, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "never: {what}\nreceiver log:\n{}",
+        log_tail(sandbox)
     );
 }
