@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use axum::Router;
 use fluxhook_oidc::{HttpKeySource, OidcVerifier, VerifierConfig};
 use fluxhook_receiver::controller::{self, ControllerConfig, Readiness};
+use fluxhook_receiver::registration::RegistrationConfig;
 use fluxhook_receiver::server::{self, Limits, ReceiverServer};
 use fluxhook_receiver::{EndpointIndex, Metrics};
 use fluxhook_trigger::Trigger;
@@ -106,7 +107,8 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
 }
 
 /// What the controller watches: Flux's `--watch-all-namespaces` with
-/// `RUNTIME_NAMESPACE`, and `--watch-label-selector`.
+/// `RUNTIME_NAMESPACE`, and `--watch-label-selector`; webhook registration
+/// follows `--no-cross-namespace-refs` as the receiver server does.
 fn controller_config(flags: &Flags) -> anyhow::Result<ControllerConfig> {
     let namespace = if flags.watch_all_namespaces {
         None
@@ -124,6 +126,10 @@ fn controller_config(flags: &Flags) -> anyhow::Result<ControllerConfig> {
             .watch_label_selector
             .clone()
             .filter(|selector| !selector.is_empty()),
+        registration: RegistrationConfig {
+            no_cross_namespace_refs: flags.no_cross_namespace_refs,
+            ..RegistrationConfig::default()
+        },
         ..ControllerConfig::default()
     })
 }

@@ -102,6 +102,11 @@ impl Cluster {
 
     /// Starts the controller with short retries and no retries within a reconciliation.
     fn run(&self) -> Running {
+        self.run_with(RegistrationConfig::default())
+    }
+
+    /// As [`run`](Self::run), registering as `registration` says.
+    fn run_with(&self, registration: RegistrationConfig) -> Running {
         let config = ControllerConfig {
             min_retry_delay: Duration::from_millis(20),
             max_retry_delay: Duration::from_millis(200),
@@ -110,7 +115,7 @@ impl Cluster {
                     max_retries: 0,
                     ..RetryPolicy::default()
                 },
-                ..RegistrationConfig::default()
+                ..registration
             },
             ..ControllerConfig::default()
         };
@@ -552,4 +557,30 @@ async fn receivers_registering_nothing_are_not_told_of_unreadable_repositories()
     assert_eq!(cluster.condition(), None);
     assert!(cluster.host.requests().is_empty());
     assert_eq!(cluster.finalizers(), ["finalizers.fluxcd.io"]);
+}
+
+#[tokio::test]
+async fn cross_namespace_references_can_be_refused() {
+    let cluster = Cluster::start().await;
+    cluster.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}));
+    let receivers = ApiResource::erase::<Receiver>(&());
+    cluster
+        .patch(
+            &receivers,
+            RECEIVER,
+            json!({"spec": {"resources": [{"kind": "GitRepository", "name": "app", "namespace": "team-a"}]}}),
+        )
+        .await;
+    let running = cluster.run_with(RegistrationConfig {
+        no_cross_namespace_refs: true,
+        ..RegistrationConfig::default()
+    });
+    bounded("the controller to be ready", running.readiness.wait()).await;
+    eventually("the refusal to be reported", || {
+        cluster.condition().is_some_and(|(status, _, message)| {
+            status == "False" && message.contains("--no-cross-namespace-refs")
+        })
+    })
+    .await;
+    assert!(cluster.host.requests().is_empty());
 }

@@ -99,6 +99,9 @@ pub struct RegistrationConfig {
     /// How calls to Git hosts are retried within one reconciliation (rate limits, server
     /// errors); a failure after that is retried with the controller's backoff.
     pub host_retry: RetryPolicy,
+    /// Refuse to register for GitRepositories in another namespace than the Receiver's, as
+    /// Flux's `--no-cross-namespace-refs` refuses to reconcile them.
+    pub no_cross_namespace_refs: bool,
 }
 
 impl Default for RegistrationConfig {
@@ -110,6 +113,7 @@ impl Default for RegistrationConfig {
                 max_wait: Duration::from_secs(30),
                 initial_backoff: Duration::from_millis(500),
             },
+            no_cross_namespace_refs: false,
         }
     }
 }

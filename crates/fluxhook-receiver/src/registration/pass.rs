@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use fluxhook_register::cluster::{read_token, select_git_repositories};
+use fluxhook_register::cluster::{GIT_REPOSITORY, read_token, select_git_repositories};
 use fluxhook_register::{
     Change, EventSet, HookClient, HookId, Operation, Repository, Secret, Token,
 };
@@ -199,6 +199,22 @@ impl Registrar {
         };
         let mut wanted: Vec<Wanted> = Vec::new();
         for target in &served.endpoint.resources {
+            let resource = &target.resource;
+            let elsewhere = resource
+                .namespace
+                .as_deref()
+                .filter(|namespace| !namespace.is_empty() && *namespace != key.namespace);
+            if let Some(namespace) = elsewhere
+                && resource.kind == GIT_REPOSITORY
+                && self.config.no_cross_namespace_refs
+            {
+                failures.push(Failure::configuration(format!(
+                    "GitRepository {namespace}/{}: references to other namespaces are not \
+                     allowed (--no-cross-namespace-refs)",
+                    resource.name
+                )));
+                continue;
+            }
             let selected =
                 select_git_repositories(&self.client, &key.namespace, &target.resource).await;
             for selected in selected {
