@@ -25,15 +25,25 @@ const RUNTIME_NAMESPACE: &str = "RUNTIME_NAMESPACE";
 pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
     let controller_config = controller_config(&flags)?;
     // kube's message already names every cause.
-    let client = kube::Client::try_default().await.map_err(|error| {
+    let cluster_error = |error: &dyn std::fmt::Display| {
         anyhow::anyhow!("cannot reach the cluster (set KUBECONFIG or run in a pod): {error}")
-    })?;
+    };
+    let config = kube::Config::infer()
+        .await
+        .map_err(|error| cluster_error(&error))?;
+    let client = kube::Client::try_from(config.clone()).map_err(|error| cluster_error(&error))?;
+    // A sender waits about 10 s for its answer (GitHub), while kube's default
+    // retries of 429/503/504 back off for minutes: the patches of a webhook
+    // fail fast instead (500) and the next delivery asks again.
+    let mut patch_config = config;
+    patch_config.default_retry = false;
+    let patch_client =
+        kube::Client::try_from(patch_config).map_err(|error| cluster_error(&error))?;
 
     let index = Arc::new(EndpointIndex::default());
     let readiness = Readiness::default();
     let metrics = Arc::new(Metrics::new());
-    let trigger =
-        Trigger::new(client.clone()).no_cross_namespace_refs(flags.no_cross_namespace_refs);
+    let trigger = Trigger::new(patch_client).no_cross_namespace_refs(flags.no_cross_namespace_refs);
     let keys = HttpKeySource::new().context("cannot build the OIDC key fetcher")?;
     let verifier = OidcVerifier::with_config(
         Arc::new(keys),
