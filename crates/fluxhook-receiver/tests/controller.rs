@@ -395,6 +395,11 @@ async fn invalid_receivers_are_not_ready_and_say_what_to_fix() {
             message.starts_with("Reconciliation failed terminally due to configuration error: "),
             "{name}: {message}"
         );
+        assert_eq!(
+            message.matches("configuration error").count(),
+            1,
+            "{name}: the prefix once: {message}"
+        );
         assert!(message.contains(fix), "{name}: {message}");
         assert_eq!(status["observedGeneration"], 1, "{name}");
         assert_eq!(running.path_of(NS, name), None, "{name}");

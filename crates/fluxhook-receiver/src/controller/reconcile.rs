@@ -18,7 +18,7 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::readiness::InitialSync;
-use super::status::{Observed, Outcome, STALLED_PREFIX, next_status, with_condition};
+use super::status::{Observed, Outcome, next_status, with_condition};
 use super::triggers::key_of;
 use crate::endpoint::{Endpoint, InvalidReceiver, ReceiverKey, TOKEN_KEY};
 use crate::index::{EndpointIndex, EndpointState};
@@ -238,9 +238,9 @@ async fn reconcile_receiver(
         Verdict::Stall { reason, detail } => {
             let outcome = Outcome::Stalled {
                 reason,
-                message: format!("{STALLED_PREFIX}: {detail}"),
+                message: detail,
             };
-            let message = outcome.ready_message().unwrap_or(detail);
+            let message = outcome.ready_message().unwrap_or_default();
             (outcome, Err(message), Ok(Action::await_change()), None)
         }
     };

@@ -7,8 +7,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::registration::Report;
 
 /// The prefix Flux gives the message of a failure that retrying cannot fix.
-pub(crate) const STALLED_PREFIX: &str =
-    "Reconciliation failed terminally due to configuration error";
+const STALLED_PREFIX: &str = "Reconciliation failed terminally due to configuration error";
+
+/// The message of a failure that retrying cannot fix, as Flux words it.
+fn stalled_message(detail: &str) -> String {
+    format!("{STALLED_PREFIX}: {detail}")
+}
 
 /// What a reconciliation found, as far as the status is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +28,7 @@ pub(crate) enum Outcome {
     Stalled {
         /// The `Ready` reason.
         reason: &'static str,
-        /// What to fix, after [`STALLED_PREFIX`].
+        /// What to fix; the message gets Flux's prefix for terminal failures.
         message: String,
     },
     /// `spec.suspend`: Flux leaves the conditions alone.
@@ -36,9 +40,8 @@ impl Outcome {
     pub(crate) fn ready_message(&self) -> Option<String> {
         match self {
             Self::Ready(path) => Some(condition::ready_message(path)),
-            Self::TokenNotFound { message } | Self::Stalled { message, .. } => {
-                Some(message.clone())
-            }
+            Self::TokenNotFound { message } => Some(message.clone()),
+            Self::Stalled { message, .. } => Some(stalled_message(message)),
             Self::Suspended => None,
         }
     }
@@ -97,7 +100,7 @@ pub(crate) fn next_status(
             status.webhook_path = None;
         }
         Outcome::Stalled { reason, message } => {
-            let message = format!("{STALLED_PREFIX}: {message}");
+            let message = stalled_message(message);
             conditions.set(condition::READY, false, reason, &message);
             conditions.remove(condition::RECONCILING);
             conditions.set(condition::STALLED, true, reason, &message);
