@@ -62,7 +62,7 @@ pub enum Credentials {
         email: String,
     },
     /// An ID token from one of these issuers (`generic-oidc`).
-    Oidc(Vec<OidcIssuer>),
+    Oidc(OidcTrust),
 }
 
 // Tokens never reach logs.
@@ -80,23 +80,45 @@ impl fmt::Debug for Credentials {
                 .field("audience", audience)
                 .field("email", email)
                 .finish(),
-            Self::Oidc(issuers) => f.debug_tuple("Oidc").field(issuers).finish(),
+            Self::Oidc(trust) => f.debug_tuple("Oidc").field(trust).finish(),
         }
     }
 }
 
-/// One of a `generic-oidc` Receiver's providers, with its claim rules compiled.
-pub struct OidcIssuer {
-    /// The provider as the Receiver names it.
-    pub provider: OidcProvider,
-    /// Its CEL variables and validations.
-    pub rules: ClaimRules,
+/// A `generic-oidc` Receiver's providers, with their claim rules compiled.
+/// The providers are kept as the Receiver writes them, so a request hands
+/// them to the token verifier without copying.
+pub struct OidcTrust {
+    providers: Vec<OidcProvider>,
+    rules: Vec<ClaimRules>,
 }
 
-impl fmt::Debug for OidcIssuer {
+impl OidcTrust {
+    /// The providers, as `spec.oidcProviders` lists them.
+    pub fn providers(&self) -> &[OidcProvider] {
+        &self.providers
+    }
+
+    /// The claim rules of the provider with this issuer URL (unique in a
+    /// Receiver).
+    pub fn rules_of(&self, issuer_url: &str) -> Option<&ClaimRules> {
+        let position = self
+            .providers
+            .iter()
+            .position(|p| p.issuer_url == issuer_url)?;
+        self.rules.get(position)
+    }
+}
+
+impl fmt::Debug for OidcTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OidcIssuer")
-            .field("issuer_url", &self.provider.issuer_url)
+        let issuers: Vec<&str> = self
+            .providers
+            .iter()
+            .map(|p| p.issuer_url.as_str())
+            .collect();
+        f.debug_struct("OidcTrust")
+            .field("issuers", &issuers)
             .finish_non_exhaustive()
     }
 }
@@ -251,20 +273,20 @@ fn compile_filter(field: &str, source: &str) -> Result<Expression, InvalidReceiv
     })
 }
 
-fn compile_oidc(receiver: &Receiver) -> Result<Vec<OidcIssuer>, InvalidReceiver> {
+fn compile_oidc(receiver: &Receiver) -> Result<OidcTrust, InvalidReceiver> {
     let spec = &receiver.spec;
     if spec.secret_ref.is_some() {
         return Err(InvalidReceiver::OidcWithSecretRef);
     }
-    let providers = spec.oidc_providers.as_deref().unwrap_or_default();
+    let providers = spec.oidc_providers.clone().unwrap_or_default();
     if providers.is_empty() {
         return Err(InvalidReceiver::OidcWithoutProviders);
     }
-    providers
+    let rules = providers
         .iter()
         .map(|provider| {
             let variables = provider.variables.as_deref().unwrap_or_default();
-            let rules = ClaimRules::compile(
+            ClaimRules::compile(
                 variables
                     .iter()
                     .map(|v| (v.name.as_str(), v.expression.as_str())),
@@ -276,13 +298,10 @@ fn compile_oidc(receiver: &Receiver) -> Result<Vec<OidcIssuer>, InvalidReceiver>
             .map_err(|error| InvalidReceiver::InvalidOidcRules {
                 issuer: provider.issuer_url.clone(),
                 error,
-            })?;
-            Ok(OidcIssuer {
-                provider: provider.clone(),
-                rules,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(OidcTrust { providers, rules })
 }
 
 fn secret_value(

@@ -56,7 +56,7 @@ pub mod registration;
 pub mod server;
 
 pub use endpoint::{
-    Credentials, Endpoint, GCR_AUDIENCE_KEY, GCR_EMAIL_KEY, InvalidReceiver, OidcIssuer,
+    Credentials, Endpoint, GCR_AUDIENCE_KEY, GCR_EMAIL_KEY, InvalidReceiver, OidcTrust,
     ReceiverKey, ResourceTarget, TOKEN_KEY,
 };
 pub use index::{EndpointIndex, EndpointState};

@@ -11,7 +11,7 @@ use fluxhook_payload::{Event, ParseError, Parser, Provider, Webhook};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use crate::endpoint::{Credentials, Endpoint, OidcIssuer};
+use crate::endpoint::{Credentials, Endpoint, OidcTrust};
 
 /// Why a request is refused (400). Never holds a token, a signature or the
 /// webhook path; what the sender wrote is quoted and clipped.
@@ -143,7 +143,7 @@ async fn verify_credentials(
                 .map_err(|e| Rejection::new(format!("cannot authenticate GCR request: {e}")))?;
             Ok(None)
         }
-        Credentials::Oidc(issuers) => verify_oidc(verifier, issuers, headers).await.map(Some),
+        Credentials::Oidc(trust) => verify_oidc(verifier, trust, headers).await.map(Some),
     }
 }
 
@@ -151,26 +151,22 @@ async fn verify_credentials(
 /// rules.
 async fn verify_oidc(
     verifier: &OidcVerifier,
-    issuers: &[OidcIssuer],
+    trust: &OidcTrust,
     headers: &HeaderMap,
 ) -> Result<Map<String, Value>, Rejection> {
-    let providers: Vec<_> = issuers.iter().map(|i| i.provider.clone()).collect();
     let token = verifier
-        .verify_generic_oidc(headers, &providers)
+        .verify_generic_oidc(headers, trust.providers())
         .await
         .map_err(|e| Rejection::new(format!("failed to verify OIDC token: {e}")))?;
     let Value::Object(claims) = token.claims else {
         return Err(Rejection::new("the OIDC token's claims are not an object"));
     };
-    // Issuer URLs are unique in a Receiver: the provider found is this one.
-    let issuer = issuers
-        .iter()
-        .find(|i| i.provider.issuer_url == token.provider.issuer_url)
+    let rules = trust
+        .rules_of(&token.provider.issuer_url)
         .ok_or_else(|| Rejection::new("no oidcProvider accepted the token"))?;
     let document = Document::from_object(&claims)
         .map_err(|e| Rejection::new(format!("the OIDC token's claims are unusable: {e}")))?;
-    issuer
-        .rules
+    rules
         .verify(&document)
         .map_err(|e| Rejection::new(e.to_string()))?;
     Ok(claims)
