@@ -28,7 +28,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 async fn show(binary: &Path, once: bool) -> Result<(), String> {
-    let sandbox = Sandbox::start(binary).await.map_err(|e| e.to_string())?;
+    let mut sandbox = Sandbox::start(binary).await.map_err(|e| e.to_string())?;
     println!("fluxhook demo");
     println!(
         "  Kubernetes API (test server)  {}  (KUBECONFIG={})",

@@ -102,6 +102,19 @@ impl Sandbox {
         binary: impl AsRef<Path>,
         args: &[&str],
     ) -> Result<Self, SandboxError> {
+        let mut sandbox = Self::launch(binary, args, &[]).await?;
+        sandbox.wait_until_ready().await?;
+        Ok(sandbox)
+    }
+
+    /// Starts the API server and the receiver with these flags and
+    /// environment variables, without waiting for it to be ready: for
+    /// receivers expected to fail, or to wait for in another way.
+    pub async fn launch(
+        binary: impl AsRef<Path>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Self, SandboxError> {
         let api = TestApiServer::start()
             .await
             .map_err(io("start the API server"))?;
@@ -139,6 +152,8 @@ impl Sandbox {
             .args(args)
             .env("KUBECONFIG", &kubeconfig)
             .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("RUNTIME_NAMESPACE")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
@@ -146,7 +161,7 @@ impl Sandbox {
             .spawn()
             .map_err(io(format!("start {}", binary.as_ref().display())))?;
 
-        let mut sandbox = Self {
+        Ok(Self {
             api,
             dir,
             child,
@@ -154,12 +169,12 @@ impl Sandbox {
             health_url: format!("http://127.0.0.1:{health}"),
             metrics_url: format!("http://127.0.0.1:{metrics}"),
             http: reqwest::Client::new(),
-        };
-        sandbox.wait_until_ready().await?;
-        Ok(sandbox)
+        })
     }
 
-    async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
+    /// Waits (bounded) until the receiver's `/readyz` answers 200; an error
+    /// with its log if it exits first.
+    pub async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
         let readyz = format!("{}/readyz", self.health_url);
         let started = Instant::now();
         loop {
@@ -330,8 +345,16 @@ impl Sandbox {
         std::fs::read_to_string(self.dir.path().join("receiver.log")).unwrap_or_default()
     }
 
+    /// Waits (bounded) for the receiver to exit by itself.
+    pub async fn wait_for_exit(&mut self) -> Result<ExitStatus, SandboxError> {
+        match tokio::time::timeout(DEADLINE, self.child.wait()).await {
+            Ok(status) => status.map_err(io("wait for the receiver")),
+            Err(_) => Err(self.receiver_error(format!("did not exit within {DEADLINE:?}"))),
+        }
+    }
+
     /// Sends SIGTERM and waits (bounded) for the receiver to exit.
-    pub async fn stop(mut self) -> Result<ExitStatus, SandboxError> {
+    pub async fn stop(&mut self) -> Result<ExitStatus, SandboxError> {
         if let Some(pid) = self.child.id() {
             let sent = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -341,10 +364,7 @@ impl Sandbox {
                 return Err(self.receiver_error("could not be sent SIGTERM".into()));
             }
         }
-        match tokio::time::timeout(DEADLINE, self.child.wait()).await {
-            Ok(status) => status.map_err(io("wait for the receiver")),
-            Err(_) => Err(self.receiver_error(format!("did not exit within {DEADLINE:?}"))),
-        }
+        self.wait_for_exit().await
     }
 
     fn receiver_error(&self, problem: String) -> SandboxError {

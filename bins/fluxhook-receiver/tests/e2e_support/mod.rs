@@ -391,7 +391,7 @@ pub(crate) async fn metrics(sandbox: &Sandbox) -> String {
 }
 
 /// Stops the binary with SIGTERM and checks it exits 0.
-pub(crate) async fn stop(sandbox: Sandbox) {
+pub(crate) async fn stop(mut sandbox: Sandbox) {
     // The log goes with the sandbox: what it says up to now explains a
     // failure to stop.
     let log = log_tail(&sandbox);
