@@ -1,8 +1,59 @@
-//! Log lines as `--log-level` and `--log-encoding` ask.
+//! Log lines as Flux's controllers write them, as `--log-level` and
+//! `--log-encoding` ask.
+//!
+//! Flux's controllers log through fluxcd/pkg `runtime/logger` (v0.110), a zap
+//! logger built by controller-runtime's `pkg/log/zap` with zap's production
+//! encoder configuration: `--log-encoding=json` writes one JSON object per
+//! line with the keys `level` (lowercase, `LowercaseLevelEncoder`), `ts`
+//! (`zapcore.ISO8601TimeEncoder`: `2006-01-02T15:04:05.000Z0700`), `logger`
+//! (the logger's name, absent when it has none), `msg`, then the line's
+//! fields, and an error under `error`. `--log-encoding=console` writes zap's
+//! console form: tab-separated time, capitalised level, logger and message,
+//! then the fields as JSON.
+//!
+//! tracing events and spans map onto that shape:
+//!
+//! - levels: `trace`, `debug`, `info` and `error` as Flux names them. Flux
+//!   has no warning level (logr has `Info` and `Error` only, and Flux writes
+//!   what needs attention through `Error`, e.g. notification-controller's
+//!   deprecation warnings), so tracing's WARN is written as `error`, and
+//!   `--log-level=error` keeps it.
+//! - `ts`: the time in UTC, to the millisecond, with zap's ISO 8601 layout.
+//! - `msg`: the event's message; `error`: its `error` field, with causes.
+//! - fields of fluxhook's own spans (the reconcile span's `controller`,
+//!   `controllerGroup`, `controllerKind`, `namespace`, `name`, `reconcileID`;
+//!   the webhook span's Receiver) come first, the event's own after them; a
+//!   field set twice is written once, the innermost value winning. Spans of
+//!   libraries (kube, hyper) add nothing.
+//! - A reconcile line also carries the Receiver as controller-runtime writes
+//!   it, `"Receiver":{"name":…,"namespace":…}`, and a webhook line carries
+//!   `"reconciler kind":"Receiver"`, as notification-controller's receiver
+//!   server writes it, so that `flux logs --kind=Receiver` finds both.
+//! - `logger`: none on reconcile lines (controller-runtime's are unnamed),
+//!   `receiver-server` on the webhook server's, `setup` on the binary's own,
+//!   `runtime` on libraries' (Flux names klog's logger so); an event's
+//!   `logger` field overrides it.
+//! - `flux logs` decodes the keys `ts`, `level`, `msg`, `error`, `logger`,
+//!   `reconciler kind`, `controllerKind`, `name` and `namespace` as strings,
+//!   matching keys without regard to case, and stops reading a pod's logs at
+//!   the first line it cannot decode. Those keys are always written as
+//!   strings, and a field whose key differs from one of them only in case is
+//!   written with a leading `_`.
 
-use std::io::IsTerminal;
+use std::fmt::{self, Write as _};
+use std::io::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde_json::Value;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{LogEncoding, LogLevel};
 
@@ -10,22 +61,463 @@ use crate::cli::{LogEncoding, LogLevel};
 /// kube's; the HTTP and TLS libraries below stay at `info`, as their debug
 /// lines describe every read and write.
 pub(crate) fn init(level: LogLevel, encoding: LogEncoding) {
-    let level = level.as_str();
-    let filter = EnvFilter::new(format!(
+    tracing_subscriber::registry()
+        .with(filter(level))
+        .with(FluxLayer::new(encoding, io::stderr))
+        .init();
+}
+
+/// The filter of `--log-level`. WARN events are written as `error`, so
+/// `error` keeps them.
+fn filter(level: LogLevel) -> EnvFilter {
+    let level = match level {
+        LogLevel::Error => "warn",
+        other => other.as_str(),
+    };
+    EnvFilter::new(format!(
         "{level},hyper=info,hyper_util=info,h2=info,rustls=info,tower=info"
-    ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colours only for a person at a terminal, not in a log file.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match encoding {
-        LogEncoding::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-        LogEncoding::Console => builder.init(),
+    ))
+}
+
+/// The keys `flux logs` decodes as strings (fluxcd/flux2
+/// `cmd/flux/logs.go`, `ControllerLogEntry`), lowercased: Go's
+/// `encoding/json` matches them without regard to case.
+const FLUX_LOGS_KEYS: [&str; 9] = [
+    "ts",
+    "level",
+    "msg",
+    "error",
+    "logger",
+    "reconciler kind",
+    "controllerkind",
+    "name",
+    "namespace",
+];
+
+/// Keys the formatter writes itself, which no field may take.
+const OWN_KEYS: [&str; 4] = ["ts", "level", "msg", "logger"];
+
+/// The spellings of the other keys `flux logs` reads, as Flux writes them.
+const FLUX_FIELD_KEYS: [&str; 5] = [
+    "error",
+    "reconciler kind",
+    "controllerKind",
+    "name",
+    "namespace",
+];
+
+/// A field's key, with a leading `_` when it would take a key the formatter
+/// writes itself, or spell one `flux logs` reads in another case (Go would
+/// decode it into the same place).
+fn decodable_key(key: String) -> String {
+    let lower = key.to_ascii_lowercase();
+    let taken = OWN_KEYS.contains(&lower.as_str())
+        || FLUX_FIELD_KEYS
+            .iter()
+            .any(|flux| flux.eq_ignore_ascii_case(&key) && *flux != key);
+    if taken { format!("_{key}") } else { key }
+}
+
+/// The logger of the binary's own lines, as notification-controller's
+/// `main.go` names its `setupLog`.
+const SETUP_LOGGER: &str = "setup";
+/// The logger of the webhook server's lines, as notification-controller's
+/// receiver server names its logger (`internal/server/receiver_server.go`).
+const RECEIVER_SERVER_LOGGER: &str = "receiver-server";
+/// The logger of libraries' lines, as fluxcd/pkg `runtime/logger` names
+/// klog's (`SetLogger`: `logger.WithName("runtime")`).
+const RUNTIME_LOGGER: &str = "runtime";
+
+/// The modules of this binary: their lines are `setup`'s.
+const SETUP_TARGETS: [&str; 5] = [
+    "fluxhook_receiver::run",
+    "fluxhook_receiver::listen",
+    "fluxhook_receiver::health",
+    "fluxhook_receiver::logging",
+    "fluxhook_receiver::cli",
+];
+/// The webhook server's module in the library.
+const SERVER_TARGET: &str = "fluxhook_receiver::server";
+
+/// The tracing layer that writes Flux's log lines.
+pub(crate) struct FluxLayer<W> {
+    encoding: LogEncoding,
+    make_writer: W,
+}
+
+impl<W> FluxLayer<W> {
+    pub(crate) fn new(encoding: LogEncoding, make_writer: W) -> Self {
+        Self {
+            encoding,
+            make_writer,
+        }
     }
 }
+
+/// The fields of one of fluxhook's spans, kept in its extensions.
+#[derive(Debug, Default)]
+struct SpanFields {
+    fields: Fields,
+    /// The span is the controller's reconcile span.
+    reconcile: bool,
+    /// The span is the webhook server's.
+    server: bool,
+}
+
+/// Fields in the order they were written; a key set again keeps its place
+/// and takes the new value.
+#[derive(Debug, Default, Clone)]
+struct Fields(Vec<(String, Value)>);
+
+impl Fields {
+    fn set(&mut self, key: &str, value: Value) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((key.to_owned(), value)),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Value> {
+        let at = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(at).1)
+    }
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.set(field.name(), Value::String(format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.set(field.name(), Value::String(value.to_owned()));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.set(field.name(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set(field.name(), Value::from(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.set(field.name(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.set(field.name(), Value::Bool(value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.set(field.name(), Value::String(error_chain(value)));
+    }
+}
+
+/// An error and its causes, `: `-separated as Go's wrapped errors print,
+/// without repeating a cause the message already shows.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn is_fluxhook(target: &str) -> bool {
+    target.starts_with("fluxhook")
+}
+
+fn is_under(target: &str, module: &str) -> bool {
+    target == module
+        || target
+            .strip_prefix(module)
+            .is_some_and(|rest| rest.starts_with("::"))
+}
+
+impl<S, W> Layer<S> for FluxLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let target = attrs.metadata().target();
+        if !is_fluxhook(target) {
+            return;
+        }
+        let mut fields = SpanFields {
+            reconcile: attrs.metadata().name() == "reconcile"
+                && attrs.metadata().fields().field("reconcileID").is_some(),
+            server: is_under(target, SERVER_TARGET),
+            ..SpanFields::default()
+        };
+        attrs.record(&mut fields.fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut fields.fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let normalized = event.normalized_metadata();
+        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        let mut line = Line {
+            level: flux_level(*metadata.level()),
+            target: metadata.target(),
+            fields: Fields::default(),
+            reconcile: false,
+            server: false,
+        };
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(span_fields) = span.extensions().get::<SpanFields>() {
+                    line.reconcile |= span_fields.reconcile;
+                    line.server |= span_fields.server;
+                    for (key, value) in &span_fields.fields.0 {
+                        line.fields.set(key, value.clone());
+                    }
+                }
+            }
+        }
+        let mut event_fields = Fields::default();
+        event.record(&mut event_fields);
+        for (key, value) in event_fields.0 {
+            // tracing-log's fields describe where a `log` record came from.
+            if normalized.is_some() && key.starts_with("log.") {
+                continue;
+            }
+            line.fields.set(&key, value);
+        }
+        let text = match self.encoding {
+            LogEncoding::Json => line.json(SystemTime::now()),
+            LogEncoding::Console => line.console(SystemTime::now()),
+        };
+        let mut writer = self.make_writer.make_writer_for(metadata);
+        // A log line that cannot be written has nowhere to be reported.
+        let _ = writer.write_all(text.as_bytes());
+    }
+}
+
+/// Flux's name of a tracing level.
+fn flux_level(level: Level) -> &'static str {
+    match level {
+        Level::ERROR | Level::WARN => "error",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// One event, with the fields of its spans, before it is written.
+struct Line<'a> {
+    level: &'static str,
+    target: &'a str,
+    fields: Fields,
+    reconcile: bool,
+    server: bool,
+}
+
+impl Line<'_> {
+    /// The logger's name (see the module's documentation).
+    fn logger(&mut self) -> Option<String> {
+        if let Some(logger) = self.fields.remove("logger") {
+            return Some(string_of(logger));
+        }
+        if self.reconcile {
+            None
+        } else if self.server || is_under(self.target, SERVER_TARGET) {
+            Some(RECEIVER_SERVER_LOGGER.to_owned())
+        } else if self.target == "fluxhook_receiver"
+            || SETUP_TARGETS.iter().any(|t| is_under(self.target, t))
+        {
+            Some(SETUP_LOGGER.to_owned())
+        } else if is_fluxhook(self.target) {
+            None
+        } else {
+            Some(RUNTIME_LOGGER.to_owned())
+        }
+    }
+
+    /// The fields after the message, with the keys `flux logs` reads kept
+    /// decodable and Flux's extra keys added; the error comes last.
+    fn body(&mut self) -> (String, Fields) {
+        let message = self
+            .fields
+            .remove("message")
+            .map(string_of)
+            .unwrap_or_default();
+        let error = self.fields.remove("error").map(string_of);
+        let mut body = Fields::default();
+        for (key, value) in std::mem::take(&mut self.fields.0) {
+            let key = decodable_key(key);
+            let value = if FLUX_LOGS_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+                Value::String(string_of(value))
+            } else {
+                value
+            };
+            body.set(&key, value);
+        }
+        if self.reconcile
+            && let (Some(kind), Some(name), Some(namespace)) = (
+                body.get("controllerKind").cloned(),
+                body.get("name").cloned(),
+                body.get("namespace").cloned(),
+            )
+        {
+            // controller-runtime's `klog.KRef(namespace, name)` under the
+            // kind, before `namespace` and `name`.
+            let kind = string_of(kind);
+            if body.get(&kind).is_none() {
+                let at = body
+                    .0
+                    .iter()
+                    .position(|(k, _)| k == "namespace" || k == "name")
+                    .unwrap_or(body.0.len());
+                let object = serde_json::json!({ "name": name, "namespace": namespace });
+                body.0.insert(at, (kind, object));
+            }
+        }
+        if self.server && !self.reconcile && body.get("name").is_some() {
+            body.0.insert(
+                0,
+                (
+                    "reconciler kind".to_owned(),
+                    Value::String("Receiver".to_owned()),
+                ),
+            );
+        }
+        if let Some(error) = error {
+            body.set("error", Value::String(error));
+        }
+        (message, body)
+    }
+
+    fn json(mut self, now: SystemTime) -> String {
+        let logger = self.logger();
+        let (message, body) = self.body();
+        let mut text = String::with_capacity(256);
+        text.push('{');
+        push_pair(&mut text, "level", &Value::String(self.level.to_owned()));
+        text.push(',');
+        push_pair(&mut text, "ts", &Value::String(iso8601(now)));
+        if let Some(logger) = logger {
+            text.push(',');
+            push_pair(&mut text, "logger", &Value::String(logger));
+        }
+        text.push(',');
+        push_pair(&mut text, "msg", &Value::String(message));
+        for (key, value) in &body.0 {
+            text.push(',');
+            push_pair(&mut text, key, value);
+        }
+        text.push_str("}\n");
+        text
+    }
+
+    fn console(mut self, now: SystemTime) -> String {
+        let logger = self.logger();
+        let (message, body) = self.body();
+        let mut text = String::with_capacity(256);
+        text.push_str(&iso8601(now));
+        text.push('\t');
+        text.push_str(&self.level.to_ascii_uppercase());
+        if let Some(logger) = logger {
+            text.push('\t');
+            text.push_str(&logger);
+        }
+        text.push('\t');
+        text.push_str(&message);
+        if !body.0.is_empty() {
+            // zap's console encoder writes the fields as JSON with a space
+            // after each colon and comma.
+            text.push('\t');
+            text.push('{');
+            for (at, (key, value)) in body.0.iter().enumerate() {
+                if at > 0 {
+                    text.push_str(", ");
+                }
+                let _ = write!(text, "{}: {}", json_string(key), value);
+            }
+            text.push('}');
+        }
+        text.push('\n');
+        text
+    }
+}
+
+fn push_pair(text: &mut String, key: &str, value: &Value) {
+    text.push_str(&json_string(key));
+    text.push(':');
+    text.push_str(&value.to_string());
+}
+
+fn json_string(text: &str) -> String {
+    Value::String(text.to_owned()).to_string()
+}
+
+fn string_of(value: Value) -> String {
+    match value {
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
+/// `now` in UTC as zap's `ISO8601TimeEncoder` lays it out
+/// (`2006-01-02T15:04:05.000Z0700`, which for UTC ends in `Z`).
+fn iso8601(now: SystemTime) -> String {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let millis = since_epoch.subsec_millis();
+    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
+    let of_day = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests;

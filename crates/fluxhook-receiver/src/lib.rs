@@ -48,16 +48,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod client_metrics;
 pub mod controller;
+mod controller_metrics;
 mod endpoint;
 mod index;
 mod metrics;
+mod process_metrics;
 pub mod registration;
 pub mod server;
 
+pub use client_metrics::{ClientMetrics, CountRequests, CountRequestsLayer, NO_ANSWER_CODE};
+pub use controller_metrics::{
+    CONTROLLER_GROUP, CONTROLLER_KIND, CONTROLLER_NAME, ControllerMetrics, GOTK_DURATION_BUCKETS,
+    reconcile_span,
+};
 pub use endpoint::{
     Credentials, Endpoint, GCR_AUDIENCE_KEY, GCR_EMAIL_KEY, InvalidReceiver, OidcTrust,
     ReceiverKey, ResourceTarget, TOKEN_KEY,
 };
 pub use index::{EndpointIndex, EndpointState};
 pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
+pub use process_metrics::ProcessCollector;

@@ -88,11 +88,11 @@ pub use readiness::Readiness;
 use self::readiness::InitialSync;
 use self::reconcile::{Context, RetryDelays, reconcile, retry_later};
 use self::triggers::Triggers;
-use crate::EndpointIndex;
 #[cfg(doc)]
 use crate::EndpointState;
 use crate::endpoint::ReceiverKey;
 use crate::registration::{RegistrationConfig, RepositoryChanges, receivers_naming};
+use crate::{ControllerMetrics, EndpointIndex};
 
 /// What the controller watches and how it retries; the defaults are Flux's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +119,10 @@ pub struct ControllerConfig {
     pub max_retry_delay: Duration,
     /// Registering webhooks with Git hosts for annotated GitRepositories.
     pub registration: RegistrationConfig,
+    /// Where the controller's metrics and work queue are recorded (register
+    /// them with [`ControllerMetrics::register`]); by default series of
+    /// their own that nothing exposes.
+    pub metrics: ControllerMetrics,
 }
 
 impl Default for ControllerConfig {
@@ -131,6 +135,7 @@ impl Default for ControllerConfig {
             min_retry_delay: Duration::from_millis(750),
             max_retry_delay: Duration::from_secs(15 * 60),
             registration: RegistrationConfig::default(),
+            metrics: ControllerMetrics::default(),
         }
     }
 }
@@ -172,6 +177,8 @@ pub async fn run(
             ),
         };
     let initial_sync = Arc::new(InitialSync::new(readiness));
+    let metrics = config.metrics.clone();
+    metrics.set_max_concurrent_reconciles(config.concurrency);
 
     let mut receiver_watch = watcher::Config::default();
     if let Some(selector) = &config.label_selector {
@@ -190,6 +197,7 @@ pub async fn run(
                 };
                 stream::iter(triggered)
             });
+    let receiver_triggers = metrics.counted_triggers(receiver_triggers);
 
     let secret_triggers = watcher(
         secrets,
@@ -231,22 +239,30 @@ pub async fn run(
     ));
     let mut controller =
         Controller::for_stream_with(receiver_triggers, store.clone(), resource.clone())
-            .watches_stream(secret_triggers, referencing);
+            .watches_stream(secret_triggers, metrics.counted_mapper(referencing));
     if config.registration.enabled {
         controller = watch_git_repositories(controller, &client, &config, store, resource);
     }
     let mut results = controller
         .with_config(runtime::Config::default().concurrency(config.concurrency))
-        .run(reconcile, retry_later, Arc::clone(&context))
+        .run(
+            metrics.reconciler(reconcile),
+            metrics.error_policy(retry_later),
+            Arc::clone(&context),
+        )
         .boxed();
 
     while let Some(result) = results.next().await {
         match result {
             Ok(_) => {}
-            Err(runtime::Error::ObjectNotFound(gone)) => context.forget(&ReceiverKey {
-                namespace: gone.namespace.unwrap_or_default(),
-                name: gone.name,
-            }),
+            Err(runtime::Error::ObjectNotFound(gone)) => {
+                let key = ReceiverKey {
+                    namespace: gone.namespace.unwrap_or_default(),
+                    name: gone.name,
+                };
+                context.forget(&key);
+                metrics.forget(&key);
+            }
             // Logged, and retried, by the error policy.
             Err(runtime::Error::ReconcilerFailed(..)) => {}
             Err(runtime::Error::QueueError(error)) if is_refused(&error) => {
@@ -293,7 +309,9 @@ fn watch_git_repositories(
         });
     controller.watches_stream_with(
         changed,
-        move |repository| receivers_naming(&repository, &receivers.state(), &resource),
+        config.metrics.counted_mapper(move |repository| {
+            receivers_naming(&repository, &receivers.state(), &resource)
+        }),
         git_repository,
     )
 }

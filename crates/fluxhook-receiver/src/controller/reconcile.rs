@@ -145,7 +145,7 @@ pub(crate) async fn reconcile(
 /// policy).
 pub(crate) fn retry_later(
     object: Arc<DynamicObject>,
-    error: &ReconcileError,
+    _error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
     let key = key_of(&object);
@@ -156,7 +156,9 @@ pub(crate) fn retry_later(
         *count
     };
     let delay = ctx.retry.after(failures);
-    tracing::warn!(receiver = %key, %error, retry_in = ?delay, "Receiver reconciliation failed");
+    // The error itself is logged, with the reconcile's fields, where the
+    // reconciliation ends (ControllerMetrics::reconciler).
+    tracing::debug!(receiver = %key, retry_in = ?delay, "retrying the Receiver's reconciliation");
     Action::requeue(delay)
 }
 
