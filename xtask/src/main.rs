@@ -69,6 +69,17 @@ fn conformance() -> Result<(), String> {
     cargo(
         &root,
         &["test", "--package", "fluxhook-corpus", "--", "--nocapture"],
+    )?;
+    // The Receiver CRD deploy/overlays/standalone ships is Flux's, unmodified.
+    cargo(
+        &root,
+        &[
+            "test",
+            "--package",
+            "fluxhook-manifests",
+            "--test",
+            "conformance",
+        ],
     )
 }
 
