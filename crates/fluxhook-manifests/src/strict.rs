@@ -32,8 +32,6 @@ use crate::{Document, podmonitor};
 pub struct StrictError {
     /// Where the document came from.
     pub origin: String,
-    /// Its `apiVersion`.
-    pub api_version: String,
     /// Its kind.
     pub kind: String,
     /// Its name.
@@ -133,7 +131,6 @@ pub const TYPED_KINDS: &[TypedKind] = &[
 pub fn check(document: &Document) -> Result<(), StrictError> {
     let error = |schema, problems| StrictError {
         origin: document.origin().to_string(),
-        api_version: document.api_version().to_string(),
         kind: document.kind().to_string(),
         name: document.name().to_string(),
         schema,
