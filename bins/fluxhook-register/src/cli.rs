@@ -10,7 +10,7 @@ const ABOUT: &str = "Registers Flux Receiver webhooks with Git hosts";
 
 const LONG_ABOUT: &str = "\
 Registers Flux Receiver webhooks with Git hosts: GitHub and GitHub Enterprise Server, GitLab, \
-Bitbucket Cloud, Bitbucket Server / Data Center, Gitea and Forgejo.
+Bitbucket Cloud, Bitbucket Server / Data Center, Gitea, Forgejo and Gogs.
 
 Give one hook (--repo, --webhook-url and the secret), or a Receiver in the cluster \
 (--receiver and --base-url): its status.webhookPath, its Secret's token, its events and the \
@@ -20,7 +20,7 @@ what the cluster serves is registered in each repository.
 Secrets are never taken as flag values, which any user can read in `ps`: the webhook secret \
 comes from a file (--secret-file) or an environment variable (--secret-env), the host's access \
 token from --token-file or the provider's variable: GITHUB_TOKEN, GITLAB_TOKEN, \
-BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN or else FORGEJO_TOKEN.";
+BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN or else FORGEJO_TOKEN, GOGS_TOKEN.";
 
 const AFTER_LONG_HELP: &str = "\
 Exit status: 0 when the hooks are in sync or were changed as asked, 1 on any error (including \
@@ -135,8 +135,9 @@ pub(crate) struct Cli {
     pub(crate) base_url: Option<Url>,
 
     /// The API family of a self-hosted instance: github, gitlab, bitbucket-cloud,
-    /// bitbucket-server, gitea or forgejo. Applies to the repositories of the run on other
-    /// hosts than github.com, gitlab.com, bitbucket.org, codeberg.org and gitea.com
+    /// bitbucket-server, gitea (or forgejo) or gogs. Applies to the repositories of the run on
+    /// other hosts than github.com, *.ghe.com, gitlab.com, bitbucket.org, codeberg.org and
+    /// gitea.com
     #[arg(long, value_name = "PROVIDER", help_heading = "Git host")]
     pub(crate) provider: Option<Provider>,
 
@@ -156,8 +157,8 @@ pub(crate) struct Cli {
     pub(crate) allow_http: bool,
 
     /// File holding the host's access token. Without it the token is read from GITHUB_TOKEN,
-    /// GITLAB_TOKEN, BITBUCKET_TOKEN (Cloud and Server), or GITEA_TOKEN and then FORGEJO_TOKEN,
-    /// by the repository's provider
+    /// GITLAB_TOKEN, BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN and then FORGEJO_TOKEN, or
+    /// GOGS_TOKEN, by the repository's provider
     #[arg(long, value_name = "PATH", help_heading = "Git host")]
     pub(crate) token_file: Option<PathBuf>,
 

@@ -9,16 +9,6 @@ use fluxhook_register::{Provider, Secret, Token};
 /// Looks up an environment variable; the real environment in `main`, a table in tests.
 pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// The environment variables an access token for `provider` is read from, in order.
-pub(crate) fn token_env_vars(provider: Provider) -> &'static [&'static str] {
-    match provider {
-        Provider::GitHub => &["GITHUB_TOKEN"],
-        Provider::GitLab => &["GITLAB_TOKEN"],
-        Provider::BitbucketCloud | Provider::BitbucketServer => &["BITBUCKET_TOKEN"],
-        Provider::Gitea => &["GITEA_TOKEN", "FORGEJO_TOKEN"],
-    }
-}
-
 /// `text` without the line endings at its end: files written by `echo` end in one.
 pub(crate) fn trim_line_end(text: &str) -> &str {
     text.trim_end_matches(['\r', '\n'])
@@ -69,7 +59,7 @@ impl Tokens {
         if let Some(token) = &self.from_file {
             return Ok(token.clone());
         }
-        let vars = token_env_vars(provider);
+        let vars = provider.token_variables();
         vars.iter()
             .find_map(|name| env(name).filter(|v| !v.is_empty()))
             .map(|token| Token::new(trim_line_end(&token)))
@@ -113,6 +103,7 @@ mod tests {
             ("GITLAB_TOKEN", "gl"),
             ("BITBUCKET_TOKEN", "bb"),
             ("FORGEJO_TOKEN", "fj"),
+            ("GOGS_TOKEN", "gg"),
         ]);
         let tokens = Tokens::new(None).unwrap();
         let token = |p| tokens.for_provider(p, &env).unwrap();
@@ -121,6 +112,7 @@ mod tests {
         assert_eq!(token(Provider::BitbucketCloud), Token::new("bb"));
         assert_eq!(token(Provider::BitbucketServer), Token::new("bb"));
         assert_eq!(token(Provider::Gitea), Token::new("fj"));
+        assert_eq!(token(Provider::Gogs), Token::new("gg"));
         let both = env_of(&[("GITEA_TOKEN", "gt"), ("FORGEJO_TOKEN", "fj")]);
         assert_eq!(
             tokens.for_provider(Provider::Gitea, &both).unwrap(),

@@ -12,6 +12,8 @@ pub(crate) enum Action {
     Create,
     /// A hook updated.
     Update,
+    /// A hook an edit cannot make right deleted, and a new one created.
+    Replace,
     /// Nothing to do to the hook kept (or, when deleting, no hook to delete).
     Unchanged,
     /// Hooks to the URL deleted.
@@ -27,6 +29,8 @@ pub(crate) struct Outcome {
     pub(crate) applied: bool,
     /// The hook to the URL kept (none when one would be created, or when deleting).
     pub(crate) hook_id: Option<HookId>,
+    /// The hook replaced (deleted to make way for a new one), for [`Action::Replace`].
+    pub(crate) replaced: Option<HookId>,
     /// Hooks to the URL deleted, or that would be: duplicates, or all of them when deleting.
     pub(crate) deleted: Vec<HookId>,
 }
@@ -61,15 +65,22 @@ async fn run(client: &HookClient, plan: &Plan) -> Result<Outcome, RegisterError>
                 action,
                 applied: action != Action::Unchanged || !ensured.removed_duplicates.is_empty(),
                 hook_id: Some(ensured.hook_id),
+                replaced: ensured.replaced,
                 deleted: ensured.removed_duplicates,
             })
         }
         Operation::Ensure(desired) => {
             let planned = client.plan_ensure(desired).await?;
+            let action = action_of(planned.change);
+            let (hook_id, replaced) = match action {
+                Action::Replace => (None, planned.hook_id),
+                _ => (planned.hook_id, None),
+            };
             Ok(Outcome {
-                action: action_of(planned.change),
+                action,
                 applied: false,
-                hook_id: planned.hook_id,
+                hook_id,
+                replaced,
                 deleted: planned.duplicates,
             })
         }
@@ -81,7 +92,9 @@ fn action_of(change: Change) -> Action {
     match change {
         Change::Created => Action::Create,
         Change::Updated => Action::Update,
-        Change::Unchanged => Action::Unchanged,
+        Change::Replaced => Action::Replace,
+        // Unchanged, and any change a newer library may report: nothing is claimed.
+        _ => Action::Unchanged,
     }
 }
 
@@ -98,6 +111,7 @@ async fn delete(client: &HookClient, url: &Url, write: bool) -> Result<Outcome, 
         },
         applied: write && !ids.is_empty(),
         hook_id: None,
+        replaced: None,
         deleted: ids,
     })
 }

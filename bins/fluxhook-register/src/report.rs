@@ -37,6 +37,7 @@ fn action_name(action: Action) -> &'static str {
     match action {
         Action::Create => "create",
         Action::Update => "update",
+        Action::Replace => "replace",
         Action::Unchanged => "unchanged",
         Action::Delete => "delete",
     }
@@ -106,7 +107,13 @@ fn json_result<'a>(target: &'a Target, result: &'a Result<Outcome, String>) -> J
         applied: outcome.is_some_and(|o| o.applied),
         hook_id: outcome.and_then(|o| o.hook_id.as_ref()).map(HookId::as_str),
         deleted_hooks: outcome
-            .map(|o| o.deleted.iter().map(HookId::as_str).collect())
+            .map(|o| {
+                o.replaced
+                    .iter()
+                    .chain(&o.deleted)
+                    .map(HookId::as_str)
+                    .collect()
+            })
             .unwrap_or_default(),
         error: result.as_ref().err().map(String::as_str),
     }
@@ -184,6 +191,10 @@ fn target_name(target: &Target) -> String {
     }
 }
 
+fn replaced(outcome: &Outcome) -> &str {
+    outcome.replaced.as_ref().map_or("?", HookId::as_str)
+}
+
 fn ids(ids: &[HookId]) -> String {
     ids.iter()
         .map(HookId::as_str)
@@ -204,6 +215,8 @@ fn describe(mode: Mode, outcome: &Outcome) -> String {
         (Action::Create, false) => "would create a hook".to_owned(),
         (Action::Update, true) => format!("updated {hook}"),
         (Action::Update, false) => format!("would update {hook}"),
+        (Action::Replace, true) => format!("replaced hook {} with {hook}", replaced(outcome)),
+        (Action::Replace, false) => format!("would replace hook {}", replaced(outcome)),
         (Action::Unchanged, _) if outcome.hook_id.is_some() => format!("unchanged ({hook})"),
         (Action::Unchanged, _) => "unchanged (no hook to the URL)".to_owned(),
         (Action::Delete, true) => format!("deleted hooks {}", ids(&outcome.deleted)),
@@ -231,6 +244,7 @@ mod tests {
             action,
             applied: false,
             hook_id: Some(HookId::new("7")),
+            replaced: None,
             deleted: deleted.iter().map(|i| HookId::new(*i)).collect(),
         }
     }
@@ -254,12 +268,26 @@ mod tests {
         };
         assert_eq!(describe(Mode::Apply, &deleting), "deleted hooks 3, 4");
         assert_eq!(describe(Mode::DryRun, &deleting), "would delete hooks 3, 4");
+        let replacing = Outcome {
+            replaced: Some(HookId::new("2")),
+            ..outcome(Action::Replace, &[])
+        };
+        assert_eq!(
+            describe(Mode::Apply, &replacing),
+            "replaced hook 2 with hook 7"
+        );
+        let planned = Outcome {
+            hook_id: None,
+            ..replacing
+        };
+        assert_eq!(describe(Mode::Check, &planned), "would replace hook 2");
     }
 
     fn any_result() -> impl Strategy<Value = Result<Outcome, String>> {
         let action = prop::sample::select(vec![
             Action::Create,
             Action::Update,
+            Action::Replace,
             Action::Unchanged,
             Action::Delete,
         ]);

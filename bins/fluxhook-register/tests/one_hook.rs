@@ -272,3 +272,93 @@ async fn secrets_and_tokens_come_from_the_environment_or_files() {
     // GitLab stores the secret as the hook's token, so the fake shows which one was sent.
     assert_eq!(hooks[0].secret.as_deref(), Some(SECRET));
 }
+
+#[tokio::test]
+async fn gitea_and_gogs_hooks_that_differ_are_replaced_so_the_secret_is_written() {
+    // Their edit endpoints keep a hook's old secret (see the fakes), which they never show.
+    for kind in [HostKind::Gitea, HostKind::Gogs] {
+        let s = Hosted::start(kind).await;
+        let mut stale = FakeHook::new(WEBHOOK_URL, &["push", "issues"]);
+        stale.secret = Some("old-secret".into());
+        let old = s.host.seed(stale);
+
+        let check = s.run_with_secret(&["--check"]).await;
+        assert_eq!(check.status, 2, "{kind:?}: {check:?}");
+        assert!(
+            check.stdout.contains(&format!("would replace hook {old}")),
+            "{kind:?}: {check:?}"
+        );
+        let applied = s.run_with_secret(&[]).await;
+        assert_eq!(applied.status, 0, "{kind:?}: {applied:?}");
+        let hooks = s.host.hooks();
+        assert_eq!(hooks.len(), 1, "{kind:?}");
+        assert_eq!(hooks[0].secret.as_deref(), Some(SECRET), "{kind:?}");
+        assert!(
+            applied
+                .stdout
+                .contains(&format!("replaced hook {old} with hook {}", hooks[0].id)),
+            "{kind:?}: {applied:?}"
+        );
+        s.host.clear_requests();
+        assert_eq!(s.run_with_secret(&["--check"]).await.status, 0, "{kind:?}");
+        assert_eq!(s.host.writes(), vec![], "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn github_enterprise_cloud_repositories_use_their_own_api_host() {
+    // No token: the run stops before any request, and still says where it would have gone.
+    let dir = common::TempDir::new();
+    let secret = dir.write("secret", SECRET);
+    let run = run(
+        &[
+            "--repo",
+            "https://octo-corp.ghe.com/platform/fleet.git",
+            "--webhook-url",
+            WEBHOOK_URL,
+            "--secret-file",
+            &secret,
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.status, 1, "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(result["provider"], "github", "{result}");
+    assert_eq!(
+        result["api_url"], "https://api.octo-corp.ghe.com/",
+        "{result}"
+    );
+    assert!(run.stderr.contains("GITHUB_TOKEN"), "{run:?}");
+}
+
+#[tokio::test]
+async fn azure_devops_repositories_are_refused_with_what_to_do_instead() {
+    let dir = common::TempDir::new();
+    let secret = dir.write("secret", SECRET);
+    let run = run(
+        &[
+            "--repo",
+            "https://dev.azure.com/acme/platform/_git/fleet",
+            "--webhook-url",
+            WEBHOOK_URL,
+            "--secret-file",
+            &secret,
+        ],
+        &[("GITHUB_TOKEN", "unused")],
+    )
+    .await;
+    assert_eq!(run.status, 1, "{run:?}");
+    for expected in [
+        "Azure DevOps is not supported yet",
+        "Service hooks",
+        "generic",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}: {run:?}");
+    }
+    assert!(!run.stderr.contains("no Git provider is known"), "{run:?}");
+}

@@ -13,8 +13,7 @@ use crate::error::{ErrorKind, Operation};
 use crate::hosts::{self, HostApi};
 use crate::retry::{Clock, TokioClock, is_rate_limited, requested_wait};
 use crate::{
-    DesiredHook, Hook, HookId, PayloadFormat, Provider, RegisterError, Repository, RetryPolicy,
-    Secret, Token,
+    DesiredHook, Hook, HookId, Provider, RegisterError, Repository, RetryPolicy, Secret, Token,
 };
 
 /// Pages of hooks read at most: far more than any repository has, short of a loop.
@@ -25,11 +24,16 @@ const MAX_MESSAGE_CHARS: usize = 300;
 
 /// What [`HookClient::ensure`] did to the hook it kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Change {
-    /// No hook pointed at the URL (or none could be edited into shape): one was created.
+    /// No hook pointed at the URL: one was created.
     Created,
     /// A hook pointed at the URL but differed: it was updated.
     Updated,
+    /// A hook pointed at the URL but an edit cannot make it right (another kind of hook, a
+    /// secret the host's edit ignores, a hook the host disabled): it was deleted and a new one
+    /// created.
+    Replaced,
     /// A hook already matched: nothing was written to it.
     Unchanged,
 }
@@ -41,6 +45,8 @@ pub struct Ensured {
     pub change: Change,
     /// The id of the one hook now pointing at the URL.
     pub hook_id: HookId,
+    /// For [`Change::Replaced`], the hook deleted to make way for `hook_id`.
+    pub replaced: Option<HookId>,
     /// Other hooks that pointed at the same URL, now deleted.
     pub removed_duplicates: Vec<HookId>,
 }
@@ -51,8 +57,8 @@ pub struct Ensured {
 pub struct EnsurePlan {
     /// What would be done to the hook kept.
     pub change: Change,
-    /// The hook that would be kept (and updated, for [`Change::Updated`]); `None` when one
-    /// would be created.
+    /// The hook that would be kept (updated, for [`Change::Updated`]; deleted and created
+    /// anew, for [`Change::Replaced`]); `None` when one would be created.
     pub hook_id: Option<HookId>,
     /// Other hooks to the same URL, which would be deleted.
     pub duplicates: Vec<HookId>,
@@ -60,12 +66,14 @@ pub struct EnsurePlan {
 
 impl EnsurePlan {
     /// The plan for a repository whose hooks are `hooks`: keep the first hook to the URL
-    /// that matches (no write), else the first one to the URL that can be edited into shape;
-    /// delete the other hooks to the URL; create a hook when none is kept. With
-    /// `rewrite_secret`, no hook counts as matching, so the kept one is updated.
+    /// that matches (no write), else update the first one to the URL that an edit can make
+    /// right, else replace the first one to the URL; delete the other hooks to the URL;
+    /// create a hook when there is none. With `rewrite_secret`, no hook counts as matching,
+    /// so the secret is written.
     fn new(
         hooks: &[Hook],
         desired: &DesiredHook,
+        api: &dyn HostApi,
         provider: Provider,
         rewrite_secret: bool,
     ) -> EnsurePlan {
@@ -76,13 +84,12 @@ impl EnsurePlan {
         let matching = same_url
             .iter()
             .find(|h| !rewrite_secret && h.matches(desired, provider));
-        let editable = same_url
-            .iter()
-            .find(|h| !matches!(h.payload, PayloadFormat::Other(_)));
-        let (change, kept) = match (matching, editable) {
-            (Some(hook), _) => (Change::Unchanged, Some(hook)),
-            (None, Some(hook)) => (Change::Updated, Some(hook)),
-            (None, None) => (Change::Created, None),
+        let editable = same_url.iter().find(|h| api.edit_can_fix(h));
+        let (change, kept) = match (matching, editable, same_url.first()) {
+            (Some(hook), _, _) => (Change::Unchanged, Some(hook)),
+            (None, Some(hook), _) => (Change::Updated, Some(hook)),
+            (None, None, Some(hook)) => (Change::Replaced, Some(hook)),
+            (None, None, None) => (Change::Created, None),
         };
         let hook_id = kept.map(|h| h.id.clone());
         let duplicates = same_url
@@ -277,9 +284,10 @@ impl HookClient {
 
     /// All hooks of the repository, following the host's pagination.
     pub async fn list(&self) -> Result<Vec<Hook>, RegisterError> {
-        let (size, per_page) = self.api.page_size_param();
         let mut url = self.collection_url(&Operation::ListHooks)?;
-        url.query_pairs_mut().append_pair(size, per_page);
+        if let Some((size, per_page)) = self.api.page_size_param() {
+            url.query_pairs_mut().append_pair(size, per_page);
+        }
         let mut hooks = Vec::new();
         for _ in 0..MAX_PAGES {
             let reply = self
@@ -400,10 +408,11 @@ impl HookClient {
     /// Calling it again with the same `desired` writes nothing.
     ///
     /// Where the host keeps a label (GitLab, Bitbucket), the hook carries a fingerprint of
-    /// the secret, so a changed secret is seen and written. GitHub and Gitea do not show
-    /// which secret a hook has: after changing the secret there, call
+    /// the secret, so a changed secret is seen and written. GitHub, Gitea and Gogs do not
+    /// show which secret a hook has: after changing the secret there, call
     /// [`rotate_secret`](Self::rotate_secret). (A Flux Receiver's webhook path is derived
-    /// from its token, so a new token usually means a new URL anyway.)
+    /// from its token, so a new token usually means a new URL anyway.) Gitea and Gogs edits
+    /// keep a hook's old secret, so a hook there that differs is replaced rather than edited.
     pub async fn ensure(&self, desired: &DesiredHook) -> Result<Ensured, RegisterError> {
         self.reconcile(desired, false).await
     }
@@ -439,12 +448,17 @@ impl HookClient {
     /// ```
     pub async fn plan_ensure(&self, desired: &DesiredHook) -> Result<EnsurePlan, RegisterError> {
         let hooks = self.list().await?;
-        Ok(EnsurePlan::new(
-            &hooks,
+        Ok(self.plan(&hooks, desired, false))
+    }
+
+    fn plan(&self, hooks: &[Hook], desired: &DesiredHook, rewrite_secret: bool) -> EnsurePlan {
+        EnsurePlan::new(
+            hooks,
             desired,
+            self.api,
             self.repository.provider(),
-            false,
-        ))
+            rewrite_secret,
+        )
     }
 
     /// Like [`ensure`](Self::ensure), but writes the secret to the kept hook even when the
@@ -459,19 +473,26 @@ impl HookClient {
         rewrite_secret: bool,
     ) -> Result<Ensured, RegisterError> {
         let hooks = self.list().await?;
-        let plan = EnsurePlan::new(&hooks, desired, self.repository.provider(), rewrite_secret);
+        let plan = self.plan(&hooks, desired, rewrite_secret);
         // Duplicates go first: GitHub refuses two hooks to one URL, even during an update.
         for id in &plan.duplicates {
             self.delete(id).await?;
         }
+        let mut replaced = None;
         let hook_id = match (plan.hook_id, plan.change) {
             (Some(id), Change::Unchanged) => id,
+            (Some(id), Change::Replaced) => {
+                self.delete(&id).await?;
+                replaced = Some(id);
+                self.create(desired).await?.id
+            }
             (Some(id), _) => self.update(&id, desired).await?.id,
             (None, _) => self.create(desired).await?.id,
         };
         Ok(Ensured {
             change: plan.change,
             hook_id,
+            replaced,
             removed_duplicates: plan.duplicates,
         })
     }
@@ -675,6 +696,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::PayloadFormat;
 
     fn client(api_base: &str) -> HookClient {
         let repository = Repository::new(Provider::GitHub, Url::parse(api_base).unwrap(), "o", "r");
@@ -709,8 +731,10 @@ mod tests {
         );
         let ids = |ids: &[&str]| ids.iter().map(|i| HookId::new(*i)).collect::<Vec<_>>();
 
-        let plan =
-            |hooks: &[Hook], rewrite| EnsurePlan::new(hooks, &desired, Provider::GitHub, rewrite);
+        let github = hosts::for_provider(Provider::GitHub);
+        let plan = |hooks: &[Hook], rewrite| {
+            EnsurePlan::new(hooks, &desired, github, Provider::GitHub, rewrite)
+        };
         let all = [stale, slack.clone(), current, elsewhere.clone()];
         let found = plan(&all, false);
         assert_eq!(found.change, Change::Unchanged);
@@ -726,9 +750,9 @@ mod tests {
         let uneditable = plan(&[slack, elsewhere.clone()], false);
         assert_eq!(
             (uneditable.change, uneditable.hook_id),
-            (Change::Created, None)
+            (Change::Replaced, Some(HookId::new("2")))
         );
-        assert_eq!(uneditable.duplicates, ids(&["2"]));
+        assert!(uneditable.duplicates.is_empty());
 
         let nothing = plan(&[elsewhere], false);
         assert_eq!((nothing.change, nothing.hook_id), (Change::Created, None));

@@ -66,8 +66,13 @@ impl HookEvent {
     /// This event's names on `provider`.
     fn native(self, provider: Provider) -> &'static [&'static str] {
         match (provider, self) {
-            (Provider::GitHub | Provider::Gitea, HookEvent::Push | HookEvent::TagPush) => &["push"],
-            (Provider::GitHub | Provider::Gitea, HookEvent::PullRequest) => &["pull_request"],
+            (
+                Provider::GitHub | Provider::Gitea | Provider::Gogs,
+                HookEvent::Push | HookEvent::TagPush,
+            ) => &["push"],
+            (Provider::GitHub | Provider::Gitea | Provider::Gogs, HookEvent::PullRequest) => {
+                &["pull_request"]
+            }
             (Provider::GitLab, HookEvent::Push) => &["push_events", "tag_push_events"],
             (Provider::GitLab, HookEvent::TagPush) => &["tag_push_events"],
             (Provider::GitLab, HookEvent::PullRequest) => &["merge_requests_events"],

@@ -5,10 +5,14 @@ use std::str::FromStr;
 
 use url::Url;
 
-/// A Git host's API family.
+use crate::hosts::{self, Profile};
+
+/// A Git host's API family. What names each one, where it lives and how its API works is
+/// kept in its own file under `src/hosts/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Provider {
-    /// GitHub.com and GitHub Enterprise Server.
+    /// GitHub.com, GitHub Enterprise Cloud (`*.ghe.com`) and GitHub Enterprise Server.
     GitHub,
     /// GitLab.com and self-managed GitLab.
     GitLab,
@@ -18,41 +22,45 @@ pub enum Provider {
     BitbucketServer,
     /// Gitea and Forgejo (Codeberg runs Forgejo); both speak the same hooks API.
     Gitea,
+    /// Gogs, the API family Gitea forked from.
+    Gogs,
 }
 
 impl Provider {
     /// Every provider.
-    pub const ALL: [Provider; 5] = [
+    pub const ALL: [Provider; 6] = [
         Provider::GitHub,
         Provider::GitLab,
         Provider::BitbucketCloud,
         Provider::BitbucketServer,
         Provider::Gitea,
+        Provider::Gogs,
     ];
 
-    /// The provider of a known SaaS host name (`github.com`, `gitlab.com`, `bitbucket.org`,
-    /// `codeberg.org`, `gitea.com`, and their SSH aliases); `None` for any other host.
+    fn profile(self) -> &'static Profile {
+        hosts::for_provider(self).profile()
+    }
+
+    /// The provider of a known SaaS host name (`github.com`, `<name>.ghe.com`, `gitlab.com`,
+    /// `bitbucket.org`, `codeberg.org`, `gitea.com`, and their SSH aliases); `None` for any
+    /// other host.
     ///
     /// ```
     /// use fluxhook_register::Provider;
     /// assert_eq!(Provider::from_hostname("GitHub.com"), Some(Provider::GitHub));
+    /// assert_eq!(Provider::from_hostname("octo.ghe.com"), Some(Provider::GitHub));
     /// assert_eq!(Provider::from_hostname("codeberg.org"), Some(Provider::Gitea));
     /// assert_eq!(Provider::from_hostname("git.example.com"), None);
     /// ```
     pub fn from_hostname(host: &str) -> Option<Provider> {
-        match host.to_ascii_lowercase().as_str() {
-            "github.com" | "www.github.com" | "ssh.github.com" => Some(Provider::GitHub),
-            "gitlab.com" | "www.gitlab.com" | "altssh.gitlab.com" => Some(Provider::GitLab),
-            "bitbucket.org" | "www.bitbucket.org" | "altssh.bitbucket.org" => {
-                Some(Provider::BitbucketCloud)
-            }
-            "codeberg.org" | "gitea.com" => Some(Provider::Gitea),
-            _ => None,
-        }
+        let host = host.to_ascii_lowercase();
+        Provider::ALL
+            .into_iter()
+            .find(|provider| hosts::for_provider(*provider).recognises(&host))
     }
 
     /// The name [`FromStr`] reads for this provider, as flags, annotations and reports write
-    /// it: `github`, `gitlab`, `bitbucket-cloud`, `bitbucket-server` or `gitea`.
+    /// it: `github`, `gitlab`, `bitbucket-cloud`, `bitbucket-server`, `gitea` or `gogs`.
     ///
     /// ```
     /// use fluxhook_register::Provider;
@@ -62,69 +70,55 @@ impl Provider {
     /// assert_eq!(Provider::BitbucketServer.name(), "bitbucket-server");
     /// ```
     pub fn name(self) -> &'static str {
-        match self {
-            Provider::GitHub => "github",
-            Provider::GitLab => "gitlab",
-            Provider::BitbucketCloud => "bitbucket-cloud",
-            Provider::BitbucketServer => "bitbucket-server",
-            Provider::Gitea => "gitea",
-        }
+        self.profile().name
+    }
+
+    /// The environment variables an access token for this provider is read from, in order
+    /// of preference.
+    ///
+    /// ```
+    /// use fluxhook_register::Provider;
+    /// assert_eq!(Provider::Gitea.token_variables(), ["GITEA_TOKEN", "FORGEJO_TOKEN"]);
+    /// ```
+    pub fn token_variables(self) -> &'static [&'static str] {
+        self.profile().token_variables
     }
 
     /// The path a self-hosted instance serves this API under, after its web root.
     fn api_suffix(self) -> &'static str {
-        match self {
-            Provider::GitHub => "api/v3",
-            Provider::GitLab => "api/v4",
-            Provider::BitbucketCloud => "2.0",
-            Provider::BitbucketServer => "rest/api/1.0",
-            Provider::Gitea => "api/v1",
-        }
-    }
-
-    /// The API URL of the SaaS instance, for providers that have one at a fixed address.
-    fn saas_api_base(self, host: &str) -> Option<&'static str> {
-        match (self, Provider::from_hostname(host)) {
-            (Provider::GitHub, Some(Provider::GitHub)) => Some("https://api.github.com"),
-            (Provider::GitLab, Some(Provider::GitLab)) => Some("https://gitlab.com/api/v4"),
-            (Provider::BitbucketCloud, _) => Some("https://api.bitbucket.org/2.0"),
-            _ => None,
-        }
+        self.profile().api_suffix
     }
 }
 
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Provider::GitHub => "GitHub",
-            Provider::GitLab => "GitLab",
-            Provider::BitbucketCloud => "Bitbucket Cloud",
-            Provider::BitbucketServer => "Bitbucket Server",
-            Provider::Gitea => "Gitea",
-        })
+        f.write_str(self.profile().title)
     }
 }
 
-/// A provider name that is not one of `github`, `gitlab`, `bitbucket-cloud` (or `bitbucket`),
-/// `bitbucket-server` (or `bitbucket-datacenter`), `gitea` (or `forgejo`).
+/// A provider name that is not one [`Provider::name`] writes (or an alias of one:
+/// `bitbucket`, `bitbucket-datacenter`, `forgejo`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown Git provider {0:?}: expected github, gitlab, bitbucket-cloud, bitbucket-server, gitea or forgejo"
-)]
+#[error("unknown Git provider {0:?}: expected {names}", names = provider_names())]
 pub struct UnknownProvider(pub String);
+
+fn provider_names() -> String {
+    let names: Vec<&str> = Provider::ALL
+        .iter()
+        .flat_map(|p| std::iter::once(p.name()).chain(p.profile().aliases.iter().copied()))
+        .collect();
+    names.join(", ")
+}
 
 impl FromStr for Provider {
     type Err = UnknownProvider;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name.to_ascii_lowercase().as_str() {
-            "github" => Ok(Provider::GitHub),
-            "gitlab" => Ok(Provider::GitLab),
-            "bitbucket" | "bitbucket-cloud" => Ok(Provider::BitbucketCloud),
-            "bitbucket-server" | "bitbucket-datacenter" => Ok(Provider::BitbucketServer),
-            "gitea" | "forgejo" => Ok(Provider::Gitea),
-            _ => Err(UnknownProvider(name.to_owned())),
-        }
+        let name = name.trim().to_ascii_lowercase();
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.name() == name || p.profile().aliases.contains(&name.as_str()))
+            .ok_or(UnknownProvider(name))
     }
 }
 
@@ -157,6 +151,12 @@ pub enum RepoUrlError {
         path: String,
         /// What the path should look like.
         expected: &'static str,
+    },
+    /// The repository is on Azure DevOps, which is not supported yet.
+    #[error("{host}: {instead}", instead = hosts::azure_devops::INSTEAD)]
+    AzureDevOps {
+        /// The host of the URL.
+        host: String,
     },
     /// No provider is known for the host and none was given.
     #[error(
@@ -362,21 +362,32 @@ impl Repository {
         host: Option<&HostConfig>,
     ) -> Result<Repository, RepoUrlError> {
         let url = GitUrl::parse(git_url)?;
-        let provider = host
-            .map(|h| h.provider)
-            .or_else(|| Provider::from_hostname(&url.host))
-            .ok_or_else(|| RepoUrlError::UnknownHost(url.host.clone()))?;
+        let provider = match host.map(|h| h.provider) {
+            Some(provider) => provider,
+            None if hosts::azure_devops::recognises(&url.host) => {
+                return Err(RepoUrlError::AzureDevOps { host: url.host });
+            }
+            None => Provider::from_hostname(&url.host)
+                .ok_or_else(|| RepoUrlError::UnknownHost(url.host.clone()))?,
+        };
         let explicit_base = host.and_then(|h| h.api_base.clone());
         let mut segments = url.segments.as_slice();
         if let Some(base) = &explicit_base {
             segments = strip_instance_prefix(&url, base, provider, segments);
         }
-        let (context, owner, name) = split_owner_name(&url, provider, segments)?;
+        let path = hosts::for_provider(provider)
+            .split_path(&url, segments)
+            .map_err(|expected| RepoUrlError::UnexpectedPath {
+                provider,
+                host: url.host.clone(),
+                path: url.display_path(),
+                expected,
+            })?;
         let api_base = match explicit_base {
             Some(base) => base,
-            None => default_api_base(&url, provider, &context)?,
+            None => default_api_base(&url, provider, &path.context)?,
         };
-        Ok(Repository::new(provider, api_base, owner, name))
+        Ok(Repository::new(provider, api_base, path.owner, path.name))
     }
 
     /// The host's API family.
@@ -433,60 +444,9 @@ fn strip_instance_prefix<'a>(
     }
 }
 
-/// `(context path, owner, name)` of a repository path. The context path is the prefix of a
-/// Bitbucket Server served under a sub-path (`/bitbucket/scm/PRJ/repo`); empty elsewhere.
-fn split_owner_name(
-    url: &GitUrl,
-    provider: Provider,
-    segments: &[String],
-) -> Result<(String, String, String), RepoUrlError> {
-    let unexpected = |expected| RepoUrlError::UnexpectedPath {
-        provider,
-        host: url.host.clone(),
-        path: url.display_path(),
-        expected,
-    };
-    match provider {
-        Provider::GitLab => match segments {
-            [namespace @ .., name] if !namespace.is_empty() => {
-                Ok((String::new(), namespace.join("/"), name.clone()))
-            }
-            _ => Err(unexpected("group[/subgroup...]/project")),
-        },
-        Provider::BitbucketServer => {
-            let http = matches!(url.scheme, GitScheme::Https | GitScheme::Http);
-            let (context, rest) = match segments.iter().position(|s| s == "scm") {
-                Some(scm) if http => (
-                    segments.get(..scm).unwrap_or_default().join("/"),
-                    segments.get(scm + 1..).unwrap_or_default(),
-                ),
-                _ if http => return Err(unexpected("[context/]scm/PROJECT/repo")),
-                _ => (String::new(), segments),
-            };
-            match rest {
-                [key, slug] => Ok((context, project_key(key), slug.clone())),
-                _ => Err(unexpected("scm/PROJECT/repo (https) or PROJECT/repo (ssh)")),
-            }
-        }
-        Provider::GitHub | Provider::BitbucketCloud | Provider::Gitea => match segments {
-            [owner, name] => Ok((String::new(), owner.clone(), name.clone())),
-            _ => Err(unexpected("owner/repo")),
-        },
-    }
-}
-
-/// Bitbucket Server project keys are upper case (SSH URLs show them lower-cased); personal
-/// projects (`~user`) keep the user's name as is.
-fn project_key(key: &str) -> String {
-    match key.starts_with('~') {
-        true => key.to_owned(),
-        false => key.to_ascii_uppercase(),
-    }
-}
-
 fn default_api_base(url: &GitUrl, provider: Provider, context: &str) -> Result<Url, RepoUrlError> {
-    let base = match provider.saas_api_base(&url.host) {
-        Some(saas) => saas.to_owned(),
+    let base = match hosts::for_provider(provider).saas_api_base(&url.host) {
+        Some(saas) => saas,
         None => {
             let mut base = url.web_root();
             for part in [context, provider.api_suffix()] {
@@ -732,13 +692,56 @@ mod tests {
     }
 
     #[test]
+    fn github_enterprise_cloud_has_its_own_api_host() {
+        for url in [
+            "https://octo-corp.ghe.com/platform/fleet.git",
+            "git@octo-corp.ghe.com:platform/fleet.git",
+            "ssh://git@ssh.octo-corp.ghe.com/platform/fleet.git",
+        ] {
+            assert_eq!(
+                locate(url, None),
+                (
+                    Provider::GitHub,
+                    "https://api.octo-corp.ghe.com/".into(),
+                    "platform".into(),
+                    "fleet".into()
+                ),
+                "{url}"
+            );
+        }
+        // `api.<name>.ghe.com` is the API, not another enterprise.
+        assert_eq!(Provider::from_hostname("a.b.ghe.com"), None);
+        assert_eq!(Provider::from_hostname("ghe.com"), None);
+    }
+
+    #[test]
+    fn azure_devops_is_refused_with_what_to_do_instead() {
+        for url in [
+            "https://dev.azure.com/acme/platform/_git/fleet",
+            "git@ssh.dev.azure.com:v3/acme/platform/fleet",
+            "https://acme.visualstudio.com/platform/_git/fleet",
+        ] {
+            let error = Repository::from_git_url(url, None).unwrap_err();
+            assert!(matches!(error, RepoUrlError::AzureDevOps { .. }), "{url}");
+            let message = error.to_string();
+            assert!(message.contains("not supported yet"), "{message}");
+            assert!(message.contains("Service hooks"), "{message}");
+        }
+    }
+
+    #[test]
     fn provider_names() {
         for provider in Provider::ALL {
             let name = provider.to_string().to_ascii_lowercase().replace(' ', "-");
             assert_eq!(name.parse::<Provider>().unwrap(), provider);
         }
         assert_eq!("forgejo".parse::<Provider>().unwrap(), Provider::Gitea);
-        assert!("sourcehut".parse::<Provider>().is_err());
+        assert_eq!("Gogs".parse::<Provider>().unwrap(), Provider::Gogs);
+        let unknown = "sourcehut".parse::<Provider>().unwrap_err().to_string();
+        assert!(
+            unknown.contains("gogs") && unknown.contains("forgejo"),
+            "{unknown}"
+        );
     }
 
     fn name_strategy() -> impl Strategy<Value = String> {

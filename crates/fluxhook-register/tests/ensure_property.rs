@@ -19,7 +19,9 @@ const OTHER_URLS: [&str; 2] = [
 /// Events a hook may hold on each host, a mix of what fluxhook writes and what it does not.
 fn host_events(kind: HostKind) -> &'static [&'static str] {
     match kind {
-        HostKind::GitHub | HostKind::Gitea => &["push", "pull_request", "issues", "create"],
+        HostKind::GitHub | HostKind::Gitea | HostKind::Gogs => {
+            &["push", "pull_request", "issues", "create"]
+        }
         HostKind::GitLab => &[
             "push_events",
             "tag_push_events",
@@ -89,7 +91,7 @@ fn fake_hook(kind: HostKind, seed: &Seed) -> FakeHook {
     hook.secret = seed.secret.map(str::to_owned);
     // GitLab project hooks have no switch (only disabling after failures, not ensure's to lift).
     hook.active = seed.active || kind == HostKind::GitLab;
-    // Only GitHub and Gitea hooks have a content type to get wrong.
+    // Only GitHub, Gitea and Gogs hooks have a content type to get wrong.
     hook.content_type = match seed.json
         || matches!(
             kind,
@@ -98,12 +100,15 @@ fn fake_hook(kind: HostKind, seed: &Seed) -> FakeHook {
         true => "json".into(),
         false => "form".into(),
     };
-    // Gitea has no per-hook TLS setting.
-    hook.tls_verification = seed.tls || kind == HostKind::Gitea;
+    // Gitea and Gogs have no per-hook TLS setting.
+    hook.tls_verification = seed.tls || matches!(kind, HostKind::Gitea | HostKind::Gogs);
     hook.name = seed.label.map(str::to_owned);
     hook.description = seed.label.map(str::to_owned);
-    if kind == HostKind::Gitea {
-        hook.hook_type = seed.gitea_type.into();
+    match kind {
+        HostKind::Gitea => hook.hook_type = seed.gitea_type.into(),
+        // Gogs knows no `gitea` or `forgejo` type.
+        HostKind::Gogs if seed.gitea_type == "slack" => hook.hook_type = "slack".into(),
+        _ => {}
     }
     hook
 }
@@ -131,8 +136,10 @@ fn run_case(kind: HostKind, seeds: &[Seed], secret: &str) -> Result<(), TestCase
         let first = s.client.ensure(&hook).await.unwrap();
         prop_assert_eq!(first.change, plan.change);
         prop_assert_eq!(&first.removed_duplicates, &plan.duplicates);
-        if plan.change != Change::Created {
-            prop_assert_eq!(Some(&first.hook_id), plan.hook_id.as_ref());
+        match plan.change {
+            Change::Created => prop_assert_eq!(&plan.hook_id, &None),
+            Change::Replaced => prop_assert_eq!(&first.replaced, &plan.hook_id),
+            _ => prop_assert_eq!(Some(&first.hook_id), plan.hook_id.as_ref()),
         }
         prop_assert!(s.client.plan_ensure(&hook).await.unwrap().is_unchanged());
         s.host.clear_requests();
@@ -160,6 +167,12 @@ fn run_case(kind: HostKind, seeds: &[Seed], secret: &str) -> Result<(), TestCase
             // GitHub tells whether a secret is set, not which (see `rotate_secret`).
             HostKind::GitHub => prop_assert!(kept.secret.is_some()),
             HostKind::Gitea => prop_assert!(matches!(kept.hook_type.as_str(), "gitea" | "forgejo")),
+            HostKind::Gogs => prop_assert_eq!(kept.hook_type.as_str(), "gogs"),
+        }
+        // Gitea and Gogs show no secret, and their edits keep the old one: a hook written by
+        // this run was created with the desired secret.
+        if matches!(kind, HostKind::Gitea | HostKind::Gogs) && first.change != Change::Unchanged {
+            prop_assert_eq!(kept.secret.as_deref(), Some(secret));
         }
 
         let others_after: Vec<FakeHook> = hooks

@@ -25,7 +25,7 @@ fn sorted(events: &[String]) -> Vec<String> {
 /// A hook to `url` as the host would hold one that fluxhook did not write.
 fn foreign_hook(kind: HostKind, url: &str) -> FakeHook {
     let events: &[&str] = match kind {
-        HostKind::GitHub | HostKind::Gitea => &["push", "issues"],
+        HostKind::GitHub | HostKind::Gitea | HostKind::Gogs => &["push", "issues"],
         HostKind::GitLab => &["push_events", "note_events"],
         HostKind::BitbucketCloud => &["repo:push", "issue:created"],
         HostKind::BitbucketServer => &["repo:refs_changed", "pr:merged"],
@@ -102,8 +102,8 @@ async fn ensure_updates_a_drifted_hook_and_removes_duplicates() {
     for kind in HostKind::ALL {
         let s = start(kind).await;
         let mut drifted = foreign_hook(kind, RECEIVER_URL);
-        // Gitea has no per-hook TLS setting to drift.
-        drifted.tls_verification = kind == HostKind::Gitea;
+        // Gitea and Gogs have no per-hook TLS setting to drift.
+        drifted.tls_verification = matches!(kind, HostKind::Gitea | HostKind::Gogs);
         let kept = s.host.seed(drifted.clone());
         let duplicate_a = s.host.seed(foreign_hook(kind, RECEIVER_URL));
         let other = s
@@ -113,17 +113,35 @@ async fn ensure_updates_a_drifted_hook_and_removes_duplicates() {
 
         let hook = desired("receiver-token");
         let ensured = s.client.ensure(&hook).await.unwrap();
-        assert_eq!(ensured.change, Change::Updated, "{kind:?}");
         assert_eq!(ensured.removed_duplicates.len(), 2, "{kind:?}");
 
         let hooks = s.host.hooks();
         let ids: Vec<u64> = hooks.iter().map(|h| h.id).collect();
-        assert_eq!(
-            ids,
-            [kept, other],
-            "{kind:?}: {duplicate_a} {duplicate_b} removed"
-        );
-        let kept_hook = &hooks[0];
+        let kept_hook = match kind {
+            // Their edits would keep the old secret: the hook is replaced.
+            HostKind::Gitea | HostKind::Gogs => {
+                assert_eq!(ensured.change, Change::Replaced, "{kind:?}");
+                assert_eq!(
+                    ensured.replaced.as_ref().map(|id| id.as_str()),
+                    Some(kept.to_string().as_str())
+                );
+                assert_eq!(
+                    ids,
+                    [other, duplicate_b + 1],
+                    "{kind:?}: {duplicate_a} removed"
+                );
+                &hooks[1]
+            }
+            _ => {
+                assert_eq!(ensured.change, Change::Updated, "{kind:?}");
+                assert_eq!(
+                    ids,
+                    [kept, other],
+                    "{kind:?}: {duplicate_a} {duplicate_b} removed"
+                );
+                &hooks[0]
+            }
+        };
         assert_eq!(
             sorted(&kept_hook.events),
             native_events(kind, &hook),
@@ -136,8 +154,9 @@ async fn ensure_updates_a_drifted_hook_and_removes_duplicates() {
         );
         assert!(kept_hook.tls_verification, "{kind:?}");
         let untouched = foreign_hook(kind, "https://ci.example.com/hook");
-        assert_eq!(hooks[1].events, untouched.events, "{kind:?}");
-        assert_eq!(hooks[1].secret, untouched.secret, "{kind:?}");
+        let other_hook = hooks.iter().find(|h| h.id == other).unwrap();
+        assert_eq!(other_hook.events, untouched.events, "{kind:?}");
+        assert_eq!(other_hook.secret, untouched.secret, "{kind:?}");
 
         s.host.clear_requests();
         assert_eq!(
@@ -159,8 +178,9 @@ async fn gitea_hooks_of_another_type_are_replaced_not_edited() {
     assert_eq!(listed[0].payload, PayloadFormat::Other("slack".into()));
 
     let ensured = s.client.ensure(&desired("receiver-token")).await.unwrap();
-    assert_eq!(ensured.change, Change::Created);
-    assert_eq!(ensured.removed_duplicates.len(), 1);
+    assert_eq!(ensured.change, Change::Replaced);
+    assert_eq!(ensured.replaced, Some(listed[0].id.clone()));
+    assert!(ensured.removed_duplicates.is_empty());
     let hooks = s.host.hooks();
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].hook_type, "gitea");
@@ -193,7 +213,7 @@ async fn a_changed_secret_is_seen_where_the_host_keeps_a_label() {
 
 #[tokio::test]
 async fn rotate_secret_writes_where_the_host_hides_it() {
-    for kind in [HostKind::GitHub, HostKind::Gitea] {
+    for kind in [HostKind::GitHub, HostKind::Gitea, HostKind::Gogs] {
         let s = start(kind).await;
         s.client.ensure(&desired("first")).await.unwrap();
         // The host cannot tell the secrets apart...
@@ -201,9 +221,14 @@ async fn rotate_secret_writes_where_the_host_hides_it() {
             s.client.ensure(&desired("second")).await.unwrap().change,
             Change::Unchanged
         );
-        // ...so a rotation is asked for explicitly.
+        // ...so a rotation is asked for explicitly; where an edit keeps the old secret, the
+        // hook is replaced.
         let rotated = s.client.rotate_secret(&desired("second")).await.unwrap();
-        assert_eq!(rotated.change, Change::Updated, "{kind:?}");
+        let expected = match kind {
+            HostKind::GitHub => Change::Updated,
+            _ => Change::Replaced,
+        };
+        assert_eq!(rotated.change, expected, "{kind:?}");
         assert_eq!(
             s.host.hooks()[0].secret.as_deref(),
             Some("second"),
@@ -243,8 +268,12 @@ async fn lists_follow_each_hosts_pagination() {
             .map(|n| format!("https://ci.example.com/hook/{n}"))
             .collect();
         assert_eq!(urls, expected, "{kind:?}");
-        // Pages of two: four requests.
-        assert_eq!(s.host.requests().len(), 4, "{kind:?}");
+        // Pages of two: four requests; Gogs lists all at once.
+        let pages = match kind {
+            HostKind::Gogs => 1,
+            _ => 4,
+        };
+        assert_eq!(s.host.requests().len(), pages, "{kind:?}");
     }
 }
 
@@ -405,11 +434,16 @@ async fn errors_name_host_repository_and_status_but_no_credentials() {
         let wrong = client_for(&s.host, "wrong-token-value", clock);
         let error = wrong.list().await.unwrap_err();
         let message = error.to_string();
-        assert_eq!(error.status(), Some(401), "{kind:?}: {message}");
+        // Gogs' admin check answers a caller it could not sign in with 403.
+        let status = match kind {
+            HostKind::Gogs => 403,
+            _ => 401,
+        };
+        assert_eq!(error.status(), Some(status), "{kind:?}: {message}");
         assert_eq!(error.provider(), provider(kind));
         assert!(message.contains(&s.host.addr().to_string()), "{message}");
         assert!(message.contains(s.host.repo()), "{message}");
-        assert!(message.contains("HTTP 401"), "{message}");
+        assert!(message.contains(&format!("HTTP {status}")), "{message}");
         assert!(!message.contains("wrong-token-value"), "{message}");
         assert!(!format!("{error:?}").contains("wrong-token-value"));
         assert!(!format!("{wrong:?}").contains("wrong-token-value"));

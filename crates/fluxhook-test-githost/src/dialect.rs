@@ -196,6 +196,16 @@ pub(crate) trait Dialect: Send + Sync {
         self.not_found(ctx)
     }
 
+    /// The methods one hook's path answers; others are unknown routes.
+    fn item_methods(&self) -> &'static [Method] {
+        &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE]
+    }
+
+    /// The reply to `method` on a hook that does not exist.
+    fn missing_hook(&self, ctx: &Ctx<'_>, _method: &Method) -> Reply {
+        self.hook_not_found(ctx)
+    }
+
     /// Status of a spent primary rate limit.
     fn rate_limit_status(&self) -> StatusCode {
         StatusCode::TOO_MANY_REQUESTS
@@ -241,6 +251,7 @@ pub(crate) fn for_kind(kind: HostKind) -> &'static dyn Dialect {
         HostKind::BitbucketCloud => &crate::bitbucket_cloud::BitbucketCloud,
         HostKind::BitbucketServer => &crate::bitbucket_server::BitbucketServer,
         HostKind::Gitea => &crate::gitea::Gitea,
+        HostKind::Gogs => &crate::gogs::Gogs,
     }
 }
 

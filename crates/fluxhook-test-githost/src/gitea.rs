@@ -1,4 +1,5 @@
-//! Gitea / Forgejo REST API: repository webhooks (`/repos/{owner}/{repo}/hooks`).
+//! Gitea / Forgejo REST API: repository webhooks (`/repos/{owner}/{repo}/hooks`), as
+//! go-gitea/gitea serves them (`routers/api/v1/repo/hook.go`, `routers/api/v1/utils/hook.go`).
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
@@ -60,8 +61,12 @@ fn apply_config(
         Some(t @ ("json" | "form")) => hook.content_type = t.to_owned(),
         Some(_) => return Err(unprocessable(ctx, "Invalid content type")),
     }
-    if let Some(secret) = text("secret") {
-        hook.secret = (!secret.is_empty()).then(|| secret.to_owned());
+    // `addHook` takes `config.secret`; `editHook` of older Gitea (go-gitea/gitea 3e4d1edd,
+    // `routers/api/v1/utils/hook.go`; go-gitea/gitea#23142) and Forgejo releases has no case
+    // for it, so an edit keeps the old secret. The fake does as those versions do: clients
+    // must not rely on an edit to change the secret.
+    if create {
+        hook.secret = text("secret").filter(|s| !s.is_empty()).map(str::to_owned);
     }
     Ok(())
 }

@@ -2,8 +2,8 @@
 //!
 //! Each fake speaks one host's documented hooks API: GitHub (`/repos/{owner}/{repo}/hooks`),
 //! GitLab (`/projects/{id}/hooks`), Bitbucket Cloud (`/repositories/{workspace}/{slug}/hooks`),
-//! Bitbucket Server / Data Center (`/projects/{KEY}/repos/{slug}/webhooks`) and Gitea / Forgejo
-//! (`/repos/{owner}/{repo}/hooks`). It checks the method, the path, the credentials header and
+//! Bitbucket Server / Data Center (`/projects/{KEY}/repos/{slug}/webhooks`), Gitea / Forgejo
+//! and Gogs (`/repos/{owner}/{repo}/hooks`). It checks the method, the path, the credentials header and
 //! the body the way the host does, rejects wrong ones with the host's status and error shape
 //! (401, 404, 400/422), stores hooks, replies in the host's JSON shapes, paginates with a small
 //! page size so that clients must follow the host's pagination, can inject rate limiting and
@@ -37,6 +37,7 @@ mod dialect;
 mod gitea;
 mod github;
 mod gitlab;
+mod gogs;
 mod server;
 
 use std::net::SocketAddr;
@@ -57,17 +58,32 @@ pub enum HostKind {
     BitbucketServer,
     /// Gitea and Forgejo (REST API under `/api/v1`).
     Gitea,
+    /// Gogs (REST API under `/api/v1`).
+    Gogs,
 }
 
 impl HostKind {
     /// Every host kind, for tests that cover them all.
-    pub const ALL: [HostKind; 5] = [
+    pub const ALL: [HostKind; 6] = [
         HostKind::GitHub,
         HostKind::GitLab,
         HostKind::BitbucketCloud,
         HostKind::BitbucketServer,
         HostKind::Gitea,
+        HostKind::Gogs,
     ];
+
+    /// The host's name as fluxhook's `--provider` flag and annotations write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostKind::GitHub => "github",
+            HostKind::GitLab => "gitlab",
+            HostKind::BitbucketCloud => "bitbucket-cloud",
+            HostKind::BitbucketServer => "bitbucket-server",
+            HostKind::Gitea => "gitea",
+            HostKind::Gogs => "gogs",
+        }
+    }
 
     /// The path under which this host serves its REST API.
     pub fn api_prefix(self) -> &'static str {
@@ -76,7 +92,7 @@ impl HostKind {
             HostKind::GitLab => "/api/v4",
             HostKind::BitbucketCloud => "/2.0",
             HostKind::BitbucketServer => "/rest/api/1.0",
-            HostKind::Gitea => "/api/v1",
+            HostKind::Gitea | HostKind::Gogs => "/api/v1",
         }
     }
 }
@@ -118,6 +134,7 @@ impl FakeConfig {
             HostKind::BitbucketCloud => ("atlassian", "stash-example-plugin"),
             HostKind::BitbucketServer => ("PRJ", "fleet"),
             HostKind::Gitea => ("gitea", "fleet"),
+            HostKind::Gogs => ("gogs", "fleet"),
         };
         FakeConfig {
             kind,

@@ -170,12 +170,15 @@ fn respond(
             _ => dialect.not_found(ctx),
         },
         Target::Item(reference) => {
+            if !dialect.item_methods().contains(method) {
+                return dialect.not_found(ctx);
+            }
             let Some(index) = state
                 .hooks
                 .iter()
                 .position(|h| dialect.hook_ref(h) == reference)
             else {
-                return dialect.hook_not_found(ctx);
+                return dialect.missing_hook(ctx, method);
             };
             match method {
                 &Method::GET => {

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 fn hooks_path(host: &FakeHost) -> String {
     let (owner, repo) = (host.owner(), host.repo());
     match host.kind() {
-        HostKind::GitHub | HostKind::Gitea => format!("/repos/{owner}/{repo}/hooks"),
+        HostKind::GitHub | HostKind::Gitea | HostKind::Gogs => {
+            format!("/repos/{owner}/{repo}/hooks")
+        }
         HostKind::GitLab => format!("/projects/{}%2F{repo}/hooks", owner.replace('/', "%2F")),
         HostKind::BitbucketCloud => format!("/repositories/{owner}/{repo}/hooks"),
         HostKind::BitbucketServer => format!("/projects/{owner}/repos/{repo}/webhooks"),
@@ -21,7 +23,7 @@ fn hooks_path(host: &FakeHost) -> String {
 fn auth(kind: HostKind, token: &str) -> (&'static str, String) {
     match kind {
         HostKind::GitLab => ("private-token", token.to_owned()),
-        HostKind::Gitea => ("authorization", format!("token {token}")),
+        HostKind::Gitea | HostKind::Gogs => ("authorization", format!("token {token}")),
         _ => ("authorization", format!("Bearer {token}")),
     }
 }
@@ -62,6 +64,9 @@ fn valid_create_body(kind: HostKind) -> Value {
         HostKind::Gitea => {
             json!({"type": "gitea", "config": {"url": url, "content_type": "json", "secret": "s"}, "events": ["push"], "active": true})
         }
+        HostKind::Gogs => {
+            json!({"type": "gogs", "config": {"url": url, "content_type": "json", "secret": "s"}, "events": ["push"], "active": true})
+        }
     }
 }
 
@@ -101,6 +106,58 @@ async fn wrong_credentials_are_401s_in_each_hosts_shape() {
         let (status, _, _) = call(&host, Method::GET, &path, auth(kind, host.token()), None).await;
         assert_eq!(status, StatusCode::OK, "{kind:?}");
     }
+}
+
+#[tokio::test]
+async fn gogs_refuses_a_wrong_token_as_its_admin_check_does() {
+    // Gogs' `reqRepoAdmin` answers a caller it could not sign in with a bare 403.
+    let host = FakeHost::start(HostKind::Gogs).await.unwrap();
+    let path = hooks_path(&host);
+    let (status, _, body) = call(
+        &host,
+        Method::GET,
+        &path,
+        auth(HostKind::Gogs, "wrong"),
+        None,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::FORBIDDEN, Value::Null));
+    let bearer = ("authorization", format!("Bearer {}", host.token()));
+    let (status, _, _) = call(&host, Method::GET, &path, bearer, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "Gogs reads only `token`");
+}
+
+#[tokio::test]
+async fn gogs_edits_keep_the_secret_and_deletes_of_missing_hooks_succeed() {
+    let host = FakeHost::start(HostKind::Gogs).await.unwrap();
+    let path = hooks_path(&host);
+    let token = || auth(HostKind::Gogs, host.token());
+    let (_, _, created) = call(
+        &host,
+        Method::POST,
+        &path,
+        token(),
+        Some(valid_create_body(HostKind::Gogs)),
+    )
+    .await;
+    let id = created["id"].as_u64().unwrap();
+    let edit = json!({"config": {"url": "https://flux.example.com/hook/2", "secret": "new"}, "events": ["push", "pull_request"]});
+    let (status, _, edited) = call(
+        &host,
+        Method::PATCH,
+        &format!("{path}/{id}"),
+        token(),
+        Some(edit),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(edited["events"], json!(["push", "pull_request"]));
+    assert_eq!(host.hooks()[0].secret.as_deref(), Some("s"));
+    assert_eq!(host.hooks()[0].url, "https://flux.example.com/hook/2");
+    let (status, _, _) = call(&host, Method::DELETE, &format!("{path}/999"), token(), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = call(&host, Method::GET, &format!("{path}/{id}"), token(), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "Gogs has no GET of one hook");
 }
 
 #[tokio::test]
@@ -156,6 +213,7 @@ async fn invalid_bodies_are_refused_as_the_host_does() {
         (HostKind::BitbucketCloud, 400, "Bad request"),
         (HostKind::BitbucketServer, 400, "A name is required."),
         (HostKind::Gitea, 422, "[Type]: Required"),
+        (HostKind::Gogs, 422, "Invalid hook type."),
     ];
     for (kind, code, text) in expected {
         let host = FakeHost::start(kind).await.unwrap();
@@ -200,13 +258,13 @@ async fn replies_show_whether_a_secret_is_set_as_each_host_does() {
             HostKind::GitHub => hook.pointer("/config/secret").cloned(),
             HostKind::BitbucketCloud => hook.get("secret_set").cloned(),
             HostKind::BitbucketServer => hook.pointer("/configuration/secret").cloned(),
-            HostKind::GitLab | HostKind::Gitea => None,
+            HostKind::GitLab | HostKind::Gitea | HostKind::Gogs => None,
         };
         let expected = match kind {
             HostKind::GitHub => Some(json!("********")),
             HostKind::BitbucketCloud => Some(json!(true)),
             HostKind::BitbucketServer => Some(json!("s")),
-            HostKind::GitLab | HostKind::Gitea => None,
+            HostKind::GitLab | HostKind::Gitea | HostKind::Gogs => None,
         };
         assert_eq!(shown, expected, "{kind:?}: {hook}");
         assert!(!hook.to_string().contains("\"token\":\"s\""), "{kind:?}");
@@ -282,6 +340,11 @@ async fn pages_are_small_and_linked_in_each_hosts_style() {
             .unwrap_or_default()
             .to_owned();
         match kind {
+            HostKind::Gogs => {
+                // Gogs lists every hook at once.
+                assert_eq!(body.as_array().unwrap().len(), 3, "{kind:?}");
+                assert!(link.is_empty() && !headers.contains_key("x-total-count"));
+            }
             HostKind::GitHub | HostKind::Gitea => {
                 assert_eq!(body.as_array().unwrap().len(), 2, "{kind:?}");
                 assert!(link.contains("page=2>; rel=\"next\""), "{kind:?}: {link}");

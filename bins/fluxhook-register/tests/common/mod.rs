@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use fluxhook_register::Provider;
 use fluxhook_test_githost::{FakeHost, HostKind};
 
 /// The Receiver URL the hooks deliver to (never called: the fakes deliver nothing).
@@ -71,25 +72,14 @@ impl Drop for TempDir {
     }
 }
 
-/// The `--provider` name of a fake's host.
-pub fn provider_name(kind: HostKind) -> &'static str {
-    match kind {
-        HostKind::GitHub => "github",
-        HostKind::GitLab => "gitlab",
-        HostKind::BitbucketCloud => "bitbucket-cloud",
-        HostKind::BitbucketServer => "bitbucket-server",
-        HostKind::Gitea => "gitea",
-    }
+/// The provider the binary sees a fake as.
+pub fn provider(kind: HostKind) -> Provider {
+    kind.name().parse().unwrap()
 }
 
 /// The variable the binary reads a fake's token from.
 pub fn token_var(kind: HostKind) -> &'static str {
-    match kind {
-        HostKind::GitHub => "GITHUB_TOKEN",
-        HostKind::GitLab => "GITLAB_TOKEN",
-        HostKind::BitbucketCloud | HostKind::BitbucketServer => "BITBUCKET_TOKEN",
-        HostKind::Gitea => "GITEA_TOKEN",
-    }
+    provider(kind).token_variables()[0]
 }
 
 /// The clone URL of a fake's repository, as a GitRepository would name it.
@@ -129,7 +119,7 @@ impl Hosted {
             "--webhook-url".into(),
             WEBHOOK_URL.into(),
             "--provider".into(),
-            provider_name(self.host.kind()).into(),
+            self.host.kind().name().into(),
             "--api-url".into(),
             self.host.api_base(),
             "--allow-http".into(),

@@ -285,10 +285,18 @@ impl Registrar {
             let result = client.ensure(&hook.desired).await;
             let (event, note) = match &result {
                 Ok(ensured) => {
-                    let verb = match ensured.change {
-                        Change::Created => Some((event_reason::WEBHOOK_CREATED, "created")),
-                        Change::Updated => Some((event_reason::WEBHOOK_UPDATED, "updated")),
-                        Change::Unchanged => None,
+                    let verb = match (ensured.change, &ensured.replaced) {
+                        (Change::Created, _) => {
+                            Some((event_reason::WEBHOOK_CREATED, "created".to_string()))
+                        }
+                        (Change::Updated, _) => {
+                            Some((event_reason::WEBHOOK_UPDATED, "updated".to_string()))
+                        }
+                        (Change::Replaced, Some(old)) => Some((
+                            event_reason::WEBHOOK_UPDATED,
+                            format!("replaced hook {old} with"),
+                        )),
+                        _ => None,
                     };
                     match verb {
                         Some((event, verb)) => (

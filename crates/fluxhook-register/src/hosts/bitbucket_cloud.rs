@@ -5,13 +5,31 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, flag, hook_id, kind, string_set, text};
+use super::{Auth, HostApi, Profile, flag, hook_id, kind, string_set, text};
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
 
 pub(crate) struct BitbucketCloud;
 
+static PROFILE: Profile = Profile {
+    name: "bitbucket-cloud",
+    aliases: &["bitbucket"],
+    title: "Bitbucket Cloud",
+    hostnames: &["bitbucket.org", "www.bitbucket.org", "altssh.bitbucket.org"],
+    api_suffix: "2.0",
+    token_variables: &["BITBUCKET_TOKEN"],
+};
+
 impl HostApi for BitbucketCloud {
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
+    }
+
+    /// Bitbucket Cloud has one API, whatever host name a repository URL shows.
+    fn saas_api_base(&self, _host: &str) -> Option<String> {
+        Some("https://api.bitbucket.org/2.0".to_owned())
+    }
+
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
         vec![
             "repositories".into(),
@@ -21,8 +39,8 @@ impl HostApi for BitbucketCloud {
         ]
     }
 
-    fn page_size_param(&self) -> (&'static str, &'static str) {
-        ("pagelen", "100")
+    fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
+        Some(("pagelen", "100"))
     }
 
     fn next_page(&self, _current: &Url, _headers: &HeaderMap, body: &Value) -> Option<String> {

@@ -6,13 +6,58 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, flag, hook_id, kind, string_set, text, with_query};
+use super::{Auth, HostApi, Profile, RepoPath, flag, hook_id, kind, string_set, text, with_query};
 use crate::hook::{fingerprint_label, secret_state_from_label};
+use crate::repository::{GitScheme, GitUrl};
 use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository};
 
 pub(crate) struct BitbucketServer;
 
+static PROFILE: Profile = Profile {
+    name: "bitbucket-server",
+    aliases: &["bitbucket-datacenter", "bitbucket-data-center"],
+    title: "Bitbucket Server",
+    hostnames: &[],
+    api_suffix: "rest/api/1.0",
+    token_variables: &["BITBUCKET_TOKEN"],
+};
+
+/// Bitbucket Server project keys are upper case (SSH URLs show them lower-cased); personal
+/// projects (`~user`) keep the user's name as is.
+fn project_key(key: &str) -> String {
+    match key.starts_with('~') {
+        true => key.to_owned(),
+        false => key.to_ascii_uppercase(),
+    }
+}
+
 impl HostApi for BitbucketServer {
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
+    }
+
+    /// Clone URLs are `https://host[/context]/scm/PROJECT/repo.git` and
+    /// `ssh://git@host:7999/project/repo.git`.
+    fn split_path(&self, url: &GitUrl, segments: &[String]) -> Result<RepoPath, &'static str> {
+        let http = matches!(url.scheme, GitScheme::Https | GitScheme::Http);
+        let (context, rest) = match segments.iter().position(|s| s == "scm") {
+            Some(scm) if http => (
+                segments.get(..scm).unwrap_or_default().join("/"),
+                segments.get(scm + 1..).unwrap_or_default(),
+            ),
+            _ if http => return Err("[context/]scm/PROJECT/repo"),
+            _ => (String::new(), segments),
+        };
+        match rest {
+            [key, slug] => Ok(RepoPath {
+                context,
+                owner: project_key(key),
+                name: slug.clone(),
+            }),
+            _ => Err("scm/PROJECT/repo (https) or PROJECT/repo (ssh)"),
+        }
+    }
+
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
         vec![
             "projects".into(),
@@ -23,8 +68,8 @@ impl HostApi for BitbucketServer {
         ]
     }
 
-    fn page_size_param(&self) -> (&'static str, &'static str) {
-        ("limit", "100")
+    fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
+        Some(("limit", "100"))
     }
 
     fn next_page(&self, current: &Url, _headers: &HeaderMap, body: &Value) -> Option<String> {

@@ -6,10 +6,19 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, flag, hook_id, link_next, string_set, text};
+use super::{Auth, HostApi, Profile, flag, hook_id, link_next, string_set, text};
 use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
 
 pub(crate) struct Gitea;
+
+static PROFILE: Profile = Profile {
+    name: "gitea",
+    aliases: &["forgejo"],
+    title: "Gitea",
+    hostnames: &["gitea.com", "codeberg.org"],
+    api_suffix: "api/v1",
+    token_variables: &["GITEA_TOKEN", "FORGEJO_TOKEN"],
+};
 
 fn config(desired: &DesiredHook) -> Value {
     json!({
@@ -20,6 +29,10 @@ fn config(desired: &DesiredHook) -> Value {
 }
 
 impl HostApi for Gitea {
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
+    }
+
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
         vec![
             "repos".into(),
@@ -29,8 +42,8 @@ impl HostApi for Gitea {
         ]
     }
 
-    fn page_size_param(&self) -> (&'static str, &'static str) {
-        ("limit", "50")
+    fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
+        Some(("limit", "50"))
     }
 
     fn next_page(&self, _current: &Url, headers: &HeaderMap, _body: &Value) -> Option<String> {
@@ -76,6 +89,14 @@ impl HostApi for Gitea {
             "events": desired.events().native(Provider::Gitea),
             "active": true,
         })
+    }
+
+    /// Gitea's `editHook` (`routers/api/v1/utils/hook.go`) long ignored `config.secret`
+    /// (go-gitea/gitea 3e4d1edd; compare 040cb8b6, which reads it; go-gitea/gitea#23142 asked
+    /// for it), and Forgejo forked from those versions. The host never shows the secret, so an edited hook may keep an old
+    /// one: a hook that differs is replaced instead.
+    fn edit_can_fix(&self, _hook: &Hook) -> bool {
+        false
     }
 
     fn update_method(&self) -> Method {

@@ -5,10 +5,30 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, flag, hook_id, link_next, string_set, text};
+use super::{Auth, HostApi, Profile, flag, hook_id, link_next, string_set, text};
 use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
 
 pub(crate) struct GitHub;
+
+static PROFILE: Profile = Profile {
+    name: "github",
+    aliases: &[],
+    title: "GitHub",
+    hostnames: &["github.com", "www.github.com", "ssh.github.com"],
+    api_suffix: "api/v3",
+    token_variables: &["GITHUB_TOKEN"],
+};
+
+/// GitHub Enterprise Cloud with data residency lives at `<subdomain>.ghe.com`, its API at
+/// `api.<subdomain>.ghe.com`
+/// (<https://docs.github.com/en/enterprise-cloud@latest/admin/data-residency/network-details-for-ghecom>).
+const GHE_COM: &str = ".ghe.com";
+
+/// The `<subdomain>` of a `<subdomain>.ghe.com` host (one label, not `api.` itself).
+fn ghe_com_subdomain(host: &str) -> Option<&str> {
+    host.strip_suffix(GHE_COM)
+        .filter(|sub| !sub.is_empty() && !sub.contains('.'))
+}
 
 fn config(desired: &DesiredHook) -> Value {
     json!({
@@ -20,6 +40,27 @@ fn config(desired: &DesiredHook) -> Value {
 }
 
 impl HostApi for GitHub {
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
+    }
+
+    fn recognises(&self, host: &str) -> bool {
+        PROFILE.hostnames.contains(&host)
+            || ghe_com_subdomain(host).is_some()
+            || host
+                .strip_prefix("ssh.")
+                .and_then(ghe_com_subdomain)
+                .is_some()
+    }
+
+    fn saas_api_base(&self, host: &str) -> Option<String> {
+        if PROFILE.hostnames.contains(&host) {
+            return Some("https://api.github.com".to_owned());
+        }
+        let host = host.strip_prefix("ssh.").unwrap_or(host);
+        ghe_com_subdomain(host).map(|sub| format!("https://api.{sub}{GHE_COM}"))
+    }
+
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
         vec![
             "repos".into(),
@@ -29,8 +70,8 @@ impl HostApi for GitHub {
         ]
     }
 
-    fn page_size_param(&self) -> (&'static str, &'static str) {
-        ("per_page", "100")
+    fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
+        Some(("per_page", "100"))
     }
 
     fn next_page(&self, _current: &Url, headers: &HeaderMap, _body: &Value) -> Option<String> {

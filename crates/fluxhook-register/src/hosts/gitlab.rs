@@ -6,11 +6,21 @@ use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, flag, hook_id, link_next, text, with_query};
+use super::{Auth, HostApi, Profile, RepoPath, flag, hook_id, link_next, text, with_query};
 use crate::hook::{fingerprint_label, secret_state_from_label};
+use crate::repository::GitUrl;
 use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository};
 
 pub(crate) struct GitLab;
+
+static PROFILE: Profile = Profile {
+    name: "gitlab",
+    aliases: &[],
+    title: "GitLab",
+    hostnames: &["gitlab.com", "www.gitlab.com", "altssh.gitlab.com"],
+    api_suffix: "api/v4",
+    token_variables: &["GITLAB_TOKEN"],
+};
 
 /// The event flags of a project hook this client sets: the wanted ones on, the others off.
 const EVENT_FLAGS: [&str; 16] = [
@@ -33,13 +43,35 @@ const EVENT_FLAGS: [&str; 16] = [
 ];
 
 impl HostApi for GitLab {
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
+    }
+
+    fn saas_api_base(&self, host: &str) -> Option<String> {
+        PROFILE
+            .hostnames
+            .contains(&host)
+            .then(|| "https://gitlab.com/api/v4".to_owned())
+    }
+
+    fn split_path(&self, _url: &GitUrl, segments: &[String]) -> Result<RepoPath, &'static str> {
+        match segments {
+            [namespace @ .., name] if !namespace.is_empty() => Ok(RepoPath {
+                context: String::new(),
+                owner: namespace.join("/"),
+                name: name.clone(),
+            }),
+            _ => Err("group[/subgroup...]/project"),
+        }
+    }
+
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
         // One segment: the path's `/` is percent-encoded as the API demands.
         vec!["projects".into(), repo.full_name(), "hooks".into()]
     }
 
-    fn page_size_param(&self) -> (&'static str, &'static str) {
-        ("per_page", "100")
+    fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
+        Some(("per_page", "100"))
     }
 
     fn next_page(&self, current: &Url, headers: &HeaderMap, _body: &Value) -> Option<String> {

@@ -1,17 +1,49 @@
-//! What differs between hosts: paths, credentials, bodies, replies, pagination, errors.
+//! Everything that differs between Git hosts, one file per host: names, host names, API
+//! paths, credentials, token variables, bodies, replies, pagination and errors. Adding a host
+//! is a new file here, an arm in [`for_provider`] and a [`Provider`] variant.
 
+pub(crate) mod azure_devops;
 mod bitbucket_cloud;
 mod bitbucket_server;
 mod gitea;
 mod github;
 mod gitlab;
+mod gogs;
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
-use crate::{DesiredHook, Hook, HookId, Provider, Repository};
+use crate::repository::GitUrl;
+use crate::{DesiredHook, Hook, HookId, PayloadFormat, Provider, Repository};
+
+/// What names a host and where it lives.
+pub(crate) struct Profile {
+    /// The name flags, annotations and reports write (`github`, `bitbucket-server`...).
+    pub(crate) name: &'static str,
+    /// Other names read as this host (`forgejo`, `bitbucket-datacenter`...).
+    pub(crate) aliases: &'static [&'static str],
+    /// The name messages show (`GitHub`, `Bitbucket Server`...).
+    pub(crate) title: &'static str,
+    /// Host names of the SaaS instance and its SSH aliases, which name this host.
+    pub(crate) hostnames: &'static [&'static str],
+    /// Where a self-hosted instance serves this API, after its web root (`api/v3`...).
+    pub(crate) api_suffix: &'static str,
+    /// The environment variables `fluxhook-register` reads an access token from, in order.
+    pub(crate) token_variables: &'static [&'static str],
+}
+
+/// A repository path split as the host names repositories.
+pub(crate) struct RepoPath {
+    /// The web path prefix of an instance served under a sub-path (Bitbucket Server's
+    /// `/bitbucket/scm/...`); empty elsewhere.
+    pub(crate) context: String,
+    /// Owner, namespace, workspace or project key.
+    pub(crate) owner: String,
+    /// Repository name.
+    pub(crate) name: String,
+}
 
 /// How the token goes into a request.
 pub(crate) struct Auth {
@@ -19,13 +51,38 @@ pub(crate) struct Auth {
     pub(crate) scheme: Option<&'static str>,
 }
 
-/// One host's hooks API.
+/// One host: what names it, and its hooks API.
 pub(crate) trait HostApi: Send + Sync {
+    /// The host's names and addresses.
+    fn profile(&self) -> &'static Profile;
+
+    /// Whether `host` (lower-cased) is one of this host's SaaS names.
+    fn recognises(&self, host: &str) -> bool {
+        self.profile().hostnames.contains(&host)
+    }
+
+    /// The API URL of the SaaS instance at `host`, for hosts that have one at a fixed address.
+    fn saas_api_base(&self, _host: &str) -> Option<String> {
+        None
+    }
+
+    /// `owner/name` of a repository path (without `.git`), or what the path should look like.
+    fn split_path(&self, _url: &GitUrl, segments: &[String]) -> Result<RepoPath, &'static str> {
+        match segments {
+            [owner, name] => Ok(RepoPath {
+                context: String::new(),
+                owner: owner.clone(),
+                name: name.clone(),
+            }),
+            _ => Err("owner/repo"),
+        }
+    }
+
     /// Path segments of the repository's hook collection under the API base.
     fn hooks_path(&self, repo: &Repository) -> Vec<String>;
 
-    /// Query parameter asking for the largest page.
-    fn page_size_param(&self) -> (&'static str, &'static str);
+    /// Query parameter asking for the largest page; `None` when the host does not page.
+    fn page_size_param(&self) -> Option<(&'static str, &'static str)>;
 
     /// The URL of the next page, if the reply says there is one.
     fn next_page(&self, current: &Url, headers: &HeaderMap, body: &Value) -> Option<String>;
@@ -60,6 +117,12 @@ pub(crate) trait HostApi: Send + Sync {
     /// The body creating `desired`.
     fn create_body(&self, desired: &DesiredHook) -> Value;
 
+    /// Whether an edit can make `hook` (to the right URL) into any wanted hook; if not, it is
+    /// replaced: deleted and created anew.
+    fn edit_can_fix(&self, hook: &Hook) -> bool {
+        !matches!(hook.payload, PayloadFormat::Other(_))
+    }
+
     /// The method editing a hook.
     fn update_method(&self) -> Method;
 
@@ -79,6 +142,7 @@ pub(crate) fn for_provider(provider: Provider) -> &'static dyn HostApi {
         Provider::BitbucketCloud => &bitbucket_cloud::BitbucketCloud,
         Provider::BitbucketServer => &bitbucket_server::BitbucketServer,
         Provider::Gitea => &gitea::Gitea,
+        Provider::Gogs => &gogs::Gogs,
     }
 }
 

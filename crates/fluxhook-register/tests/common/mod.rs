@@ -14,13 +14,7 @@ use fluxhook_test_githost::{FakeConfig, FakeHost, HostKind};
 pub const RECEIVER_URL: &str = "https://flux.example.com/hook/5a1b0c";
 
 pub fn provider(kind: HostKind) -> Provider {
-    match kind {
-        HostKind::GitHub => Provider::GitHub,
-        HostKind::GitLab => Provider::GitLab,
-        HostKind::BitbucketCloud => Provider::BitbucketCloud,
-        HostKind::BitbucketServer => Provider::BitbucketServer,
-        HostKind::Gitea => Provider::Gitea,
-    }
+    kind.name().parse().unwrap()
 }
 
 /// Records the waits it is asked for and returns at once.

@@ -1,0 +1,125 @@
+//! Gogs: the API family Gitea forked from, `/repos/{owner}/{repo}/hooks` under `/api/v1`,
+//! `Authorization: token`, hooks of type `gogs` with a `config` map.
+//!
+//! What differs from Gitea, from gogs/gogs (`internal/route/api/v1/repo_hook.go`,
+//! `internal/database/webhook.go`, commit eb1054e5, 2026):
+//! - the hook list is one unpaged array (`listHooks` has no `page`/`limit`);
+//! - hooks have type `gogs` (`IsValidHookTaskType`: `gogs`, `slack`, `discord`, `dingtalk`);
+//! - events are `create`, `delete`, `fork`, `push`, `issues`, `issue_comment`,
+//!   `pull_request`, `release`, read back as written;
+//! - deliveries carry `X-Gogs-Signature`, a bare hex HMAC-SHA256, and no `X-Hub-Signature`.
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::{Auth, HostApi, Profile, flag, hook_id, string_set, text};
+use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
+
+pub(crate) struct Gogs;
+
+static PROFILE: Profile = Profile {
+    name: "gogs",
+    aliases: &[],
+    title: "Gogs",
+    hostnames: &[],
+    api_suffix: "api/v1",
+    token_variables: &["GOGS_TOKEN"],
+};
+
+/// The hook type that sends Gogs' own JSON payload.
+const HOOK_TYPE: &str = "gogs";
+
+fn config(desired: &DesiredHook) -> Value {
+    json!({
+        "url": desired.url().as_str(),
+        "content_type": "json",
+        "secret": desired.secret().expose(),
+    })
+}
+
+impl HostApi for Gogs {
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
+    }
+
+    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+        vec![
+            "repos".into(),
+            repo.owner().into(),
+            repo.name().into(),
+            "hooks".into(),
+        ]
+    }
+
+    fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
+        None
+    }
+
+    fn next_page(&self, _current: &Url, _headers: &HeaderMap, _body: &Value) -> Option<String> {
+        None
+    }
+
+    fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
+        let hook_type = text(item, "/type");
+        let payload = match (
+            hook_type.as_str(),
+            text(item, "/config/content_type").as_str(),
+        ) {
+            (HOOK_TYPE, "json") => PayloadFormat::Json,
+            (HOOK_TYPE, _) => PayloadFormat::Form,
+            _ => PayloadFormat::Other(hook_type),
+        };
+        Ok(Hook {
+            id: hook_id(item, "id")?,
+            url: text(item, "/config/url"),
+            events: string_set(item, "events"),
+            active: flag(item, "/active", true),
+            payload,
+            // Gogs verifies TLS per instance (`[webhook] SKIP_TLS_VERIFY`), not per hook.
+            tls_verification: true,
+            // `toRepositoryHook` never shows the secret.
+            secret: SecretState::Hidden,
+        })
+    }
+
+    fn auth(&self) -> Auth {
+        Auth {
+            header: "authorization",
+            scheme: Some("token"),
+        }
+    }
+
+    fn create_body(&self, desired: &DesiredHook) -> Value {
+        json!({
+            "type": HOOK_TYPE,
+            "config": config(desired),
+            "events": desired.events().native(Provider::Gogs),
+            "active": true,
+        })
+    }
+
+    /// `editHook` never reads `config.secret`: an edited hook keeps the secret it was created
+    /// with, which the host does not show. A hook that differs is replaced instead.
+    fn edit_can_fix(&self, _hook: &Hook) -> bool {
+        false
+    }
+
+    fn update_method(&self) -> Method {
+        Method::PATCH
+    }
+
+    fn update_body(&self, desired: &DesiredHook) -> Value {
+        json!({
+            "config": config(desired),
+            "events": desired.events().native(Provider::Gogs),
+            "active": true,
+        })
+    }
+
+    fn error_message(&self, body: &Value) -> Option<String> {
+        // `APIContext.ErrorStatus`: `{"message": ..., "url": <doc URL>}`.
+        body.get("message")?.as_str().map(str::to_owned)
+    }
+}
