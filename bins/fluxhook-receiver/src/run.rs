@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use axum::Router;
 use fluxhook_oidc::{HttpKeySource, OidcVerifier, VerifierConfig};
 use fluxhook_receiver::controller::{self, ControllerConfig, Readiness};
 use fluxhook_receiver::registration::RegistrationConfig;
-use fluxhook_receiver::server::{self, Limits, ReceiverServer};
+use fluxhook_receiver::server::{self, App, Limits, ReceiverServer};
 use fluxhook_receiver::{EndpointIndex, Metrics};
 use fluxhook_trigger::Trigger;
 use tokio::sync::watch;
@@ -57,33 +56,28 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
 
     // Every address is bound before anything runs: one in use fails the start.
     let listeners = [
-        ("webhook receiver", &flags.receiver_addr, receiver.router()),
+        // The webhook server's app counts its connections in the metrics.
+        ("webhook receiver", &flags.receiver_addr, receiver.app()),
         (
             "health",
             &flags.health_addr,
-            health::router(readiness.clone()),
+            health::router(readiness.clone()).into(),
         ),
         (
             "metrics",
             &flags.metrics_addr,
-            Arc::clone(&metrics).router(),
+            Arc::clone(&metrics).router().into(),
         ),
     ];
     let (stop, stopping) = watch::channel(false);
     let mut servers = JoinSet::new();
     let limits = receiver.limits().clone();
-    for (name, addr, router) in listeners {
+    for (name, addr, app) in listeners {
         let listener = listen::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for the {name} server"))?;
         tracing::info!(addr = %listener.local_addr()?, "starting the {name} server");
-        servers.spawn(serve(
-            name,
-            listener,
-            router,
-            limits.clone(),
-            stopping.clone(),
-        ));
+        servers.spawn(serve(name, listener, app, limits.clone(), stopping.clone()));
     }
 
     let outcome = tokio::select! {
@@ -144,19 +138,19 @@ fn controller_config(flags: &Flags) -> anyhow::Result<ControllerConfig> {
     })
 }
 
-/// Serves `router` until `stopping` turns true; the server's name when it
+/// Serves `app` until `stopping` turns true; the server's name when it
 /// has drained.
 async fn serve(
     name: &'static str,
     listener: tokio::net::TcpListener,
-    router: Router,
+    app: App,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<&'static str> {
     let stopped = async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    server::serve(listener, router, &limits, stopped)
+    server::serve(listener, app, &limits, stopped)
         .await
         .with_context(|| format!("the {name} server failed"))?;
     Ok(name)

@@ -1,137 +1,23 @@
 //! The webhook server's protections, over raw TCP on loopback: request head
 //! size and count, read time limits, the body limit with chunked bodies,
-//! the bound on requests in flight, and graceful shutdown.
+//! the lingering close that lets a sender read its 413, the bound on
+//! requests handled at once, connection floods and slow heads, and graceful
+//! shutdown.
 //!
 //! No assertion here is about speed: time limits are set short so the tests
-//! end soon, and waits have generous hang guards.
+//! end soon, waits wait on what the client reads, and every wait has a
+//! generous hang guard.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod server_support;
+
 use std::time::Duration;
 
-use fluxhook_oidc::{HttpKeySource, OidcVerifier};
-use fluxhook_receiver::server::{Limits, ReceiverServer};
-use fluxhook_receiver::{Endpoint, EndpointIndex, EndpointState};
-use fluxhook_trigger::Trigger;
-use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use fluxhook_receiver::server::Limits;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
-/// Bounds every wait, so a broken server fails the test instead of hanging it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-
-/// A server with one `generic` Receiver that has nothing to reconcile (so
-/// no API server is needed), answering 200 to any POST at `path`.
-struct Served {
-    addr: SocketAddr,
-    path: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<io::Result<()>>,
-}
-
-async fn serve(limits: Limits) -> Served {
-    let receiver = serde_json::from_value(json!({
-        "apiVersion": "notification.toolkit.fluxcd.io/v1",
-        "kind": "Receiver",
-        "metadata": {"name": "generic", "namespace": "flux-system"},
-        "spec": {"type": "generic", "secretRef": {"name": "token"}, "resources": []},
-    }))
-    .unwrap();
-    let secret = BTreeMap::from([("token".to_owned(), b"s3cr3t".to_vec())]);
-    let endpoint = Endpoint::compile(&receiver, Some(&secret)).unwrap();
-    let path = endpoint.webhook_path().as_str().to_owned();
-    let index = Arc::new(EndpointIndex::default());
-    index.publish(EndpointState::Ready(Arc::new(endpoint)));
-
-    // Never called: the Receiver reconciles nothing.
-    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-    let trigger = Trigger::new(kube::Client::try_from(config).unwrap());
-    let verifier = Arc::new(OidcVerifier::new(Arc::new(HttpKeySource::new().unwrap())));
-    let server = ReceiverServer::new(index, trigger, verifier).with_limits(limits);
-
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Served {
-        addr,
-        path,
-        stop: Some(stop),
-        task,
-    }
-}
-
-impl Served {
-    async fn connect(&self) -> TcpStream {
-        TcpStream::connect(self.addr).await.unwrap()
-    }
-
-    /// A request head for a POST to the Receiver, the connection to close
-    /// after the answer.
-    fn head(&self, extra_headers: &str) -> String {
-        format!(
-            "POST {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra_headers}\r\n",
-            self.path
-        )
-    }
-
-    /// Sends `request` on a new connection and reads the whole answer.
-    async fn exchange(&self, request: &[u8]) -> String {
-        let mut stream = self.connect().await;
-        stream.write_all(request).await.unwrap();
-        read_answer(&mut stream).await
-    }
-
-    /// Waits until a POST to an unknown path is refused with 503: the one
-    /// request slot is taken.
-    async fn wait_until_busy(&self) {
-        let probe = "POST /hook/probe HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-        guard(async {
-            loop {
-                let answer = self.exchange(probe.as_bytes()).await;
-                if status(&answer) == 503 {
-                    return;
-                }
-                assert_eq!(status(&answer), 404, "{answer}");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
-    }
-}
-
-async fn guard<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(HANG_GUARD, future)
-        .await
-        .expect("the server answers")
-}
-
-/// Everything the server sends until it closes the connection.
-async fn read_answer(stream: &mut TcpStream) -> String {
-    let mut answer = Vec::new();
-    guard(async {
-        // A reset after the answer is as good as a close.
-        let _ = stream.read_to_end(&mut answer).await;
-    })
-    .await;
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// The status code of an HTTP/1.1 answer, 0 if there is none.
-fn status(answer: &str) -> u16 {
-    answer
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
-}
+use server_support::{guard, read_answer, serve, status};
 
 #[tokio::test]
 async fn request_heads_over_the_limits_are_refused_with_431() {
@@ -242,6 +128,83 @@ async fn a_chunked_body_over_the_limit_is_answered_413() {
     assert_eq!(status(&answer), 413, "{answer}");
 }
 
+/// More than the kernel buffers of both ends of a loopback connection hold,
+/// so that a sender can finish writing only if the server reads.
+const MORE_THAN_SOCKET_BUFFERS: usize = 32 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_sender_that_writes_its_whole_refused_body_before_reading_reads_413() {
+    let limits = Limits {
+        max_body_bytes: 1024,
+        max_drain_bytes: 2 * MORE_THAN_SOCKET_BUFFERS,
+        ..Limits::default()
+    };
+    let served = serve(limits).await;
+
+    // As a simple client does: the whole request, then the answer. Closing
+    // with the body unread would reset the connection under the writer.
+    let mut stream = served.connect().await;
+    let head = served.head(&format!("Content-Length: {MORE_THAN_SOCKET_BUFFERS}\r\n"));
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let body = vec![b'a'; MORE_THAN_SOCKET_BUFFERS];
+    guard(stream.write_all(&body))
+        .await
+        .expect("the server reads the rest of a refused body");
+    let answer = read_answer(&mut stream).await;
+    assert_eq!(status(&answer), 413, "{answer}");
+    assert!(answer.contains("request body too large"), "{answer}");
+
+    // Likewise a head far over the limit, refused with 431 before its end.
+    let mut stream = served.connect().await;
+    let padding = format!("X-Padding: {}\r\n", "a".repeat(MORE_THAN_SOCKET_BUFFERS));
+    guard(stream.write_all(served.head(&padding).as_bytes()))
+        .await
+        .expect("the server reads the rest of a refused head");
+    let answer = read_answer(&mut stream).await;
+    assert_eq!(status(&answer), 431, "{answer}");
+}
+
+#[tokio::test]
+async fn endless_and_slow_senders_are_cut_off() {
+    let limits = Limits {
+        max_body_bytes: 1024,
+        max_drain_bytes: 64 * 1024,
+        drain_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let served = serve(limits).await;
+
+    // Endless: past the drain bound the connection is closed, and writing
+    // fails.
+    let mut stream = served.connect().await;
+    let head = served.head("Content-Length: 1099511627776\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    guard(async { while stream.write_all(&chunk).await.is_ok() {} }).await;
+
+    // Slow: the answer comes at once, then the connection is closed at the
+    // drain deadline, and writing fails.
+    let mut stream = served.connect().await;
+    let head = served.head("Content-Length: 1048576\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut answer = Vec::new();
+    guard(tokio::io::AsyncReadExt::read_to_end(
+        &mut reader,
+        &mut answer,
+    ))
+    .await
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status(&answer), 413, "{answer}");
+    guard(async {
+        while writer.write_all(b"a").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn requests_past_the_concurrency_limit_are_answered_503() {
     let limits = Limits {
@@ -250,19 +213,103 @@ async fn requests_past_the_concurrency_limit_are_answered_503() {
     };
     let served = serve(limits).await;
 
-    // A request whose body is still coming holds the one slot.
+    // A request whose patch the API server holds takes the one slot.
     let mut held = served.connect().await;
-    let head = served.head("Content-Length: 2\r\n");
-    held.write_all(format!("{head}{{").as_bytes())
+    held.write_all(served.held_request().as_bytes())
         .await
         .unwrap();
-    served.wait_until_busy().await;
+    served.api.arrived().await;
+    let next = served.head("Content-Length: 0\r\n");
+    assert_eq!(status(&served.exchange(next.as_bytes()).await), 503);
 
     // Once it is answered, the slot is free again.
-    held.write_all(b"}").await.unwrap();
+    served.api.release();
     assert_eq!(status(&read_answer(&mut held).await), 200);
+    assert_eq!(status(&served.exchange(next.as_bytes()).await), 200);
+}
+
+#[tokio::test]
+async fn a_body_still_arriving_takes_no_handler_slot() {
+    let limits = Limits {
+        max_concurrent_requests: 1,
+        ..Limits::default()
+    };
+    let served = serve(limits).await;
+
+    let mut slow = served.connect().await;
+    let head = served.head("Content-Length: 2\r\n");
+    slow.write_all(format!("{head}{{").as_bytes())
+        .await
+        .unwrap();
     let next = served.head("Content-Length: 0\r\n");
     assert_eq!(status(&served.exchange(next.as_bytes()).await), 200);
+    slow.write_all(b"}").await.unwrap();
+    assert_eq!(status(&read_answer(&mut slow).await), 200);
+}
+
+/// A request head that never ends, sent on a connection from `from`.
+async fn trickle(served: &server_support::Served, from: &str) -> TcpStream {
+    let mut stream = served.connect_from(from).await;
+    stream
+        .write_all(b"POST /hook/slow HTTP/1.1\r\nHost: loc")
+        .await
+        .unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn at_capacity_a_new_request_is_served_and_the_flood_loses_its_oldest() {
+    const CAPACITY: usize = 16;
+    // The flood from another address than the Git host's, then from the
+    // same (as behind a proxy).
+    for flood_address in ["127.0.0.2", "127.0.0.1"] {
+        let limits = Limits {
+            max_connections: CAPACITY,
+            ..Limits::default()
+        };
+        let served = serve(limits).await;
+
+        // Heads that never end fill every place. The kernel hands
+        // connections to the server in the order they were made.
+        let mut flood = Vec::new();
+        for _ in 0..CAPACITY {
+            flood.push(trickle(&served, flood_address).await);
+        }
+        let genuine = served.head("Content-Length: 0\r\n");
+        let answer = served.exchange(genuine.as_bytes()).await;
+        assert_eq!(status(&answer), 200, "from {flood_address}: {answer}");
+        assert_eq!(
+            read_answer(&mut flood[0]).await,
+            "",
+            "the flood's oldest was closed"
+        );
+        let metrics = served.metrics.encode();
+        assert!(
+            metrics.contains("fluxhook_receiver_connections_closed_total{reason=\"evicted\"} 1"),
+            "{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unfinished_heads_over_the_byte_budget_evict_the_flood() {
+    let limits = Limits {
+        max_unfinished_bytes: 100 * 1024,
+        ..Limits::default()
+    };
+    let served = serve(limits).await;
+
+    // Three heads of 40 KiB that never end: the third goes over 100 KiB.
+    let mut flood = Vec::new();
+    for _ in 0..3 {
+        let mut stream = trickle(&served, "127.0.0.2").await;
+        let padding = format!("\r\nX-Padding: {}", "a".repeat(40 * 1024));
+        stream.write_all(padding.as_bytes()).await.unwrap();
+        flood.push(stream);
+    }
+    assert_eq!(read_answer(&mut flood[0]).await, "", "evicted");
+    let genuine = served.head("Content-Length: 0\r\n");
+    assert_eq!(status(&served.exchange(genuine.as_bytes()).await), 200);
 }
 
 #[tokio::test]
@@ -274,12 +321,11 @@ async fn shutdown_stops_accepting_and_lets_requests_in_flight_finish() {
     let mut served = serve(limits).await;
 
     let mut in_flight = served.connect().await;
-    let head = served.head("Content-Length: 2\r\n");
     in_flight
-        .write_all(format!("{head}{{").as_bytes())
+        .write_all(served.held_request().as_bytes())
         .await
         .unwrap();
-    served.wait_until_busy().await;
+    served.api.arrived().await;
 
     drop(served.stop.take());
     guard(async {
@@ -289,7 +335,7 @@ async fn shutdown_stops_accepting_and_lets_requests_in_flight_finish() {
     })
     .await;
 
-    in_flight.write_all(b"}").await.unwrap();
+    served.api.release();
     let answer = read_answer(&mut in_flight).await;
     assert_eq!(status(&answer), 200, "{answer}");
     guard(served.task).await.unwrap().unwrap();

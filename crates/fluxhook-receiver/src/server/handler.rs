@@ -90,22 +90,23 @@ pub(super) async fn receive(
         }
         EndpointState::NotReady { .. } => "",
     };
+    // The fields of the log contract: the Receiver's name, namespace and
+    // type, and the answer's code (never the path, a token or a signature).
     let span = tracing::info_span!(
         "webhook",
-        receiver.namespace = %key.namespace,
-        receiver.name = %key.name,
-        receiver.type = receiver_type,
+        name = %key.name,
+        namespace = %key.namespace,
+        "type" = receiver_type,
         peer = peer.map(|Extension(ConnectInfo(peer))| tracing::field::display(peer)),
     );
     let reply = answer(&shared, &state, &headers, &body)
-        .instrument(span)
+        .instrument(span.clone())
         .await;
-    shared.metrics.observe_request(
-        key,
-        receiver_type,
-        reply.status().as_u16(),
-        started.elapsed(),
-    );
+    let code = reply.status().as_u16();
+    span.in_scope(|| tracing::info!(code, "webhook request answered"));
+    shared
+        .metrics
+        .observe_request(key, receiver_type, code, started.elapsed());
     reply.into_response()
 }
 

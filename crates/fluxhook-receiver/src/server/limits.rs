@@ -1,7 +1,6 @@
 //! What protects the server from abusive or broken clients: connection
 //! settings and request layers, so the handler sees only requests that fit.
 
-use std::error::Error as _;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -11,17 +10,21 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::LengthLimitError;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::{BoxError, ServiceExt};
+
+use super::connection::{
+    CloseReason, ConnectionHandle, ConnectionObserver, Linger, TrackedIo, Tracker,
+};
 
 /// The limits a server applies. The defaults are Flux's where Flux has one
 /// (body, head size, read times).
@@ -52,11 +55,27 @@ pub struct Limits {
     /// Time to receive a body once the head is in; past it: 408. Flux
     /// allows 30 s for the whole request.
     pub body_read_timeout: Duration,
-    /// Requests handled at once (the body read included); more are answered
-    /// 503 at once rather than queued.
+    /// Requests handled at once, once their bodies are in; more are
+    /// answered 503 at once rather than queued.
     pub max_concurrent_requests: usize,
-    /// Connections open at once; more wait in the listen backlog.
+    /// Connections open at once. At the limit a new connection is not kept
+    /// waiting: it takes the place of a connection that is lingering after
+    /// its answer, or else of the one that has waited longest for its
+    /// request (head or body still arriving, or idle between requests)
+    /// among those of the address holding the most such connections. A
+    /// connection whose request is being handled keeps its place.
     pub max_connections: usize,
+    /// Bytes of requests still arriving (heads and bodies), over all
+    /// connections; past it, connections are evicted as above until they
+    /// fit.
+    pub max_unfinished_bytes: usize,
+    /// After an answer that closes the connection, at most this many bytes
+    /// the client still sends (the rest of a refused body) are read and
+    /// discarded, so that closing does not reset the connection before the
+    /// client has read the answer.
+    pub max_drain_bytes: usize,
+    /// ... and for at most this long.
+    pub drain_timeout: Duration,
     /// How long a shutdown waits for the requests in flight before it drops
     /// them.
     pub shutdown_grace: Duration,
@@ -72,16 +91,47 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(30),
             max_concurrent_requests: 128,
             max_connections: 1024,
+            max_unfinished_bytes: 64 * 1024 * 1024,
+            max_drain_bytes: 8 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
         }
     }
 }
 
-/// Serves `router` on `listener` over HTTP/1.1 with the connection limits
-/// of `limits` (head size and count, head read time, open connections),
-/// until `shutdown` completes. Then it stops accepting, and waits for the
-/// requests in flight to be answered, at most `limits.shutdown_grace`;
-/// connections idle between requests are closed at once.
+/// What [`serve`] serves: a router, and for the webhook server
+/// ([`ReceiverServer::app`]) the metrics that count its connections and the
+/// request heads refused before they reach the router.
+///
+/// [`ReceiverServer::app`]: super::ReceiverServer::app
+pub struct App {
+    pub(super) router: Router,
+    pub(super) observer: Option<Arc<dyn ConnectionObserver>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("observed", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        Self {
+            router,
+            observer: None,
+        }
+    }
+}
+
+/// Serves `app` on `listener` over HTTP/1.1 with the connection limits
+/// of `limits` (head size and count, head read time, open connections and
+/// their unfinished bytes, the lingering close), until `shutdown`
+/// completes. Then it stops accepting, and waits for the requests in
+/// flight to be answered, at most `limits.shutdown_grace`; connections
+/// idle between requests are closed at once.
 ///
 /// The router's own layers apply as they are: [`ReceiverServer::router`]
 /// has the request limits. The handler can read the client's address as
@@ -90,48 +140,77 @@ impl Default for Limits {
 /// [`ReceiverServer::router`]: super::ReceiverServer::router
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: impl Into<App>,
     limits: &Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
+    let App { router, observer } = app.into();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(limits.max_headers)
         .max_header_size(limits.max_header_bytes);
+    let linger = Linger {
+        max_bytes: limits.max_drain_bytes,
+        timeout: limits.drain_timeout,
+    };
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let tracker = Arc::new(Tracker::new(limits, observer.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
-            accepted = accept(&listener, &connections) => accepted,
+            accepted = listener.accept() => accepted,
         };
-        let (stream, peer, permit) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
+            Err(error) if is_out_of_descriptors(&error) => {
+                // Full in another way: make room as for a new connection.
+                if !tracker.evict_one_and_wait(DESCRIPTOR_WAIT).await {
+                    tracing::warn!(%error, "accepting a connection failed; none can be evicted");
+                }
+                continue;
+            }
             Err(error) => {
-                // Out of file descriptors, or a connection reset before it
-                // was accepted: not the listener's end.
-                tracing::warn!(%error, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // A connection reset before it was accepted: not the
+                // listener's end.
+                tracing::debug!(%error, "accepting a connection failed");
                 continue;
             }
         };
+        let Some(registration) = tracker.admit(&peer) else {
+            tracing::warn!(
+                %peer,
+                "refusing a connection: every connection has a request being handled"
+            );
+            continue;
+        };
+        let connection = Arc::clone(registration.connection());
+        let handle = ConnectionHandle::new(&registration);
         let service =
             router
                 .clone()
                 .map_request(move |mut request: Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let extensions = request.extensions_mut();
+                    extensions.insert(ConnectInfo(peer));
+                    extensions.insert(handle.clone());
                     request
                 });
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let io = TokioIo::new(TrackedIo::new(stream, &registration, linger));
+        let served = graceful.watch(http.serve_connection(io, TowerToHyperService::new(service)));
+        let observer = observer.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+            let outcome = tokio::select! {
+                outcome = served => outcome,
+                () = connection.evicted() => {
+                    tracing::debug!(%peer, "connection evicted");
+                    return;
+                }
+            };
+            if let Err(error) = outcome {
+                ended_with(&error, &peer, registration.tracker(), observer.as_deref());
             }
-            drop(permit);
+            drop(registration);
         });
     }
     drop(listener);
@@ -147,21 +226,60 @@ pub async fn serve(
     Ok(())
 }
 
-/// The next connection, once there is room for one.
-async fn accept(
-    listener: &TcpListener,
-    connections: &Arc<Semaphore>,
-) -> io::Result<(
-    tokio::net::TcpStream,
-    SocketAddr,
-    tokio::sync::OwnedSemaphorePermit,
-)> {
-    let permit = Arc::clone(connections)
-        .acquire_owned()
-        .await
-        .map_err(io::Error::other)?;
-    let (stream, peer) = listener.accept().await?;
-    Ok((stream, peer, permit))
+/// How long the accept loop waits for an evicted connection to give back
+/// its file descriptor.
+const DESCRIPTOR_WAIT: Duration = Duration::from_millis(100);
+
+/// `EMFILE` or `ENFILE`: the process or the system is out of file
+/// descriptors.
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    // Linux, the BSDs and macOS agree on both numbers.
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    matches!(error.raw_os_error(), Some(ENFILE | EMFILE))
+}
+
+/// Counts what a connection that ended with `error` was answered, if
+/// anything: hyper answers a request head it cannot read itself.
+fn ended_with(
+    error: &hyper::Error,
+    peer: &SocketAddr,
+    tracker: &Tracker,
+    observer: Option<&dyn ConnectionObserver>,
+) {
+    if error.is_timeout() {
+        tracing::debug!(%peer, "closing a connection: no request head in time");
+        tracker.observe_closed(CloseReason::HeadTimeout);
+        return;
+    }
+    match automatic_answer(error) {
+        Some(code) => {
+            tracing::info!(%peer, code, %error, "refused a request head");
+            if let Some(observer) = observer {
+                observer.head_refused(code);
+            }
+        }
+        None => tracing::debug!(%peer, %error, "connection ended with an error"),
+    }
+}
+
+/// The status hyper answered for a head it could not read, as its
+/// `Server::on_error` decides (hyper 1.x, `src/proto/h1/role.rs`): 431 for
+/// a head over the limits, 414 for a URI over 64 KiB, 400 for a malformed
+/// request line or header; nothing for an HTTP/2 preface.
+fn automatic_answer(error: &hyper::Error) -> Option<u16> {
+    if !error.is_parse() || error.is_parse_version_h2() {
+        return None;
+    }
+    if error.is_parse_too_large() {
+        // hyper tells the two apart only in its message.
+        return Some(if error.to_string().contains("URI too long") {
+            414
+        } else {
+            431
+        });
+    }
+    Some(400)
 }
 
 /// Answers 503 for a request the load shedder refused.
@@ -191,29 +309,32 @@ impl From<&Limits> for BodyLimits {
 }
 
 /// Middleware reading the whole body before the handler runs, within
-/// `max_body_bytes` (413) and `body_read_timeout` (408).
+/// `max_body_bytes` (413) and `body_read_timeout` (408). Once the body is
+/// in, the request is complete: its connection is no longer evictable
+/// until it is answered.
 pub(super) async fn read_body(
     axum::extract::State(limits): axum::extract::State<BodyLimits>,
     request: Request,
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    // A Content-Length over the limit is refused before anything is read.
-    if usize::try_from(body.size_hint().lower()).map_or(true, |length| length > limits.max_bytes) {
+    // A Content-Length over the limit is refused before anything is read
+    // (and before hyper answers `Expect: 100-continue`, so the client need
+    // not send the body at all).
+    let declared = body.size_hint().lower();
+    if usize::try_from(declared).map_or(true, |length| length > limits.max_bytes) {
         return too_large(limits);
     }
-    let read = tokio::time::timeout(
-        limits.read_timeout,
-        axum::body::to_bytes(body, limits.max_bytes),
-    )
-    .await;
+    let read = tokio::time::timeout(limits.read_timeout, collect(body, limits.max_bytes)).await;
     match read {
         Ok(Ok(bytes)) => {
+            let connection = parts.extensions.get::<ConnectionHandle>();
+            let _handling = connection.map(ConnectionHandle::handling);
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Ok(Err(error)) if is_length_limit(&error) => too_large(limits),
-        Ok(Err(error)) => {
+        Ok(Err(BodyError::TooLarge)) => too_large(limits),
+        Ok(Err(BodyError::Read(error))) => {
             tracing::warn!(%error, "reading the request body failed");
             (StatusCode::BAD_REQUEST, "unable to read the request body\n").into_response()
         }
@@ -224,6 +345,7 @@ pub(super) async fn read_body(
             );
             (
                 StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
                 "request body not received in time\n",
             )
                 .into_response()
@@ -231,21 +353,53 @@ pub(super) async fn read_body(
     }
 }
 
+enum BodyError {
+    TooLarge,
+    Read(axum::Error),
+}
+
+/// The body, at most `max_bytes` of it. A body that comes in one piece
+/// (most deliveries) is kept as hyper read it, without a copy.
+async fn collect(mut body: Body, max_bytes: usize) -> Result<Bytes, BodyError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
+            // Trailers are not part of the payload.
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total > max_bytes {
+            return Err(BodyError::TooLarge);
+        }
+        match (&mut joined, first.take()) {
+            (Some(joined), _) => joined.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(first)) => {
+                let expected = usize::try_from(body.size_hint().lower()).unwrap_or(0);
+                let capacity = total.saturating_add(expected).min(max_bytes);
+                let mut buffer = BytesMut::with_capacity(capacity);
+                buffer.extend_from_slice(&first);
+                buffer.extend_from_slice(&data);
+                joined = Some(buffer);
+            }
+        }
+    }
+    Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
+}
+
 fn too_large(limits: BodyLimits) -> Response {
     tracing::warn!(
         limit = limits.max_bytes,
         "refusing a request: the body exceeds the maximum size"
     );
-    (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response()
-}
-
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source = error.source();
-    while let Some(error) = source {
-        if error.is::<LengthLimitError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        // The rest of the body is not read: the connection cannot carry
+        // another request (see `connection`'s lingering close).
+        [(header::CONNECTION, "close")],
+        "request body too large\n",
+    )
+        .into_response()
 }

@@ -39,10 +39,15 @@
 //! Protection against abusive or broken clients sits in layers and
 //! connection settings ([`Limits`]), not in the handler: request head size
 //! and header count, a time limit to receive the head and another for the
-//! body, a body size limit, a bound on requests in flight (past it: 503 at
-//! once) and on open connections. Responses are short fixed texts; the
-//! reasons go to the log, in a span naming the Receiver, never with a token,
-//! a signature or the webhook path.
+//! body, a body size limit, a bound on requests handled at once (past it:
+//! 503 at once), and a bound on open connections and on the bytes of
+//! requests still arriving that evicts slow or idle connections rather than
+//! keeping new ones waiting. A connection closed after an answer lingers to
+//! read what the client still sends (within bounds), so that the client
+//! reads the answer (a 413, say) instead of a reset. Responses are short
+//! fixed texts; the reasons go to the log, in a span naming the Receiver,
+//! never with a token, a signature or the webhook path. Every answer is
+//! counted in [`Metrics`] as notification-controller counts its own.
 //!
 //! # Example
 //!
@@ -93,6 +98,7 @@
 //! requests in flight finish.
 
 mod auth;
+mod connection;
 mod handler;
 mod limits;
 mod reconcile;
@@ -100,22 +106,28 @@ mod reconcile;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
+use axum::body::HttpBody as _;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::post;
 use fluxhook_oidc::OidcVerifier;
 use fluxhook_payload::Parser;
 use fluxhook_trigger::Trigger;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 
-pub use limits::{Limits, serve};
+pub(crate) use connection::{CloseReason, ConnectionObserver};
+pub use limits::{App, Limits, serve};
 
 use crate::index::EndpointIndex;
-use crate::metrics::Metrics;
+use crate::metrics::{HttpMethod, Metrics};
 
 /// What every request handler shares.
 struct Shared {
@@ -134,6 +146,8 @@ pub struct ReceiverServer {
     verifier: Arc<OidcVerifier>,
     metrics: Arc<Metrics>,
     limits: Limits,
+    /// The requests being handled, shared by every router of this server.
+    handling: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for ReceiverServer {
@@ -156,6 +170,7 @@ impl ReceiverServer {
             trigger,
             verifier,
             metrics: Arc::new(Metrics::new()),
+            handling: Arc::new(Semaphore::new(Limits::default().max_concurrent_requests)),
             limits: Limits::default(),
         }
     }
@@ -168,6 +183,7 @@ impl ReceiverServer {
 
     /// Applies `limits` instead of the defaults.
     pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.handling = Arc::new(Semaphore::new(limits.max_concurrent_requests));
         self.limits = limits;
         self
     }
@@ -182,10 +198,11 @@ impl ReceiverServer {
         &self.limits
     }
 
-    /// The routes with their request layers: the body limit and read time,
-    /// and the bound on requests in flight (one bound per router: clones
-    /// share it). The connection limits (head size, head read time,
-    /// connections) are [`serve`]'s.
+    /// The routes with their request layers: every answer counted in the
+    /// metrics; the body read within its limit and time; then, once the
+    /// request is complete, the bound on requests handled at once (shared
+    /// by every router of this server). The connection limits (head size,
+    /// head read time, connections) are [`serve`]'s.
     pub fn router(&self) -> Router {
         let shared = Arc::new(Shared {
             index: Arc::clone(&self.index),
@@ -194,10 +211,17 @@ impl ReceiverServer {
             metrics: Arc::clone(&self.metrics),
             parser: Parser::new().with_max_body_bytes(self.limits.max_body_bytes),
         });
-        let requests = ServiceBuilder::new()
+        let handling = ServiceBuilder::new()
             .layer(HandleErrorLayer::new(limits::overloaded))
             .load_shed()
-            .concurrency_limit(self.limits.max_concurrent_requests)
+            .layer(GlobalConcurrencyLimitLayer::with_semaphore(Arc::clone(
+                &self.handling,
+            )));
+        let requests = ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&self.metrics),
+                count_answer,
+            ))
             .layer(middleware::from_fn_with_state(
                 limits::BodyLimits::from(&self.limits),
                 limits::read_body,
@@ -205,7 +229,9 @@ impl ReceiverServer {
         Router::new()
             .route(
                 "/hook/{digest}",
-                post(handler::receive).fallback(handler::method_not_allowed),
+                post(handler::receive)
+                    .layer(handling)
+                    .fallback(handler::method_not_allowed),
             )
             .fallback(handler::not_found)
             .with_state(shared)
@@ -214,7 +240,7 @@ impl ReceiverServer {
             .layer(requests)
     }
 
-    /// Serves the webhook routes on `listener` with the limits applied,
+    /// Serves the webhook routes ([`app`](Self::app)) on `listener` with the limits applied,
     /// until `shutdown` completes; then stops accepting connections and
     /// waits for the requests in flight, at most
     /// [`Limits::shutdown_grace`].
@@ -223,6 +249,40 @@ impl ReceiverServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> io::Result<()> {
-        serve(listener, self.router(), &self.limits, shutdown).await
+        serve(listener, self.app(), &self.limits, shutdown).await
     }
+
+    /// The routes of [`router`](Self::router), with this server's metrics
+    /// counting its connections and the request heads refused before they
+    /// reach the router, for [`serve`].
+    pub fn app(&self) -> App {
+        let observer: Arc<dyn ConnectionObserver> = self.metrics.clone();
+        App {
+            router: self.router(),
+            observer: Some(observer),
+        }
+    }
+}
+
+/// Counts every answer of the router, as notification-controller's HTTP
+/// middleware counts its receiver server's.
+async fn count_answer(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = HttpMethod::of(request.method());
+    let started = Instant::now();
+    let in_flight = metrics.request_in_flight();
+    let response = next.run(request).await;
+    drop(in_flight);
+    // The answers are whole bodies of known length.
+    let body_bytes = response.body().size_hint().exact().unwrap_or(0);
+    metrics.observe_http(
+        method,
+        response.status().as_u16(),
+        body_bytes,
+        started.elapsed(),
+    );
+    response
 }
