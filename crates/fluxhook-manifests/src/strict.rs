@@ -17,7 +17,7 @@ use std::fmt;
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -95,6 +95,7 @@ pub const TYPED_KINDS: &[TypedKind] = &[
         "k8s-openapi's io.k8s.api.policy.v1.PodDisruptionBudget (Kubernetes 1.33)",
     ),
     k8s::<NetworkPolicy>("k8s-openapi's io.k8s.api.networking.v1.NetworkPolicy (Kubernetes 1.33)"),
+    k8s::<Ingress>("k8s-openapi's io.k8s.api.networking.v1.Ingress (Kubernetes 1.33)"),
     k8s::<ClusterRole>("k8s-openapi's io.k8s.api.rbac.v1.ClusterRole (Kubernetes 1.33)"),
     k8s::<ClusterRoleBinding>(
         "k8s-openapi's io.k8s.api.rbac.v1.ClusterRoleBinding (Kubernetes 1.33)",
