@@ -7,7 +7,7 @@ use fluxhook_oidc::{HttpKeySource, OidcVerifier, VerifierConfig};
 use fluxhook_receiver::controller::{self, ControllerConfig, Readiness};
 use fluxhook_receiver::registration::RegistrationConfig;
 use fluxhook_receiver::server::{self, App, Limits, ReceiverServer};
-use fluxhook_receiver::{EndpointIndex, Metrics};
+use fluxhook_receiver::{EndpointIndex, Metrics, RuntimeMetrics};
 use fluxhook_trigger::Trigger;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -22,7 +22,18 @@ const RUNTIME_NAMESPACE: &str = "RUNTIME_NAMESPACE";
 /// Serves until SIGTERM or SIGINT, then drains the servers; an error if
 /// something could not start or the controller stopped.
 pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
-    let controller_config = controller_config(&flags)?;
+    // The controller's, the API clients' and the process's series, served
+    // with the webhook server's.
+    let runtime_metrics = RuntimeMetrics::new();
+    let mut metrics = Metrics::new();
+    runtime_metrics.register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    runtime_metrics.controller.on_forget({
+        let metrics = Arc::clone(&metrics);
+        move |receiver| metrics.forget_receiver(receiver)
+    });
+    let mut controller_config = controller_config(&flags)?;
+    controller_config.metrics = runtime_metrics.controller.clone();
     // kube's message already names every cause.
     let cluster_error = |error: &dyn std::fmt::Display| {
         anyhow::anyhow!("cannot reach the cluster (set KUBECONFIG or run in a pod): {error}")
@@ -30,18 +41,22 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
     let config = kube::Config::infer()
         .await
         .map_err(|error| cluster_error(&error))?;
-    let client = kube::Client::try_from(config.clone()).map_err(|error| cluster_error(&error))?;
+    let client = runtime_metrics
+        .client
+        .client(config.clone())
+        .map_err(|error| cluster_error(&error))?;
     // A sender waits about 10 s for its answer (GitHub), while kube's default
     // retries of 429/503/504 back off for minutes: the patches of a webhook
     // fail fast instead (500) and the next delivery asks again.
     let mut patch_config = config;
     patch_config.default_retry = false;
-    let patch_client =
-        kube::Client::try_from(patch_config).map_err(|error| cluster_error(&error))?;
+    let patch_client = runtime_metrics
+        .client
+        .client(patch_config)
+        .map_err(|error| cluster_error(&error))?;
 
     let index = Arc::new(EndpointIndex::default());
     let readiness = Readiness::default();
-    let metrics = Arc::new(Metrics::new());
     let trigger = Trigger::new(patch_client).no_cross_namespace_refs(flags.no_cross_namespace_refs);
     let keys = HttpKeySource::new().context("cannot build the OIDC key fetcher")?;
     let verifier = OidcVerifier::with_config(

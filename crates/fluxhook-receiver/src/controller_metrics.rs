@@ -143,7 +143,12 @@ struct Inner {
     queue: Arc<QueueMetrics>,
     reconcile_duration: Family<ObjectLabels, Histogram>,
     leader: Family<LeaseLabel, Gauge>,
+    /// What else drops a deleted Receiver's series (the webhook server's).
+    on_forget: Mutex<Vec<ForgetHook>>,
 }
+
+/// Drops the series another part of the process keeps for a Receiver.
+type ForgetHook = Box<dyn Fn(&ReceiverKey) + Send + Sync>;
 
 impl fmt::Debug for ControllerMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -203,6 +208,7 @@ impl ControllerMetrics {
                     gotk_duration_histogram as fn() -> Histogram,
                 ),
                 leader: Family::default(),
+                on_forget: Mutex::default(),
             }),
         }
     }
@@ -374,6 +380,25 @@ impl ControllerMetrics {
     pub(crate) fn forget(&self, key: &ReceiverKey) {
         self.inner.reconcile_duration.remove(&object_labels(key));
         self.inner.queue.forget(key);
+        for hook in self
+            .inner
+            .on_forget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            hook(key);
+        }
+    }
+
+    /// Also calls `forget` with each Receiver that is deleted (or stops being
+    /// watched), so that other series kept per Receiver go with it.
+    pub fn on_forget(&self, forget: impl Fn(&ReceiverKey) + Send + Sync + 'static) {
+        self.inner
+            .on_forget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(forget));
     }
 
     fn started(&self, key: &ReceiverKey) -> Started {

@@ -56,6 +56,7 @@ mod index;
 mod metrics;
 mod process_metrics;
 pub mod registration;
+mod runtime_metrics;
 pub mod server;
 
 pub use client_metrics::{ClientMetrics, CountRequests, CountRequestsLayer, NO_ANSWER_CODE};
@@ -70,3 +71,4 @@ pub use endpoint::{
 pub use index::{EndpointIndex, EndpointState};
 pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
 pub use process_metrics::ProcessCollector;
+pub use runtime_metrics::RuntimeMetrics;

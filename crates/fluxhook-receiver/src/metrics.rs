@@ -1,7 +1,8 @@
 //! Prometheus metrics of the webhook server, in the process's one registry.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -209,6 +210,9 @@ pub struct Metrics {
     unmatched: Family<CodeLabels, Counter>,
     open_connections: Gauge,
     closed_connections: Family<ReasonLabels, Counter>,
+    /// The types and codes each Receiver has series for, so that
+    /// [`Metrics::forget_receiver`] can remove them.
+    receivers: Mutex<HashMap<ReceiverKey, BTreeSet<(String, u16)>>>,
 }
 
 impl fmt::Debug for Metrics {
@@ -312,6 +316,7 @@ impl Metrics {
             unmatched,
             open_connections,
             closed_connections,
+            receivers: Mutex::default(),
         }
     }
 
@@ -345,6 +350,12 @@ impl Metrics {
         self.durations
             .get_or_create(&receiver)
             .observe(elapsed.as_secs_f64());
+        self.receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .insert((receiver_type.to_owned(), code));
         let ReceiverLabels {
             namespace,
             name,
@@ -358,6 +369,29 @@ impl Metrics {
                 code,
             })
             .inc();
+    }
+
+    /// Removes the series of the Receiver `key` (deleted, or no longer
+    /// watched), so that deleted Receivers leave none behind.
+    pub fn forget_receiver(&self, key: &ReceiverKey) {
+        let observed = self
+            .receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        for (r#type, code) in observed.into_iter().flatten() {
+            self.durations.remove(&ReceiverLabels {
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                r#type: r#type.clone(),
+            });
+            self.requests.remove(&RequestLabels {
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                r#type,
+                code,
+            });
+        }
     }
 
     /// Counts a request whose path leads to no Receiver.
