@@ -36,9 +36,12 @@ pub(crate) async fn run(flags: Flags, not_served: &[String]) -> anyhow::Result<(
     let cluster_error = |error: &dyn std::fmt::Display| {
         anyhow::anyhow!("cannot reach the cluster (set KUBECONFIG or run in a pod): {error}")
     };
-    let config = kube::Config::infer()
+    let mut config = kube::Config::infer()
         .await
         .map_err(|error| cluster_error(&error))?;
+    if let Ok(agent) = http::HeaderValue::from_str(&user_agent()) {
+        config.headers.push((http::header::USER_AGENT, agent));
+    }
     let client = kube::Client::try_from(config.clone()).map_err(|error| cluster_error(&error))?;
     // A sender waits about 10 s for its answer (GitHub), while kube's default
     // retries of 429/503/504 back off for minutes: the patches of a webhook
@@ -173,6 +176,31 @@ fn leadership(
     Ok((leadership, Some(election)))
 }
 
+/// client-go's default User-Agent, `<command>/v<version> (<os>/<arch>) ...`, with the
+/// command from argv[0] as client-go takes it: API server audit logs name the binary.
+fn user_agent() -> String {
+    let command = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| CONTROLLER_NAME.to_string());
+    // Go's names for the platform, as client-go writes them.
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "{command}/v{} ({}/{arch}) fluxhook",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS
+    )
+}
+
 /// The pod's name, as Kubernetes sets HOSTNAME in a container; the host's name elsewhere.
 fn pod_name() -> String {
     std::env::var("HOSTNAME")
@@ -190,7 +218,8 @@ fn log_compatibility(flags: &Flags, not_served: &[String]) {
         tracing::info!(
             flags = %not_served.join(" "),
             "accepted for notification-controller's Deployment, not served by fluxhook \
-             (they belong to notification-controller's event server, Alerts and Providers)"
+             (notification-controller's event server, Alerts and Providers; client-side \
+             API rate limits)"
         );
     }
     for (name, enabled) in flags.feature_gates_given() {

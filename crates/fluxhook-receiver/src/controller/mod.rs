@@ -262,7 +262,8 @@ pub async fn run(
             // A new leader writes what the previous one may not have.
             .reconcile_all_on(config.leadership.terms());
     if config.watch_secrets {
-        controller = controller.watches_stream(secret_triggers, metrics.counted_mapper(referencing));
+        controller =
+            controller.watches_stream(secret_triggers, metrics.counted_mapper(referencing));
     }
     if config.registration.enabled {
         controller = watch_git_repositories(controller, &client, &config, store, resource);
