@@ -141,6 +141,15 @@ pub(crate) struct Flags {
     )]
     pub(crate) watch_configs_label_selector: String,
 
+    /// The maximum queries-per-second of requests sent to the Kubernetes API (client-side,
+    /// unless the API server runs priority and fairness, as Flux; negative: no limit)
+    #[arg(long = "kube-api-qps", value_name = "FLOAT", default_value = "50", value_parser = goflag::float32, allow_negative_numbers = true)]
+    pub(crate) kube_api_qps: f32,
+
+    /// The maximum burst queries-per-second of requests sent to the Kubernetes API
+    #[arg(long = "kube-api-burst", value_name = "INT", default_value = "300", value_parser = goflag::int, allow_negative_numbers = true)]
+    pub(crate) kube_api_burst: i64,
+
     /// Log encoding format
     #[arg(long = "log-encoding", value_enum, default_value_t = LogEncoding::Json)]
     pub(crate) log_encoding: LogEncoding,
@@ -258,24 +267,12 @@ pub(crate) struct Flags {
     pub(crate) not_served: NotServed,
 }
 
-/// notification-controller's flags for its event server, Alerts and Providers, and the
-/// client-side rate limits not yet applied: accepted with their syntax and defaults so
-/// that its Deployment's arguments work, and named at start-up when given. A flag added
-/// here needs nothing else.
+/// notification-controller's flags for its event server, Alerts and Providers: accepted
+/// with their syntax and defaults so that its Deployment's arguments work, and named at
+/// start-up when given. A flag added here needs nothing else.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "notification-controller flags not served by fluxhook")]
 pub(crate) struct NotServed {
-    /// The maximum queries-per-second of requests sent to the Kubernetes API. Not yet
-    /// applied by fluxhook: the API server's priority and fairness limits it (as Flux
-    /// itself disables client-side limits where it is on)
-    #[arg(long = "kube-api-qps", value_name = "FLOAT", default_value = "50", value_parser = goflag::float32, allow_negative_numbers = true)]
-    pub(crate) kube_api_qps: f32,
-
-    /// The maximum burst queries-per-second of requests sent to the Kubernetes API. Not yet
-    /// applied by fluxhook
-    #[arg(long = "kube-api-burst", value_name = "INT", default_value = "300", value_parser = goflag::int, allow_negative_numbers = true)]
-    pub(crate) kube_api_burst: i64,
-
     /// The address the event endpoint binds to (Alerts)
     #[arg(long = "events-addr", value_name = "ADDR", default_value = ":9090")]
     pub(crate) events_addr: String,
@@ -491,8 +488,8 @@ mod tests {
             flags.watch_configs_label_selector,
             "reconcile.fluxcd.io/watch=Enabled"
         );
-        assert!((flags.not_served.kube_api_qps - 50.0).abs() < f32::EPSILON);
-        assert_eq!(flags.not_served.kube_api_burst, 300);
+        assert!((flags.kube_api_qps - 50.0).abs() < f32::EPSILON);
+        assert_eq!(flags.kube_api_burst, 300);
         assert_eq!(flags.log_level, LogLevel::Info);
         assert_eq!(flags.log_encoding, LogEncoding::Json);
         assert!(!flags.enable_leader_election);
@@ -586,8 +583,8 @@ mod tests {
             Some("sharding.fluxcd.io/key=shard1")
         );
         assert_eq!(flags.watch_configs_label_selector, "");
-        assert!((flags.not_served.kube_api_qps + 1.0).abs() < f32::EPSILON);
-        assert_eq!(flags.not_served.kube_api_burst, 20);
+        assert!((flags.kube_api_qps + 1.0).abs() < f32::EPSILON);
+        assert_eq!(flags.kube_api_burst, 20);
         assert!(flags.no_cross_namespace_refs);
         assert_eq!(flags.log_level, LogLevel::Debug);
         assert_eq!(flags.log_encoding, LogEncoding::Console);

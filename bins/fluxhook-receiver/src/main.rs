@@ -16,6 +16,7 @@ mod goflag;
 mod health;
 mod listen;
 mod logging;
+mod ratelimit;
 mod run;
 
 use std::process::ExitCode;

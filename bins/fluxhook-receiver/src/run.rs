@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cli::{DRAIN, FEATURE_GATES, Flags};
+use crate::ratelimit::{self, Limit, RateLimitLayer};
 use crate::{health, listen};
 
 /// The environment variable naming the namespace to watch with
@@ -42,14 +43,18 @@ pub(crate) async fn run(flags: Flags, not_served: &[String]) -> anyhow::Result<(
     if let Ok(agent) = http::HeaderValue::from_str(&user_agent()) {
         config.headers.push((http::header::USER_AGENT, agent));
     }
-    let client = kube::Client::try_from(config.clone()).map_err(|error| cluster_error(&error))?;
+    let limit = api_rate_limit(&flags, &config)
+        .await
+        .map_err(|error| cluster_error(&error))??;
+    let client = limited_client(config.clone(), limit).map_err(|error| cluster_error(&error))?;
     // A sender waits about 10 s for its answer (GitHub), while kube's default
     // retries of 429/503/504 back off for minutes: the patches of a webhook
-    // fail fast instead (500) and the next delivery asks again.
+    // fail fast instead (500) and the next delivery asks again. They have a
+    // bucket of their own: a resync of the controller does not delay webhooks.
     let mut patch_config = config;
     patch_config.default_retry = false;
     let patch_client =
-        kube::Client::try_from(patch_config).map_err(|error| cluster_error(&error))?;
+        limited_client(patch_config, limit).map_err(|error| cluster_error(&error))?;
 
     let (stop, stopping) = watch::channel(false);
     let (leadership, election) = leadership(&flags, &client, stopping.clone())?;
@@ -139,6 +144,38 @@ pub(crate) async fn run(flags: Flags, not_served: &[String]) -> anyhow::Result<(
     outcome
 }
 
+/// The client-side limit of API calls (`--kube-api-qps`, `--kube-api-burst`), none when
+/// the API server runs priority and fairness, as Flux decides (see [`ratelimit`]).
+async fn api_rate_limit(
+    flags: &Flags,
+    config: &kube::Config,
+) -> Result<anyhow::Result<Option<Limit>>, kube::Error> {
+    let limit = match ratelimit::limit(flags.kube_api_qps, flags.kube_api_burst) {
+        Ok(limit) => limit,
+        Err(message) => return Ok(Err(anyhow::anyhow!(message))),
+    };
+    if limit.is_none() {
+        return Ok(Ok(None));
+    }
+    let probe = kube::Client::try_from(config.clone())?;
+    if ratelimit::priority_and_fairness(&probe).await {
+        tracing::info!(
+            "the API server runs priority and fairness: no client-side limit of API calls"
+        );
+        return Ok(Ok(None));
+    }
+    Ok(Ok(limit))
+}
+
+/// A client of `config` whose calls wait for `limit`'s tokens.
+fn limited_client(config: kube::Config, limit: Option<Limit>) -> Result<kube::Client, kube::Error> {
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(match limit {
+        Some(limit) => builder.with_layer(&RateLimitLayer::new(limit)).build(),
+        None => builder.build(),
+    })
+}
+
 /// Who writes: nobody beside notification-controller, the elected replica with
 /// `--enable-leader-election`, else this process. The election runs until `stopping`.
 fn leadership(
@@ -218,8 +255,7 @@ fn log_compatibility(flags: &Flags, not_served: &[String]) {
         tracing::info!(
             flags = %not_served.join(" "),
             "accepted for notification-controller's Deployment, not served by fluxhook \
-             (notification-controller's event server, Alerts and Providers; client-side \
-             API rate limits)"
+             (they belong to notification-controller's event server, Alerts and Providers)"
         );
     }
     for (name, enabled) in flags.feature_gates_given() {
