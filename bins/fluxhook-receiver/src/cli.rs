@@ -1,7 +1,20 @@
-//! The command line: notification-controller's flag names and defaults.
+//! The command line: every flag of notification-controller v1.9, with its name, value
+//! syntax and default, and fluxhook's own.
+//!
+//! The flags come from notification-controller's main.go and the fluxcd/pkg option structs
+//! it binds (runtime/client, runtime/logger, runtime/leaderelection, runtime/acl,
+//! runtime/controller, runtime/features, cache, auth). Values are read as Go reads them
+//! ([`goflag`]). A served flag is a field of [`Flags`]; a flag of notification-controller's
+//! other servers and controllers is a field of [`NotServed`], accepted, and named at start-up.
 
-use clap::{Parser, ValueEnum};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use fluxhook_oidc::GOOGLE_ISSUER;
+
+use crate::goflag;
 
 const ABOUT: &str = "Serves Flux's webhook Receivers";
 
@@ -10,17 +23,36 @@ Serves Flux's webhook Receivers (notification.toolkit.fluxcd.io/v1): watches the
 and their Secrets, writes their status as Flux's notification-controller does, and answers \
 POST /hook/<digest> by asking Flux to reconcile the objects each Receiver names.
 
-The cluster is reached through KUBECONFIG, or the in-cluster configuration. With \
---watch-all-namespaces=false only the Receivers of the namespace named by the \
+It accepts every flag of notification-controller v1.9, so that its Deployment's arguments \
+work unchanged. The cluster is reached through KUBECONFIG, or the in-cluster configuration. \
+With --watch-all-namespaces=false only the Receivers of the namespace named by the \
 RUNTIME_NAMESPACE environment variable are served.";
 
+/// How long SIGTERM waits for the requests in flight. A sender gives up on its delivery
+/// after 10 s (GitHub's timeout), so nothing is lost by bounding it below Flux's
+/// `terminationGracePeriodSeconds` of 10 s.
+pub(crate) const DRAIN: Duration = Duration::from_secs(8);
+
 const AFTER_LONG_HELP: &str = "\
-Boolean flags take a value as Flux's do: --watch-all-namespaces=false.
+Flags take their values as Flux's (Go's) do: booleans as --watch-all-namespaces=false, \
+durations as 35s, 1m30s or 750ms.
 
-SIGTERM or SIGINT stops accepting connections, lets the requests in flight finish (for up to \
-30 seconds) and exits 0.";
+Replicas: every replica watches the Receivers and serves every webhook. With \
+--enable-leader-election only the holder of the Lease fluxhook-receiver-leader-election (in \
+the namespace of RUNTIME_NAMESPACE) writes Receiver status, finalizers and Events and registers \
+webhooks; a replica stops writing as soon as it cannot renew the lease within \
+--leader-election-renew-deadline and keeps serving webhooks.
 
-/// How log lines are written.
+Beside notification-controller: --manage-receivers=false serves every Receiver at the path \
+Flux computes and writes nothing on Receivers (no status, finalizers or Events) and registers \
+no webhooks; notification-controller keeps doing those.
+
+SIGTERM or SIGINT stops writing, releases the lease (with \
+--leader-election-release-on-cancel), stops accepting connections and lets the requests in \
+flight finish for up to 8 seconds, then exits 0: within Flux's terminationGracePeriodSeconds \
+of 10 seconds. Add any preStop delay to the grace period.";
+
+/// How log lines are written (`--log-encoding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LogEncoding {
     /// One JSON object per line.
@@ -29,7 +61,7 @@ pub(crate) enum LogEncoding {
     Console,
 }
 
-/// The least severe log lines written.
+/// The least severe log lines written (`--log-level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LogLevel {
     /// Errors only.
@@ -65,61 +97,320 @@ impl LogLevel {
     args_override_self = true,
 )]
 pub(crate) struct Flags {
-    /// The address the webhook receiver server binds to
+    /// The address the webhook receiver endpoint binds to
     #[arg(long = "receiverAddr", value_name = "ADDR", default_value = ":9292")]
     pub(crate) receiver_addr: String,
 
-    /// The address the health endpoints (/healthz, /readyz) bind to
+    /// The address the health endpoint binds to (/healthz, /readyz)
     #[arg(long = "health-addr", value_name = "ADDR", default_value = ":9440")]
     pub(crate) health_addr: String,
 
-    /// The address the metrics endpoint (/metrics) binds to
+    /// The address the metric endpoint binds to (/metrics)
     #[arg(long = "metrics-addr", value_name = "ADDR", default_value = ":8080")]
     pub(crate) metrics_addr: String,
 
-    /// Watch Receivers in all namespaces; if false, only in the namespace
-    /// of RUNTIME_NAMESPACE
+    /// The number of Receivers reconciled at the same time (at least 1)
+    #[arg(long = "concurrent", value_name = "INT", default_value = "4", value_parser = goflag::int)]
+    pub(crate) concurrent: i64,
+
+    /// Watch for Receivers in all namespaces; if false, only in the namespace of
+    /// RUNTIME_NAMESPACE
     #[arg(
         long = "watch-all-namespaces",
         value_name = "BOOL",
         num_args = 0..=1,
         require_equals = true,
-        default_value_t = true,
+        default_value = "true",
         default_missing_value = "true",
+        value_parser = goflag::bool,
         action = clap::ArgAction::Set,
     )]
     pub(crate) watch_all_namespaces: bool,
 
-    /// Watch only the Receivers with these labels, e.g.
-    /// sharding.fluxcd.io/key=shard1
+    /// Watch only the Receivers with these labels, e.g. sharding.fluxcd.io/key=shard1
+    /// (as Flux's other controllers)
     #[arg(long = "watch-label-selector", value_name = "SELECTOR")]
     pub(crate) watch_label_selector: Option<String>,
 
-    /// Refuse Receivers' references to objects in other namespaces
+    /// Watch for Secrets with matching labels: a change reconciles the Receivers using them
+    /// at once (others are seen at the Receiver's interval); empty watches every Secret
+    #[arg(
+        long = "watch-configs-label-selector",
+        value_name = "SELECTOR",
+        default_value = "reconcile.fluxcd.io/watch=Enabled"
+    )]
+    pub(crate) watch_configs_label_selector: String,
+
+    /// The maximum queries-per-second of requests sent to the Kubernetes API (client-side,
+    /// unless the API server runs priority and fairness, as Flux; negative: no limit)
+    #[arg(long = "kube-api-qps", value_name = "FLOAT", default_value = "50", value_parser = goflag::float32, allow_negative_numbers = true)]
+    pub(crate) kube_api_qps: f32,
+
+    /// The maximum burst queries-per-second of requests sent to the Kubernetes API
+    #[arg(long = "kube-api-burst", value_name = "INT", default_value = "300", value_parser = goflag::int, allow_negative_numbers = true)]
+    pub(crate) kube_api_burst: i64,
+
+    /// Log encoding format
+    #[arg(long = "log-encoding", value_enum, default_value_t = LogEncoding::Json)]
+    pub(crate) log_encoding: LogEncoding,
+
+    /// Log verbosity level
+    #[arg(long = "log-level", value_enum, default_value_t = LogLevel::Info)]
+    pub(crate) log_level: LogLevel,
+
+    /// Enable leader election: only the holder of the Lease writes Receivers and registers
+    /// webhooks; every replica serves webhooks
+    #[arg(
+        long = "enable-leader-election",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = goflag::bool,
+        action = clap::ArgAction::Set,
+    )]
+    pub(crate) enable_leader_election: bool,
+
+    /// Whether the leader steps down voluntarily (releases the Lease) on shutdown
+    #[arg(
+        long = "leader-election-release-on-cancel",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = goflag::bool,
+        action = clap::ArgAction::Set,
+    )]
+    pub(crate) leader_election_release_on_cancel: bool,
+
+    /// Interval at which non-leader candidates wait to force acquire leadership
+    #[arg(long = "leader-election-lease-duration", value_name = "DURATION", default_value = "35s", value_parser = goflag::duration)]
+    pub(crate) leader_election_lease_duration: Duration,
+
+    /// Duration that the leader retries refreshing leadership before giving up (and
+    /// stopping its writes)
+    #[arg(long = "leader-election-renew-deadline", value_name = "DURATION", default_value = "30s", value_parser = goflag::duration)]
+    pub(crate) leader_election_renew_deadline: Duration,
+
+    /// Duration the candidates wait between tries of actions
+    #[arg(long = "leader-election-retry-period", value_name = "DURATION", default_value = "5s", value_parser = goflag::duration)]
+    pub(crate) leader_election_retry_period: Duration,
+
+    /// When true, references between custom resources are allowed only if the reference
+    /// and the referee are in the same namespace
     #[arg(
         long = "no-cross-namespace-refs",
         value_name = "BOOL",
         num_args = 0..=1,
         require_equals = true,
-        default_value_t = false,
+        default_value = "false",
         default_missing_value = "true",
+        value_parser = goflag::bool,
         action = clap::ArgAction::Set,
     )]
     pub(crate) no_cross_namespace_refs: bool,
 
-    /// The least severe log lines written
-    #[arg(long = "log-level", value_enum, default_value_t = LogLevel::Info)]
-    pub(crate) log_level: LogLevel,
+    /// The minimum amount of time for which a Receiver being reconciled waits before a
+    /// retry
+    #[arg(long = "min-retry-delay", value_name = "DURATION", default_value = "750ms", value_parser = goflag::duration)]
+    pub(crate) min_retry_delay: Duration,
 
-    /// How log lines are written
-    #[arg(long = "log-encoding", value_enum, default_value_t = LogEncoding::Json)]
-    pub(crate) log_encoding: LogEncoding,
+    /// The maximum amount of time for which a Receiver being reconciled waits before a
+    /// retry
+    #[arg(long = "max-retry-delay", value_name = "DURATION", default_value = "15m", value_parser = goflag::duration)]
+    pub(crate) max_retry_delay: Duration,
 
-    /// The issuer of the ID tokens gcr Receivers accept, discovered through
-    /// its /.well-known/openid-configuration. Google's in production; set it
-    /// only to test against a local issuer
+    /// A comma separated list of key=value pairs defining the state of experimental
+    /// features: CacheSecretsAndConfigMaps, DisableConfigWatchers,
+    /// ObjectLevelWorkloadIdentity
+    #[arg(long = "feature-gates", value_name = "GATES", value_parser = known_feature_gates, action = clap::ArgAction::Append)]
+    pub(crate) feature_gates: Vec<BTreeMap<String, bool>>,
+
+    /// fluxhook: register Receivers' webhooks with Git hosts for annotated GitRepositories
+    /// (hooks already registered are still deleted with their Receiver)
+    #[arg(
+        long = "enable-webhook-registration",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = goflag::bool,
+        action = clap::ArgAction::Set,
+    )]
+    pub(crate) enable_webhook_registration: bool,
+
+    /// fluxhook: write Receivers' status, finalizers and Events and register webhooks;
+    /// false serves every Receiver beside notification-controller and writes nothing on
+    /// Receivers
+    #[arg(
+        long = "manage-receivers",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = goflag::bool,
+        action = clap::ArgAction::Set,
+    )]
+    pub(crate) manage_receivers: bool,
+
+    /// fluxhook: the issuer of the ID tokens gcr Receivers accept, discovered through its
+    /// /.well-known/openid-configuration. Google's in production; set it only to test
+    /// against a local issuer
     #[arg(long = "gcr-issuer-url", value_name = "URL", default_value = GOOGLE_ISSUER)]
     pub(crate) gcr_issuer_url: String,
+
+    #[command(flatten)]
+    pub(crate) not_served: NotServed,
+}
+
+/// notification-controller's flags for its event server, Alerts and Providers: accepted
+/// with their syntax and defaults so that its Deployment's arguments work, and named at
+/// start-up when given. A flag added here needs nothing else.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "notification-controller flags not served by fluxhook")]
+pub(crate) struct NotServed {
+    /// The address the event endpoint binds to (Alerts)
+    #[arg(long = "events-addr", value_name = "ADDR", default_value = ":9090")]
+    pub(crate) events_addr: String,
+
+    /// Interval in which the event rate limit has effect (Alerts)
+    #[arg(long = "rate-limit-interval", value_name = "DURATION", default_value = "5m", value_parser = goflag::duration)]
+    pub(crate) rate_limit_interval: Duration,
+
+    /// Include the request's full path in the HTTP metrics. fluxhook never does: a webhook
+    /// path is a credential
+    #[arg(
+        long = "export-http-path-metrics",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = goflag::bool,
+        action = clap::ArgAction::Set,
+    )]
+    pub(crate) export_http_path_metrics: bool,
+
+    /// The maximum size of the cache in number of tokens (Providers)
+    #[arg(long = "token-cache-max-size", value_name = "INT", default_value = "100", value_parser = goflag::int, allow_negative_numbers = true)]
+    pub(crate) token_cache_max_size: i64,
+
+    /// The maximum duration a token is cached (Providers)
+    #[arg(long = "token-cache-max-duration", value_name = "DURATION", default_value = "1h", value_parser = goflag::duration)]
+    pub(crate) token_cache_max_duration: Duration,
+
+    /// Default service account to use for workload identity when not specified in
+    /// resources (Providers)
+    #[arg(
+        long = "default-service-account",
+        value_name = "NAME",
+        default_value = ""
+    )]
+    pub(crate) default_service_account: String,
+}
+
+/// A feature gate notification-controller v1.9 knows, and what it means for fluxhook.
+pub(crate) struct FeatureGate {
+    pub(crate) name: &'static str,
+    pub(crate) default: bool,
+    pub(crate) in_fluxhook: &'static str,
+}
+
+/// notification-controller v1.9's gates (internal/features/features.go, with
+/// fluxcd/pkg auth's `ObjectLevelWorkloadIdentity`), all off by default.
+pub(crate) const FEATURE_GATES: [FeatureGate; 3] = [
+    FeatureGate {
+        name: "CacheSecretsAndConfigMaps",
+        default: false,
+        in_fluxhook: "no effect: fluxhook reads a Receiver's Secret when it reconciles it and \
+                      keeps no Secret data in a cache",
+    },
+    FeatureGate {
+        name: "DisableConfigWatchers",
+        default: false,
+        in_fluxhook: "Secrets are not watched: a changed token is served from the Receiver's \
+                      next interval (or reconcile request)",
+    },
+    FeatureGate {
+        name: "ObjectLevelWorkloadIdentity",
+        default: false,
+        in_fluxhook: "no effect: it concerns the cloud credentials of Providers, which \
+                      Receivers do not use",
+    },
+];
+
+/// One `--feature-gates` value, whose gates must be known, as Flux's
+/// `SupportedFeatures` requires.
+fn known_feature_gates(value: &str) -> Result<BTreeMap<String, bool>, String> {
+    let gates = goflag::feature_gates(value)?;
+    for name in gates.keys() {
+        if !FEATURE_GATES.iter().any(|gate| gate.name == name) {
+            let known: Vec<&str> = FEATURE_GATES.iter().map(|gate| gate.name).collect();
+            return Err(format!(
+                "feature-gate '{name}' not supported (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(gates)
+}
+
+impl Flags {
+    /// Parses the process's arguments; exits with a usage error on bad ones.
+    pub(crate) fn from_command_line() -> (Self, Vec<String>) {
+        let matches = Self::command().get_matches();
+        match Self::from_arg_matches(&matches) {
+            Ok(flags) => {
+                let not_served = not_served_given(&matches);
+                (flags, not_served)
+            }
+            Err(error) => error.exit(),
+        }
+    }
+
+    /// Whether a feature gate is on: as given last, else its default.
+    pub(crate) fn feature_gate(&self, name: &str) -> bool {
+        self.feature_gates
+            .iter()
+            .rev()
+            .find_map(|gates| gates.get(name).copied())
+            .unwrap_or_else(|| {
+                FEATURE_GATES
+                    .iter()
+                    .find(|gate| gate.name == name)
+                    .is_some_and(|gate| gate.default)
+            })
+    }
+
+    /// The feature gates given on the command line, with their values.
+    pub(crate) fn feature_gates_given(&self) -> BTreeMap<String, bool> {
+        self.feature_gates
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+}
+
+/// The `--flags` of [`NotServed`] that the command line sets.
+fn not_served_given(matches: &ArgMatches) -> Vec<String> {
+    let command = Flags::command();
+    let Some(group) = command
+        .get_groups()
+        .find(|group| Some(group.get_id()) == NotServed::group_id().as_ref())
+    else {
+        return Vec::new();
+    };
+    group
+        .get_args()
+        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|id| command.get_arguments().find(|arg| arg.get_id() == id))
+        .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -132,18 +423,116 @@ mod tests {
         Flags::try_parse_from(std::iter::once("fluxhook-receiver").chain(args.iter().copied()))
     }
 
+    /// Every flag notification-controller v1.9.3 accepts, with its default as its
+    /// `--help` prints it (main.go and the fluxcd/pkg option structs it binds:
+    /// runtime v0.110.0, cache v0.14.0, auth v0.54.0).
+    const NOTIFICATION_CONTROLLER_FLAGS: [(&str, Option<&str>); 25] = [
+        ("metrics-addr", Some(":8080")),
+        ("events-addr", Some(":9090")),
+        ("health-addr", Some(":9440")),
+        ("receiverAddr", Some(":9292")),
+        ("concurrent", Some("4")),
+        ("rate-limit-interval", Some("5m")),
+        ("export-http-path-metrics", Some("false")),
+        ("watch-all-namespaces", Some("true")),
+        (
+            "watch-configs-label-selector",
+            Some("reconcile.fluxcd.io/watch=Enabled"),
+        ),
+        ("kube-api-qps", Some("50")),
+        ("kube-api-burst", Some("300")),
+        ("log-encoding", Some("json")),
+        ("log-level", Some("info")),
+        ("enable-leader-election", Some("false")),
+        ("leader-election-release-on-cancel", Some("true")),
+        ("leader-election-lease-duration", Some("35s")),
+        ("leader-election-renew-deadline", Some("30s")),
+        ("leader-election-retry-period", Some("5s")),
+        ("no-cross-namespace-refs", Some("false")),
+        ("min-retry-delay", Some("750ms")),
+        ("max-retry-delay", Some("15m")),
+        ("feature-gates", None),
+        ("token-cache-max-size", Some("100")),
+        ("token-cache-max-duration", Some("1h")),
+        ("default-service-account", Some("")),
+    ];
+
+    #[test]
+    fn every_notification_controller_flag_is_accepted_with_its_default() {
+        let command = Flags::command();
+        for (name, default) in NOTIFICATION_CONTROLLER_FLAGS {
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(name))
+                .unwrap_or_else(|| unreachable!("--{name} is not accepted"));
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let expected: Vec<String> = default.into_iter().map(str::to_string).collect();
+            assert_eq!(defaults, expected, "--{name}");
+        }
+    }
+
     #[test]
     fn defaults_are_notification_controllers() {
         let flags = parse(&[]).unwrap();
         assert_eq!(flags.receiver_addr, ":9292");
         assert_eq!(flags.health_addr, ":9440");
         assert_eq!(flags.metrics_addr, ":8080");
+        assert_eq!(flags.concurrent, 4);
         assert!(flags.watch_all_namespaces);
-        assert!(!flags.no_cross_namespace_refs);
         assert_eq!(flags.watch_label_selector, None);
+        assert_eq!(
+            flags.watch_configs_label_selector,
+            "reconcile.fluxcd.io/watch=Enabled"
+        );
+        assert!((flags.kube_api_qps - 50.0).abs() < f32::EPSILON);
+        assert_eq!(flags.kube_api_burst, 300);
         assert_eq!(flags.log_level, LogLevel::Info);
         assert_eq!(flags.log_encoding, LogEncoding::Json);
+        assert!(!flags.enable_leader_election);
+        assert!(flags.leader_election_release_on_cancel);
+        assert_eq!(
+            flags.leader_election_lease_duration,
+            Duration::from_secs(35)
+        );
+        assert_eq!(
+            flags.leader_election_renew_deadline,
+            Duration::from_secs(30)
+        );
+        assert_eq!(flags.leader_election_retry_period, Duration::from_secs(5));
+        assert!(!flags.no_cross_namespace_refs);
+        assert_eq!(flags.min_retry_delay, Duration::from_millis(750));
+        assert_eq!(flags.max_retry_delay, Duration::from_secs(900));
+        assert!(flags.feature_gates.is_empty());
+        assert!(flags.enable_webhook_registration);
+        assert!(flags.manage_receivers);
         assert_eq!(flags.gcr_issuer_url, "https://accounts.google.com");
+        assert_eq!(flags.not_served.events_addr, ":9090");
+        assert_eq!(
+            flags.not_served.rate_limit_interval,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            flags.not_served.token_cache_max_duration,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn notification_controllers_deployment_args_parse() {
+        // fluxcd/notification-controller v1.9.3, config/manager/deployment.yaml.
+        let flags = parse(&[
+            "--watch-all-namespaces",
+            "--log-level=info",
+            "--log-encoding=json",
+            "--enable-leader-election",
+        ])
+        .unwrap();
+        assert!(flags.watch_all_namespaces);
+        assert!(flags.enable_leader_election);
     }
 
     #[test]
@@ -153,39 +542,97 @@ mod tests {
             "--health-addr",
             "127.0.0.1:9001",
             "--metrics-addr=:9002",
+            "--concurrent=0x10",
             "--watch-all-namespaces=false",
             "--watch-label-selector=sharding.fluxcd.io/key=shard1",
+            "--watch-configs-label-selector=",
+            "--kube-api-qps=-1",
+            "--kube-api-burst",
+            "20",
             "--no-cross-namespace-refs",
             "--log-level=debug",
             "--log-encoding=console",
+            "--enable-leader-election=T",
+            "--leader-election-release-on-cancel=0",
+            "--leader-election-lease-duration=1m30s",
+            "--leader-election-renew-deadline",
+            "1m",
+            "--leader-election-retry-period=2.5s",
+            "--min-retry-delay=1s",
+            "--max-retry-delay=1h",
+            "--feature-gates=DisableConfigWatchers=true",
+            "--feature-gates=CacheSecretsAndConfigMaps=true,DisableConfigWatchers=false",
+            "--enable-webhook-registration=false",
+            "--manage-receivers=false",
             "--gcr-issuer-url=http://127.0.0.1:5556",
+            "--events-addr=:1",
+            "--rate-limit-interval=1m",
+            "--export-http-path-metrics",
+            "--token-cache-max-size=0",
+            "--token-cache-max-duration=30m",
+            "--default-service-account=flux",
         ])
         .unwrap();
         assert_eq!(flags.receiver_addr, "127.0.0.1:9000");
         assert_eq!(flags.health_addr, "127.0.0.1:9001");
         assert_eq!(flags.metrics_addr, ":9002");
+        assert_eq!(flags.concurrent, 16);
         assert!(!flags.watch_all_namespaces);
         assert_eq!(
             flags.watch_label_selector.as_deref(),
             Some("sharding.fluxcd.io/key=shard1")
         );
+        assert_eq!(flags.watch_configs_label_selector, "");
+        assert!((flags.kube_api_qps + 1.0).abs() < f32::EPSILON);
+        assert_eq!(flags.kube_api_burst, 20);
         assert!(flags.no_cross_namespace_refs);
         assert_eq!(flags.log_level, LogLevel::Debug);
         assert_eq!(flags.log_encoding, LogEncoding::Console);
+        assert!(flags.enable_leader_election);
+        assert!(!flags.leader_election_release_on_cancel);
+        assert_eq!(
+            flags.leader_election_lease_duration,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            flags.leader_election_renew_deadline,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            flags.leader_election_retry_period,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(flags.min_retry_delay, Duration::from_secs(1));
+        assert_eq!(flags.max_retry_delay, Duration::from_secs(3600));
+        // Later values of --feature-gates win, as MapStringBool merges them.
+        assert!(!flags.feature_gate("DisableConfigWatchers"));
+        assert!(flags.feature_gate("CacheSecretsAndConfigMaps"));
+        assert!(!flags.feature_gate("ObjectLevelWorkloadIdentity"));
+        assert!(!flags.enable_webhook_registration);
+        assert!(!flags.manage_receivers);
         assert_eq!(flags.gcr_issuer_url, "http://127.0.0.1:5556");
+        assert!(flags.not_served.export_http_path_metrics);
+        assert_eq!(flags.not_served.default_service_account, "flux");
+    }
 
-        for (args, expected) in [
-            (&["--no-cross-namespace-refs=true"][..], true),
-            (&["--no-cross-namespace-refs=false"][..], false),
-            (&["--watch-all-namespaces"][..], false),
-        ] {
-            let flags = parse(args).unwrap();
-            let value = match args[0].starts_with("--no-cross") {
-                true => flags.no_cross_namespace_refs,
-                false => !flags.watch_all_namespaces,
-            };
-            assert_eq!(value, expected, "{args:?}");
-        }
+    #[test]
+    fn the_flags_given_that_fluxhook_does_not_serve_are_named() {
+        let matches = Flags::command()
+            .try_get_matches_from([
+                "fluxhook-receiver",
+                "--events-addr=:9090",
+                "--rate-limit-interval=1m",
+                "--log-level=info",
+            ])
+            .unwrap();
+        assert_eq!(
+            not_served_given(&matches),
+            ["--events-addr", "--rate-limit-interval"]
+        );
+        let matches = Flags::command()
+            .try_get_matches_from(["fluxhook-receiver"])
+            .unwrap();
+        assert!(not_served_given(&matches).is_empty());
     }
 
     #[test]
@@ -200,9 +647,34 @@ mod tests {
             &["--log-level=verbose"][..],
             &["--log-encoding=text"][..],
             &["--watch-all-namespaces=maybe"][..],
+            &["--enable-leader-election", "false"][..],
+            &["--leader-election-lease-duration=35"][..],
+            &["--min-retry-delay=-1s"][..],
+            &["--concurrent=four"][..],
+            &["--kube-api-qps=fast"][..],
+            &["--feature-gates=NoSuchGate=true"][..],
+            &["--feature-gates=DisableConfigWatchers"][..],
+            &["--kubeconfig=/tmp/config"][..],
             &["--no-such-flag"][..],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
+        let unknown_gate = parse(&["--feature-gates=NoSuchGate=true"]).unwrap_err();
+        assert!(
+            unknown_gate
+                .to_string()
+                .contains("feature-gate 'NoSuchGate' not supported"),
+            "{unknown_gate}"
+        );
+    }
+
+    #[test]
+    fn the_drain_ends_within_the_grace_period() {
+        // Flux's terminationGracePeriodSeconds (notification-controller's
+        // config/manager/deployment.yaml), which deploy keeps.
+        let grace = Duration::from_secs(10);
+        assert!(DRAIN < grace);
+        assert!(AFTER_LONG_HELP.contains("8 seconds"));
+        assert!(AFTER_LONG_HELP.contains("terminationGracePeriodSeconds of 10 seconds"));
     }
 }

@@ -12,22 +12,22 @@
 //! Receivers accept; it exists for tests against a local issuer.
 
 mod cli;
+mod goflag;
 mod health;
 mod listen;
 mod logging;
+mod ratelimit;
 mod run;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 use crate::cli::Flags;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let (flags, not_served) = Flags::from_command_line();
     logging::init(flags.log_level, flags.log_encoding);
-    match run::run(flags).await {
+    match run::run(flags, &not_served).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

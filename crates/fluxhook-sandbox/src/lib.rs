@@ -25,6 +25,9 @@
 //! ```
 
 pub mod demo;
+mod replica;
+
+pub use replica::Replica;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -351,6 +354,11 @@ impl Sandbox {
             Ok(status) => status.map_err(io("wait for the receiver")),
             Err(_) => Err(self.receiver_error(format!("did not exit within {DEADLINE:?}"))),
         }
+    }
+
+    /// Kills the receiver with SIGKILL, as a node failing does: no drain, no lease release.
+    pub async fn kill(&mut self) -> Result<(), SandboxError> {
+        self.child.kill().await.map_err(io("kill the receiver"))
     }
 
     /// Sends SIGTERM and waits (bounded) for the receiver to exit.

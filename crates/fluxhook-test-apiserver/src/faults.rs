@@ -81,6 +81,9 @@ pub struct RequestRecord {
     pub target: Option<RequestTarget>,
     /// HTTP status answered; `None` while the request is in flight.
     pub status: Option<u16>,
+    /// `User-Agent` header, if sent: tells apart the clients of one server (client-go
+    /// names the command, `<argv[0]>/<version> (<os>/<arch>) ...`).
+    pub user_agent: Option<String>,
     id: u64,
 }
 
@@ -104,6 +107,7 @@ impl RequestRecord {
             verb,
             target,
             status: None,
+            user_agent: None,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }

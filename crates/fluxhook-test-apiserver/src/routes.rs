@@ -217,7 +217,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .as_ref()
         .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
         .unwrap_or_default();
-    let record = RequestRecord::new(
+    let mut record = RequestRecord::new(
         parts.method.to_string(),
         path,
         query_string,
@@ -226,6 +226,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         verb,
         target,
     );
+    record.user_agent = header_str(&parts.headers, header::USER_AGENT).map(str::to_owned);
     let injected = shared.faults.take(&record);
     let id = shared.requests.push(record);
     tracing::debug!(method = %parts.method, uri = %parts.uri, "request");

@@ -39,6 +39,13 @@
 //! longer wanted or the Receiver is deleted. GitRepositories are watched
 //! (metadata only) so that annotating one registers at once.
 //!
+//! Every replica reconciles every Receiver it watches and serves it; only the one whose
+//! [`ControllerConfig::leadership`] leads writes (status, finalizers, Events, webhook
+//! registration), and a write in flight is cut short when it stops leading. A replica that
+//! starts leading reconciles every Receiver again, so that status and registration catch
+//! up with what it serves. [`Leadership::never`] writes nothing at all: the mode for
+//! running beside notification-controller, which keeps writing Receivers.
+//!
 //! Nothing written in a Receiver stops the controller: Receivers are watched
 //! as untyped objects and read one by one, so one that does not deserialize
 //! is reported on its own status.
@@ -74,6 +81,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fluxhook_api::{Receiver, WATCH_LABEL, WATCH_LABEL_ENABLED, resolve};
+pub use fluxhook_leader_election::Leadership;
 use fluxhook_register::cluster::GIT_REPOSITORY;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
@@ -94,8 +102,9 @@ use crate::endpoint::ReceiverKey;
 use crate::registration::{RegistrationConfig, RepositoryChanges, receivers_naming};
 use crate::{ControllerMetrics, EndpointIndex};
 
-/// What the controller watches and how it retries; the defaults are Flux's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the controller watches, how it retries and whether it writes; the defaults are
+/// Flux's, for a single replica.
+#[derive(Debug, Clone)]
 pub struct ControllerConfig {
     /// The namespace whose Receivers to serve; `None` for all namespaces
     /// (Flux's `--watch-all-namespaces`, the default).
@@ -108,6 +117,10 @@ pub struct ControllerConfig {
     /// `reconcile.fluxcd.io/watch=Enabled`). Changes to other Secrets are
     /// seen at the Receiver's next interval.
     pub secret_label_selector: String,
+    /// Whether Secrets are watched at all (default); off with Flux's
+    /// `DisableConfigWatchers` feature gate, and then a changed Secret is seen at the
+    /// Receiver's next interval.
+    pub watch_secrets: bool,
     /// How many Receivers are reconciled at the same time (Flux's
     /// `--concurrent`, default 4); 0 sets no limit.
     pub concurrency: u16,
@@ -123,6 +136,10 @@ pub struct ControllerConfig {
     /// them with [`ControllerMetrics::register`]); by default series of
     /// their own that nothing exposes.
     pub metrics: ControllerMetrics,
+    /// Whether this replica may write Receivers and register webhooks now:
+    /// [`Leadership::always`] (the default) for a single replica, an elected one for
+    /// several, [`Leadership::never`] beside notification-controller.
+    pub leadership: Leadership,
 }
 
 impl Default for ControllerConfig {
@@ -131,11 +148,13 @@ impl Default for ControllerConfig {
             namespace: None,
             label_selector: None,
             secret_label_selector: format!("{WATCH_LABEL}={WATCH_LABEL_ENABLED}"),
+            watch_secrets: true,
             concurrency: 4,
             min_retry_delay: Duration::from_millis(750),
             max_retry_delay: Duration::from_secs(15 * 60),
             registration: RegistrationConfig::default(),
             metrics: ControllerMetrics::default(),
+            leadership: Leadership::always(),
         }
     }
 }
@@ -236,10 +255,16 @@ pub async fn run(
         },
         initial_sync,
         config.registration.clone(),
+        config.leadership.clone(),
     ));
     let mut controller =
         Controller::for_stream_with(receiver_triggers, store.clone(), resource.clone())
-            .watches_stream(secret_triggers, metrics.counted_mapper(referencing));
+            // A new leader writes what the previous one may not have.
+            .reconcile_all_on(config.leadership.terms());
+    if config.watch_secrets {
+        controller =
+            controller.watches_stream(secret_triggers, metrics.counted_mapper(referencing));
+    }
     if config.registration.enabled {
         controller = watch_git_repositories(controller, &client, &config, store, resource);
     }

@@ -2,6 +2,7 @@
 //! it into the index and write its status as Flux does.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use fluxhook_api::{
     FINALIZER, RECONCILE_REQUEST_ANNOTATION, Receiver, ReceiverSpec, ReceiverStatus, WebhookPath,
     condition,
 };
+use fluxhook_leader_election::Leadership;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -40,6 +42,8 @@ pub(crate) struct Context {
     registrar: Registrar,
     /// Consecutive failures per Receiver, for the retry backoff.
     failures: Mutex<HashMap<ReceiverKey, u32>>,
+    /// Whether this replica writes: see [`Context::write`].
+    leadership: Leadership,
 }
 
 impl Context {
@@ -50,6 +54,7 @@ impl Context {
         retry: RetryDelays,
         initial_sync: Arc<InitialSync>,
         registration: RegistrationConfig,
+        leadership: Leadership,
     ) -> Self {
         Self {
             registrar: Registrar::new(
@@ -64,7 +69,16 @@ impl Context {
             retry,
             initial_sync,
             failures: Mutex::default(),
+            leadership,
         }
+    }
+
+    /// The write gate: every write on a Receiver (status, finalizers, Events, webhook
+    /// registration) runs through here. It runs only while this replica leads and is
+    /// dropped where it stands when it stops leading; `None` when it did not run to its
+    /// end, which the reconciliation takes as "another replica writes".
+    pub(crate) async fn write<F: Future>(&self, write: F) -> Option<F::Output> {
+        self.leadership.lead(write).await.ok()
     }
 
     /// Forgets a Receiver that is gone: withdraws it and counts it as handled.
@@ -190,7 +204,10 @@ async fn reconcile_receiver(
     let api = ctx.receivers(&key.namespace);
     if object.metadata.deletion_timestamp.is_some() {
         ctx.index.withdraw(key);
-        return finalize(&api, object.clone(), key, ctx).await;
+        return ctx
+            .write(finalize(&api, object.clone(), key, ctx))
+            .await
+            .unwrap_or(Ok(Action::await_change()));
     }
     // As Flux: the finalizer goes on before anything else, so that a deletion
     // is always seen here.
@@ -199,7 +216,9 @@ async fn reconcile_receiver(
     if !finalizers.iter().any(|f| f == FINALIZER) {
         let mut with_ours = finalizers;
         with_ours.push(FINALIZER.to_string());
-        object = set_finalizers(&api, &object, with_ours).await?;
+        if let Some(written) = ctx.write(set_finalizers(&api, &object, with_ours)).await {
+            object = written?;
+        }
     }
 
     let current = current_status(&object);
@@ -260,18 +279,19 @@ async fn reconcile_receiver(
             endpoint: &endpoint,
             token: token.as_deref(),
         };
-        let pass = ctx
-            .registrar
-            .register(&api, object, served)
-            .await
-            .map_err(|source| ReconcileError::Write {
+        let registered = ctx
+            .write(ctx.registrar.register(&api, object.clone(), served))
+            .await;
+        if let Some(pass) = registered {
+            let pass = pass.map_err(|source| ReconcileError::Write {
                 part: "webhook record",
                 source,
             })?;
-        object = pass.object;
-        report = pass.report;
-        if let Some(why) = pass.retry {
-            result = Err(ReconcileError::Registration(why));
+            object = pass.object;
+            report = pass.report;
+            if let Some(why) = pass.retry {
+                result = Err(ReconcileError::Registration(why));
+            }
         }
     }
 
@@ -292,8 +312,10 @@ async fn reconcile_receiver(
         &report,
         observed,
     );
-    if desired != current {
-        write_status(&api, key, &desired).await?;
+    if desired != current
+        && let Some(written) = ctx.write(write_status(&api, key, &desired)).await
+    {
+        written?;
     }
     result
 }
