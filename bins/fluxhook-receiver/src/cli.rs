@@ -132,8 +132,8 @@ pub(crate) struct Flags {
     #[arg(long = "watch-label-selector", value_name = "SELECTOR")]
     pub(crate) watch_label_selector: Option<String>,
 
-    /// Watch for Secrets with matching labels: a change reconciles the Receivers using them
-    /// at once (others are seen at the Receiver's interval); empty watches every Secret
+    /// Watch for Secrets with matching labels (accepted as Flux's; fluxhook serves tokens
+    /// from memory, so a change to any Secret a Receiver references reconciles it at once)
     #[arg(
         long = "watch-configs-label-selector",
         value_name = "SELECTOR",
@@ -316,7 +316,6 @@ pub(crate) struct NotServed {
 /// A feature gate notification-controller v1.9 knows, and what it means for fluxhook.
 pub(crate) struct FeatureGate {
     pub(crate) name: &'static str,
-    pub(crate) default: bool,
     pub(crate) in_fluxhook: &'static str,
 }
 
@@ -325,19 +324,16 @@ pub(crate) struct FeatureGate {
 pub(crate) const FEATURE_GATES: [FeatureGate; 3] = [
     FeatureGate {
         name: "CacheSecretsAndConfigMaps",
-        default: false,
         in_fluxhook: "no effect: fluxhook reads a Receiver's Secret when it reconciles it and \
                       keeps no Secret data in a cache",
     },
     FeatureGate {
         name: "DisableConfigWatchers",
-        default: false,
-        in_fluxhook: "Secrets are not watched: a changed token is served from the Receiver's \
-                      next interval (or reconcile request)",
+        in_fluxhook: "no effect: fluxhook serves a token from memory, so it always watches \
+                      the metadata of Secrets to stop serving a changed or deleted token at once",
     },
     FeatureGate {
         name: "ObjectLevelWorkloadIdentity",
-        default: false,
         in_fluxhook: "no effect: it concerns the cloud credentials of Providers, which \
                       Receivers do not use",
     },
@@ -370,20 +366,6 @@ impl Flags {
             }
             Err(error) => error.exit(),
         }
-    }
-
-    /// Whether a feature gate is on: as given last, else its default.
-    pub(crate) fn feature_gate(&self, name: &str) -> bool {
-        self.feature_gates
-            .iter()
-            .rev()
-            .find_map(|gates| gates.get(name).copied())
-            .unwrap_or_else(|| {
-                FEATURE_GATES
-                    .iter()
-                    .find(|gate| gate.name == name)
-                    .is_some_and(|gate| gate.default)
-            })
     }
 
     /// The feature gates given on the command line, with their values.
@@ -605,9 +587,10 @@ mod tests {
         assert_eq!(flags.min_retry_delay, Duration::from_secs(1));
         assert_eq!(flags.max_retry_delay, Duration::from_secs(3600));
         // Later values of --feature-gates win, as MapStringBool merges them.
-        assert!(!flags.feature_gate("DisableConfigWatchers"));
-        assert!(flags.feature_gate("CacheSecretsAndConfigMaps"));
-        assert!(!flags.feature_gate("ObjectLevelWorkloadIdentity"));
+        let gates = flags.feature_gates_given();
+        assert_eq!(gates.get("DisableConfigWatchers"), Some(&false));
+        assert_eq!(gates.get("CacheSecretsAndConfigMaps"), Some(&true));
+        assert_eq!(gates.get("ObjectLevelWorkloadIdentity"), None);
         assert!(!flags.enable_webhook_registration);
         assert!(!flags.manage_receivers);
         assert_eq!(flags.gcr_issuer_url, "http://127.0.0.1:5556");

@@ -312,8 +312,6 @@ fn controller_config(flags: &Flags) -> anyhow::Result<ControllerConfig> {
             .watch_label_selector
             .clone()
             .filter(|selector| !selector.is_empty()),
-        secret_label_selector: flags.watch_configs_label_selector.clone(),
-        watch_secrets: !flags.feature_gate("DisableConfigWatchers"),
         // controller-runtime runs one reconciliation at a time for 0 or less.
         concurrency: u16::try_from(flags.concurrent.max(1)).unwrap_or(u16::MAX),
         min_retry_delay: flags.min_retry_delay,

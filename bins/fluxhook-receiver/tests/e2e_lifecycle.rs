@@ -2,7 +2,10 @@
 //! against the fake Kubernetes API: suspended it answers 503, and 200 again
 //! once resumed; without its Secret it answers 503 at its last path; a
 //! rotated token moves its path (the old one is 404, `status.webhookPath`
-//! names the new one); an API server that fails, is unavailable or
+//! names the new one), at once even for an unlabelled Secret, and a deleted
+//! one stops authenticating; the flux CLI's `get`, `reconcile`, `suspend` and
+//! `resume receiver` requests, made exactly as the CLI makes them, work; an
+//! API server that fails, is unavailable or
 //! throttles the patch makes the delivery fail with 500, and the next one
 //! succeeds; `/metrics` counts every
 //! request by outcome; SIGTERM lets the request in flight finish and ends
@@ -63,6 +66,8 @@ async fn receivers_follow_their_spec_secret_and_api_server() {
     suspended_receivers_refuse_until_resumed(&sandbox).await;
     a_missing_secret_makes_the_receiver_unavailable(&sandbox).await;
     a_rotated_token_moves_the_path(&sandbox).await;
+    an_unlabelled_secret_is_revoked_at_once(&sandbox).await;
+    the_flux_cli_drives_receivers(&sandbox).await;
     api_server_failures_fail_then_recover(&sandbox).await;
     metrics_count_requests_by_outcome(&sandbox).await;
     sigterm_lets_the_request_in_flight_finish(sandbox).await;
@@ -168,6 +173,395 @@ async fn a_rotated_token_moves_the_path(s: &Sandbox) {
     )
     .await;
     assert_accepted(s, "new path, new token", &new_path, &new, &[repo]).await;
+}
+
+/// Creates (or replaces the data of) a Secret of [`NS`] holding `token`,
+/// without the `reconcile.fluxcd.io/watch` label.
+fn unlabelled_secret(s: &Sandbox, name: &str, token: &str) {
+    e2e_support::ok(
+        s,
+        s.apply(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS},
+            "type": "Opaque",
+            "data": {"token": e2e_support::base64(token)}
+        })),
+    );
+}
+
+/// Flux reads the Secret on every request; fluxhook learns of a change from
+/// its Secret watch, so without the label, and with the default interval of
+/// 10 minutes, a rotated token still moves the path at once and a deleted
+/// one stops authenticating.
+async fn an_unlabelled_secret_is_revoked_at_once(s: &Sandbox) {
+    let (old_token, new_token) = ("unlabelled-token-1", "unlabelled-token-2");
+    let repo = "app-unlabelled";
+    git_repository(s, NS, repo, json!({}));
+    unlabelled_secret(s, "unlabelled-token", old_token);
+    e2e_support::receiver(
+        s,
+        "unlabelled",
+        json!({
+            "type": "github",
+            "events": ["push"],
+            "secretRef": {"name": "unlabelled-token"},
+            "resources": [{"kind": "GitRepository", "name": repo}]
+        }),
+    );
+    let old_path = e2e_support::webhook_path(s, "unlabelled").await;
+    assert_accepted(
+        s,
+        "before rotation",
+        &old_path,
+        &github_push(old_token),
+        &[repo],
+    )
+    .await;
+
+    unlabelled_secret(s, "unlabelled-token", new_token);
+    let status = wait_for_status(s, "unlabelled", |status| {
+        status["webhookPath"]
+            .as_str()
+            .is_some_and(|path| path != old_path)
+    })
+    .await;
+    let new_path = status["webhookPath"].as_str().unwrap().to_owned();
+    let old = github_push(old_token);
+    let new = github_push(new_token);
+    assert_refused(
+        s,
+        "old token, old path",
+        &old_path,
+        &old,
+        StatusCode::NOT_FOUND,
+        repo,
+    )
+    .await;
+    assert_refused(
+        s,
+        "old token, new path",
+        &new_path,
+        &old,
+        StatusCode::BAD_REQUEST,
+        repo,
+    )
+    .await;
+    assert_accepted(s, "new token", &new_path, &new, &[repo]).await;
+
+    delete_secret(s, "unlabelled-token").await;
+    wait_for_status(s, "unlabelled", |status| {
+        has_condition(status, "Ready", "False", Some("TokenNotFound"))
+    })
+    .await;
+    assert_refused(
+        s,
+        "Secret deleted",
+        &new_path,
+        &new,
+        SERVICE_UNAVAILABLE,
+        repo,
+    )
+    .await;
+}
+
+/// The flux CLI (fluxcd/flux2 `cmd/flux`), request for request: what
+/// `flux get|reconcile|suspend|resume receiver` send to the API server and
+/// what they read back, without a Go toolchain.
+mod flux {
+    use super::*;
+
+    const RECEIVERS: &str =
+        "/apis/notification.toolkit.fluxcd.io/v1/namespaces/flux-system/receivers";
+    /// controller-runtime's metadata client asks for `PartialObjectMetadata`.
+    const METADATA: &str = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+    /// `client.MergeFrom` patches.
+    const MERGE_PATCH: &str = "application/merge-patch+json";
+
+    async fn send(request: reqwest::RequestBuilder) -> Value {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{status}: {body}");
+        body
+    }
+
+    fn url(s: &Sandbox, path: &str) -> String {
+        format!("{}{RECEIVERS}{path}", s.api().url())
+    }
+
+    async fn get(s: &Sandbox, name: &str) -> Value {
+        send(reqwest::Client::new().get(url(s, &format!("/{name}")))).await
+    }
+
+    /// `client.MatchingFields{"metadata.name": name}` in the namespace.
+    async fn list(s: &Sandbox, name: Option<&str>) -> Vec<Value> {
+        let mut request = reqwest::Client::new().get(url(s, ""));
+        if let Some(name) = name {
+            request = request.query(&[("fieldSelector", format!("metadata.name={name}"))]);
+        }
+        let list = send(request).await;
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn merge_patch(s: &Sandbox, name: &str, accept: &str, patch: Value) {
+        send(
+            reqwest::Client::new()
+                .patch(url(s, &format!("/{name}")))
+                .header("accept", accept)
+                .header("content-type", MERGE_PATCH)
+                .body(patch.to_string()),
+        )
+        .await;
+    }
+
+    fn ready(receiver: &Value) -> Option<&Value> {
+        receiver["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")
+    }
+
+    fn condition_true(receiver: &Value, type_: &str) -> bool {
+        receiver["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == type_ && c["status"] == "True")
+    }
+
+    /// kstatus' `Compute` for a custom resource: `Ok(true)` current, `Ok(false)`
+    /// in progress, `Err` failed.
+    fn kstatus_current(receiver: &Value) -> Result<bool, String> {
+        let observed = &receiver["status"]["observedGeneration"];
+        if !observed.is_null() && *observed != receiver["metadata"]["generation"] {
+            return Ok(false);
+        }
+        if condition_true(receiver, "Reconciling") {
+            return Ok(false);
+        }
+        if condition_true(receiver, "Stalled") {
+            return Err(ready(receiver)
+                .map(|c| c["message"].to_string())
+                .unwrap_or_default());
+        }
+        Ok(true)
+    }
+
+    /// Polls as `wait.PollUntilContextTimeout` does, within the sandbox's deadline.
+    async fn poll(
+        s: &Sandbox,
+        what: &str,
+        mut done: impl AsyncFnMut() -> Result<bool, String>,
+    ) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + fluxhook_sandbox::DEADLINE;
+        loop {
+            if done().await? {
+                return Ok(());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flux: timed out waiting for {what}
+receiver log:
+{}",
+                e2e_support::log_tail(s)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `flux get receivers`: Name, Suspended, Ready, Message.
+    pub(super) async fn get_receivers(s: &Sandbox) -> Vec<[String; 4]> {
+        list(s, None)
+            .await
+            .iter()
+            .map(|receiver| {
+                let (ready, message) = match ready(receiver) {
+                    Some(c) => (
+                        c["status"].as_str().unwrap_or_default().to_owned(),
+                        c["message"].as_str().unwrap_or_default().to_owned(),
+                    ),
+                    None => ("False".to_owned(), "waiting to be reconciled".to_owned()),
+                };
+                let suspended = if receiver["spec"]["suspend"] == true {
+                    "True"
+                } else {
+                    "False"
+                };
+                [
+                    receiver["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    suspended.to_owned(),
+                    ready,
+                    message,
+                ]
+            })
+            .collect()
+    }
+
+    /// `flux reconcile receiver NAME`: the annotation written through the
+    /// metadata client, then a wait until `lastHandledReconcileAt` changes and
+    /// the object is current; `Err` with the CLI's message otherwise. The
+    /// value of the annotation is returned.
+    pub(super) async fn reconcile_receiver(s: &Sandbox, name: &str) -> Result<String, String> {
+        let receiver = get(s, name).await;
+        if receiver["spec"]["suspend"] == true {
+            return Err("resource is suspended".to_owned());
+        }
+        let last_handled = receiver["status"]["lastHandledReconcileAt"].clone();
+        // `requestReconciliation`: read as metadata, merge-patch the difference.
+        let metadata = send(
+            reqwest::Client::new()
+                .get(url(s, &format!("/{name}")))
+                .header("accept", METADATA),
+        )
+        .await;
+        assert_eq!(metadata["kind"], "PartialObjectMetadata", "{metadata}");
+        let requested_at = k8s_openapi::jiff::Timestamp::now().to_string();
+        merge_patch(
+            s,
+            name,
+            METADATA,
+            json!({"metadata": {"annotations": {REQUESTED_AT_ANNOTATION: requested_at}}}),
+        )
+        .await;
+        let mut handled = Value::Null;
+        poll(s, "the reconciliation", async || {
+            handled = get(s, name).await;
+            if handled["status"]["lastHandledReconcileAt"] == last_handled {
+                return Ok(false);
+            }
+            kstatus_current(&handled)
+        })
+        .await?;
+        match ready(&handled) {
+            Some(c) if c["status"] == "True" => Ok(requested_at),
+            Some(c) => Err(format!(
+                "Receiver reconciliation failed: '{}'",
+                c["message"]
+            )),
+            None => Err("status can't be determined".to_owned()),
+        }
+    }
+
+    /// `flux suspend receiver NAME`.
+    pub(super) async fn suspend_receiver(s: &Sandbox, name: &str) {
+        for receiver in list(s, Some(name)).await {
+            let name = receiver["metadata"]["name"].as_str().unwrap().to_owned();
+            merge_patch(
+                s,
+                &name,
+                "application/json",
+                json!({"spec": {"suspend": true}}),
+            )
+            .await;
+        }
+    }
+
+    /// `flux resume receiver NAME`: `spec.suspend` removed (false is omitted),
+    /// then a wait until the object is ready at its generation.
+    pub(super) async fn resume_receiver(s: &Sandbox, name: &str) -> Result<(), String> {
+        for receiver in list(s, Some(name)).await {
+            let name = receiver["metadata"]["name"].as_str().unwrap().to_owned();
+            merge_patch(
+                s,
+                &name,
+                "application/json",
+                json!({"spec": {"suspend": null}}),
+            )
+            .await;
+            poll(s, "the Receiver to be ready", async || {
+                let receiver = get(s, &name).await;
+                if receiver["status"]["observedGeneration"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    < 1
+                {
+                    return Ok(false);
+                }
+                let Some(ready) = ready(&receiver) else {
+                    return Ok(false);
+                };
+                let generation = &receiver["metadata"]["generation"];
+                let condition_generation = ready["observedGeneration"].as_i64().unwrap_or(0);
+                if condition_generation != 0 && ready["observedGeneration"] != *generation {
+                    return Ok(false);
+                }
+                kstatus_current(&receiver)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
+
+async fn the_flux_cli_drives_receivers(s: &Sandbox) {
+    let token = "cli-token";
+    let path = github_receiver(s, "cli", token).await;
+    let repo = "app-cli";
+    let row = |rows: Vec<[String; 4]>| rows.into_iter().find(|row| row[0] == "cli").unwrap();
+    let ready_message = format!("Receiver initialized for path: {path}");
+
+    // `flux get receivers`
+    assert_eq!(
+        row(flux::get_receivers(s).await),
+        ["cli", "False", "True", ready_message.as_str()]
+    );
+
+    // `flux reconcile receiver cli`: handled, recorded, ready.
+    let requested = flux::reconcile_receiver(s, "cli").await.unwrap();
+    let receiver = s
+        .get(e2e_support::RECEIVER_API_VERSION, "Receiver", NS, "cli")
+        .unwrap();
+    assert_eq!(
+        receiver["status"]["lastHandledReconcileAt"],
+        requested.as_str()
+    );
+
+    // `flux suspend receiver cli`: 503 as soon as the controller has seen it.
+    flux::suspend_receiver(s, "cli").await;
+    wait_for_status(s, "cli", |status| generation_observed(status, 2)).await;
+    assert_refused(
+        s,
+        "flux suspend",
+        &path,
+        &github_push(token),
+        SERVICE_UNAVAILABLE,
+        repo,
+    )
+    .await;
+    assert_eq!(row(flux::get_receivers(s).await)[1], "True");
+    assert_eq!(
+        flux::reconcile_receiver(s, "cli").await,
+        Err("resource is suspended".to_owned())
+    );
+
+    // `flux resume receiver cli`: serves again.
+    flux::resume_receiver(s, "cli").await.unwrap();
+    assert_accepted(s, "flux resume", &path, &github_push(token), &[repo]).await;
+    assert_eq!(
+        row(flux::get_receivers(s).await),
+        ["cli", "False", "True", ready_message.as_str()]
+    );
+
+    // `kubectl events --for receiver/cli`: Flux's success Event, counted.
+    let events = s.api().list("events.k8s.io/v1", "Event", Some(NS)).unwrap();
+    let succeeded: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["regarding"]["name"] == "cli" && e["reason"] == "Succeeded")
+        .collect();
+    assert_eq!(succeeded.len(), 1, "{succeeded:?}");
+    assert_eq!(succeeded[0]["type"], "Normal");
+    assert_eq!(
+        succeeded[0]["note"],
+        "Reconciliation finished, next run in 10m0s"
+    );
+    assert_eq!(succeeded[0]["reportingController"], "fluxhook-receiver");
+    assert!(succeeded[0]["series"]["count"].as_i64().unwrap_or(1) >= 3);
 }
 
 /// An API server refusing the patch, failing (500, 502), unavailable (503)

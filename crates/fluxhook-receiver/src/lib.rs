@@ -68,7 +68,7 @@ pub use endpoint::{
     Credentials, Endpoint, GCR_AUDIENCE_KEY, GCR_EMAIL_KEY, InvalidReceiver, OidcTrust,
     ReceiverKey, ResourceTarget, TOKEN_KEY,
 };
-pub use index::{EndpointIndex, EndpointState};
+pub use index::{Claimed, EndpointIndex, EndpointState, Standing};
 pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
 pub use process_metrics::ProcessCollector;
 pub use runtime_metrics::RuntimeMetrics;

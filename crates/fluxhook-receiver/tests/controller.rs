@@ -1,6 +1,8 @@
 //! The Receiver controller against the fake API server, driven by a real
-//! kube client: status as Flux writes it, the index kept in step with
-//! Receivers and Secrets, scoped watches, and recovery from API faults.
+//! kube client: status and Events as Flux writes them, the index kept in step
+//! with Receivers and Secrets (a rotated or deleted token revoked at once,
+//! labelled or not), colliding webhook paths, scoped watches, and recovery
+//! from API faults.
 
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
@@ -466,8 +468,7 @@ async fn a_secret_created_later_makes_the_receiver_ready() {
         "Secret \"watched-token\" not found: create it with a \"token\" key"
     );
 
-    // A labelled Secret reconciles its Receivers at once; an unlabelled one
-    // is found by the retries.
+    // Labelled or not, a Secret created reconciles its Receivers.
     cluster
         .create_secret(NS, "watched-token", &[("token", "one")], true)
         .await;
@@ -836,4 +837,455 @@ async fn a_label_selector_the_api_refuses_stops_the_controller() {
         matches!(result, Err(ControllerError::WatchRefused(_))),
         "{result:?}"
     );
+}
+
+/// The events.k8s.io/v1 Events recorded about the Receiver `namespace/name`.
+fn events_of(cluster: &Cluster, namespace: &str, name: &str) -> Vec<Value> {
+    cluster
+        .server
+        .list("events.k8s.io/v1", "Event", Some(namespace))
+        .unwrap()
+        .into_iter()
+        .filter(|event| {
+            event["regarding"]["name"] == name && event["regarding"]["kind"] == "Receiver"
+        })
+        .collect()
+}
+
+/// The Events about `namespace/name` with this type and reason.
+fn events_with(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    reason: &str,
+) -> Vec<Value> {
+    events_of(cluster, namespace, name)
+        .into_iter()
+        .filter(|event| event["type"] == type_ && event["reason"] == reason)
+        .collect()
+}
+
+/// How many times an Event occurred: 1, or its series count.
+fn occurrences(event: &Value) -> i64 {
+    event["series"]["count"].as_i64().unwrap_or(1)
+}
+
+#[tokio::test]
+async fn events_are_recorded_as_flux_records_them_and_deduplicated() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
+        .await;
+    cluster
+        .create_receiver(NS, named("github"), github_spec("webhook-token"))
+        .await;
+    cluster
+        .create_receiver(NS, named("no-secret"), github_spec("missing"))
+        .await;
+    let mut bad_filter = github_spec("webhook-token");
+    bad_filter["resourceFilter"] = json!("res.metadata.name ==");
+    cluster
+        .create_receiver(NS, named("bad-filter"), bad_filter)
+        .await;
+    cluster
+        .create_receiver(
+            NS,
+            named("unknown-type"),
+            json!({"type": "gitea", "secretRef": {"name": "webhook-token"}, "resources": []}),
+        )
+        .await;
+    let _running = cluster.run(ControllerConfig::default());
+
+    // Ready: Normal, Succeeded, with Flux's message.
+    eventually("a Succeeded Event", || {
+        !events_with(&cluster, NS, "github", "Normal", "Succeeded").is_empty()
+    })
+    .await;
+    let succeeded = &events_with(&cluster, NS, "github", "Normal", "Succeeded")[0];
+    assert_eq!(
+        succeeded["note"],
+        "Reconciliation finished, next run in 10m0s"
+    );
+    assert_eq!(succeeded["reportingController"], "fluxhook-receiver");
+    assert_eq!(succeeded["action"], "Reconcile");
+    assert_eq!(succeeded["regarding"]["apiVersion"], RECEIVER_API);
+    assert!(succeeded["regarding"]["uid"].is_string(), "{succeeded}");
+    assert!(succeeded["eventTime"].is_string(), "{succeeded}");
+    assert!(succeeded["reportingInstance"].is_string(), "{succeeded}");
+
+    // A failure retried with backoff: one Warning, counted, not one per retry.
+    eventually("the missing Secret's Warning to repeat", || {
+        events_with(&cluster, NS, "no-secret", "Warning", "Failed")
+            .first()
+            .is_some_and(|event| occurrences(event) >= 3)
+    })
+    .await;
+    let failed = events_with(&cluster, NS, "no-secret", "Warning", "Failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        failed[0]["note"],
+        "Secret \"missing\" not found: create it with a \"token\" key"
+    );
+    assert!(failed[0]["series"]["lastObservedTime"].is_string());
+
+    // A spec that cannot be served: Warning with the Ready reason and message.
+    for (name, reason) in [
+        ("bad-filter", "InvalidCELExpression"),
+        ("unknown-type", "ValidationFailed"),
+    ] {
+        eventually("a terminal Warning", || {
+            !events_with(&cluster, NS, name, "Warning", reason).is_empty()
+        })
+        .await;
+        let note = events_with(&cluster, NS, name, "Warning", reason)[0]["note"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            condition(&cluster.status(NS, name), "Ready").unwrap()["message"],
+            note.as_str()
+        );
+        assert!(
+            note.starts_with("Reconciliation failed terminally due to configuration error: "),
+            "{note}"
+        );
+        assert!(events_with(&cluster, NS, name, "Normal", "Succeeded").is_empty());
+    }
+
+    // Reconciled again and again (`flux reconcile`), the success stays one
+    // Event whose count grows.
+    for request in ["1", "2"] {
+        cluster
+            .patch_receiver(
+                NS,
+                "github",
+                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": request}}}),
+            )
+            .await;
+        eventually("the request to be handled", || {
+            cluster.status(NS, "github")["lastHandledReconcileAt"] == request
+        })
+        .await;
+    }
+    eventually("the success to be counted", || {
+        events_with(&cluster, NS, "github", "Normal", "Succeeded")
+            .first()
+            .is_some_and(|event| occurrences(event) >= 3)
+    })
+    .await;
+    assert_eq!(
+        events_with(&cluster, NS, "github", "Normal", "Succeeded").len(),
+        1
+    );
+    assert_eq!(events_of(&cluster, NS, "github").len(), 1);
+}
+
+/// A Secret the API server refuses to give (403) or fails to (500): the
+/// Receiver is `Ready=False` with reason `TokenNotFound` and the error, as in
+/// Flux, and stops serving (503 at its last path) until the Secret can be read
+/// again, since its token may have changed meanwhile.
+#[tokio::test]
+async fn an_unreadable_secret_makes_the_receiver_not_ready() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
+        .await;
+    cluster
+        .create_receiver(NS, named("github"), github_spec("webhook-token"))
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+    let path = webhook_path("s3cr3t", "github", NS);
+    let read_secret = RequestMatcher::any()
+        .verb(Verb::Get)
+        .resource("secrets")
+        .name("webhook-token");
+    let faults = cluster.server.faults();
+
+    // (kube's client retries 503, 504 and 429 itself before it gives up.)
+    for (code, reason) in [(403, "Forbidden"), (500, "Internal Server Error")] {
+        faults.fail_next(usize::MAX, code, read_secret.clone());
+        let request = format!("unreadable-{code}");
+        cluster
+            .patch_receiver(
+                NS,
+                "github",
+                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": request}}}),
+            )
+            .await;
+        eventually("the Receiver not to be ready", || {
+            let status = cluster.status(NS, "github");
+            is_state(&status, "Ready", ("False", "TokenNotFound"))
+                && status["lastHandledReconcileAt"] == request.as_str()
+        })
+        .await;
+        let status = cluster.status(NS, "github");
+        let message = condition(&status, "Ready").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            message,
+            format!(
+                "unable to read token from secret 'flux-system/webhook-token': \
+                 injected fault: HTTP {code} (HTTP {code} {reason})"
+            )
+        );
+        assert!(
+            is_state(&status, "Reconciling", ("True", "ProgressingWithRetry")),
+            "{status}"
+        );
+        assert_eq!(status["webhookPath"], Value::Null);
+        assert!(matches!(
+            running.state(&path).as_deref(),
+            Some(EndpointState::NotReady { .. })
+        ));
+        eventually("a Warning with the error", || {
+            events_with(&cluster, NS, "github", "Warning", "Failed")
+                .iter()
+                .any(|event| event["note"] == message.as_str())
+        })
+        .await;
+
+        // Readable again: the retries serve it again.
+        faults.clear();
+        eventually("the Receiver to be ready again", || {
+            is_state(
+                &cluster.status(NS, "github"),
+                "Ready",
+                ("True", "Succeeded"),
+            ) && matches!(
+                running.state(&path).as_deref(),
+                Some(EndpointState::Ready(_))
+            )
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_or_deleted_unlabelled_secret_is_revoked_at_once() {
+    let cluster = Cluster::start().await;
+    // Unlabelled, and the Receivers' interval is Flux's 10 minutes: only the
+    // Secret watch can tell.
+    cluster
+        .create_secret(NS, "shared-token", &[("token", "old")], false)
+        .await;
+    cluster
+        .create_secret(NS, "unrelated", &[("token", "x")], false)
+        .await;
+    for name in ["one", "two"] {
+        cluster
+            .create_receiver(NS, named(name), github_spec("shared-token"))
+            .await;
+    }
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+    let secret_reads = |name: Option<&str>| {
+        let mut matcher = RequestMatcher::any().verb(Verb::Get).resource("secrets");
+        if let Some(name) = name {
+            matcher = matcher.name(name);
+        }
+        cluster.server.requests().count(&matcher)
+    };
+    let reads_before = secret_reads(None);
+
+    // A Secret no Receiver references changes: it costs the watch event alone.
+    let rotate = |token: &str| json!({"data": {"token": ByteString(token.as_bytes().to_vec())}});
+    cluster
+        .secrets(NS)
+        .patch(
+            "unrelated",
+            &PatchParams::default(),
+            &Patch::Merge(&rotate("y")),
+        )
+        .await
+        .unwrap();
+    // The referenced one rotates: each Receiver reads it once and moves.
+    cluster
+        .secrets(NS)
+        .patch(
+            "shared-token",
+            &PatchParams::default(),
+            &Patch::Merge(&rotate("new")),
+        )
+        .await
+        .unwrap();
+    for name in ["one", "two"] {
+        let (old, new) = (webhook_path("old", name, NS), webhook_path("new", name, NS));
+        eventually("the path to move", || {
+            running.state(&old).is_none()
+                && matches!(
+                    running.state(&new).as_deref(),
+                    Some(EndpointState::Ready(_))
+                )
+        })
+        .await;
+    }
+    // Events are seen in order, so the unrelated change was handled first.
+    assert_eq!(secret_reads(None), reads_before + 2);
+    assert_eq!(secret_reads(Some("unrelated")), 0);
+
+    // Deleted: neither token authenticates any more.
+    cluster
+        .secrets(NS)
+        .delete("shared-token", &DeleteParams::default())
+        .await
+        .unwrap();
+    for name in ["one", "two"] {
+        let new = webhook_path("new", name, NS);
+        eventually("the Receiver to stop serving", || {
+            matches!(
+                running.state(&new).as_deref(),
+                Some(EndpointState::NotReady { .. })
+            ) && is_state(
+                &cluster.status(NS, name),
+                "Ready",
+                ("False", "TokenNotFound"),
+            )
+        })
+        .await;
+    }
+}
+
+/// Creates a generic-oidc Receiver `namespace/name` (its path hashes only the
+/// name and namespace) once the clock has passed the second `after` was
+/// created in, so that creation times tell them apart.
+async fn create_oidc_receiver(cluster: &Cluster, namespace: &str, name: &str, after: Option<&str>) {
+    if let Some(after) = after {
+        let created = |receiver: &Value| {
+            receiver["metadata"]["creationTimestamp"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        let (after_namespace, after_name) = after.split_once('/').unwrap();
+        let first = created(&cluster.receiver(after_namespace, after_name).unwrap()).unwrap();
+        eventually("the clock to pass a second", || {
+            k8s_openapi::jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+                > first
+        })
+        .await;
+    }
+    cluster
+        .create_receiver(
+            namespace,
+            named(name),
+            json!({
+                "type": "generic-oidc",
+                "oidcProviders": [{
+                    "issuerURL": "https://token.actions.githubusercontent.com",
+                    "validations": [{"expression": "claims.sub != ''", "message": "a subject"}]
+                }],
+                "resources": [{"kind": "GitRepository", "name": "flux-system"}]
+            }),
+        )
+        .await;
+}
+
+fn key(namespace: &str, name: &str) -> ReceiverKey {
+    ReceiverKey {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}
+
+fn ready_message(cluster: &Cluster, namespace: &str, name: &str) -> String {
+    condition(&cluster.status(namespace, name), "Ready")
+        .and_then(|ready| ready["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn delete_receiver(cluster: &Cluster, namespace: &str, name: &str) {
+    cluster
+        .receivers(namespace)
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Receiver to be gone", || {
+        cluster.receiver(namespace, name).is_none()
+    })
+    .await;
+}
+
+/// `c/ab` and `bc/a` have one webhook path: the one created first is served,
+/// both statuses say so, and when it goes the other is served at once.
+#[tokio::test]
+async fn colliding_webhook_paths_serve_the_older_receiver() {
+    let cluster = Cluster::start().await;
+    for namespace in ["c", "bc"] {
+        cluster
+            .server
+            .create(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            )
+            .unwrap();
+    }
+    let path = webhook_path("", "ab", "c");
+    assert_eq!(path, webhook_path("", "a", "bc"));
+    // The older one sorts last by namespace, so only its age can make it win.
+    create_oidc_receiver(&cluster, "c", "ab", None).await;
+    create_oidc_receiver(&cluster, "bc", "a", Some("c/ab")).await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+
+    let served_key = || running.state(&path).map(|state| state.key().clone());
+    eventually("both statuses to tell of the collision", || {
+        let loser = cluster.status("bc", "a");
+        is_state(&loser, "Ready", ("False", "WebhookPathConflict"))
+            && ready_message(&cluster, "c", "ab").contains("Receiver bc/a has the same path")
+    })
+    .await;
+    assert_eq!(served_key(), Some(key("c", "ab")));
+    let loser = cluster.status("bc", "a");
+    assert!(
+        is_state(&loser, "Stalled", ("True", "WebhookPathConflict")),
+        "{loser}"
+    );
+    assert_eq!(loser["webhookPath"], Value::Null);
+    let message = ready_message(&cluster, "bc", "a");
+    assert!(
+        message.contains("is also the path of Receiver c/ab"),
+        "{message}"
+    );
+    assert_eq!(cluster.status("c", "ab")["webhookPath"], path.as_str());
+    eventually("a Warning on the Receiver not served", || {
+        !events_with(&cluster, "bc", "a", "Warning", "WebhookPathConflict").is_empty()
+    })
+    .await;
+
+    // The one served goes: the other is served, and its status says so.
+    delete_receiver(&cluster, "c", "ab").await;
+    eventually("the other Receiver to be served", || {
+        served_key() == Some(key("bc", "a"))
+            && ready_message(&cluster, "bc", "a")
+                == format!("Receiver initialized for path: {path}")
+    })
+    .await;
+    assert_eq!(cluster.status("bc", "a")["webhookPath"], path.as_str());
+
+    // Created again, it is the newer one now: it waits.
+    create_oidc_receiver(&cluster, "c", "ab", Some("bc/a")).await;
+    eventually("the newer Receiver to be refused the path", || {
+        is_state(
+            &cluster.status("c", "ab"),
+            "Ready",
+            ("False", "WebhookPathConflict"),
+        ) && ready_message(&cluster, "bc", "a").contains("Receiver c/ab has the same path")
+    })
+    .await;
+    assert_eq!(served_key(), Some(key("bc", "a")));
+
+    // And the one not served going leaves the other alone, told so.
+    delete_receiver(&cluster, "c", "ab").await;
+    eventually("the rival to be forgotten", || {
+        ready_message(&cluster, "bc", "a") == format!("Receiver initialized for path: {path}")
+    })
+    .await;
+    assert_eq!(served_key(), Some(key("bc", "a")));
+    delete_receiver(&cluster, "bc", "a").await;
+    eventually("nothing to be served", || served_key().is_none()).await;
 }

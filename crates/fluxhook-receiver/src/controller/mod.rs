@@ -26,10 +26,14 @@
 //! removes it on deletion.
 //!
 //! A Receiver is reconciled when its generation or its
-//! `reconcile.fluxcd.io/requestedAt` annotation changes, when a Secret it
-//! references and that carries the label `reconcile.fluxcd.io/watch: Enabled`
-//! changes, and every `spec.interval` (10 minutes by default), which also
-//! catches changes to unlabelled Secrets.
+//! `reconcile.fluxcd.io/requestedAt` annotation changes, as soon as the Secret
+//! it references changes or goes (labelled or not: a rotated or deleted token
+//! stops authenticating within seconds, see `secrets.rs`), when another
+//! Receiver claiming the same webhook path changes or goes, and every
+//! `spec.interval` (10 minutes by default).
+//!
+//! Each reconciliation records Kubernetes Events on the Receiver as Flux does,
+//! deduplicated as client-go does (see `events.rs`).
 //!
 //! With [`ControllerConfig::registration`] enabled (the default), the
 //! controller also registers each served Receiver's webhook with the Git host
@@ -72,19 +76,20 @@
 //! # }
 //! ```
 
+mod events;
 mod readiness;
 mod reconcile;
+mod secrets;
 mod status;
 mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fluxhook_api::{Receiver, WATCH_LABEL, WATCH_LABEL_ENABLED, resolve};
+use fluxhook_api::{Receiver, resolve};
 pub use fluxhook_leader_election::Leadership;
 use fluxhook_register::cluster::GIT_REPOSITORY;
-use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::Secret;
+use futures::{Stream, StreamExt, stream};
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::{self as runtime, Controller};
@@ -92,6 +97,8 @@ use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 
 pub use readiness::Readiness;
+
+pub(crate) use self::events::Recorder;
 
 use self::readiness::InitialSync;
 use self::reconcile::{Context, RetryDelays, reconcile, retry_later};
@@ -111,16 +118,11 @@ pub struct ControllerConfig {
     pub namespace: Option<String>,
     /// Serve only the Receivers with these labels, e.g.
     /// `sharding.fluxcd.io/key=shard1` (Flux's `--watch-label-selector`).
+    ///
+    /// There is no selector of Secrets (Flux's `--watch-configs-label-selector`):
+    /// every Secret a Receiver references is watched, since the token is
+    /// served from memory and must stop authenticating as soon as it changes.
     pub label_selector: Option<String>,
-    /// The Secrets whose changes reconcile the Receivers referencing them at
-    /// once (Flux's `--watch-configs-label-selector`, default
-    /// `reconcile.fluxcd.io/watch=Enabled`). Changes to other Secrets are
-    /// seen at the Receiver's next interval.
-    pub secret_label_selector: String,
-    /// Whether Secrets are watched at all (default); off with Flux's
-    /// `DisableConfigWatchers` feature gate, and then a changed Secret is seen at the
-    /// Receiver's next interval.
-    pub watch_secrets: bool,
     /// How many Receivers are reconciled at the same time (Flux's
     /// `--concurrent`, default 4); 0 sets no limit.
     pub concurrency: u16,
@@ -147,8 +149,6 @@ impl Default for ControllerConfig {
         Self {
             namespace: None,
             label_selector: None,
-            secret_label_selector: format!("{WATCH_LABEL}={WATCH_LABEL_ENABLED}"),
-            watch_secrets: true,
             concurrency: 4,
             min_retry_delay: Duration::from_millis(750),
             max_retry_delay: Duration::from_secs(15 * 60),
@@ -183,18 +183,10 @@ pub async fn run(
     readiness: Readiness,
 ) -> Result<(), ControllerError> {
     let resource = ApiResource::erase::<Receiver>(&());
-    // Secrets are watched as metadata only: their data is read when needed.
-    let (receivers, secrets): (Api<DynamicObject>, Api<PartialObjectMeta<Secret>>) =
-        match &config.namespace {
-            Some(namespace) => (
-                Api::namespaced_with(client.clone(), namespace, &resource),
-                Api::namespaced(client.clone(), namespace),
-            ),
-            None => (
-                Api::all_with(client.clone(), &resource),
-                Api::all(client.clone()),
-            ),
-        };
+    let receivers: Api<DynamicObject> = match &config.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
     let initial_sync = Arc::new(InitialSync::new(readiness));
     let metrics = config.metrics.clone();
     metrics.set_max_concurrent_reconciles(config.concurrency);
@@ -218,34 +210,7 @@ pub async fn run(
             });
     let receiver_triggers = metrics.counted_triggers(receiver_triggers);
 
-    let secret_triggers = watcher(
-        secrets,
-        watcher::Config::default().labels(&config.secret_label_selector),
-    )
-    .touched_objects();
-    let referencing = {
-        let store = store.clone();
-        let resource = resource.clone();
-        move |secret: PartialObjectMeta<Secret>| {
-            let namespace = secret.metadata.namespace;
-            let name = secret.metadata.name;
-            store
-                .state()
-                .into_iter()
-                .filter(|receiver| {
-                    receiver.metadata.namespace == namespace
-                        && receiver
-                            .data
-                            .pointer("/spec/secretRef/name")
-                            .and_then(|n| n.as_str())
-                            == name.as_deref()
-                })
-                .map(|receiver| ObjectRef::from_obj_with(&*receiver, resource.clone()))
-                .collect::<Vec<_>>()
-        }
-    };
-
-    let context = Arc::new(Context::new(
+    let (context, requeued) = Context::new(
         client.clone(),
         index,
         resource.clone(),
@@ -256,15 +221,20 @@ pub async fn run(
         initial_sync,
         config.registration.clone(),
         config.leadership.clone(),
-    ));
+    );
+    let secret_changes = secrets::changes(
+        client.clone(),
+        config.namespace.as_deref(),
+        Arc::clone(&context.secret_versions),
+        resource.clone(),
+    );
+    let context = Arc::new(context);
     let mut controller =
         Controller::for_stream_with(receiver_triggers, store.clone(), resource.clone())
+            .reconcile_on(counted(&metrics, secret_changes))
+            .reconcile_on(counted(&metrics, requeued))
             // A new leader writes what the previous one may not have.
             .reconcile_all_on(config.leadership.terms());
-    if config.watch_secrets {
-        controller =
-            controller.watches_stream(secret_triggers, metrics.counted_mapper(referencing));
-    }
     if config.registration.enabled {
         controller = watch_git_repositories(controller, &client, &config, store, resource);
     }
@@ -297,6 +267,15 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// `receivers`, counted as added to the work queue.
+fn counted(
+    metrics: &ControllerMetrics,
+    receivers: impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
+) -> impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static {
+    let count = metrics.counted_mapper(|receiver: ObjectRef<DynamicObject>| [receiver]);
+    receivers.flat_map(move |receiver| stream::iter(count(receiver)))
 }
 
 /// Reconciles the Receivers naming a GitRepository when what registration

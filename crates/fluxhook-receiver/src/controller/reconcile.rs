@@ -1,5 +1,9 @@
 //! One reconciliation of one Receiver: read its Secret, compile it, publish
-//! it into the index and write its status as Flux does.
+//! it into the index, write its status and record Events as Flux does.
+//!
+//! Every write the controller makes on a Receiver goes through [`set_finalizers`],
+//! [`write_status`] and [`Context::record`] (Events), so that whether this replica may write
+//! is decided in those few places.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -7,23 +11,28 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fluxhook_api::{
-    FINALIZER, RECONCILE_REQUEST_ANNOTATION, Receiver, ReceiverSpec, ReceiverStatus, WebhookPath,
-    condition,
+    DEFAULT_INTERVAL, FINALIZER, RECONCILE_REQUEST_ANNOTATION, Receiver, ReceiverSpec,
+    ReceiverStatus, WebhookPath, condition,
 };
 use fluxhook_leader_election::Leadership;
+use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
 
+use super::events::{self, Event, Recorder};
 use super::readiness::InitialSync;
+use super::secrets::SecretVersions;
 use super::status::{Observed, Outcome, next_status, with_condition};
 use super::triggers::key_of;
 use crate::endpoint::{Endpoint, InvalidReceiver, ReceiverKey, TOKEN_KEY};
-use crate::index::{EndpointIndex, EndpointState};
+use crate::index::{EndpointIndex, EndpointState, Standing};
 use crate::registration::{
     CLEANUP_FINALIZER, CONDITION_TYPE, Registrar, RegistrationConfig, Report, Served,
 };
@@ -38,8 +47,15 @@ pub(crate) struct Context {
     pub(crate) resource: ApiResource,
     pub(crate) retry: RetryDelays,
     pub(crate) initial_sync: Arc<InitialSync>,
+    /// What each Receiver read of its Secret, for the Secret watch to compare.
+    pub(crate) secret_versions: Arc<SecretVersions>,
     /// Registers the Receivers' webhooks with Git hosts.
     registrar: Registrar,
+    /// Records Events on Receivers.
+    recorder: Arc<Recorder>,
+    /// Receivers to reconcile again because another one changed their standing at their
+    /// webhook path.
+    requeue: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
     /// Consecutive failures per Receiver, for the retry backoff.
     failures: Mutex<HashMap<ReceiverKey, u32>>,
     /// Whether this replica writes: see [`Context::write`].
@@ -47,6 +63,8 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// The context, and the Receivers it asks to reconcile again (for the controller to
+    /// reconcile on).
     pub(crate) fn new(
         client: kube::Client,
         index: Arc<EndpointIndex>,
@@ -55,22 +73,29 @@ impl Context {
         initial_sync: Arc<InitialSync>,
         registration: RegistrationConfig,
         leadership: Leadership,
-    ) -> Self {
-        Self {
+    ) -> (Self, mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>) {
+        let recorder = Arc::new(Recorder::new(client.clone()));
+        let (requeue, requeued) = mpsc::unbounded();
+        let context = Self {
             registrar: Registrar::new(
                 client.clone(),
                 resource.clone(),
                 patch_params(),
+                Arc::clone(&recorder),
                 registration,
             ),
+            recorder,
             client,
             index,
             resource,
             retry,
             initial_sync,
+            secret_versions: Arc::default(),
+            requeue,
             failures: Mutex::default(),
             leadership,
-        }
+        };
+        (context, requeued)
     }
 
     /// The write gate: every write on a Receiver (status, finalizers, Events, webhook
@@ -83,9 +108,29 @@ impl Context {
 
     /// Forgets a Receiver that is gone: withdraws it and counts it as handled.
     pub(crate) fn forget(&self, key: &ReceiverKey) {
-        self.index.withdraw(key);
+        let affected = self.index.withdraw(key);
+        self.reconcile_again(affected);
         self.failures().remove(key);
+        self.secret_versions.forget(key);
+        self.recorder.forget(&key.namespace, &key.name);
         self.initial_sync.reconciled(key);
+    }
+
+    /// Asks the controller to reconcile these Receivers again.
+    fn reconcile_again(&self, receivers: Vec<ReceiverKey>) {
+        for receiver in receivers {
+            let object = ObjectRef::new_with(&receiver.name, self.resource.clone())
+                .within(&receiver.namespace);
+            // Closed only when the controller has stopped.
+            let _ = self.requeue.unbounded_send(object);
+        }
+    }
+
+    /// Records an Event on the Receiver `object` (the only way the controller writes
+    /// Events), through the write gate.
+    async fn record(&self, object: &DynamicObject, event: &Event) {
+        let regarding = object.object_ref(&self.resource);
+        self.write(self.recorder.publish(&regarding, event)).await;
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ReceiverKey, u32>> {
@@ -122,12 +167,14 @@ pub(crate) enum ReconcileError {
     /// The Secret or a key it needs is missing (reported on the status).
     #[error(transparent)]
     Token(InvalidReceiver),
-    /// The API server did not answer a read of the Secret.
-    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    /// The API server did not give the Secret for a reason other than "not found"
+    /// (reported on the status, as Flux words it).
+    #[error("unable to read token from secret '{namespace}/{name}': {reason}")]
     ReadSecret {
         namespace: String,
         name: String,
-        source: kube::Error,
+        #[source]
+        reason: ReadFailure,
     },
     /// The API server refused a write to the Receiver.
     #[error("cannot update the Receiver's {part}: {source}")]
@@ -148,8 +195,18 @@ pub(crate) async fn reconcile(
 ) -> Result<Action, ReconcileError> {
     let key = key_of(&object);
     let result = reconcile_receiver(&object, &key, &ctx).await;
-    if result.is_ok() {
-        ctx.failures().remove(&key);
+    match &result {
+        Ok(_) => {
+            ctx.failures().remove(&key);
+        }
+        // As Flux: a Warning with the error on each failed reconciliation. Registration
+        // failures have recorded their own, naming the GitRepository.
+        Err(ReconcileError::Registration(_)) => {}
+        Err(error) if object.metadata.deletion_timestamp.is_none() => {
+            ctx.record(&object, &events::failed(&error.to_string()))
+                .await;
+        }
+        Err(_) => {}
     }
     ctx.initial_sync.reconciled(&key);
     result
@@ -186,9 +243,14 @@ enum Verdict {
         token: Option<String>,
     },
     /// `spec.suspend`: known, refusing requests.
-    Suspend(Result<Endpoint, InvalidReceiver>),
-    /// Its Secret does not serve: retried with backoff.
-    Retry(InvalidReceiver),
+    Suspend {
+        /// The Receiver compiled, or why it cannot be.
+        compiled: Result<Endpoint, String>,
+        /// `spec.interval`, for Flux's success Event.
+        interval: Duration,
+    },
+    /// Its Secret does not serve, or cannot be read: retried with backoff.
+    Retry(ReconcileError),
     /// Its spec cannot be served until it changes.
     Stall {
         reason: &'static str,
@@ -203,7 +265,8 @@ async fn reconcile_receiver(
 ) -> Result<Action, ReconcileError> {
     let api = ctx.receivers(&key.namespace);
     if object.metadata.deletion_timestamp.is_some() {
-        ctx.index.withdraw(key);
+        let affected = ctx.index.withdraw(key);
+        ctx.reconcile_again(affected);
         return ctx
             .write(finalize(&api, object.clone(), key, ctx))
             .await
@@ -222,53 +285,74 @@ async fn reconcile_receiver(
     }
 
     let current = current_status(&object);
-    let (outcome, served, mut result, registering) = match judge(&object, key, ctx).await? {
+    let created = object
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|time| time.0);
+    let verdict = judge(&object, key, ctx).await?;
+    // The interval Flux's success Event names.
+    let mut next_run = DEFAULT_INTERVAL;
+    let (outcome, mut result, registering) = match verdict {
         Verdict::Serve {
             endpoint,
             interval,
             token,
         } => {
+            next_run = interval;
             let path = endpoint.webhook_path().clone();
-            if current.webhook_path.as_deref() != Some(path.as_str()) {
-                tracing::info!(receiver = %key, "Receiver initialized for a new webhook path");
-            }
             let endpoint = Arc::new(endpoint);
-            (
-                Outcome::Ready(path),
-                Ok(EndpointState::Ready(Arc::clone(&endpoint))),
-                Ok(Action::requeue(interval)),
-                Some((endpoint, token)),
-            )
+            let claimed = ctx
+                .index
+                .claim(EndpointState::Ready(Arc::clone(&endpoint)), created);
+            ctx.reconcile_again(claimed.affected);
+            match claimed.standing {
+                Standing::Served { rivals } => {
+                    if current.webhook_path.as_deref() != Some(path.as_str()) {
+                        tracing::info!(receiver = %key, "Receiver initialized for a new webhook path");
+                    }
+                    (
+                        Outcome::Ready { path, rivals },
+                        Ok(Action::requeue(interval)),
+                        Some((endpoint, token)),
+                    )
+                }
+                // Not served: nothing to register. Reconciled again when the other changes.
+                Standing::Shadowed { by } => (
+                    Outcome::Conflict { path, served: by },
+                    Ok(Action::requeue(interval)),
+                    None,
+                ),
+            }
         }
-        Verdict::Suspend(compiled) => (
-            Outcome::Suspended,
-            compiled
-                .map(|endpoint| EndpointState::Suspended(Arc::new(endpoint)))
-                .map_err(|error| error.to_string()),
-            Ok(Action::await_change()),
-            None,
-        ),
-        Verdict::Retry(error) => (
-            Outcome::TokenNotFound {
-                message: error.to_string(),
-            },
-            Err(error.to_string()),
-            Err(ReconcileError::Token(error)),
-            None,
-        ),
+        Verdict::Suspend { compiled, interval } => {
+            next_run = interval;
+            match compiled {
+                Ok(endpoint) => {
+                    let claimed = ctx
+                        .index
+                        .claim(EndpointState::Suspended(Arc::new(endpoint)), created);
+                    ctx.reconcile_again(claimed.affected);
+                }
+                Err(why) => serve_not_ready(ctx, key, &current, created, why),
+            }
+            (Outcome::Suspended, Ok(Action::await_change()), None)
+        }
+        Verdict::Retry(error) => {
+            let message = error.to_string();
+            serve_not_ready(ctx, key, &current, created, message.clone());
+            (Outcome::TokenNotFound { message }, Err(error), None)
+        }
         Verdict::Stall { reason, detail } => {
             let outcome = Outcome::Stalled {
                 reason,
                 message: detail,
             };
             let message = outcome.ready_message().unwrap_or_default();
-            (outcome, Err(message), Ok(Action::await_change()), None)
+            serve_not_ready(ctx, key, &current, created, message);
+            (outcome, Ok(Action::await_change()), None)
         }
     };
-    match served {
-        Ok(state) => ctx.index.publish(state),
-        Err(message) => serve_not_ready(ctx, key, &current, message),
-    }
 
     // Only a served Receiver has hooks to register; otherwise they are left as they are.
     let mut report = Report::Keep;
@@ -317,7 +401,30 @@ async fn reconcile_receiver(
     {
         written?;
     }
+
+    // As Flux: a Warning for a spec that cannot be served, a Normal when a reconciliation
+    // ends without error and ready (suspended included); failures are recorded by
+    // `reconcile`.
+    let event = match &outcome {
+        Outcome::Stalled { reason, .. } => outcome
+            .ready_message()
+            .map(|message| events::stalled(reason, &message)),
+        Outcome::Conflict { .. } => outcome
+            .ready_message()
+            .map(|message| events::stalled(super::status::WEBHOOK_PATH_CONFLICT, &message)),
+        _ if result.is_ok() && is_ready(&desired) => Some(events::succeeded(next_run)),
+        _ => None,
+    };
+    if let Some(event) = event {
+        ctx.record(&object, &event).await;
+    }
     result
+}
+
+fn is_ready(status: &ReceiverStatus) -> bool {
+    status
+        .condition(condition::READY)
+        .is_some_and(|ready| ready.status == "True")
 }
 
 /// A deleted Receiver: its webhooks are deleted from the Git hosts, then the finalizers
@@ -399,9 +506,31 @@ async fn judge(
             });
         }
     };
-    let secret = match &receiver.spec.secret_ref {
-        Some(secret_ref) => read_secret(ctx, &key.namespace, &secret_ref.name).await?,
-        None => None,
+    let secret_name = receiver.spec.secret_ref.as_ref().map(|r| r.name.as_str());
+    let secret = match secret_name {
+        Some(name) => match read_secret(ctx, &key.namespace, name).await {
+            Ok(secret) => {
+                let version = secret.as_ref().and_then(|s| s.version.as_deref());
+                ctx.secret_versions.read(key, Some(name), version);
+                secret.map(|secret| secret.data)
+            }
+            // Suspended, Flux reads no Secret and leaves the status alone; it refuses
+            // requests anyway.
+            Err(error) if receiver.spec.is_suspended() => {
+                return Ok(Verdict::Suspend {
+                    compiled: Err(error.to_string()),
+                    interval: receiver.spec.interval().unwrap_or(DEFAULT_INTERVAL),
+                });
+            }
+            // As Flux: `Ready=False`, `TokenNotFound`, with the error, and retried. What was
+            // served is not served meanwhile: whether its token is still the Secret's is
+            // unknown.
+            Err(error) => return Ok(Verdict::Retry(error)),
+        },
+        None => {
+            ctx.secret_versions.forget(key);
+            None
+        }
     };
     let token = secret
         .as_ref()
@@ -409,12 +538,15 @@ async fn judge(
         .and_then(|token| String::from_utf8(token.clone()).ok());
     let compiled = Endpoint::compile(&receiver, secret.as_ref());
     if receiver.spec.is_suspended() {
-        return Ok(Verdict::Suspend(compiled));
+        return Ok(Verdict::Suspend {
+            compiled: compiled.map_err(|error| error.to_string()),
+            interval: receiver.spec.interval().unwrap_or(DEFAULT_INTERVAL),
+        });
     }
     let endpoint = match compiled {
         Ok(endpoint) => endpoint,
         Err(error) if error.reason() == condition::reason::TOKEN_NOT_FOUND => {
-            return Ok(Verdict::Retry(error));
+            return Ok(Verdict::Retry(ReconcileError::Token(error)));
         }
         Err(error) => {
             return Ok(Verdict::Stall {
@@ -438,21 +570,31 @@ async fn judge(
 
 /// Keeps a Receiver that cannot serve known at its last path, so that its
 /// sender gets 503 rather than 404; a Receiver never served is not indexed.
-fn serve_not_ready(ctx: &Context, key: &ReceiverKey, current: &ReceiverStatus, message: String) {
+fn serve_not_ready(
+    ctx: &Context,
+    key: &ReceiverKey,
+    current: &ReceiverStatus,
+    created: Option<Timestamp>,
+    message: String,
+) {
     let last_path = ctx.index.webhook_path_of(key).or_else(|| {
         current
             .webhook_path
             .as_deref()
             .and_then(|path| WebhookPath::parse(path).ok())
     });
-    match last_path {
-        Some(webhook_path) => ctx.index.publish(EndpointState::NotReady {
-            key: key.clone(),
-            webhook_path,
-            message,
-        }),
+    let affected = match last_path {
+        Some(webhook_path) => {
+            let state = EndpointState::NotReady {
+                key: key.clone(),
+                webhook_path,
+                message,
+            };
+            ctx.index.claim(state, created).affected
+        }
         None => ctx.index.withdraw(key),
-    }
+    };
+    ctx.reconcile_again(affected);
 }
 
 /// The Receiver's spec, read leniently from the watched object: a spec that
@@ -477,12 +619,18 @@ fn current_status(object: &DynamicObject) -> ReceiverStatus {
         .unwrap_or_default()
 }
 
-/// The Secret's data; `None` when it does not exist.
+/// A Secret's data, and the `resourceVersion` it was read at.
+struct SecretRead {
+    data: BTreeMap<String, Vec<u8>>,
+    version: Option<String>,
+}
+
+/// The Secret; `None` when it does not exist.
 async fn read_secret(
     ctx: &Context,
     namespace: &str,
     name: &str,
-) -> Result<Option<BTreeMap<String, Vec<u8>>>, ReconcileError> {
+) -> Result<Option<SecretRead>, ReconcileError> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = secrets
         .get_opt(name)
@@ -490,16 +638,47 @@ async fn read_secret(
         .map_err(|source| ReconcileError::ReadSecret {
             namespace: namespace.to_string(),
             name: name.to_string(),
-            source,
+            reason: ReadFailure(source),
         })?;
-    Ok(secret.map(|secret| {
-        secret
+    Ok(secret.map(|secret| SecretRead {
+        version: secret.metadata.resource_version,
+        data: secret
             .data
             .unwrap_or_default()
             .into_iter()
             .map(|(key, value)| (key, value.0))
-            .collect()
+            .collect(),
     }))
+}
+
+/// Why the API server did not give a Secret: its own message and HTTP status for a refusal
+/// (403, 5xx), else the client's error (a timeout, a connection refused).
+#[derive(Debug)]
+pub(crate) struct ReadFailure(kube::Error);
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            kube::Error::Api(status) => {
+                let reason = http::StatusCode::from_u16(status.code)
+                    .ok()
+                    .and_then(|code| code.canonical_reason());
+                match reason {
+                    Some(reason) => {
+                        write!(f, "{} (HTTP {} {reason})", status.message, status.code)
+                    }
+                    None => write!(f, "{} (HTTP {})", status.message, status.code),
+                }
+            }
+            other => other.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReadFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 fn patch_params() -> PatchParams {

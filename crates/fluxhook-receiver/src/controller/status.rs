@@ -4,7 +4,12 @@
 use fluxhook_api::{ReceiverStatus, WebhookPath, condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::endpoint::ReceiverKey;
 use crate::registration::Report;
+
+/// fluxhook's `Ready` (and `Stalled`) reason for a Receiver whose webhook path another
+/// Receiver, which takes precedence, is served at. Flux has none: it serves either.
+pub(crate) const WEBHOOK_PATH_CONFLICT: &str = "WebhookPathConflict";
 
 /// The prefix Flux gives the message of a failure that retrying cannot fix.
 const STALLED_PREFIX: &str = "Reconciliation failed terminally due to configuration error";
@@ -17,8 +22,17 @@ fn stalled_message(detail: &str) -> String {
 /// What a reconciliation found, as far as the status is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Served at this path: `Ready=True`.
-    Ready(WebhookPath),
+    /// Served at `path`: `Ready=True`; the `rivals` claim the same path and are not served.
+    Ready {
+        path: WebhookPath,
+        rivals: Vec<ReceiverKey>,
+    },
+    /// Its path serves another Receiver, `served`: `Ready=False`, `Stalled=True`, until one
+    /// of them changes or goes.
+    Conflict {
+        path: WebhookPath,
+        served: ReceiverKey,
+    },
     /// The Secret or one of its keys is missing: `Ready=False`, retried.
     TokenNotFound {
         /// What to fix.
@@ -39,12 +53,43 @@ impl Outcome {
     /// The message of the `Ready` condition this outcome sets, if it sets one.
     pub(crate) fn ready_message(&self) -> Option<String> {
         match self {
-            Self::Ready(path) => Some(condition::ready_message(path)),
+            Self::Ready { path, rivals } => Some(ready_message(path, rivals)),
+            Self::Conflict { path, served } => {
+                Some(stalled_message(&conflict_message(path, served)))
+            }
             Self::TokenNotFound { message } => Some(message.clone()),
             Self::Stalled { message, .. } => Some(stalled_message(message)),
             Self::Suspended => None,
         }
     }
+}
+
+/// Flux's `Ready` message, and the Receivers that claim the same path without being served.
+fn ready_message(path: &WebhookPath, rivals: &[ReceiverKey]) -> String {
+    let message = condition::ready_message(path);
+    match rivals {
+        [] => message,
+        [rival] => format!(
+            "{message}; Receiver {rival} has the same path and is not served: give one of them \
+             another name or token"
+        ),
+        rivals => {
+            let rivals: Vec<String> = rivals.iter().map(ToString::to_string).collect();
+            format!(
+                "{message}; Receivers {} have the same path and are not served: give them other \
+                 names or tokens",
+                rivals.join(", ")
+            )
+        }
+    }
+}
+
+/// Why a Receiver whose path serves another one is not served.
+fn conflict_message(path: &WebhookPath, served: &ReceiverKey) -> String {
+    format!(
+        "webhook path {path} is also the path of Receiver {served}, which is served there \
+         (the Receiver created first is): give this Receiver another name or token"
+    )
 }
 
 /// What a Receiver's metadata says about this reconciliation.
@@ -73,15 +118,24 @@ pub(crate) fn next_status(
         observed,
     };
     match outcome {
-        Outcome::Ready(path) => {
+        Outcome::Ready { path, rivals } => {
             conditions.remove(condition::STALLED);
             conditions.set(
                 condition::READY,
                 true,
                 condition::reason::SUCCEEDED,
-                &condition::ready_message(path),
+                &ready_message(path, rivals),
             );
             status.webhook_path = Some(path.to_string());
+        }
+        Outcome::Conflict { path, served } => {
+            let message = stalled_message(&conflict_message(path, served));
+            conditions.set(condition::READY, false, WEBHOOK_PATH_CONFLICT, &message);
+            conditions.remove(condition::RECONCILING);
+            conditions.set(condition::STALLED, true, WEBHOOK_PATH_CONFLICT, &message);
+            // The path leads to the other Receiver.
+            status.webhook_path = None;
+            status.observed_generation = observed.generation;
         }
         Outcome::TokenNotFound { message } => {
             conditions.remove(condition::STALLED);
@@ -240,7 +294,10 @@ mod tests {
         let now = at(100);
         let status = next_status(
             &ReceiverStatus::default(),
-            &Outcome::Ready(path.clone()),
+            &Outcome::Ready {
+                path: path.clone(),
+                rivals: vec![],
+            },
             observe(3, &now),
         );
         assert_eq!(status.webhook_path.as_deref(), Some(path.as_str()));
@@ -257,7 +314,10 @@ mod tests {
         let path = webhook_path("token", "receiver", "flux-system");
         let ready = next_status(
             &ReceiverStatus::default(),
-            &Outcome::Ready(path),
+            &Outcome::Ready {
+                path,
+                rivals: vec![],
+            },
             observe(1, &at(100)),
         );
         let failed = next_status(
@@ -285,7 +345,10 @@ mod tests {
         let path = webhook_path("token", "receiver", "flux-system");
         let ready = next_status(
             &ReceiverStatus::default(),
-            &Outcome::Ready(path.clone()),
+            &Outcome::Ready {
+                path: path.clone(),
+                rivals: vec![],
+            },
             observe(1, &at(100)),
         );
         let stalled = next_status(
@@ -309,8 +372,64 @@ mod tests {
             stalled.condition("Stalled").unwrap().message,
             "Reconciliation failed terminally due to configuration error: spec.resourceFilter: bad"
         );
-        let recovered = next_status(&stalled, &Outcome::Ready(path), observe(3, &at(300)));
+        let recovered = next_status(
+            &stalled,
+            &Outcome::Ready {
+                path,
+                rivals: vec![],
+            },
+            observe(3, &at(300)),
+        );
         assert_eq!(types(&recovered), [("Ready", "True", "Succeeded")]);
+    }
+
+    #[test]
+    fn colliding_paths_are_reported_on_both_receivers() {
+        let path = webhook_path("", "ab", "c");
+        let key = |namespace: &str, name: &str| ReceiverKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let served = next_status(
+            &ReceiverStatus::default(),
+            &Outcome::Ready {
+                path: path.clone(),
+                rivals: vec![key("bc", "a")],
+            },
+            observe(1, &at(100)),
+        );
+        assert_eq!(types(&served), [("Ready", "True", "Succeeded")]);
+        assert_eq!(
+            served.condition("Ready").unwrap().message,
+            format!(
+                "Receiver initialized for path: {path}; Receiver bc/a has the same path and is \
+                 not served: give one of them another name or token"
+            )
+        );
+        let refused = next_status(
+            &served,
+            &Outcome::Conflict {
+                path: path.clone(),
+                served: key("c", "ab"),
+            },
+            observe(2, &at(200)),
+        );
+        assert_eq!(
+            types(&refused),
+            [
+                ("Stalled", "True", "WebhookPathConflict"),
+                ("Ready", "False", "WebhookPathConflict")
+            ]
+        );
+        assert_eq!(refused.webhook_path, None);
+        assert_eq!(refused.observed_generation, Some(2));
+        assert!(
+            refused
+                .condition("Ready")
+                .unwrap()
+                .message
+                .contains("is also the path of Receiver c/ab")
+        );
     }
 
     #[test]
@@ -318,7 +437,10 @@ mod tests {
         let path = webhook_path("token", "receiver", "flux-system");
         let ready = next_status(
             &ReceiverStatus::default(),
-            &Outcome::Ready(path),
+            &Outcome::Ready {
+                path,
+                rivals: vec![],
+            },
             observe(1, &at(100)),
         );
         let now = at(200);
@@ -376,7 +498,10 @@ mod tests {
         let path = webhook_path("token", "receiver", "flux-system");
         let ready = next_status(
             &ReceiverStatus::default(),
-            &Outcome::Ready(path),
+            &Outcome::Ready {
+                path,
+                rivals: vec![],
+            },
             observe(1, &at(100)),
         );
         let report = Report::Set {
@@ -423,7 +548,24 @@ mod tests {
     fn outcome() -> impl Strategy<Value = Outcome> {
         let path = (0u8..3).prop_map(|n| webhook_path(&n.to_string(), "r", "ns"));
         prop_oneof![
-            path.prop_map(Outcome::Ready),
+            path.clone().prop_map(|path| Outcome::Ready {
+                path,
+                rivals: vec![]
+            }),
+            path.clone().prop_map(|path| Outcome::Ready {
+                path,
+                rivals: vec![ReceiverKey {
+                    namespace: "bc".into(),
+                    name: "a".into()
+                }]
+            }),
+            path.prop_map(|path| Outcome::Conflict {
+                path,
+                served: ReceiverKey {
+                    namespace: "c".into(),
+                    name: "ab".into()
+                }
+            }),
             "[ab]".prop_map(|message| Outcome::TokenNotFound { message }),
             (
                 prop_oneof![

@@ -1,6 +1,7 @@
 //! One registration pass for one Receiver, and the cleanup before it goes.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fluxhook_register::cluster::{GIT_REPOSITORY, read_token, select_git_repositories};
@@ -11,12 +12,13 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 
 use super::record::{self, RegisteredHook};
 use super::target::{self, HookTemplate, Wanted};
 use super::{CLEANUP_FINALIZER, REGISTERED_ANNOTATION, RegistrationConfig, event_reason, reason};
+use crate::controller::Recorder;
 use crate::endpoint::{Endpoint, ReceiverKey};
 
 /// The longest condition message written; hosts' messages are already cut short.
@@ -114,7 +116,9 @@ pub(crate) struct Registrar {
     /// One HTTP client for every host, so that connections are reused; `None` if it could not
     /// be built, and then each hook client builds its own (and reports why it cannot).
     http: Option<reqwest::Client>,
-    recorder: Recorder,
+    /// The controller's Event recorder, shared so that Events about a Receiver are
+    /// deduplicated together.
+    recorder: Arc<Recorder>,
     resource: ApiResource,
     patch_params: PatchParams,
     config: RegistrationConfig,
@@ -126,6 +130,7 @@ impl Registrar {
         client: kube::Client,
         resource: ApiResource,
         patch_params: PatchParams,
+        recorder: Arc<Recorder>,
         config: RegistrationConfig,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -134,15 +139,8 @@ impl Registrar {
             .build()
             .inspect_err(|error| tracing::warn!(%error, "cannot build the Git hosts' HTTP client"))
             .ok();
-        let reporter = Reporter {
-            controller: patch_params
-                .field_manager
-                .clone()
-                .unwrap_or_else(|| "fluxhook-receiver".to_string()),
-            instance: None,
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder,
             client,
             http,
             resource,
@@ -596,9 +594,7 @@ impl Registrar {
             action: action.to_string(),
             secondary: related.cloned(),
         };
-        if let Err(error) = self.recorder.publish(&event, regarding).await {
-            tracing::warn!(%error, reason, "cannot record an Event on the Receiver");
-        }
+        self.recorder.publish(regarding, &event).await;
     }
 }
 
