@@ -947,7 +947,8 @@ async fn claims_and_unwrapped_gcr_events_reach_filters() {
         "generic-oidc",
         "podinfo",
         json!({
-            "oidcProviders": [{"issuerURL": cluster.issuer.url(), "validations": []}],
+            "oidcProviders": [{"issuerURL": cluster.issuer.url(),
+                               "validations": [{"expression": "true", "message": "m"}]}],
             "resourceFilter": "claims.repository == 'org/podinfo'",
         }),
     );
