@@ -254,12 +254,28 @@ impl Endpoint {
     }
 
     /// Whether this Receiver handles `event`: Flux compares event types
-    /// case-insensitively, for the types that filter on events.
+    /// with Go's `strings.EqualFold`, for the types that filter on events.
     pub fn accepts_event(&self, event: &str) -> bool {
         !self.receiver_type.supports_events()
             || self.events.is_empty()
-            || self.events.iter().any(|e| e.eq_ignore_ascii_case(event))
+            || self.events.iter().any(|e| equal_fold(e, event))
     }
+}
+
+/// Go's `strings.EqualFold`: the same characters under Unicode simple case
+/// folding (`K` is `k`, the Kelvin sign too; `ſ` is `s`; `ς` is `σ`).
+fn equal_fold(a: &str, b: &str) -> bool {
+    /// A case mapping that gives one character, as simple folding does.
+    fn single(mut mapped: impl Iterator<Item = char>) -> Option<char> {
+        let first = mapped.next()?;
+        mapped.next().is_none().then_some(first)
+    }
+    let same = |x: char, y: char| {
+        x == y
+            || single(x.to_lowercase()).is_some_and(|l| Some(l) == single(y.to_lowercase()))
+            || single(x.to_uppercase()).is_some_and(|u| Some(u) == single(y.to_uppercase()))
+    };
+    a.chars().count() == b.chars().count() && a.chars().zip(b.chars()).all(|(x, y)| same(x, y))
 }
 
 /// The policy that checks a token scheme: one arm per scheme, no wildcard.
@@ -829,6 +845,23 @@ mod tests {
             let error = compile(spec).unwrap_err();
             assert_eq!(error.reason(), condition::reason::VALIDATION_FAILED);
             assert!(error.to_string().starts_with(message), "{error}");
+        }
+    }
+
+    #[test]
+    fn events_compare_as_go_equal_fold() {
+        for (a, b, equal) in [
+            ("Push Hook", "push hook", true),
+            ("repo:refs_changed", "REPO:REFS_CHANGED", true),
+            ("kind", "\u{212A}IND", true),
+            ("ſpush", "Spush", true),
+            ("σ", "ς", true),
+            ("push", "pushes", false),
+            ("push", "pusH ", false),
+            ("ß", "ss", false),
+            ("i", "\u{130}", false),
+        ] {
+            assert_eq!(equal_fold(a, b), equal, "{a} {b}");
         }
     }
 
