@@ -66,6 +66,7 @@ async fn serves_a_receiver_then_drains_and_exits_0_on_sigterm() {
         .sign(body, TOKEN.as_bytes())
         .unwrap();
     let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert("x-github-event", HeaderValue::from_static("push"));
     headers.insert(name, value);
     let (status, _) = sandbox.post(&path, headers, body.to_vec()).await.unwrap();

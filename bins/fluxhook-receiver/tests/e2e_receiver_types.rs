@@ -24,8 +24,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use e2e_support::{
-    Delivery, NS, assert_accepted, assert_refused, base64, git_repository, secret, serve, start,
-    stop, webhook_path,
+    Delivery, NS, assert_accepted, assert_refused, base64, git_repository, has_condition, secret,
+    serve, start, stop, wait_for_status, webhook_path,
 };
 
 const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
@@ -76,8 +76,77 @@ async fn every_receiver_type_accepts_genuine_deliveries_and_refuses_the_rest() {
     acr(&sandbox).await;
     gcr(&sandbox, &google).await;
     cdevents(&sandbox).await;
+    specs_flux_refuses_stall(&sandbox).await;
 
     stop(sandbox).await;
+}
+
+/// Specs Flux's reconciler refuses are `Ready=False` and `Stalled` with
+/// Flux's reason, and never served, instead of served and failing every
+/// delivery: `claims` is declared in the filters of `generic-oidc`
+/// Receivers only, and only they may list `oidcProviders`.
+async fn specs_flux_refuses_stall(s: &Sandbox) {
+    git_repository(s, NS, "app-stalled", json!({}));
+    secret(s, "stalled-token", &[("token", "stalled-token")]);
+    let with = |extra: Value| {
+        let mut spec = json!({
+            "type": "github",
+            "secretRef": {"name": "stalled-token"},
+            "resources": [{"kind": "GitRepository", "name": "app-stalled"}]
+        });
+        if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+            spec.extend(extra);
+        }
+        spec
+    };
+    let cases = [
+        (
+            "claims-on-github",
+            with(json!({"resourceFilter": "claims.repository == 'example/app'"})),
+            "InvalidCELExpression",
+            "invalid resourceFilter expression: undeclared reference to 'claims'",
+        ),
+        (
+            "claims-in-a-resource-filter",
+            with(
+                json!({"resources": [{"kind": "GitRepository", "name": "app-stalled",
+                                        "filter": "claims.sub != ''"}]}),
+            ),
+            "InvalidCELExpression",
+            "invalid filter expression for resources[0] (kind=\"GitRepository\", name=\"app-stalled\")",
+        ),
+        (
+            "providers-on-github",
+            with(json!({"oidcProviders": [{
+                "issuerURL": "https://token.actions.githubusercontent.com",
+                "validations": [{"expression": "claims.sub != ''", "message": "no"}]
+            }]})),
+            "ValidationFailed",
+            "oidcProviders can only be set when type is generic-oidc",
+        ),
+    ];
+    for (name, spec, reason, message) in cases {
+        e2e_support::receiver(s, name, spec);
+        let status = wait_for_status(s, name, |status| {
+            has_condition(status, "Stalled", "True", Some(reason))
+        })
+        .await;
+        assert!(
+            has_condition(&status, "Ready", "False", Some(reason)),
+            "{name}: {status}"
+        );
+        let ready = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert!(
+            ready["message"].as_str().unwrap().contains(message),
+            "{name}: {status}"
+        );
+        assert!(status.get("webhookPath").is_none(), "{name}: {status}");
+    }
 }
 
 async fn generic(s: &Sandbox) {
@@ -305,8 +374,9 @@ async fn github_and_gitea(s: &Sandbox) {
 
     assert_accepted(s, "github push", &path, &signed, &[repo]).await;
 
-    // Gitea (and Forgejo) deliver to `github` Receivers with their own event
-    // header and both their signature and GitHub's.
+    // Gitea (and Forgejo) deliver to `github` Receivers with GitHub's event
+    // and signature headers besides their own (go-gitea/gitea
+    // services/webhook/deliver.go sets X-GitHub-Event and X-Hub-Signature-256).
     let gitea_body = json!({
         "ref": "refs/heads/main",
         "before": "28e1879d029cb852e4844d9c718537df08844e03",
@@ -335,13 +405,18 @@ async fn github_and_gitea(s: &Sandbox) {
         .header("x-gitea-event", "push")
         .header("x-gitea-event-type", "push")
         .header("x-gitea-delivery", "a6c7e1b0-5f0f-4c1e-9d0b-3f7a2f2b9c11")
+        .header("x-github-event", "push")
+        .header("x-github-event-type", "push")
+        .header("x-github-delivery", "a6c7e1b0-5f0f-4c1e-9d0b-3f7a2f2b9c11")
         .signed(Policy::GiteaSignature, token)
         .signed(Policy::Github, token);
     assert_accepted(s, "gitea push to a github receiver", &path, &gitea, &[repo]).await;
     let gitea_release = gitea
         .clone()
         .header("x-gitea-event", "release")
-        .header("x-gitea-event-type", "release");
+        .header("x-gitea-event-type", "release")
+        .header("x-github-event", "release")
+        .header("x-github-event-type", "release");
     assert_refused(
         s,
         "gitea event not in spec.events",
@@ -351,6 +426,71 @@ async fn github_and_gitea(s: &Sandbox) {
         repo,
     )
     .await;
+    // Flux reads X-GitHub-Event alone (go-github's WebHookType): a delivery
+    // naming its event only in Gitea's header has the empty event.
+    let mut gitea_only = gitea.clone();
+    gitea_only.headers.remove("x-github-event");
+    assert_refused(
+        s,
+        "event only in X-Gitea-Event",
+        &path,
+        &gitea_only,
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
+
+    // go-github's ValidatePayload takes JSON or a form, by Content-Type,
+    // before the signature: anything else is refused, signed or not.
+    let text = push
+        .clone()
+        .header("content-type", "text/plain")
+        .signed(Policy::Github, token);
+    assert_refused(s, "github text/plain", &path, &text, BAD_REQUEST, repo).await;
+    let mut untyped = push.clone().signed(Policy::Github, token);
+    untyped.headers.remove("content-type");
+    assert_refused(
+        s,
+        "github no Content-Type",
+        &path,
+        &untyped,
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
+    let form_body = format!("payload={}", url_escape(&github_push_body().to_string()));
+    let form = push
+        .clone()
+        .with_body(form_body.into_bytes())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .signed(Policy::Github, token);
+    assert_accepted(s, "github form-encoded push", &path, &form, &[repo]).await;
+    let bad_form = push
+        .with_body(b"payload=%7B;ref=main".to_vec())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .signed(Policy::Github, token);
+    assert_refused(
+        s,
+        "github unreadable form",
+        &path,
+        &bad_form,
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
+}
+
+/// Percent-escapes every byte but unreserved ones, as a form encoder does.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 async fn gitlab(s: &Sandbox) {
@@ -560,7 +700,38 @@ async fn dockerhub(s: &Sandbox) {
     let bad =
         Delivery::raw("<html>not a Docker Hub push</html>").header("content-type", "text/html");
     assert_refused(s, "dockerhub bad payload", &path, &bad, BAD_REQUEST, repo).await;
+    // A field Flux reads, of another JSON type: Go's decoding fails.
+    let mut wrong_type = body.clone();
+    wrong_type["push_data"]["tag"] = json!(123);
+    assert_refused(
+        s,
+        "dockerhub tag not a string",
+        &path,
+        &Delivery::json(&wrong_type),
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
     assert_accepted(s, "dockerhub push", &path, &Delivery::json(&body), &[repo]).await;
+    // Flux reads push_data.tag and repository.repo_url with Go's
+    // json.Decoder: fields it does not declare never refuse a delivery,
+    // and what follows the first JSON value is not read.
+    let mut other_fields = body.clone();
+    other_fields["repository"]["repo_name"] = json!({"not": "a string"});
+    other_fields["callback_url"] = json!(42);
+    let trailing = format!("{body}\n--trailer--");
+    for (case, delivery) in [
+        (
+            "dockerhub, odd fields Flux skips",
+            Delivery::json(&other_fields),
+        ),
+        (
+            "dockerhub, text after the JSON",
+            Delivery::raw(trailing).header("content-type", "application/json"),
+        ),
+    ] {
+        assert_accepted(s, case, &path, &delivery, &[repo]).await;
+    }
 }
 
 async fn quay(s: &Sandbox) {
@@ -576,7 +747,30 @@ async fn quay(s: &Sandbox) {
     });
     let bad = Delivery::json(&json!(["quay.io/example/app"]));
     assert_refused(s, "quay bad payload", &path, &bad, BAD_REQUEST, repo).await;
+    let tags_not_a_list = Delivery::json(&json!({"docker_url": "quay.io/example/app",
+                                                "updated_tags": "v1.2.3"}));
+    assert_refused(
+        s,
+        "quay tags not a list",
+        &path,
+        &tags_not_a_list,
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
     assert_accepted(s, "quay push", &path, &Delivery::json(&body), &[repo]).await;
+    // Flux declares docker_url and updated_tags only.
+    let mut other_fields = body;
+    other_fields["namespace"] = json!(7);
+    other_fields["repository"] = json!(null);
+    assert_accepted(
+        s,
+        "quay, odd fields Flux skips",
+        &path,
+        &Delivery::json(&other_fields),
+        &[repo],
+    )
+    .await;
 }
 
 async fn nexus(s: &Sandbox) {
@@ -613,8 +807,25 @@ async fn nexus(s: &Sandbox) {
         .with_body(b"repositoryName=docker-hosted".to_vec())
         .signed(Policy::Nexus, token);
     assert_refused(s, "nexus bad payload", &path, &garbled, BAD_REQUEST, repo).await;
-    let genuine = push.signed(Policy::Nexus, token);
+    // Flux compares the signature with the lower-case hex of the HMAC, as
+    // a string: upper-case hex does not match.
+    let genuine = push.clone().signed(Policy::Nexus, token);
+    let signature = genuine.headers["x-nexus-webhook-signature"]
+        .to_str()
+        .unwrap()
+        .to_ascii_uppercase();
+    let upper = genuine
+        .clone()
+        .header("x-nexus-webhook-signature", &signature);
+    assert_refused(s, "nexus upper-case hex", &path, &upper, BAD_REQUEST, repo).await;
     assert_accepted(s, "nexus component created", &path, &genuine, &[repo]).await;
+    // json.Unmarshal of {action, repositoryName}: other fields never refuse.
+    let mut audit = body;
+    audit["component"] = json!("not an object");
+    let audit = push
+        .with_body(audit.to_string().into_bytes())
+        .signed(Policy::Nexus, token);
+    assert_accepted(s, "nexus, odd fields Flux skips", &path, &audit, &[repo]).await;
 }
 
 async fn acr(s: &Sandbox) {
@@ -644,6 +855,19 @@ async fn acr(s: &Sandbox) {
         .header("content-type", "application/json");
     assert_refused(s, "acr bad payload", &path, &truncated, BAD_REQUEST, repo).await;
     assert_accepted(s, "acr push", &path, &Delivery::json(&body), &[repo]).await;
+    // Flux declares action, target.repository and target.tag only: a
+    // delivery without an action is taken.
+    let mut other_fields = body;
+    other_fields.as_object_mut().unwrap().remove("action");
+    other_fields["request"] = json!("not an object");
+    assert_accepted(
+        s,
+        "acr, no action and odd fields",
+        &path,
+        &Delivery::json(&other_fields),
+        &[repo],
+    )
+    .await;
 }
 
 async fn gcr(s: &Sandbox, google: &TestIssuer) {
@@ -663,15 +887,18 @@ async fn gcr(s: &Sandbox, google: &TestIssuer) {
         json!({
             "type": "gcr",
             "secretRef": {"name": "gcr-token"},
-            "resources": [{"kind": "GitRepository", "name": repo}]
+            "resources": [{"kind": "GitRepository", "name": repo}],
+            // Flux's documented filter: reconcile the object the tag names.
+            "resourceFilter": "req.tag.contains(res.metadata.name)"
         }),
     );
     let path = webhook_path(s, "gcr").await;
 
+    let digest = "gcr.io/example-project/app-gcr@sha256:6ec128e26cd5e3b5d5d8b1d8a8e0e9d0b4c1f2a3b4c5d6e7f8091a2b3c4d5e6f";
     let notification = json!({
         "action": "INSERT",
-        "digest": "gcr.io/example-project/app@sha256:6ec128e26cd5e3b5d5d8b1d8a8e0e9d0b4c1f2a3b4c5d6e7f8091a2b3c4d5e6f",
-        "tag": "gcr.io/example-project/app:v1.2.3"
+        "digest": digest,
+        "tag": "gcr.io/example-project/app-gcr:v1.2.3"
     });
     let envelope = |data: &Value| {
         json!({
@@ -729,23 +956,52 @@ async fn gcr(s: &Sandbox, google: &TestIssuer) {
 
     let genuine = push.bearer(&id_token(email, audience));
     assert_accepted(s, "gcr insert", &path, &genuine, &[repo]).await;
+
+    // `req` is what Flux re-encodes of the notification: action, digest and
+    // tag, each there, empty when missing. A push by digest has no tag, so
+    // the filter is false, not an error; a notification without an action
+    // is taken as Flux takes it.
+    let signed = |notification: Value| {
+        Delivery::json(&envelope(&notification)).bearer(&id_token(email, audience))
+    };
+    let by_digest = signed(json!({"action": "INSERT", "digest": digest}));
+    assert_accepted(s, "gcr push by digest", &path, &by_digest, &[]).await;
+    let no_action = signed(json!({"tag": "gcr.io/example-project/app-gcr:v1.2.4"}));
+    assert_accepted(
+        s,
+        "gcr notification without action",
+        &path,
+        &no_action,
+        &[repo],
+    )
+    .await;
+    let other_image = signed(json!({"action": "INSERT", "tag": "gcr.io/example-project/other:v1"}));
+    assert_accepted(s, "gcr other image", &path, &other_image, &[]).await;
+    let extra = signed(json!({"action": "INSERT", "tag": "gcr.io/p/app-gcr:v2", "extra": 1}));
+    assert_accepted(s, "gcr, a field Flux does not read", &path, &extra, &[repo]).await;
 }
 
 async fn cdevents(s: &Sandbox) {
+    // The event type Flux filters on is the CloudEvent's, from the Ce-Type
+    // header; the body is a CDEvent of its own type. A delivery whose
+    // header says `cd.change.merged.v1` and whose body is a
+    // `dev.cdevents.change.merged.0.2.0` is accepted by Flux.
+    let header_type = "cd.change.merged.v1";
     let merged = "dev.cdevents.change.merged.0.2.0";
     let path = receiver_for(
         s,
         "cdevents",
         "cdevents-token",
         "cdevents",
-        json!({"events": [merged]}),
+        json!({"events": [header_type]}),
     )
     .await;
     let repo = "app-cdevents";
+    // The CDEvents 0.4 shape the SDK Flux vendors reads: `context.version`.
     let cd_event = |event_type: &str, subject_type: &str| {
         json!({
             "context": {
-                "specversion": "0.4.1",
+                "version": "0.4.1",
                 "id": "271069a8-fc18-44f1-b38f-9d70a1695819",
                 "source": "/ci/example/app",
                 "type": event_type,
@@ -761,41 +1017,98 @@ async fn cdevents(s: &Sandbox) {
     };
     // CloudEvents binary mode: the CDEvent is the body, the CloudEvent
     // attributes are headers.
-    let binary = |event_type: &str, body: &Value| {
+    let binary = |ce_type: &str, body: &Value| {
         Delivery::json(body)
             .header("ce-specversion", "1.0")
             .header("ce-id", "271069a8-fc18-44f1-b38f-9d70a1695819")
             .header("ce-source", "/ci/example/app")
-            .header("ce-type", event_type)
+            .header("ce-type", ce_type)
     };
 
     let queued = "dev.cdevents.pipelinerun.queued.0.2.0";
-    let other_event = binary(queued, &cd_event(queued, "pipelineRun"));
+    let other_event = binary("cd.pipelinerun.queued.v1", &cd_event(queued, "pipelineRun"));
     assert_refused(
         s,
-        "cdevents event not in spec.events",
+        "cdevents Ce-Type not in spec.events",
         &path,
         &other_event,
         BAD_REQUEST,
         repo,
     )
     .await;
+    let body_type_only = binary(merged, &cd_event(merged, "change"));
+    assert_refused(
+        s,
+        "cdevents body type in spec.events, not the Ce-Type",
+        &path,
+        &body_type_only,
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
     let mut no_subject = cd_event(merged, "change");
     no_subject.as_object_mut().unwrap().remove("subject");
-    let bad = binary(merged, &no_subject);
+    let bad = binary(header_type, &no_subject);
     assert_refused(s, "cdevents bad payload", &path, &bad, BAD_REQUEST, repo).await;
-
-    let genuine = binary(merged, &cd_event(merged, "change"));
-    assert_accepted(s, "cdevents binary mode", &path, &genuine, &[repo]).await;
-    // Structured mode: the CloudEvent is the body, the CDEvent its data.
+    let wrong_subject = binary(header_type, &cd_event(merged, "pipelineRun"));
+    assert_refused(
+        s,
+        "cdevents subject type of another event",
+        &path,
+        &wrong_subject,
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
+    // CDEvents 0.5 names the version `specversion`: the 0.4 SDK misses it.
+    let mut v05 = cd_event(merged, "change");
+    let context = v05["context"].as_object_mut().unwrap();
+    let version = context.remove("version").unwrap();
+    context.insert("specversion".to_owned(), version);
+    assert_refused(
+        s,
+        "cdevents context.specversion",
+        &path,
+        &binary(header_type, &v05),
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
+    // Structured mode (the CloudEvent is the body): Flux reads the body as
+    // the CDEvent itself, and it is not one.
     let structured = Delivery::json(&json!({
         "specversion": "1.0",
         "id": "271069a8-fc18-44f1-b38f-9d70a1695819",
         "source": "/ci/example/app",
-        "type": merged,
+        "type": header_type,
         "datacontenttype": "application/json",
         "data": cd_event(merged, "change")
     }))
     .header("content-type", "application/cloudevents+json");
-    assert_accepted(s, "cdevents structured mode", &path, &structured, &[repo]).await;
+    assert_refused(
+        s,
+        "cdevents structured mode",
+        &path,
+        &structured,
+        BAD_REQUEST,
+        repo,
+    )
+    .await;
+
+    let genuine = binary(header_type, &cd_event(merged, "change"));
+    assert_accepted(s, "cdevents binary mode", &path, &genuine, &[repo]).await;
+    // No timestamp: the SDK marshals Go's zero time back, and takes it.
+    let mut untimed = cd_event(merged, "change");
+    untimed["context"]
+        .as_object_mut()
+        .unwrap()
+        .remove("timestamp");
+    assert_accepted(
+        s,
+        "cdevents without a timestamp",
+        &path,
+        &binary(header_type, &untimed),
+        &[repo],
+    )
+    .await;
 }

@@ -2,7 +2,8 @@
 //! reconcile, end to end with the real `fluxhook-receiver` binary against
 //! the fake Kubernetes API: unknown paths (404) and oversized bodies (413)
 //! reach none; a Receiver selects objects by name and by `*` with
-//! `matchLabels`, in its namespace or another; `spec.resourceFilter` and
+//! `matchLabels` (`{}` selecting every object of the kind), in its
+//! namespace or another; `spec.resourceFilter` and
 //! `spec.resources[].filter` (CEL over `req` and `res`) leave out the
 //! objects they do not hold for; `--no-cross-namespace-refs` refuses
 //! references to other namespaces.
@@ -32,6 +33,7 @@ async fn deliveries_reach_the_selected_objects_that_pass_the_filters() {
     unknown_paths_are_not_found(&sandbox).await;
     bodies_over_three_mebibytes_are_too_large(&sandbox).await;
     objects_are_selected_by_name_and_by_labels(&sandbox).await;
+    empty_match_labels_select_every_object_of_the_kind(&sandbox).await;
     other_namespaces_are_reachable_by_default(&sandbox).await;
     resource_filter_decides_per_object(&sandbox).await;
     per_resource_filter_decides_for_its_resource(&sandbox).await;
@@ -213,6 +215,35 @@ async fn objects_are_selected_by_name_and_by_labels(s: &Sandbox) {
     )
     .await;
     assert_accepted(s, "a selection of nothing", &nobody, &push, &[]).await;
+}
+
+/// `name: '*'` with `matchLabels: {}` selects every object of the kind in
+/// the namespace, as in Flux: its `notifyDynamicResources` refuses only a
+/// nil `matchLabels` and lists with the empty selector otherwise.
+async fn empty_match_labels_select_every_object_of_the_kind(s: &Sandbox) {
+    namespace(s, "everything");
+    git_repository(s, "everything", "labelled", json!({"team": "platform"}));
+    git_repository(s, "everything", "unlabelled", json!({}));
+    let path = serve(
+        s,
+        "everything",
+        "everything-token",
+        json!({
+            "type": "generic",
+            "resources": [{"kind": "GitRepository", "name": "*", "namespace": "everything",
+                           "matchLabels": {}}]
+        }),
+    )
+    .await;
+    let push = Delivery::json(&json!({"ref": "refs/heads/main"}));
+    assert_accepted(
+        s,
+        "matchLabels {}",
+        &path,
+        &push,
+        &["everything/labelled", "everything/unlabelled"],
+    )
+    .await;
 }
 
 async fn other_namespaces_are_reachable_by_default(s: &Sandbox) {

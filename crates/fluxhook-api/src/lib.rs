@@ -67,7 +67,9 @@ pub use receiver::{
     DEFAULT_OIDC_AUDIENCE, OidcProvider, OidcValidation, OidcVariable, Receiver, ReceiverResource,
     ReceiverSpec, ReceiverStatus, SecretRef,
 };
-pub use receiver_type::{ReceiverType, UnknownReceiverType};
+pub use receiver_type::{
+    Authentication, GitHost, Payload, ReceiverType, Registry, TokenScheme, UnknownReceiverType,
+};
 pub use webhook::{
     WEBHOOK_DIGEST_LEN, WEBHOOK_PATH_PREFIX, WebhookPath, WebhookPathError, webhook_path,
 };

@@ -13,9 +13,12 @@ use crate::types::Type;
 /// scope and the type the expression must have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Environment {
-    /// `spec.resourceFilter` and `spec.resources[].filter`: `req`, `res` and
-    /// `claims`; must be a `bool`.
+    /// `spec.resourceFilter` and `spec.resources[].filter` of every type
+    /// but `generic-oidc`: `req` and `res`; must be a `bool`.
     ResourceFilter,
+    /// The same for `generic-oidc`, which also declares `claims`
+    /// (notification-controller's `server.WithClaims()`).
+    ResourceFilterWithClaims,
     /// `spec.oidcProviders[].validations[].expression`: `claims` and
     /// `vars`; must be a `bool`.
     ClaimValidation,
@@ -29,7 +32,8 @@ impl Environment {
     /// (`google.protobuf.Struct`).
     pub(crate) fn variables(self) -> &'static [&'static str] {
         match self {
-            Environment::ResourceFilter => &["req", "res", "claims"],
+            Environment::ResourceFilter => &["req", "res"],
+            Environment::ResourceFilterWithClaims => &["req", "res", "claims"],
             Environment::ClaimValidation | Environment::ClaimVariable => &["claims", "vars"],
         }
     }
@@ -37,7 +41,9 @@ impl Environment {
     /// The type the expression must have, if any.
     pub(crate) fn output(self) -> Option<Type> {
         match self {
-            Environment::ResourceFilter | Environment::ClaimValidation => Some(Type::Bool),
+            Environment::ResourceFilter
+            | Environment::ResourceFilterWithClaims
+            | Environment::ClaimValidation => Some(Type::Bool),
             Environment::ClaimVariable => None,
         }
     }

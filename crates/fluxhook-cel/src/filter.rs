@@ -7,8 +7,9 @@ use crate::program::Program;
 use cel::Value;
 
 /// A compiled resource filter: a Receiver's `spec.resourceFilter` or a
-/// `spec.resources[].filter`, a CEL expression of type `bool` over `req`,
-/// `res` and `claims`.
+/// `spec.resources[].filter`, a CEL expression of type `bool` over `req`
+/// and `res`, and, for `generic-oidc` Receivers ([`Expression::compile_with_claims`]),
+/// `claims`.
 ///
 /// Compile it when the Receiver is reconciled, reporting a
 /// [`CompileError`] as `Ready=False`, and evaluate it for every resource a
@@ -45,16 +46,18 @@ pub struct Variables<'a> {
     /// `annotations`, ...).
     pub res: &'a Document,
     /// The verified OIDC token claims of a `generic-oidc` receiver, or
-    /// [`Document::empty`] for other types.
+    /// [`Document::empty`] for other types (whose filters cannot name
+    /// `claims`: it is not declared for them).
     pub claims: &'a Document,
 }
 
 impl Expression {
-    /// Parses and type-checks `source`, as Flux does: an undeclared
-    /// variable or function, a call no overload accepts, or a type other
-    /// than `bool` is an error. A field of `req`, `res` or `claims` has no
-    /// static type, so `req.ok` alone does not compile, while
-    /// `req.ok == true` does.
+    /// Parses and type-checks `source` with `req` and `res` declared, as
+    /// Flux does for every receiver type but `generic-oidc`: an undeclared
+    /// variable (`claims` included) or function, a call no overload
+    /// accepts, or a type other than `bool` is an error. A field of `req`
+    /// or `res` has no static type, so `req.ok` alone does not compile,
+    /// while `req.ok == true` does.
     ///
     /// ```
     /// use fluxhook_cel::{CompileError, Expression};
@@ -65,9 +68,26 @@ impl Expression {
     ///     "undeclared reference to 'request' (in container ''), at line 1, column 1"
     /// );
     /// assert!(matches!(Expression::compile("req.ok"), Err(CompileError::OutputType { .. })));
+    /// assert!(Expression::compile("claims.sub == 'ci'").is_err());
     /// ```
     pub fn compile(source: &str) -> Result<Self, CompileError> {
-        let program = Program::compile(source, Environment::ResourceFilter)?;
+        Self::compile_in(source, Environment::ResourceFilter)
+    }
+
+    /// Compiles `source` as [`Expression::compile`] does, with `claims`
+    /// declared too: the filters of a `generic-oidc` Receiver.
+    ///
+    /// ```
+    /// use fluxhook_cel::Expression;
+    ///
+    /// assert!(Expression::compile_with_claims("claims.sub == 'ci'").is_ok());
+    /// ```
+    pub fn compile_with_claims(source: &str) -> Result<Self, CompileError> {
+        Self::compile_in(source, Environment::ResourceFilterWithClaims)
+    }
+
+    fn compile_in(source: &str, environment: Environment) -> Result<Self, CompileError> {
+        let program = Program::compile(source, environment)?;
         Ok(Expression {
             source: source.to_owned(),
             program,

@@ -8,7 +8,9 @@
 //!   expression evaluated for each resource a webhook request selects; only
 //!   resources for which it is `true` are reconciled. It reads the request
 //!   body as `req`, the resource as `res`, and, for `generic-oidc`
-//!   receivers, the token's claims as `claims`. See [`Expression`].
+//!   receivers only, the token's claims as `claims` (on other types
+//!   `claims` is undeclared, so naming it does not compile). See
+//!   [`Expression`].
 //! - `spec.oidcProviders[].variables` and `.validations`, for
 //!   `generic-oidc` receivers: named expressions over `claims` and `vars`,
 //!   and the `bool` rules a token must pass. See [`ClaimRules`].

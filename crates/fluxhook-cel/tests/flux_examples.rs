@@ -37,7 +37,13 @@ fn evaluate(
     res: &Document,
     claims: &Document,
 ) -> Result<bool, EvalError> {
-    Expression::compile(source)
+    // Only generic-oidc filters declare `claims`.
+    let compiled = if source.contains("claims") {
+        Expression::compile_with_claims(source)
+    } else {
+        Expression::compile(source)
+    };
+    compiled
         .unwrap_or_else(|e| panic!("{source}: {e}"))
         .evaluate_bool(&Variables { req, res, claims })
 }

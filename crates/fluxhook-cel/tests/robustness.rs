@@ -28,7 +28,7 @@ fn sample_resource() -> Value {
 fn exercise(source: &str, req: &Document) {
     let res = document(&sample_resource());
     let claims = document(&json!({"sub": "x", "groups": ["a"]}));
-    if let Ok(filter) = Expression::compile(source) {
+    if let Ok(filter) = Expression::compile_with_claims(source) {
         let _ = filter.evaluate_bool(&Variables {
             req,
             res: &res,

@@ -74,6 +74,18 @@ pub enum ParseError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A value does not decode into the field the sender's format
+    /// declares, as the Go code Flux runs decides it (a number where a
+    /// string goes, an object where a list goes...), or breaks a rule of
+    /// that format.
+    #[error("field {field} is invalid: {reason}")]
+    Decode {
+        /// Dotted path of the field, e.g. `push_data.tag` or
+        /// `subject.content.environment`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ParseError {

@@ -86,7 +86,7 @@
 //! | `nexus` | `X-Nexus-Webhook-Id` | `X-Nexus-Webhook-Delivery` | [`Event::Nexus`] |
 //! | `acr` | body `action` | body `id` | [`Event::Acr`] |
 //! | `gcr` | `action` of the unwrapped data | `message.messageId` | [`Event::Gcr`] |
-//! | `cdevents` | `context.type` | `context.id` | [`Event::CdEvent`] |
+//! | `cdevents` | `context.type` (Flux matches `spec.events` against the `Ce-Type` header) | `context.id` | [`Event::CdEvent`] |
 //! | `generic` | — | — | [`Event::Other`]; the body is not read |
 //!
 //! Git hosts' other events are [`Event::Other`], with the repository when
@@ -99,6 +99,8 @@
 mod cdevents;
 mod error;
 mod git;
+mod go;
+mod hub;
 mod provider;
 mod read;
 mod registry;
@@ -109,6 +111,7 @@ use http::HeaderMap;
 pub use cdevents::CdEvent;
 pub use error::{ParseError, UnknownProvider};
 pub use git::{Ping, Push, RefKind, Repository, ZERO_ID, is_zero_id};
+pub use hub::check_hub_delivery;
 pub use provider::Provider;
 pub use registry::{
     AcrEvent, DockerHubEvent, GcrEvent, HarborEvent, HarborResource, NexusAsset, NexusComponent,
@@ -201,8 +204,10 @@ impl Webhook {
         &self.body
     }
 
-    /// The whole JSON document, built on request: the body, or for GCR the
-    /// notification unwrapped from the Pub/Sub envelope.
+    /// The whole JSON document, built on request: the body, or for GCR what
+    /// Flux makes of the notification unwrapped from the Pub/Sub envelope,
+    /// `{"action", "digest", "tag"}`, each key there (empty when the
+    /// notification lacks it) and nothing else.
     ///
     /// Nesting deeper than [`Parser::MAX_DEPTH`] is [`ParseError::TooDeep`].
     ///
@@ -220,11 +225,14 @@ impl Webhook {
     /// # Ok::<(), fluxhook_payload::ParseError>(())
     /// ```
     pub fn json(&self) -> Result<serde_json::Value, ParseError> {
-        let (json, location) = match &self.event {
-            Event::Gcr(gcr) => (&gcr.data, "message.data"),
-            _ => (&self.body, "body"),
-        };
-        serde_json::from_slice(json).map_err(|e| ParseError::json(self.provider, location, e))
+        if let Event::Gcr(gcr) = &self.event {
+            return Ok(serde_json::json!({
+                "action": gcr.action,
+                "digest": gcr.digest,
+                "tag": gcr.tag,
+            }));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ParseError::json(self.provider, "body", e))
     }
 }
 
@@ -317,7 +325,7 @@ impl Parser {
             Provider::Nexus => registry::parse_nexus(headers, &body)?,
             Provider::Acr => registry::parse_acr(&body)?,
             Provider::Gcr => registry::parse_gcr(&body)?,
-            Provider::CdEvents => cdevents::parse(headers, &body)?,
+            Provider::CdEvents => cdevents::parse(&body)?,
             Provider::Generic => Parsed {
                 event_type: None,
                 delivery_id: None,

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::Deserialize;
 
+use crate::go::json::{self, DecodeError, Kind, Members};
+use crate::go::{base64, time};
 use crate::read::{Text, first_header, non_empty, object};
 use crate::{Event, ParseError, Parsed, Provider};
 
@@ -31,20 +32,22 @@ pub struct HarborResource {
     pub digest: Option<String>,
 }
 
-/// A Docker Hub push.
+/// A Docker Hub push. Flux reads `push_data.tag` and `repository.repo_url`
+/// (empty when missing); the rest is read when it has the usual shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerHubEvent {
     /// `push_data.tag`: the tag pushed.
     pub tag: String,
-    /// `repository.repo_name`, e.g. `svendowideit/testhook`.
-    pub repo_name: String,
     /// `repository.repo_url`: the repository's page.
-    pub repo_url: Option<String>,
+    pub repo_url: String,
+    /// `repository.repo_name`, e.g. `svendowideit/testhook`.
+    pub repo_name: Option<String>,
     /// `callback_url`: where Docker Hub expects the validation callback.
     pub callback_url: Option<String>,
 }
 
-/// A Quay repository push notification.
+/// A Quay repository push notification. Flux reads `docker_url` and
+/// `updated_tags` (empty when missing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuayEvent {
     /// `docker_url`: the pull location, e.g. `quay.io/mynamespace/repository`.
@@ -60,13 +63,14 @@ pub struct QuayEvent {
 }
 
 /// A Nexus Repository webhook (the kind, e.g. `rm:repository:component`, is
-/// [`Webhook::event_type`](crate::Webhook::event_type), from `X-Nexus-Webhook-Id`).
+/// [`Webhook::event_type`](crate::Webhook::event_type), from
+/// `X-Nexus-Webhook-Id`). Flux reads `action` and `repositoryName`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NexusEvent {
-    /// `action`: `CREATED`, `UPDATED` or `DELETED` (absent for audit events).
-    pub action: Option<String>,
-    /// `repositoryName` (absent for repository and audit events).
-    pub repository_name: Option<String>,
+    /// `action`: `CREATED`, `UPDATED` or `DELETED` (empty for audit events).
+    pub action: String,
+    /// `repositoryName` (empty for repository and audit events).
+    pub repository_name: String,
     /// `component`, for component events.
     pub component: Option<NexusComponent>,
     /// `asset`, for asset events.
@@ -97,12 +101,15 @@ pub struct NexusAsset {
 
 /// An Azure Container Registry event (`push`, `delete`, `chart_push`, ...:
 /// [`Webhook::event_type`](crate::Webhook::event_type) is the `action`).
+/// Flux reads `action`, `target.repository` and `target.tag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcrEvent {
+    /// `action` (empty when missing).
+    pub action: String,
     /// `target.repository`, e.g. `hello-world`.
-    pub repository: Option<String>,
+    pub repository: String,
     /// `target.tag`.
-    pub tag: Option<String>,
+    pub tag: String,
     /// `target.digest`.
     pub digest: Option<String>,
     /// `target.mediaType`.
@@ -114,20 +121,26 @@ pub struct AcrEvent {
 /// A Google Container Registry / Artifact Registry notification, delivered
 /// by a Pub/Sub push subscription and unwrapped from its envelope
 /// ([`Webhook::event_type`](crate::Webhook::event_type) is the `action`:
-/// `INSERT` or `DELETE`).
+/// `INSERT` or `DELETE`). `action`, `digest` and `tag` are what Flux reads
+/// of the notification, empty when it lacks them (a push by digest has no
+/// tag); [`Webhook::json`](crate::Webhook::json) is the object Flux's CEL
+/// filters see as `req`, with all three.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcrEvent {
+    /// `action`: `INSERT` or `DELETE`.
+    pub action: String,
     /// `digest`: the image by digest, e.g. `gcr.io/project/image@sha256:...`.
-    pub digest: Option<String>,
+    pub digest: String,
     /// `tag`: the image by tag, e.g. `gcr.io/project/image:latest`.
-    pub tag: Option<String>,
+    pub tag: String,
     /// `message.publishTime`.
     pub publish_time: Option<String>,
     /// `message.attributes`.
     pub attributes: BTreeMap<String, String>,
     /// `subscription`: the Pub/Sub subscription that pushed it.
     pub subscription: Option<String>,
-    /// `message.data`, base64-decoded: the registry's JSON notification.
+    /// `message.data`, base64-decoded as Go decodes it: the registry's
+    /// JSON notification.
     pub data: Bytes,
 }
 
@@ -192,283 +205,228 @@ pub(crate) fn parse_harbor(body: &[u8]) -> Result<Parsed, ParseError> {
     })
 }
 
-// ---- Docker Hub ----
+// ---- What Flux decodes (internal/server/receiver_handlers.go, v1.9) ----
+//
+// Flux decodes these payloads into structs of the few fields it logs, with
+// a `json.Decoder` (the first JSON value; what follows is ignored), or
+// `json.Unmarshal` for Nexus and the GCR notification. A payload is refused
+// exactly when Go's decoding fails: not JSON, or a field Flux declares of
+// another JSON type; a missing field is empty. The other fields are read
+// for the log when they have the usual shape, never refused.
 
-#[derive(Deserialize)]
-struct DockerHubBody<'a> {
-    #[serde(borrow)]
-    push_data: Option<DockerHubPushData<'a>>,
-    #[serde(borrow)]
-    repository: Option<DockerHubRepository<'a>>,
-    #[serde(borrow)]
-    callback_url: Option<Text<'a>>,
+/// The top-level object Flux decodes; `None` for `null`, which Go decodes
+/// into a struct as nothing.
+fn flux_object<'a>(
+    provider: Provider,
+    body: &'a [u8],
+    decoder: bool,
+) -> Result<Option<Members<'a>>, ParseError> {
+    let value = if decoder {
+        json::decoder_value(body)
+    } else {
+        json::unmarshal_value(body)
+    }
+    .map_err(|e| ParseError::json(provider, "body", e))?;
+    match Kind::of(value) {
+        Kind::Null => Ok(None),
+        Kind::Object => Members::of(value)
+            .map(Some)
+            .map_err(|e| ParseError::json(provider, "body", e)),
+        other => Err(DecodeError::mismatch("body", other, "struct").into()),
+    }
 }
 
-#[derive(Deserialize)]
-struct DockerHubPushData<'a> {
-    #[serde(borrow)]
-    tag: Option<Text<'a>>,
+/// The last member for `name` that is a non-empty string, read leniently.
+fn lenient_string(members: &Members<'_>, name: &'static str) -> Option<String> {
+    members
+        .all(name)
+        .filter_map(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .filter(|text| !text.is_empty())
+        .last()
 }
 
-#[derive(Deserialize)]
-struct DockerHubRepository<'a> {
-    #[serde(borrow)]
-    repo_name: Option<Text<'a>>,
-    #[serde(borrow)]
-    repo_url: Option<Text<'a>>,
+/// The last member for `name` that is an object, read leniently.
+fn lenient_object<'a>(members: &Members<'a>, name: &'static str) -> Option<Members<'a>> {
+    members
+        .all(name)
+        .filter(|raw| Kind::of(raw) == Kind::Object)
+        .filter_map(|raw| Members::of(raw).ok())
+        .last()
 }
 
 /// Parses a Docker Hub delivery (Docker Hub sends pushes only, with no event name).
 pub(crate) fn parse_dockerhub(body: &[u8]) -> Result<Parsed, ParseError> {
-    let body: DockerHubBody<'_> = object(Provider::DockerHub, "body", body)?;
-    let tag = body.push_data.and_then(|p| non_empty(p.tag));
-    let (repo_name, repo_url) = match body.repository {
-        Some(r) => (non_empty(r.repo_name), non_empty(r.repo_url)),
-        None => (None, None),
+    let mut event = DockerHubEvent {
+        tag: String::new(),
+        repo_url: String::new(),
+        repo_name: None,
+        callback_url: None,
     };
+    if let Some(members) = flux_object(Provider::DockerHub, body, true)? {
+        json::struct_field(&members, "", "push_data", |push, at| {
+            json::string_field(push, at, "tag", &mut event.tag)
+        })?;
+        json::struct_field(&members, "", "repository", |repository, at| {
+            json::string_field(repository, at, "repo_url", &mut event.repo_url)
+        })?;
+        event.repo_name =
+            lenient_object(&members, "repository").and_then(|r| lenient_string(&r, "repo_name"));
+        event.callback_url = lenient_string(&members, "callback_url");
+    }
     Ok(Parsed {
         event_type: None,
         delivery_id: None,
-        event: Event::DockerHub(DockerHubEvent {
-            tag: tag.ok_or(ParseError::MissingField {
-                field: "push_data.tag",
-            })?,
-            repo_name: repo_name.ok_or(ParseError::MissingField {
-                field: "repository.repo_name",
-            })?,
-            repo_url,
-            callback_url: non_empty(body.callback_url),
-        }),
+        event: Event::DockerHub(event),
     })
-}
-
-// ---- Quay ----
-
-#[derive(Deserialize)]
-struct QuayBody<'a> {
-    #[serde(borrow)]
-    docker_url: Option<Text<'a>>,
-    #[serde(borrow)]
-    updated_tags: Option<Vec<Text<'a>>>,
-    #[serde(borrow)]
-    repository: Option<Text<'a>>,
-    #[serde(borrow)]
-    namespace: Option<Text<'a>>,
-    #[serde(borrow)]
-    name: Option<Text<'a>>,
 }
 
 /// Parses a Quay repository push notification (no event name is sent).
 pub(crate) fn parse_quay(body: &[u8]) -> Result<Parsed, ParseError> {
-    let body: QuayBody<'_> = object(Provider::Quay, "body", body)?;
+    let mut event = QuayEvent {
+        docker_url: String::new(),
+        updated_tags: Vec::new(),
+        repository: None,
+        namespace: None,
+        name: None,
+    };
+    if let Some(members) = flux_object(Provider::Quay, body, true)? {
+        json::string_field(&members, "", "docker_url", &mut event.docker_url)?;
+        json::strings_field(&members, "", "updated_tags", &mut event.updated_tags)?;
+        event.repository = lenient_string(&members, "repository");
+        event.namespace = lenient_string(&members, "namespace");
+        event.name = lenient_string(&members, "name");
+    }
     Ok(Parsed {
         event_type: None,
         delivery_id: None,
-        event: Event::Quay(QuayEvent {
-            docker_url: non_empty(body.docker_url).ok_or(ParseError::MissingField {
-                field: "docker_url",
-            })?,
-            updated_tags: body
-                .updated_tags
-                .into_iter()
-                .flatten()
-                .map(Text::into_string)
-                .collect(),
-            repository: non_empty(body.repository),
-            namespace: non_empty(body.namespace),
-            name: non_empty(body.name),
-        }),
+        event: Event::Quay(event),
     })
 }
 
-// ---- Nexus ----
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NexusBody<'a> {
-    #[serde(borrow)]
-    action: Option<Text<'a>>,
-    #[serde(borrow)]
-    repository_name: Option<Text<'a>>,
-    #[serde(borrow)]
-    component: Option<NexusComponentBody<'a>>,
-    #[serde(borrow)]
-    asset: Option<NexusAssetBody<'a>>,
-}
-
-#[derive(Deserialize)]
-struct NexusComponentBody<'a> {
-    #[serde(borrow)]
-    format: Option<Text<'a>>,
-    #[serde(borrow)]
-    group: Option<Text<'a>>,
-    #[serde(borrow)]
-    name: Option<Text<'a>>,
-    #[serde(borrow)]
-    version: Option<Text<'a>>,
-}
-
-#[derive(Deserialize)]
-struct NexusAssetBody<'a> {
-    #[serde(borrow)]
-    format: Option<Text<'a>>,
-    #[serde(borrow)]
-    name: Option<Text<'a>>,
-}
-
-/// Parses a Nexus Repository delivery.
+/// Parses a Nexus Repository delivery (`json.Unmarshal`: one JSON value).
 pub(crate) fn parse_nexus(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ParseError> {
     let event_type = first_header(headers, &["X-Nexus-Webhook-Id"])?;
     let delivery_id = first_header(headers, &["X-Nexus-Webhook-Delivery"])?;
-    let body: NexusBody<'_> = object(Provider::Nexus, "body", body)?;
+    let mut event = NexusEvent {
+        action: String::new(),
+        repository_name: String::new(),
+        component: None,
+        asset: None,
+    };
+    if let Some(members) = flux_object(Provider::Nexus, body, false)? {
+        json::string_field(&members, "", "action", &mut event.action)?;
+        json::string_field(&members, "", "repositoryName", &mut event.repository_name)?;
+        event.component = lenient_object(&members, "component").map(|c| NexusComponent {
+            format: lenient_string(&c, "format"),
+            group: lenient_string(&c, "group"),
+            name: lenient_string(&c, "name"),
+            version: lenient_string(&c, "version"),
+        });
+        event.asset = lenient_object(&members, "asset").map(|a| NexusAsset {
+            format: lenient_string(&a, "format"),
+            name: lenient_string(&a, "name"),
+        });
+    }
     Ok(Parsed {
         event_type,
         delivery_id,
-        event: Event::Nexus(NexusEvent {
-            action: non_empty(body.action),
-            repository_name: non_empty(body.repository_name),
-            component: body.component.map(|c| NexusComponent {
-                format: non_empty(c.format),
-                group: non_empty(c.group),
-                name: non_empty(c.name),
-                version: non_empty(c.version),
-            }),
-            asset: body.asset.map(|a| NexusAsset {
-                format: non_empty(a.format),
-                name: non_empty(a.name),
-            }),
-        }),
+        event: Event::Nexus(event),
     })
-}
-
-// ---- Azure Container Registry ----
-
-#[derive(Deserialize)]
-struct AcrBody<'a> {
-    #[serde(borrow)]
-    id: Option<Text<'a>>,
-    #[serde(borrow)]
-    action: Option<Text<'a>>,
-    #[serde(borrow)]
-    target: Option<AcrTarget<'a>>,
-    #[serde(borrow)]
-    request: Option<AcrRequest<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AcrTarget<'a> {
-    #[serde(borrow)]
-    repository: Option<Text<'a>>,
-    #[serde(borrow)]
-    tag: Option<Text<'a>>,
-    #[serde(borrow)]
-    digest: Option<Text<'a>>,
-    #[serde(borrow)]
-    media_type: Option<Text<'a>>,
-}
-
-#[derive(Deserialize)]
-struct AcrRequest<'a> {
-    #[serde(borrow)]
-    host: Option<Text<'a>>,
 }
 
 /// Parses an Azure Container Registry delivery.
 pub(crate) fn parse_acr(body: &[u8]) -> Result<Parsed, ParseError> {
-    let body: AcrBody<'_> = object(Provider::Acr, "body", body)?;
-    let action = non_empty(body.action).ok_or(ParseError::MissingField { field: "action" })?;
-    let target = body.target;
-    let (repository, tag, digest, media_type) = match target {
-        Some(t) => (
-            non_empty(t.repository),
-            non_empty(t.tag),
-            non_empty(t.digest),
-            non_empty(t.media_type),
-        ),
-        None => (None, None, None, None),
+    let mut event = AcrEvent {
+        action: String::new(),
+        repository: String::new(),
+        tag: String::new(),
+        digest: None,
+        media_type: None,
+        host: None,
     };
+    let mut delivery_id = None;
+    if let Some(members) = flux_object(Provider::Acr, body, true)? {
+        json::string_field(&members, "", "action", &mut event.action)?;
+        json::struct_field(&members, "", "target", |target, at| {
+            json::string_field(target, at, "repository", &mut event.repository)?;
+            json::string_field(target, at, "tag", &mut event.tag)
+        })?;
+        if let Some(target) = lenient_object(&members, "target") {
+            event.digest = lenient_string(&target, "digest");
+            event.media_type = lenient_string(&target, "mediaType");
+        }
+        event.host = lenient_object(&members, "request").and_then(|r| lenient_string(&r, "host"));
+        delivery_id = lenient_string(&members, "id");
+    }
     Ok(Parsed {
-        event_type: Some(action),
-        delivery_id: non_empty(body.id),
-        event: Event::Acr(AcrEvent {
-            repository,
-            tag,
-            digest,
-            media_type,
-            host: body.request.and_then(|r| non_empty(r.host)),
-        }),
+        event_type: Some(event.action.clone()).filter(|a| !a.is_empty()),
+        delivery_id,
+        event: Event::Acr(event),
     })
 }
 
 // ---- Google Container Registry (Pub/Sub push) ----
 
-#[derive(Deserialize)]
-struct PubSubEnvelope<'a> {
-    #[serde(borrow)]
-    message: Option<PubSubMessage<'a>>,
-    #[serde(borrow)]
-    subscription: Option<Text<'a>>,
-}
-
-/// Pub/Sub writes the id and time twice, in camelCase and snake_case (serde
-/// aliases would refuse the second as a duplicate field).
-#[derive(Deserialize)]
-struct PubSubMessage<'a> {
-    #[serde(borrow)]
-    data: Option<Text<'a>>,
-    #[serde(rename = "messageId", borrow)]
-    message_id: Option<Text<'a>>,
-    #[serde(rename = "message_id", borrow)]
-    message_id_snake: Option<Text<'a>>,
-    #[serde(rename = "publishTime", borrow)]
-    publish_time: Option<Text<'a>>,
-    #[serde(rename = "publish_time", borrow)]
-    publish_time_snake: Option<Text<'a>>,
-    attributes: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-struct GcrData<'a> {
-    #[serde(borrow)]
-    action: Option<Text<'a>>,
-    #[serde(borrow)]
-    digest: Option<Text<'a>>,
-    #[serde(borrow)]
-    tag: Option<Text<'a>>,
-}
-
-/// Parses a GCR notification pushed by Pub/Sub: the envelope, then its
-/// base64 `message.data`.
+/// Parses a GCR notification pushed by Pub/Sub as Flux does: the envelope
+/// (`message.data`, `messageId`, `publishTime` a Go RFC 3339 time,
+/// `subscription`), then `message.data` decoded from base64 as Go decodes
+/// it, then that as `{action, digest, tag}` (`json.Unmarshal`).
 pub(crate) fn parse_gcr(body: &[u8]) -> Result<Parsed, ParseError> {
-    let envelope: PubSubEnvelope<'_> = object(Provider::Gcr, "body", body)?;
-    let message = envelope
-        .message
-        .ok_or(ParseError::MissingField { field: "message" })?;
-    let encoded = message.data.ok_or(ParseError::MissingField {
-        field: "message.data",
-    })?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(encoded.as_str())
-        .map_err(|e| ParseError::InvalidField {
-            field: "message.data",
-            reason: format!("not base64: {e}"),
+    let mut data = String::new();
+    let mut message_id = String::new();
+    let mut publish_time = None;
+    let mut attributes = BTreeMap::new();
+    let mut subscription = None;
+    if let Some(envelope) = flux_object(Provider::Gcr, body, true)? {
+        json::struct_field(&envelope, "", "message", |message, at| {
+            json::string_field(message, at, "data", &mut data)?;
+            json::string_field(message, at, "messageId", &mut message_id)?;
+            json::string_field(message, at, "subscription", &mut String::new())?;
+            for raw in message.all("publishTime") {
+                if !time::takes(raw) {
+                    return Err(DecodeError::new(
+                        "message.publishTime",
+                        "not an RFC 3339 time as Go reads it",
+                    ));
+                }
+            }
+            Ok(())
         })?;
-    let notification: GcrData<'_> = object(Provider::Gcr, "message.data", &data)?;
-    let action = non_empty(notification.action).ok_or(ParseError::MissingField {
-        field: "message.data.action",
+        if let Some(message) = lenient_object(&envelope, "message") {
+            publish_time = lenient_string(&message, "publishTime")
+                .or_else(|| lenient_string(&message, "publish_time"));
+            if message_id.is_empty() {
+                message_id = lenient_string(&message, "message_id").unwrap_or_default();
+            }
+            attributes = message
+                .all("attributes")
+                .filter_map(|raw| serde_json::from_str(raw.get()).ok())
+                .last()
+                .unwrap_or_default();
+        }
+        subscription = lenient_string(&envelope, "subscription");
+    }
+    // Flux ignores the decoding error and goes on with what decoded.
+    let decoded = base64::decode_std_lenient(data.as_bytes());
+    let notification = json::unmarshal_value(&decoded)
+        .map_err(|e| ParseError::json(Provider::Gcr, "message.data", e))?;
+    let (mut action, mut digest, mut tag) = (String::new(), String::new(), String::new());
+    json::decode_struct(notification, "message.data", |members| {
+        json::string_field(members, "message.data", "action", &mut action)?;
+        json::string_field(members, "message.data", "digest", &mut digest)?;
+        json::string_field(members, "message.data", "tag", &mut tag)
     })?;
-    let (digest, tag) = (non_empty(notification.digest), non_empty(notification.tag));
     Ok(Parsed {
-        event_type: Some(action),
-        delivery_id: non_empty(message.message_id).or(non_empty(message.message_id_snake)),
+        event_type: Some(action.clone()).filter(|a| !a.is_empty()),
+        delivery_id: Some(message_id).filter(|id| !id.is_empty()),
         event: Event::Gcr(GcrEvent {
+            action,
             digest,
             tag,
-            publish_time: non_empty(message.publish_time).or(non_empty(message.publish_time_snake)),
-            attributes: message.attributes.unwrap_or_default(),
-            subscription: non_empty(envelope.subscription),
-            data: Bytes::from(data),
+            publish_time,
+            attributes,
+            subscription,
+            data: Bytes::from(decoded),
         }),
     })
 }
@@ -519,18 +477,60 @@ mod tests {
             panic!("not dockerhub")
         };
         assert_eq!(event.tag, "latest");
-        assert_eq!(event.repo_name, "svendowideit/testhook");
+        assert_eq!(event.repo_name.as_deref(), Some("svendowideit/testhook"));
         assert_eq!(
-            event.repo_url.as_deref(),
-            Some("https://registry.hub.docker.com/u/svendowideit/testhook/")
+            event.repo_url,
+            "https://registry.hub.docker.com/u/svendowideit/testhook/"
         );
         assert!(event.callback_url.is_some());
-        assert!(matches!(
-            parse_dockerhub(br#"{"repository": {"repo_name": "a/b"}}"#),
-            Err(ParseError::MissingField {
-                field: "push_data.tag"
-            })
-        ));
+    }
+
+    /// Flux decodes with `json.Decoder` into `{push_data: {tag}, repository:
+    /// {repo_url}}`: a missing field is empty, a field of another JSON type
+    /// refuses the payload, other fields are never looked at.
+    #[test]
+    fn registries_decode_as_flux_decodes() {
+        let dockerhub = |body: &str| parse_dockerhub(body.as_bytes());
+        for ok in [
+            "{}",
+            "null",
+            r#"{"repository": {"repo_name": 7}, "callback_url": []}"#,
+            r#"{"push_data": null, "Push_Data": {"TAG": "v1"}} trailing text"#,
+        ] {
+            assert!(dockerhub(ok).is_ok(), "{ok}");
+        }
+        let Event::DockerHub(event) = dockerhub(r#"{"PUSH_DATA": {"Tag": "v1"}}"#).unwrap().event
+        else {
+            panic!("not dockerhub")
+        };
+        assert_eq!(event.tag, "v1");
+        for bad in [
+            "",
+            "[]",
+            "\"push\"",
+            r#"{"push_data": "v1"}"#,
+            r#"{"push_data": {"tag": 1}}"#,
+            r#"{"repository": {"repo_url": false}}"#,
+            r#"{"push_data": {"tag": "v1""#,
+        ] {
+            assert!(dockerhub(bad).is_err(), "{bad}");
+        }
+
+        assert!(parse_quay(br#"{"updated_tags": null, "namespace": 3}"#).is_ok());
+        assert!(parse_quay(br#"{"updated_tags": "v1"}"#).is_err());
+        assert!(parse_quay(br#"{"updated_tags": [1]}"#).is_err());
+        assert!(parse_quay(br#"{"docker_url": {}}"#).is_err());
+
+        assert!(parse_acr(br#"{"target": {"repository": "app"}, "request": 5}"#).is_ok());
+        assert!(parse_acr(br#"{"target": {"tag": ["v1"]}}"#).is_err());
+        assert!(parse_acr(br#"{"action": 1}"#).is_err());
+
+        // Nexus: json.Unmarshal, so one value and nothing after it.
+        let nexus = |body: &str| parse_nexus(&HeaderMap::new(), body.as_bytes());
+        assert!(nexus(r#"{"component": "x", "asset": 1}"#).is_ok());
+        assert!(nexus("null").is_ok());
+        assert!(nexus("{} {}").is_err());
+        assert!(nexus(r#"{"repositoryName": 1}"#).is_err());
     }
 
     #[test]
@@ -546,12 +546,6 @@ mod tests {
         assert_eq!(event.updated_tags, ["latest", "v1"]);
         assert_eq!(event.repository.as_deref(), Some("mynamespace/repository"));
         assert_eq!(event.name.as_deref(), Some("repository"));
-        assert!(matches!(
-            parse_quay(br#"{"updated_tags": ["x"]}"#),
-            Err(ParseError::MissingField {
-                field: "docker_url"
-            })
-        ));
     }
 
     #[test]
@@ -578,8 +572,8 @@ mod tests {
         let Event::Nexus(event) = parsed.event else {
             panic!("not nexus")
         };
-        assert_eq!(event.action.as_deref(), Some("CREATED"));
-        assert_eq!(event.repository_name.as_deref(), Some("npmproxy"));
+        assert_eq!(event.action, "CREATED");
+        assert_eq!(event.repository_name, "npmproxy");
         let component = event.component.unwrap();
         assert_eq!(component.name.as_deref(), Some("angular2"));
         assert_eq!(component.version.as_deref(), Some("0.0.2"));
@@ -603,8 +597,9 @@ mod tests {
         assert_eq!(
             parsed.event,
             Event::Acr(AcrEvent {
-                repository: Some("hello-world".into()),
-                tag: Some("v1".into()),
+                action: "push".into(),
+                repository: "hello-world".into(),
+                tag: "v1".into(),
                 digest: Some("sha256:80f0d5c8".into()),
                 media_type: Some("application/vnd.docker.distribution.manifest.v2+json".into()),
                 host: Some("myregistry.azurecr.io".into()),
@@ -621,21 +616,23 @@ mod tests {
         )
     }
 
+    fn encode(data: &[u8]) -> String {
+        use ::base64::Engine as _;
+        ::base64::engine::general_purpose::STANDARD.encode(data)
+    }
+
     #[test]
     fn gcr_unwraps_pubsub_data() {
         let data = br#"{"action":"INSERT","digest":"gcr.io/my-project/hello@sha256:6ec128e2","tag":"gcr.io/my-project/hello:latest"}"#;
-        let body = pubsub(&base64::engine::general_purpose::STANDARD.encode(data));
+        let body = pubsub(&encode(data));
         let parsed = parse_gcr(body.as_bytes()).unwrap();
         assert_eq!(parsed.event_type.as_deref(), Some("INSERT"));
         assert_eq!(parsed.delivery_id.as_deref(), Some("2070443601311540"));
         let Event::Gcr(event) = parsed.event else {
             panic!("not gcr")
         };
-        assert_eq!(
-            event.digest.as_deref(),
-            Some("gcr.io/my-project/hello@sha256:6ec128e2")
-        );
-        assert_eq!(event.tag.as_deref(), Some("gcr.io/my-project/hello:latest"));
+        assert_eq!(event.digest, "gcr.io/my-project/hello@sha256:6ec128e2");
+        assert_eq!(event.tag, "gcr.io/my-project/hello:latest");
         assert_eq!(
             event.attributes.get("key").map(String::as_str),
             Some("value")
@@ -647,43 +644,67 @@ mod tests {
         assert_eq!(event.data, &data[..]);
     }
 
+    /// A push by digest has no tag, a deletion may have no action: Flux
+    /// takes them, with those fields empty.
     #[test]
-    fn gcr_errors_name_the_data() {
-        let err = parse_gcr(pubsub("not base64!").as_bytes()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ParseError::InvalidField {
-                    field: "message.data",
-                    ..
-                }
+    fn gcr_fields_flux_does_not_get_are_empty() {
+        for (data, (action, digest, tag)) in [
+            (
+                &br#"{"digest": "gcr.io/p/app@sha256:0"}"#[..],
+                ("", "gcr.io/p/app@sha256:0", ""),
             ),
-            "{err}"
-        );
+            (br#"{"action": "DELETE", "tag": null}"#, ("DELETE", "", "")),
+            (
+                br#"{"Action": "INSERT", "TAG": "gcr.io/p/app:v1"}"#,
+                ("INSERT", "", "gcr.io/p/app:v1"),
+            ),
+            (b"null", ("", "", "")),
+        ] {
+            let parsed = parse_gcr(pubsub(&encode(data)).as_bytes()).unwrap();
+            let Event::Gcr(event) = parsed.event else {
+                panic!("not gcr")
+            };
+            assert_eq!(
+                (
+                    event.action.as_str(),
+                    event.digest.as_str(),
+                    event.tag.as_str()
+                ),
+                (action, digest, tag)
+            );
+            assert_eq!(
+                parsed.event_type.as_deref(),
+                Some(action).filter(|a| !a.is_empty())
+            );
+        }
+    }
 
-        let not_json = base64::engine::general_purpose::STANDARD.encode(b"{nope");
-        let err = parse_gcr(pubsub(&not_json).as_bytes()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ParseError::Json {
-                    location: "message.data",
-                    ..
-                }
+    #[test]
+    fn gcr_refuses_what_flux_refuses() {
+        for (body, location) in [
+            // No data: nothing to decode.
+            (
+                r#"{"message": {"messageId": "1"}}"#.to_owned(),
+                "message.data",
             ),
-            "{err}"
-        );
-
-        let no_action = base64::engine::general_purpose::STANDARD.encode(br#"{"tag": "x"}"#);
-        let err = parse_gcr(pubsub(&no_action).as_bytes()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ParseError::MissingField {
-                    field: "message.data.action"
-                }
+            (pubsub("not base64!"), "message.data"),
+            (pubsub(&encode(b"{nope")), "message.data"),
+            (pubsub(&encode(br#"{"tag": 1}"#)), "message.data.tag"),
+            (pubsub(&encode(br#"{} {}"#)), "message.data"),
+            (r#"{"message": "x"}"#.to_owned(), "message"),
+            (
+                r#"{"message": {"data": "e30=", "publishTime": "yesterday"}}"#.to_owned(),
+                "message.publishTime",
             ),
-            "{err}"
-        );
+        ] {
+            let error = parse_gcr(body.as_bytes()).unwrap_err();
+            assert!(error.to_string().contains(location), "{body}: {error}");
+        }
+        // What decodes of damaged base64 is used, as Go returns it.
+        let damaged = format!("{}!!!!", encode(br#"{"tag":"gcr.io/p/app:v1"}"#));
+        let Event::Gcr(event) = parse_gcr(pubsub(&damaged).as_bytes()).unwrap().event else {
+            panic!("not gcr")
+        };
+        assert_eq!(event.tag, "gcr.io/p/app:v1");
     }
 }

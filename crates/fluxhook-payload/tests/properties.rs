@@ -132,6 +132,11 @@ const KEYS: &[&str] = &[
     "subject",
     "content",
     "specversion",
+    "version",
+    "links",
+    "linkType",
+    "tags",
+    "customData",
     "source",
     "timestamp",
 ];

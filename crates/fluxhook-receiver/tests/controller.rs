@@ -347,7 +347,7 @@ async fn invalid_receivers_are_not_ready_and_say_what_to_fix() {
                 "resourceFilter": "resource.metadata.name =="
             }),
             "InvalidCELExpression",
-            "spec.resourceFilter: invalid CEL expression",
+            "invalid resourceFilter expression: ",
         ),
         (
             "not-a-receiver",

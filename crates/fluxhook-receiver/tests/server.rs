@@ -258,10 +258,12 @@ fn gcr_data() -> Value {
 
 const CDEVENT_TYPE: &str = "dev.cdevents.pipelinerun.finished.0.2.0";
 
+/// A CDEvent as the CDEvents 0.4 SDK Flux vendors reads it
+/// (`context.version`, `subject.type`).
 fn cdevent(event_type: &str) -> Value {
     json!({
         "context": {
-            "specversion": "0.4.1",
+            "version": "0.4.1",
             "id": "271069a8-fc18-44f1-b38f-9d70a1695819",
             "source": "/event/source/123",
             "type": event_type,
@@ -270,6 +272,7 @@ fn cdevent(event_type: &str) -> Value {
         "subject": {
             "id": "mySubject123",
             "source": "/event/source/123",
+            "type": "pipelineRun",
             "content": {"pipelineName": "myPipeline", "outcome": "success"},
         },
     })
@@ -327,8 +330,10 @@ fn accepted_cases(cluster: &Cluster) -> Vec<Case> {
             "github-from-gitea",
             "github",
             json!({"events": ["push"]}),
+            // Gitea sends GitHub's event header too, which Flux reads.
             Delivery::json(push_body())
                 .header("X-Gitea-Event", "push")
+                .header("X-GitHub-Event", "push")
                 .header("X-Gitea-Delivery", "d2e6b5c3")
                 .signed("github", TOKEN),
         ),
@@ -947,7 +952,8 @@ async fn claims_and_unwrapped_gcr_events_reach_filters() {
         "generic-oidc",
         "podinfo",
         json!({
-            "oidcProviders": [{"issuerURL": cluster.issuer.url(), "validations": []}],
+            "oidcProviders": [{"issuerURL": cluster.issuer.url(),
+                               "validations": [{"expression": "true", "message": "m"}]}],
             "resourceFilter": "claims.repository == 'org/podinfo'",
         }),
     );

@@ -61,7 +61,8 @@ pub enum Policy {
     Gitlab,
     /// Flux `harbor`: the `Authorization` header equals the secret.
     Harbor,
-    /// Flux `nexus`: `X-Nexus-Webhook-Signature` is the bare hex HMAC-SHA1.
+    /// Flux `nexus`: `X-Nexus-Webhook-Signature` is the bare lower-case hex
+    /// HMAC-SHA1 (Flux compares it as text; Nexus writes lower case).
     Nexus,
     /// Gitea's and Forgejo's native `X-Gitea-Signature`: bare hex
     /// HMAC-SHA256. Not a Flux receiver type (Flux takes Gitea as `github`).
@@ -201,13 +202,27 @@ impl Policy {
             }
             Policy::Gitlab => verify_token(headers, &X_GITLAB_TOKEN, secret),
             Policy::Harbor => verify_token(headers, &AUTHORIZATION, secret),
-            Policy::Nexus => verify_hex_signature(
-                headers,
-                &X_NEXUS_WEBHOOK_SIGNATURE,
-                Algorithm::Sha1,
-                body,
-                secret,
-            ),
+            Policy::Nexus => {
+                let verified = verify_hex_signature(
+                    headers,
+                    &X_NEXUS_WEBHOOK_SIGNATURE,
+                    Algorithm::Sha1,
+                    body,
+                    secret,
+                )?;
+                // Flux compares the header with the lower-case hex of the
+                // HMAC as text (`verifyHmacSignature`), so upper case does
+                // not match there.
+                let upper_case = headers
+                    .get(&X_NEXUS_WEBHOOK_SIGNATURE)
+                    .is_some_and(|v| v.as_bytes().iter().any(u8::is_ascii_uppercase));
+                if upper_case {
+                    return Err(VerifyError::Mismatch {
+                        header: X_NEXUS_WEBHOOK_SIGNATURE,
+                    });
+                }
+                Ok(verified)
+            }
             Policy::GiteaSignature => {
                 verify_hex_signature(headers, &X_GITEA_SIGNATURE, Algorithm::Sha256, body, secret)
             }

@@ -435,6 +435,14 @@ fn nexus_takes_bare_hex_sha1() {
             Some(Algorithm::Sha1)
         ))
     );
+    // notification-controller compares the text with the lower-case hex.
+    let map = headers(&[(header::X_NEXUS_WEBHOOK_SIGNATURE, &hex.to_uppercase())]);
+    assert_eq!(
+        Policy::Nexus.verify(&map, body, b"nexus-secret"),
+        Err(VerifyError::Mismatch {
+            header: header::X_NEXUS_WEBHOOK_SIGNATURE
+        })
+    );
     let map = headers(&[(header::X_NEXUS_WEBHOOK_SIGNATURE, &format!("sha1={hex}"))]);
     assert_eq!(
         Policy::Nexus.verify(&map, body, b"nexus-secret"),

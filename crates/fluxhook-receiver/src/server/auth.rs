@@ -4,10 +4,11 @@
 use std::fmt;
 
 use bytes::Bytes;
-use fluxhook_api::ReceiverType;
+use fluxhook_api::{GitHost, Payload, ReceiverType, Registry};
 use fluxhook_cel::Document;
 use fluxhook_oidc::{GcrRequirements, OidcVerifier};
-use fluxhook_payload::{Event, ParseError, Parser, Provider, Webhook};
+use fluxhook_payload::{Event, Parser, Provider, Webhook, check_hub_delivery};
+use fluxhook_signature::Policy;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
@@ -40,7 +41,9 @@ pub(super) struct Verified {
 }
 
 /// Checks the request against the Receiver's credentials, reads its payload
-/// where Flux reads it, and checks its event against `spec.events`.
+/// where Flux reads it, and checks its event against `spec.events`, as
+/// notification-controller's `validate` does
+/// (`internal/server/receiver_handlers.go`, v1.9).
 pub(super) async fn authenticate(
     verifier: &OidcVerifier,
     parser: &Parser,
@@ -51,12 +54,30 @@ pub(super) async fn authenticate(
     let claims = verify_credentials(verifier, endpoint, headers, body).await?;
     let kind = &endpoint.receiver_type;
     let parse = |provider| parser.parse(provider, headers, body.clone());
-    let webhook = match kind {
-        ReceiverType::GitHub | ReceiverType::GitLab | ReceiverType::Bitbucket => {
-            let event = header_event(kind, headers);
-            check_event(endpoint, &event)?;
+    // What is read of the body, by the type's `payload()` alone: one arm per
+    // way, no wildcard.
+    let webhook = match kind.payload() {
+        Payload::Unread => {
+            if *kind == ReceiverType::Harbor {
+                tracing::info!("handling Harbor event");
+            }
+            None
+        }
+        Payload::GitHost(host) => {
+            if matches!(host, GitHost::GitHub | GitHost::Bitbucket) {
+                // go-github's ValidatePayload reads the Content-Type (and a
+                // form body) before the signature, for both types.
+                check_hub_delivery(headers, body).map_err(|e| {
+                    Rejection::new(format!(
+                        "the {} signature header is invalid, err: {e}",
+                        host.flux_name()
+                    ))
+                })?;
+            }
+            let event = header_event(host, headers);
+            check_event(endpoint, &format!("{} event", host.flux_name()), &event)?;
             // The payload only enriches the log: Flux reads the event header alone.
-            let provider = git_provider(kind, headers);
+            let provider = git_provider(host, headers);
             let webhook = parse(provider)
                 .inspect_err(|error| tracing::debug!(%provider, %error, "payload not parsed"))
                 .ok();
@@ -67,53 +88,41 @@ pub(super) async fn authenticate(
             tracing::info!(
                 repository,
                 "handling {} event: {}",
-                event_source(kind),
+                host.flux_name(),
                 quoted(&event)
             );
             webhook
         }
-        ReceiverType::CdEvents => {
+        Payload::CdEvent => {
+            // Flux filters on the CloudEvent type the header names, and
+            // validates the body as a CDEvent of whatever type it says.
+            let event = header_text(headers, "Ce-Type");
             let webhook = parse(Provider::CdEvents)
                 .map_err(|e| Rejection::new(format!("unable to validate CDEvent event: {e}")))?;
-            let event = webhook.event_type().unwrap_or_default().to_owned();
-            check_event(endpoint, &event)?;
+            check_event(endpoint, "CDEvent", &event)?;
             tracing::info!("handling CDEvent: {}", quoted(&event));
             Some(webhook)
         }
-        ReceiverType::DockerHub
-        | ReceiverType::Quay
-        | ReceiverType::Nexus
-        | ReceiverType::Acr
-        | ReceiverType::Gcr => {
-            let provider = registry_provider(kind);
-            let webhook = match parse(provider) {
-                Ok(webhook) => Some(webhook),
-                // Flux decodes these payloads into structs whose fields are
-                // all optional: a missing field is no reason to refuse. GCR's
-                // notification is needed whole, for CEL.
-                Err(error) if *kind != ReceiverType::Gcr && is_missing_data(&error) => {
-                    tracing::debug!(%error, "payload incomplete");
-                    None
-                }
-                Err(error) => {
-                    return Err(Rejection::new(format!(
-                        "cannot decode {} webhook payload: {error}",
-                        event_source(kind)
-                    )));
-                }
-            };
-            log_registry_event(kind, webhook.as_ref());
-            webhook
+        Payload::Registry(registry) => {
+            let webhook = parse(registry_provider(registry)).map_err(|error| {
+                Rejection::new(format!(
+                    "cannot decode {} webhook payload: {error}",
+                    registry.flux_name()
+                ))
+            })?;
+            log_registry_event(registry.flux_name(), &webhook);
+            Some(webhook)
         }
-        ReceiverType::Harbor => {
-            tracing::info!("handling Harbor event");
-            None
+        Payload::GcrPubSub => {
+            let webhook = parse(Provider::Gcr)
+                .map_err(|e| Rejection::new(format!("cannot decode GCR webhook payload: {e}")))?;
+            log_registry_event("GCR", &webhook);
+            Some(webhook)
         }
-        ReceiverType::Generic | ReceiverType::GenericHmac | ReceiverType::GenericOidc => None,
-        ReceiverType::Unknown(other) => {
+        Payload::Unsupported => {
             return Err(Rejection::new(format!(
                 "receiver type {} not supported",
-                quoted(other.as_str())
+                quoted(kind.as_str())
             )));
         }
     };
@@ -133,7 +142,7 @@ async fn verify_credentials(
         Credentials::Signed { policy, token } => {
             policy
                 .verify(headers, body, token)
-                .map_err(|e| Rejection::new(signature_error(&endpoint.receiver_type, &e)))?;
+                .map_err(|e| Rejection::new(signature_error(*policy, &e)))?;
             Ok(None)
         }
         Credentials::GoogleIdToken { audience, email } => {
@@ -173,110 +182,74 @@ async fn verify_oidc(
 }
 
 /// Flux's message for a signature or token that does not verify.
-fn signature_error(kind: &ReceiverType, error: &fluxhook_signature::VerifyError) -> String {
-    match kind {
-        ReceiverType::GenericHmac => format!("unable to validate HMAC signature: {error}"),
-        ReceiverType::GitHub => format!("the GitHub signature header is invalid: {error}"),
-        ReceiverType::GitLab => {
+fn signature_error(policy: Policy, error: &fluxhook_signature::VerifyError) -> String {
+    match policy {
+        Policy::GenericHmac => format!("unable to validate HMAC signature: {error}"),
+        Policy::Github => format!("the GitHub signature header is invalid, err: {error}"),
+        Policy::Gitlab => {
             format!("the X-Gitlab-Token header value does not match the receiver token: {error}")
         }
-        ReceiverType::Bitbucket => {
-            format!("the Bitbucket server signature header is invalid: {error}")
+        Policy::Bitbucket => {
+            format!("the Bitbucket server signature header is invalid, err: {error}")
         }
-        ReceiverType::Harbor => format!(
+        Policy::Harbor => format!(
             "the Harbor Authorization header value does not match the receiver token: {error}"
         ),
-        ReceiverType::Nexus => format!("invalid Nexus signature: {error}"),
-        other => format!("invalid {other} signature: {error}"),
+        Policy::Nexus => format!("invalid Nexus signature: {error}"),
+        other => format!("invalid {} signature: {error}", other.name()),
     }
 }
 
-/// The sender as Flux's messages name it.
-fn event_source(kind: &ReceiverType) -> &'static str {
-    match kind {
-        ReceiverType::GitHub => "GitHub",
-        ReceiverType::GitLab => "GitLab",
-        ReceiverType::Bitbucket => "Bitbucket server",
-        ReceiverType::DockerHub => "DockerHub",
-        ReceiverType::Quay => "Quay",
-        ReceiverType::Nexus => "Nexus",
-        ReceiverType::Acr => "ACR",
-        ReceiverType::Gcr => "GCR",
-        ReceiverType::CdEvents => "CDEvent",
-        _ => "webhook",
-    }
-}
-
-/// The event a Git host names in its headers: `X-GitHub-Event` for `github`
-/// (or, for Gitea, Forgejo and Gogs deliveries that lack it, their own
-/// header), `X-Gitlab-Event`, `X-Event-Key`. Absent is the empty event, as
-/// in Flux.
-fn header_event(kind: &ReceiverType, headers: &HeaderMap) -> String {
-    let names: &[&str] = match kind {
-        ReceiverType::GitHub => &[
-            "X-GitHub-Event",
-            "X-Gitea-Event",
-            "X-Forgejo-Event",
-            "X-Gogs-Event",
-        ],
-        other => match other.event_header() {
-            Some(name) => &[name][..],
-            None => &[],
-        },
-    };
-    names
-        .iter()
-        .find_map(|name| headers.get(*name))
+/// A header's value as Go's `Header.Get` gives it: the first, empty when
+/// absent.
+fn header_text(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         .unwrap_or_default()
 }
 
+/// The event a Git host names in its header, as Flux reads it:
+/// `X-GitHub-Event` (go-github's `WebHookType`; Gitea and Forgejo send it
+/// too), `X-Gitlab-Event`, `X-Event-Key`. Absent is the empty event.
+fn header_event(host: GitHost, headers: &HeaderMap) -> String {
+    let name = match host {
+        GitHost::GitHub => "X-GitHub-Event",
+        GitHost::GitLab => "X-Gitlab-Event",
+        GitHost::Bitbucket => "X-Event-Key",
+    };
+    header_text(headers, name)
+}
+
 /// The payload format of a Git host delivery, told from its headers.
-fn git_provider(kind: &ReceiverType, headers: &HeaderMap) -> Provider {
+fn git_provider(host: GitHost, headers: &HeaderMap) -> Provider {
     let detected = Provider::detect_git_host(headers);
-    match kind {
-        ReceiverType::GitHub => detected
+    match host {
+        GitHost::GitHub => detected
             .filter(|p| matches!(p, Provider::GitHub | Provider::Gitea | Provider::Gogs))
             .unwrap_or(Provider::GitHub),
-        ReceiverType::GitLab => Provider::GitLab,
-        _ => detected
+        GitHost::GitLab => Provider::GitLab,
+        GitHost::Bitbucket => detected
             .filter(|p| matches!(p, Provider::BitbucketCloud | Provider::BitbucketServer))
             .unwrap_or(Provider::BitbucketServer),
     }
 }
 
-fn registry_provider(kind: &ReceiverType) -> Provider {
-    match kind {
-        ReceiverType::DockerHub => Provider::DockerHub,
-        ReceiverType::Quay => Provider::Quay,
-        ReceiverType::Nexus => Provider::Nexus,
-        ReceiverType::Acr => Provider::Acr,
-        _ => Provider::Gcr,
+fn registry_provider(registry: Registry) -> Provider {
+    match registry {
+        Registry::DockerHub => Provider::DockerHub,
+        Registry::Quay => Provider::Quay,
+        Registry::Nexus => Provider::Nexus,
+        Registry::Acr => Provider::Acr,
     }
 }
 
-/// A payload that is well-formed JSON but lacks a field or header the
-/// parser wants.
-fn is_missing_data(error: &ParseError) -> bool {
-    matches!(
-        error,
-        ParseError::MissingField { .. }
-            | ParseError::InvalidField { .. }
-            | ParseError::MissingHeader { .. }
-            | ParseError::InvalidHeader { .. }
-    )
-}
-
 /// Refuses an event not in `spec.events` (for the types that filter on
-/// events), as Flux does.
-fn check_event(endpoint: &Endpoint, event: &str) -> Result<(), Rejection> {
+/// events), as Flux does: "the GitHub event \"issues\" is not authorised".
+fn check_event(endpoint: &Endpoint, what: &str, event: &str) -> Result<(), Rejection> {
     if endpoint.accepts_event(event) {
         Ok(())
     } else {
-        let what = match &endpoint.receiver_type {
-            ReceiverType::CdEvents => "CDEvent".to_owned(),
-            other => format!("{} event", event_source(other)),
-        };
         Err(Rejection::new(format!(
             "the {what} {} is not authorised",
             quoted(event)
@@ -284,21 +257,17 @@ fn check_event(endpoint: &Endpoint, event: &str) -> Result<(), Rejection> {
     }
 }
 
-fn log_registry_event(kind: &ReceiverType, webhook: Option<&Webhook>) {
-    let source = event_source(kind);
-    let Some(webhook) = webhook else {
-        tracing::info!("handling {source} event");
-        return;
-    };
+/// Logs a registry's event as Flux does: where from, and the tag.
+fn log_registry_event(source: &str, webhook: &Webhook) {
     let (from, tag) = match webhook.event() {
-        Event::DockerHub(e) => (e.repo_url.as_deref(), Some(e.tag.as_str())),
-        Event::Quay(e) => (Some(e.docker_url.as_str()), None),
-        Event::Nexus(e) => (e.repository_name.as_deref(), None),
-        Event::Acr(e) => (e.repository.as_deref(), e.tag.as_deref()),
-        Event::Gcr(e) => (e.digest.as_deref(), e.tag.as_deref()),
-        _ => (None, None),
+        Event::DockerHub(e) => (e.repo_url.as_str(), Some(e.tag.as_str())),
+        Event::Quay(e) => (e.docker_url.as_str(), None),
+        Event::Nexus(e) => (e.repository_name.as_str(), None),
+        Event::Acr(e) => (e.repository.as_str(), Some(e.tag.as_str())),
+        Event::Gcr(e) => (e.digest.as_str(), Some(e.tag.as_str())),
+        _ => ("", None),
     };
-    let from = quoted(from.unwrap_or_default());
+    let from = quoted(from);
     match tag {
         Some(tag) => tracing::info!(
             "handling {source} event from {from} for tag {}",
@@ -319,6 +288,8 @@ fn quoted(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use proptest::prelude::*;
 
@@ -330,31 +301,32 @@ mod tests {
         map
     }
 
+    /// As go-github's `WebHookType`: `X-GitHub-Event` alone, which Gitea
+    /// and Forgejo send too; their own event headers are not read.
     #[test]
-    fn github_event_prefers_github_header_then_gitea_family() {
-        let github = ReceiverType::GitHub;
+    fn events_are_read_from_the_header_flux_reads() {
         assert_eq!(
             header_event(
-                &github,
+                GitHost::GitHub,
                 &headers(&[("X-GitHub-Event", "push"), ("X-Gitea-Event", "x")])
             ),
             "push"
         );
         assert_eq!(
-            header_event(&github, &headers(&[("X-Forgejo-Event", "push")])),
-            "push"
+            header_event(GitHost::GitHub, &headers(&[("X-Gitea-Event", "push")])),
+            ""
         );
-        assert_eq!(header_event(&github, &headers(&[])), "");
+        assert_eq!(header_event(GitHost::GitHub, &headers(&[])), "");
         assert_eq!(
             header_event(
-                &ReceiverType::GitLab,
+                GitHost::GitLab,
                 &headers(&[("X-Gitlab-Event", "Push Hook")])
             ),
             "Push Hook"
         );
         assert_eq!(
             header_event(
-                &ReceiverType::Bitbucket,
+                GitHost::Bitbucket,
                 &headers(&[("X-Event-Key", "repo:push")])
             ),
             "repo:push"
@@ -365,27 +337,85 @@ mod tests {
     fn git_provider_stays_within_the_receiver_type() {
         let gitlab_headers = headers(&[("X-Gitlab-Event", "Push Hook")]);
         assert_eq!(
-            git_provider(&ReceiverType::GitHub, &gitlab_headers),
+            git_provider(GitHost::GitHub, &gitlab_headers),
             Provider::GitHub
         );
         assert_eq!(
-            git_provider(
-                &ReceiverType::GitHub,
-                &headers(&[("X-Gitea-Event", "push")])
-            ),
+            git_provider(GitHost::GitHub, &headers(&[("X-Gitea-Event", "push")])),
             Provider::Gitea
         );
         assert_eq!(
             git_provider(
-                &ReceiverType::Bitbucket,
+                GitHost::Bitbucket,
                 &headers(&[("X-Event-Key", "repo:push")])
             ),
             Provider::BitbucketCloud
         );
         assert_eq!(
-            git_provider(&ReceiverType::Bitbucket, &headers(&[])),
+            git_provider(GitHost::Bitbucket, &headers(&[])),
             Provider::BitbucketServer
         );
+    }
+
+    /// Fail closed, type by type: a request that carries no credentials
+    /// gets past authentication only for the five types Flux serves on the
+    /// path alone, and a body those types read is still read.
+    #[tokio::test]
+    async fn only_path_types_take_a_request_without_credentials() {
+        use fluxhook_api::{Authentication, Receiver};
+        use serde_json::json;
+
+        let verifier = OidcVerifier::new(std::sync::Arc::new(
+            fluxhook_oidc::HttpKeySource::new().unwrap(),
+        ));
+        let parser = Parser::new();
+        let secret: std::collections::BTreeMap<String, Vec<u8>> = [
+            ("token", "t0ken"),
+            ("email", "push@p.iam.gserviceaccount.com"),
+            ("audience", "https://hooks.example.com"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
+        .collect();
+        // A body every path-only type reads as a valid delivery of its own.
+        let body = Bytes::from(
+            json!({
+                "context": {"version": "0.4.1", "id": "1", "source": "/ci",
+                            "type": "dev.cdevents.change.merged.0.2.0"},
+                "subject": {"id": "c1", "type": "change", "content": {}}
+            })
+            .to_string(),
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
+        for type_ in ReceiverType::KNOWN {
+            let mut spec = json!({
+                "type": type_.as_str(),
+                "resources": [{"kind": "GitRepository", "name": "app"}]
+            });
+            if type_ == ReceiverType::GenericOidc {
+                spec["oidcProviders"] = json!([{
+                    "issuerURL": "https://token.actions.githubusercontent.com",
+                    "validations": [{"expression": "true", "message": "no"}]
+                }]);
+            } else {
+                spec["secretRef"] = json!({"name": "token"});
+            }
+            let receiver: Receiver = serde_json::from_value(json!({
+                "apiVersion": "notification.toolkit.fluxcd.io/v1",
+                "kind": "Receiver",
+                "metadata": {"name": "r", "namespace": "ns"},
+                "spec": spec
+            }))
+            .unwrap();
+            let endpoint = Endpoint::compile(&receiver, Some(&secret)).unwrap();
+            let outcome = authenticate(&verifier, &parser, &endpoint, &headers, &body).await;
+            let path_only = type_.authentication() == Authentication::Path;
+            assert_eq!(outcome.is_ok(), path_only, "{type_}: {outcome:?}");
+        }
     }
 
     proptest! {
