@@ -105,9 +105,10 @@ impl ResourceType {
     }
 
     /// The kinds every cluster has that fluxhook uses: core v1 Namespace, Secret, ConfigMap and
-    /// Event, events.k8s.io/v1 Event and coordination.k8s.io/v1 Lease.
+    /// Event, events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, and the
+    /// rbac.authorization.k8s.io/v1 Role, ClusterRole, RoleBinding and ClusterRoleBinding.
     pub fn builtin() -> Vec<Self> {
-        vec![
+        let mut builtin = vec![
             Self::new("", "v1", "Namespace", "namespaces")
                 .cluster_scoped()
                 .with_status_subresource()
@@ -117,7 +118,9 @@ impl ResourceType {
             Self::new("", "v1", "Event", "events").without_generation(),
             Self::new("events.k8s.io", "v1", "Event", "events").without_generation(),
             Self::new("coordination.k8s.io", "v1", "Lease", "leases").without_generation(),
-        ]
+        ];
+        builtin.extend(crate::rbac::resource_types());
+        builtin
     }
 
     /// Flux's kinds a Receiver can target, plus the Receiver itself, at the versions Flux serves
