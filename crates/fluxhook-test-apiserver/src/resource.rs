@@ -123,8 +123,9 @@ impl ResourceType {
         builtin
     }
 
-    /// Flux's kinds a Receiver can target, plus the Receiver itself, at the versions Flux serves
-    /// for storage; all have a status subresource.
+    /// Flux's kinds a Receiver can target (those of the `spec.resources[].kind` enum of
+    /// notification-controller v1.9's Receiver CRD), plus the Receiver itself, at the
+    /// versions Flux serves for storage; all have a status subresource.
     pub fn flux() -> Vec<Self> {
         [
             (
@@ -153,6 +154,18 @@ impl ResourceType {
             ),
             ("source.toolkit.fluxcd.io", "v1", "Bucket", "buckets"),
             ("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts"),
+            (
+                "source.toolkit.fluxcd.io",
+                "v1",
+                "ExternalArtifact",
+                "externalartifacts",
+            ),
+            (
+                "source.extensions.fluxcd.io",
+                "v1beta1",
+                "ArtifactGenerator",
+                "artifactgenerators",
+            ),
             (
                 "image.toolkit.fluxcd.io",
                 "v1",
