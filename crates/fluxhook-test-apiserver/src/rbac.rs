@@ -223,8 +223,7 @@ impl PolicyRule {
                     || (!info.subresource.is_empty()
                         && resource.strip_prefix("*/") == Some(info.subresource.as_str()))
             })
-            && (self.resource_names.is_empty()
-                || self.resource_names.iter().any(|name| *name == info.name))
+            && (self.resource_names.is_empty() || self.resource_names.contains(&info.name))
     }
 }
 

@@ -80,17 +80,17 @@ pub(crate) fn request_info(method: &Method, path: &str, query: &str) -> RequestI
         .to_owned();
     }
 
-    if parts[0] == "namespaces" {
-        if let Some(namespace) = parts.get(1) {
-            info.namespace = (*namespace).to_owned();
-            // `namespaces/<ns>/<resource>...` is a resource in the namespace, unless the step
-            // after the name is one of the namespace's own subresources.
-            if parts
-                .get(2)
-                .is_some_and(|next| !NAMESPACE_SUBRESOURCES.contains(next))
-            {
-                parts.drain(..2);
-            }
+    if parts[0] == "namespaces"
+        && let Some(namespace) = parts.get(1)
+    {
+        info.namespace = (*namespace).to_owned();
+        // `namespaces/<ns>/<resource>...` is a resource in the namespace, unless the step
+        // after the name is one of the namespace's own subresources.
+        if parts
+            .get(2)
+            .is_some_and(|next| !NAMESPACE_SUBRESOURCES.contains(next))
+        {
+            parts.drain(..2);
         }
     }
 
