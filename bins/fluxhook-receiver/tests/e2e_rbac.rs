@@ -443,10 +443,14 @@ async fn start_without(verb: &str, group: &str, resource: &str) -> Sandbox {
         .unwrap()
 }
 
-/// Waits until the receiver's log says `what`.
+/// Waits until the receiver's log says `what`, as it is or quoted in a
+/// field (Flux's log lines hold errors as JSON strings).
 async fn logged(sandbox: &Sandbox, what: &str) {
+    let quoted = serde_json::to_string(what).unwrap();
+    let quoted = quoted.trim_matches('"');
     eventually(sandbox, &format!("the receiver logs {what:?}"), || {
-        sandbox.receiver_log().contains(what)
+        let log = sandbox.receiver_log();
+        log.contains(what) || log.contains(quoted)
     })
     .await;
 }

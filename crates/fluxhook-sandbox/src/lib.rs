@@ -10,11 +10,11 @@
 //!
 //! The receiver runs as it is deployed: as ServiceAccount
 //! `flux-system/fluxhook-receiver`, against an API server that authorizes
-//! with RBAC, under the Roles and bindings of the deploy manifests
-//! (`deploy/base/rbac*.yaml`, read as they are: [`deployed_rbac`]). A call
-//! those rules do not allow is answered 403 Forbidden, as in a cluster, and
-//! [`Sandbox::refused_requests`] lists it. [`Access`] runs it under other
-//! rules (a test that removes one) or unrestricted.
+//! with RBAC, under the Roles and bindings of the deploy manifests as
+//! kustomize renders them ([`deployed_rbac`]; kubectl must be installed). A
+//! call those rules do not allow is answered 403 Forbidden, as in a cluster,
+//! and [`Sandbox::refused_requests`] lists it. [`Access`] runs it under
+//! other rules (a test that removes one) or unrestricted.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), fluxhook_sandbox::SandboxError> {
@@ -37,10 +37,10 @@ pub mod demo;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize as _;
-
+use fluxhook_manifests::Overlay;
 use fluxhook_test_apiserver::{
     ApiError, AuthorizationMode, Identity, RequestRecord, ResourceType, ServerOptions,
     TestApiServer,
@@ -58,15 +58,11 @@ pub const SERVICE_ACCOUNT_NAMESPACE: &str = "flux-system";
 /// The receiver's ServiceAccount, as deployed.
 pub const SERVICE_ACCOUNT: &str = "fluxhook-receiver";
 
-/// The deploy manifests' base, whose `rbac*.yaml` files hold the receiver's
-/// RBAC.
-const DEPLOY_BASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/base");
-
 /// Whose rights the receiver runs with.
 #[derive(Debug, Clone, Default)]
 pub enum Access {
     /// ServiceAccount `flux-system/fluxhook-receiver` under the RBAC objects of
-    /// the deploy manifests ([`deployed_rbac`]); the default.
+    /// the rendered deploy manifests ([`deployed_rbac`]); the default.
     #[default]
     Deployed,
     /// That ServiceAccount under these RBAC objects (Roles, ClusterRoles and
@@ -76,42 +72,35 @@ pub enum Access {
     Unrestricted,
 }
 
-/// The RBAC objects of the deploy manifests: every document of
-/// `deploy/base/rbac*.yaml`, in file order. They are read from the files as
-/// they are, not rendered through kustomize.
+/// The kinds of RBAC objects.
+const RBAC_KINDS: [&str; 4] = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
+
+/// The RBAC objects (Roles, ClusterRoles and their bindings) of the deploy
+/// manifests, as an operator applies them: `deploy/overlays/standalone`
+/// rendered with `kubectl kustomize` (through `fluxhook-manifests`), the
+/// overlay in which fluxhook manages Receivers. Rendered once per process.
 pub fn deployed_rbac() -> Result<Vec<Value>, SandboxError> {
-    let base = Path::new(DEPLOY_BASE);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(base)
-        .map_err(io(format!("read {}", base.display())))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("rbac") && name.ends_with(".yaml"))
-        })
-        .collect();
-    files.sort();
-    let mut objects = Vec::new();
-    for file in files {
-        let text =
-            std::fs::read_to_string(&file).map_err(io(format!("read {}", file.display())))?;
-        for document in serde_yaml_ng::Deserializer::from_str(&text) {
-            let object = Value::deserialize(document).map_err(|error| SandboxError::Manifest {
-                file: file.clone(),
-                message: error.to_string(),
-            })?;
-            if !object.is_null() {
-                objects.push(object);
+    static RENDERED: OnceLock<Result<Vec<Value>, String>> = OnceLock::new();
+    RENDERED
+        .get_or_init(|| {
+            let manifests = fluxhook_manifests::render(Overlay::Standalone, &[])
+                .map_err(|error| error.to_string())?;
+            let rbac: Vec<Value> = manifests
+                .documents()
+                .iter()
+                .filter(|document| {
+                    document.api_version() == "rbac.authorization.k8s.io/v1"
+                        && RBAC_KINDS.contains(&document.kind())
+                })
+                .map(|document| document.value().clone())
+                .collect();
+            if rbac.is_empty() {
+                return Err(format!("{} holds no RBAC objects", manifests.origin()));
             }
-        }
-    }
-    if objects.is_empty() {
-        return Err(SandboxError::Manifest {
-            file: base.join("rbac*.yaml"),
-            message: "no RBAC objects found".into(),
-        });
-    }
-    Ok(objects)
+            Ok(rbac)
+        })
+        .clone()
+        .map_err(|message| SandboxError::Manifests { message })
 }
 
 /// How to start a [`Sandbox`]: [`Sandbox::builder`].
@@ -162,12 +151,10 @@ impl SandboxBuilder {
 /// What went wrong setting up or talking to the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    /// A deploy manifest could not be read as YAML.
-    #[error("{file}: {message}")]
-    Manifest {
-        /// The file.
-        file: PathBuf,
-        /// What is wrong with it.
+    /// The deploy manifests could not be rendered.
+    #[error("the deploy manifests: {message}")]
+    Manifests {
+        /// Why.
         message: String,
     },
     /// A local operation failed (ports, files, processes).

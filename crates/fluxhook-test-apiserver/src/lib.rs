@@ -6,7 +6,8 @@
 //! points at it, and implements, faithfully, the part of the Kubernetes API fluxhook uses:
 //!
 //! - **Storage** of any registered type ([`ResourceType`]: the built-in Namespace, Secret,
-//!   ConfigMap, Event, events.k8s.io Event and Lease, Flux's kinds from
+//!   ConfigMap, ServiceAccount, Event, events.k8s.io Event, Lease and the RBAC kinds, Flux's
+//!   kinds from
 //!   [`ResourceType::flux`], or any CRD) as JSON, with server-set `uid`, `creationTimestamp`,
 //!   `resourceVersion` (one global counter) and `generation` (bumped on changes outside
 //!   `metadata` and, for status-subresource types, `status`). Writes that change nothing

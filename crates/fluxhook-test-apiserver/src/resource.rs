@@ -104,8 +104,8 @@ impl ResourceType {
         }
     }
 
-    /// The kinds every cluster has that fluxhook uses: core v1 Namespace, Secret, ConfigMap and
-    /// Event, events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, and the
+    /// The kinds every cluster has that fluxhook uses: core v1 Namespace, Secret, ConfigMap,
+    /// ServiceAccount and Event, events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, and the
     /// rbac.authorization.k8s.io/v1 Role, ClusterRole, RoleBinding and ClusterRoleBinding.
     pub fn builtin() -> Vec<Self> {
         let mut builtin = vec![
@@ -115,6 +115,7 @@ impl ResourceType {
                 .without_generation(),
             Self::new("", "v1", "Secret", "secrets").without_generation(),
             Self::new("", "v1", "ConfigMap", "configmaps").without_generation(),
+            Self::new("", "v1", "ServiceAccount", "serviceaccounts").without_generation(),
             Self::new("", "v1", "Event", "events").without_generation(),
             Self::new("events.k8s.io", "v1", "Event", "events").without_generation(),
             Self::new("coordination.k8s.io", "v1", "Lease", "leases").without_generation(),
