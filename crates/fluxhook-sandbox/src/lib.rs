@@ -8,6 +8,14 @@
 //! and stops the receiver (SIGTERM) when asked or dropped. [`demo`] holds the
 //! seed objects of the README's demo and a signed GitHub push for them.
 //!
+//! The receiver runs as it is deployed: as ServiceAccount
+//! `flux-system/fluxhook-receiver`, against an API server that authorizes
+//! with RBAC, under the Roles and bindings of the deploy manifests as
+//! kustomize renders them ([`deployed_rbac`]; kubectl must be installed). A
+//! call those rules do not allow is answered 403 Forbidden, as in a cluster,
+//! and [`Sandbox::refused_requests`] lists it. [`Access`] runs it under
+//! other rules (a test that removes one) or unrestricted.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), fluxhook_sandbox::SandboxError> {
 //! use fluxhook_sandbox::{Sandbox, demo};
@@ -32,9 +40,14 @@ pub use replica::Replica;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use fluxhook_test_apiserver::{ApiError, ResourceType, TestApiServer};
+use fluxhook_manifests::Overlay;
+use fluxhook_test_apiserver::{
+    ApiError, AuthorizationMode, Identity, RequestRecord, ResourceType, ServerOptions,
+    TestApiServer,
+};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -43,9 +56,110 @@ use tokio::process::{Child, Command};
 /// How long the receiver may take to become ready, or a Receiver to be served.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// The namespace of the receiver's ServiceAccount, as deployed.
+pub const SERVICE_ACCOUNT_NAMESPACE: &str = "flux-system";
+/// The receiver's ServiceAccount, as deployed.
+pub const SERVICE_ACCOUNT: &str = "fluxhook-receiver";
+
+/// Whose rights the receiver runs with.
+#[derive(Debug, Clone, Default)]
+pub enum Access {
+    /// ServiceAccount `flux-system/fluxhook-receiver` under the RBAC objects of
+    /// the rendered deploy manifests ([`deployed_rbac`]); the default.
+    #[default]
+    Deployed,
+    /// That ServiceAccount under these RBAC objects (Roles, ClusterRoles and
+    /// their bindings) instead, e.g. the deployed ones less a rule.
+    Rbac(Vec<Value>),
+    /// The administrator, against an API server that allows every request.
+    Unrestricted,
+}
+
+/// The kinds of RBAC objects.
+const RBAC_KINDS: [&str; 4] = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
+
+/// The RBAC objects (Roles, ClusterRoles and their bindings) of the deploy
+/// manifests, as an operator applies them: `deploy/overlays/standalone`
+/// rendered with `kubectl kustomize` (through `fluxhook-manifests`), the
+/// overlay in which fluxhook manages Receivers. Rendered once per process.
+pub fn deployed_rbac() -> Result<Vec<Value>, SandboxError> {
+    static RENDERED: OnceLock<Result<Vec<Value>, String>> = OnceLock::new();
+    RENDERED
+        .get_or_init(|| {
+            let manifests = fluxhook_manifests::render(Overlay::Standalone, &[])
+                .map_err(|error| error.to_string())?;
+            let rbac: Vec<Value> = manifests
+                .documents()
+                .iter()
+                .filter(|document| {
+                    document.api_version() == "rbac.authorization.k8s.io/v1"
+                        && RBAC_KINDS.contains(&document.kind())
+                })
+                .map(|document| document.value().clone())
+                .collect();
+            if rbac.is_empty() {
+                return Err(format!("{} holds no RBAC objects", manifests.origin()));
+            }
+            Ok(rbac)
+        })
+        .clone()
+        .map_err(|message| SandboxError::Manifests { message })
+}
+
+/// How to start a [`Sandbox`]: [`Sandbox::builder`].
+#[derive(Debug, Clone)]
+pub struct SandboxBuilder {
+    binary: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    access: Access,
+}
+
+impl SandboxBuilder {
+    /// More flags for the receiver (e.g. `--no-cross-namespace-refs`).
+    #[must_use]
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|arg| (*arg).to_owned()));
+        self
+    }
+
+    /// An environment variable for the receiver.
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.envs.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Whose rights the receiver runs with (default [`Access::Deployed`]).
+    #[must_use]
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Starts the API server and the receiver without waiting for it to be
+    /// ready: for receivers expected to fail, or to wait for in another way.
+    pub async fn launch(self) -> Result<Sandbox, SandboxError> {
+        Sandbox::launch_with(self).await
+    }
+
+    /// Starts them and waits until the receiver is ready.
+    pub async fn start(self) -> Result<Sandbox, SandboxError> {
+        let mut sandbox = self.launch().await?;
+        sandbox.wait_until_ready().await?;
+        Ok(sandbox)
+    }
+}
+
 /// What went wrong setting up or talking to the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// The deploy manifests could not be rendered.
+    #[error("the deploy manifests: {message}")]
+    Manifests {
+        /// Why.
+        message: String,
+    },
     /// A local operation failed (ports, files, processes).
     #[error("{what}: {source}")]
     Io {
@@ -83,6 +197,8 @@ pub enum SandboxError {
 /// The fake API server and a running `fluxhook-receiver` serving it.
 pub struct Sandbox {
     api: TestApiServer,
+    /// Who the receiver runs as.
+    identity: Identity,
     dir: TempDir,
     child: Child,
     receiver_url: String,
@@ -93,10 +209,10 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Starts the API server with Flux's kinds and the `flux-system`
-    /// namespace, then the receiver `binary` against it, and waits until the
-    /// receiver is ready.
+    /// namespace, then the receiver `binary` against it (with the deployed
+    /// RBAC), and waits until the receiver is ready.
     pub async fn start(binary: impl AsRef<Path>) -> Result<Self, SandboxError> {
-        Self::start_with_args(binary, &[]).await
+        Self::builder(binary).start().await
     }
 
     /// As [`Sandbox::start`], with more flags for the receiver (e.g.
@@ -105,9 +221,7 @@ impl Sandbox {
         binary: impl AsRef<Path>,
         args: &[&str],
     ) -> Result<Self, SandboxError> {
-        let mut sandbox = Self::launch(binary, args, &[]).await?;
-        sandbox.wait_until_ready().await?;
-        Ok(sandbox)
+        Self::builder(binary).args(args).start().await
     }
 
     /// Starts the API server and the receiver with these flags and
@@ -118,10 +232,43 @@ impl Sandbox {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Result<Self, SandboxError> {
-        let api = TestApiServer::start()
+        let mut builder = Self::builder(binary).args(args);
+        for (name, value) in envs {
+            builder = builder.env(name, value);
+        }
+        builder.launch().await
+    }
+
+    /// A sandbox for the receiver `binary`, to configure before it starts.
+    pub fn builder(binary: impl AsRef<Path>) -> SandboxBuilder {
+        SandboxBuilder {
+            binary: binary.as_ref().to_owned(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            access: Access::Deployed,
+        }
+    }
+
+    async fn launch_with(builder: SandboxBuilder) -> Result<Self, SandboxError> {
+        let SandboxBuilder {
+            binary,
+            args,
+            envs,
+            access,
+        } = builder;
+        let rbac = match access {
+            Access::Deployed => Some(deployed_rbac()?),
+            Access::Rbac(objects) => Some(objects),
+            Access::Unrestricted => None,
+        };
+        let mode = match rbac {
+            Some(_) => AuthorizationMode::Rbac,
+            None => AuthorizationMode::AlwaysAllow,
+        };
+        let api = TestApiServer::start_with(ServerOptions::default().authorization(mode))
             .await
             .map_err(io("start the API server"))?;
-        // Built-in kinds (Namespace, Secret, Event, ...) are there from the start.
+        // Built-in kinds (Namespace, Secret, Event, RBAC, ...) are there from the start.
         for resource in ResourceType::flux() {
             api.register(resource);
         }
@@ -134,17 +281,34 @@ impl Sandbox {
             what: format!("namespace {}", demo::NAMESPACE),
             source,
         })?;
+        let identity = match &rbac {
+            Some(objects) => {
+                for object in objects {
+                    let what = format!(
+                        "{} {}",
+                        object["kind"].as_str().unwrap_or("object"),
+                        object["metadata"]["name"].as_str().unwrap_or("")
+                    );
+                    api.apply_json(object.clone())
+                        .map_err(|source| SandboxError::Api { what, source })?;
+                }
+                api.service_account(SERVICE_ACCOUNT_NAMESPACE, SERVICE_ACCOUNT)
+            }
+            None => api.admin(),
+        };
 
         let dir = tempfile::tempdir().map_err(io("create a scratch folder"))?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        api.write_kubeconfig(&kubeconfig)
+        api.write_kubeconfig(dir.path().join("kubeconfig"))
             .map_err(io("write the kubeconfig"))?;
+        let receiver_kubeconfig = dir.path().join("receiver.kubeconfig");
+        api.write_kubeconfig_for(&identity, &receiver_kubeconfig)
+            .map_err(io("write the receiver's kubeconfig"))?;
         let log_path = dir.path().join("receiver.log");
         let log = std::fs::File::create(&log_path).map_err(io("create the receiver log"))?;
         let stderr = log.try_clone().map_err(io("share the receiver log"))?;
 
         let [receiver, health, metrics] = [free_port()?, free_port()?, free_port()?];
-        let child = Command::new(binary.as_ref())
+        let child = Command::new(&binary)
             .args([
                 format!("--receiverAddr=127.0.0.1:{receiver}"),
                 format!("--health-addr=127.0.0.1:{health}"),
@@ -152,20 +316,21 @@ impl Sandbox {
                 "--log-encoding=console".to_string(),
                 "--log-level=debug".to_string(),
             ])
-            .args(args)
-            .env("KUBECONFIG", &kubeconfig)
+            .args(&args)
+            .env("KUBECONFIG", &receiver_kubeconfig)
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("RUNTIME_NAMESPACE")
-            .envs(envs.iter().copied())
+            .envs(envs)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
-            .map_err(io(format!("start {}", binary.as_ref().display())))?;
+            .map_err(io(format!("start {}", binary.display())))?;
 
         Ok(Self {
             api,
+            identity,
             dir,
             child,
             receiver_url: format!("http://127.0.0.1:{receiver}"),
@@ -201,9 +366,34 @@ impl Sandbox {
         &self.api
     }
 
-    /// The kubeconfig the receiver uses.
+    /// A kubeconfig reaching the API server as its administrator.
     pub fn kubeconfig_path(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
+    }
+
+    /// The kubeconfig the receiver uses (its ServiceAccount's token).
+    pub fn receiver_kubeconfig_path(&self) -> PathBuf {
+        self.dir.path().join("receiver.kubeconfig")
+    }
+
+    /// Who the receiver runs as: ServiceAccount `flux-system/fluxhook-receiver`,
+    /// or the administrator with [`Access::Unrestricted`].
+    pub fn receiver_identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The receiver's requests the API server refused with 401 or 403, in
+    /// order: with the deployed RBAC, calls the manifests forgot.
+    pub fn refused_requests(&self) -> Vec<RequestRecord> {
+        self.api
+            .requests()
+            .all()
+            .into_iter()
+            .filter(|record| {
+                record.user.as_deref() == Some(self.identity.name())
+                    && matches!(record.status, Some(401 | 403))
+            })
+            .collect()
     }
 
     /// A scratch folder that lives as long as the sandbox.
@@ -378,6 +568,21 @@ impl Sandbox {
     fn receiver_error(&self, problem: String) -> SandboxError {
         let log = self.receiver_log();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let mut problem = problem;
+        let refused = self.refused_requests();
+        if !refused.is_empty() {
+            problem.push_str("; the API server refused it:");
+            for record in refused {
+                problem.push_str(&format!(
+                    "\n  {} {}{}{} (HTTP {})",
+                    record.method,
+                    record.path,
+                    if record.query.is_empty() { "" } else { "?" },
+                    record.query,
+                    record.status.unwrap_or_default()
+                ));
+            }
+        }
         SandboxError::Receiver {
             problem,
             log: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),

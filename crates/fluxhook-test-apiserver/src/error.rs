@@ -132,6 +132,13 @@ impl ApiError {
         Self::new(400, "BadRequest", message.into())
     }
 
+    /// 403 Forbidden, with the `details` the authorizer's answer carries.
+    pub(crate) fn forbidden(message: String, details: Value) -> Self {
+        let mut error = Self::new(403, "Forbidden", message);
+        error.details = Some(details);
+        error
+    }
+
     /// 405 MethodNotAllowed.
     pub(crate) fn method_not_allowed() -> Self {
         Self::new(

@@ -1,5 +1,6 @@
 //! Faults a test injects at run time, and the log of every request the server received.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::ApiError;
+use crate::rbac::{AllowingRule, Decision};
 
 /// A Kubernetes API verb, as the apiserver names the action of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,6 +86,11 @@ pub struct RequestRecord {
     /// `User-Agent` header, if sent: tells apart the clients of one server (client-go
     /// names the command, `<argv[0]>/<version> (<os>/<arch>) ...`).
     pub user_agent: Option<String>,
+    /// The user it was authenticated as (`system:anonymous` without a token); `None` when
+    /// its token was refused (401).
+    pub user: Option<String>,
+    /// How it was authorized; `None` when it was not authenticated.
+    pub decision: Option<Decision>,
     id: u64,
 }
 
@@ -108,6 +115,8 @@ impl RequestRecord {
             target,
             status: None,
             user_agent: None,
+            user: None,
+            decision: None,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -131,6 +140,7 @@ pub struct RequestMatcher {
     namespace: Option<String>,
     name: Option<String>,
     subresource: Option<String>,
+    user: Option<String>,
 }
 
 impl RequestMatcher {
@@ -174,6 +184,13 @@ impl RequestMatcher {
         self
     }
 
+    /// Only requests authenticated as this user (`system:serviceaccount:<ns>:<name>`).
+    #[must_use]
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = Some(user.to_owned());
+        self
+    }
+
     /// Whether the request is selected.
     pub fn matches(&self, request: &RequestRecord) -> bool {
         let target = request.target.as_ref();
@@ -188,6 +205,7 @@ impl RequestMatcher {
                 &self.subresource,
                 target.and_then(|t| t.subresource.as_deref()),
             )
+            && field_matches(&self.user, request.user.as_deref())
     }
 }
 
@@ -222,6 +240,15 @@ impl RequestLog {
             .iter()
             .filter(|record| matcher.matches(record))
             .count()
+    }
+
+    /// Every RBAC rule that allowed a request so far (each once): with the rules of a role,
+    /// which of them the requests needed.
+    pub fn allowing_rules(&self) -> BTreeSet<AllowingRule> {
+        lock(&self.records)
+            .iter()
+            .filter_map(|record| record.decision.as_ref()?.rule().cloned())
+            .collect()
     }
 
     /// Forgets every record so far.

@@ -3,9 +3,9 @@
 /// The name of the cluster, user and context in the kubeconfig.
 const NAME: &str = "fluxhook-test";
 
-/// A kubeconfig whose current context reaches `server` (plain HTTP, no credentials) with
+/// A kubeconfig whose current context reaches `server` (plain HTTP) with bearer `token` and
 /// namespace `default`.
-pub(crate) fn kubeconfig_yaml(server: &str) -> String {
+pub(crate) fn kubeconfig_yaml(server: &str, token: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config
@@ -15,7 +15,8 @@ clusters:
     server: {server}
 users:
 - name: {NAME}
-  user: {{}}
+  user:
+    token: {token}
 contexts:
 - name: {NAME}
   context:
@@ -36,7 +37,7 @@ mod tests {
 
     #[test]
     fn names_the_server_in_the_current_context() {
-        let yaml = kubeconfig_yaml("http://127.0.0.1:4321");
+        let yaml = kubeconfig_yaml("http://127.0.0.1:4321", "secret-token");
         let parsed: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
         assert_eq!(parsed["current-context"], NAME);
         assert_eq!(
@@ -44,5 +45,6 @@ mod tests {
             "http://127.0.0.1:4321"
         );
         assert_eq!(parsed["contexts"][0]["context"]["cluster"], NAME);
+        assert_eq!(parsed["users"][0]["user"]["token"], "secret-token");
     }
 }

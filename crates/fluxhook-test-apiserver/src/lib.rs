@@ -6,7 +6,8 @@
 //! points at it, and implements, faithfully, the part of the Kubernetes API fluxhook uses:
 //!
 //! - **Storage** of any registered type ([`ResourceType`]: the built-in Namespace, Secret,
-//!   ConfigMap, Event, events.k8s.io Event and Lease, Flux's kinds from
+//!   ConfigMap, ServiceAccount, Event, events.k8s.io Event, Lease and the RBAC kinds, Flux's
+//!   kinds from
 //!   [`ResourceType::flux`], or any CRD) as JSON, with server-set `uid`, `creationTimestamp`,
 //!   `resourceVersion` (one global counter) and `generation` (bumped on changes outside
 //!   `metadata` and, for status-subresource types, `status`). Writes that change nothing
@@ -27,6 +28,16 @@
 //!   [`TestApiServer::compact_history`]).
 //! - **Discovery**: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<group>`,
 //!   `/apis/<group>/<version>`, and aggregated discovery.
+//! - **Authentication and authorization**: bearer tokens name users and ServiceAccounts
+//!   ([`Identity`], [`TestApiServer::service_account`]; the default kubeconfig is the
+//!   administrator's, in `system:masters`); a request without a token is `system:anonymous`,
+//!   an unknown token 401. With [`AuthorizationMode::Rbac`] requests are authorized as
+//!   kube-apiserver's RBAC authorizer does, from the `rbac.authorization.k8s.io/v1` Roles,
+//!   ClusterRoles and bindings stored in the server (verbs, groups, resources and
+//!   subresources, `resourceNames`, `nonResourceURLs`, namespaced and cluster-wide
+//!   bindings, the bootstrap discovery roles) and answered 403 Forbidden with the
+//!   apiserver's message otherwise; each request's [`Decision`] (the rule that allowed it)
+//!   is in the [`RequestLog`].
 //! - **Errors** as `kind: Status` objects ([`ApiError`]), so kube-rs returns `kube::Error::Api`.
 //! - **Faults** injected at run time ([`Faults`]): latency, the next N matching requests
 //!   answered with a 5xx or 429 with `Retry-After`, watch streams closed now or after N events;
@@ -49,7 +60,11 @@
 //!   the first page's resourceVersion, so a watch started from it still misses nothing.
 //! - A watch from a resourceVersion newer than the server's starts there instead of waiting.
 //! - Dropped watches end their stream cleanly, as an apiserver closing a watch does.
-//! - No authentication or authorization: every request is allowed.
+//! - Authorization is [`AuthorizationMode::AlwaysAllow`] unless asked for. RBAC does not fill
+//!   in aggregated ClusterRoles (`aggregationRule`) and does not check escalation when roles
+//!   and bindings are written (the `escalate` and `bind` verbs). There is no impersonation,
+//!   no Node authorizer, and a ServiceAccount's token is accepted whether or not the
+//!   ServiceAccount object exists.
 //!
 //! # Example
 //!
@@ -95,9 +110,12 @@
 mod discovery;
 mod error;
 mod faults;
+mod identity;
 mod kubeconfig;
 mod meta;
 mod patch;
+mod rbac;
+mod request_info;
 mod resource;
 mod routes;
 mod seed;
@@ -108,6 +126,8 @@ mod watch;
 
 pub use error::ApiError;
 pub use faults::{Faults, RequestLog, RequestMatcher, RequestRecord, RequestTarget, Verb};
+pub use identity::Identity;
+pub use rbac::{AllowingRule, AuthorizationMode, Decision, PolicyObject};
 pub use resource::ResourceType;
 pub use seed::SeedError;
 pub use server::{ServerOptions, TestApiServer};

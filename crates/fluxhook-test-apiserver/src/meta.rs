@@ -45,7 +45,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 /// 64 unpredictable bits: the standard library's randomly keyed hasher over a counter.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }

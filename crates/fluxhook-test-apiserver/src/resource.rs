@@ -104,24 +104,29 @@ impl ResourceType {
         }
     }
 
-    /// The kinds every cluster has that fluxhook uses: core v1 Namespace, Secret, ConfigMap and
-    /// Event, events.k8s.io/v1 Event and coordination.k8s.io/v1 Lease.
+    /// The kinds every cluster has that fluxhook uses: core v1 Namespace, Secret, ConfigMap,
+    /// ServiceAccount and Event, events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, and the
+    /// rbac.authorization.k8s.io/v1 Role, ClusterRole, RoleBinding and ClusterRoleBinding.
     pub fn builtin() -> Vec<Self> {
-        vec![
+        let mut builtin = vec![
             Self::new("", "v1", "Namespace", "namespaces")
                 .cluster_scoped()
                 .with_status_subresource()
                 .without_generation(),
             Self::new("", "v1", "Secret", "secrets").without_generation(),
             Self::new("", "v1", "ConfigMap", "configmaps").without_generation(),
+            Self::new("", "v1", "ServiceAccount", "serviceaccounts").without_generation(),
             Self::new("", "v1", "Event", "events").without_generation(),
             Self::new("events.k8s.io", "v1", "Event", "events").without_generation(),
             Self::new("coordination.k8s.io", "v1", "Lease", "leases").without_generation(),
-        ]
+        ];
+        builtin.extend(crate::rbac::resource_types());
+        builtin
     }
 
-    /// Flux's kinds a Receiver can target, plus the Receiver itself, at the versions Flux serves
-    /// for storage; all have a status subresource.
+    /// Flux's kinds a Receiver can target (those of the `spec.resources[].kind` enum of
+    /// notification-controller v1.9's Receiver CRD), plus the Receiver itself, at the
+    /// versions Flux serves for storage; all have a status subresource.
     pub fn flux() -> Vec<Self> {
         [
             (
@@ -150,6 +155,18 @@ impl ResourceType {
             ),
             ("source.toolkit.fluxcd.io", "v1", "Bucket", "buckets"),
             ("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts"),
+            (
+                "source.toolkit.fluxcd.io",
+                "v1",
+                "ExternalArtifact",
+                "externalartifacts",
+            ),
+            (
+                "source.extensions.fluxcd.io",
+                "v1beta1",
+                "ArtifactGenerator",
+                "artifactgenerators",
+            ),
             (
                 "image.toolkit.fluxcd.io",
                 "v1",

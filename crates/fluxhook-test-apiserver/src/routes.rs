@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use crate::discovery;
 use crate::error::ApiError;
 use crate::faults::{InjectedAnswer, RequestRecord, RequestTarget, Verb};
+use crate::rbac::{self, Decision};
+use crate::request_info::request_info;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::Shared;
 use crate::store::{DeleteOptions, ListOptions, PatchKind, Subresource, TypeKey, WriteOptions};
@@ -227,19 +229,35 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         target,
     );
     record.user_agent = header_str(&parts.headers, header::USER_AGENT).map(str::to_owned);
-    let injected = shared.faults.take(&record);
+    // As kube-apiserver's filter chain: authentication, then authorization, then the
+    // handler (with what an overloaded server does in between, the injected faults).
+    let user = shared.identities().authenticate(&parts.headers);
+    let info = request_info(&parts.method, &record.path, &record.query);
+    let decision = user.as_ref().ok().map(|user| shared.authorize(user, &info));
+    record.user = user.as_ref().ok().map(|user| user.name.clone());
+    record.decision = decision.clone();
+    let refused = match (&user, &decision) {
+        (Err(unauthorized), _) => Some(unauthorized.clone()),
+        (Ok(user), Some(Decision::Denied { reason })) => Some(rbac::forbidden(user, &info, reason)),
+        _ => None,
+    };
+    let injected = match refused {
+        None => shared.faults.take(&record),
+        Some(_) => None,
+    };
     let id = shared.requests.push(record);
     tracing::debug!(method = %parts.method, uri = %parts.uri, "request");
     let latency = shared.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let response = match (injected, body) {
-        (Some(answer), _) => injected_response(&answer),
-        (None, Err(_)) => {
+    let response = match (refused, injected, body) {
+        (Some(refused), _, _) => error_response(&refused),
+        (None, Some(answer), _) => injected_response(&answer),
+        (None, None, Err(_)) => {
             error_response(&ApiError::bad_request("the request body could not be read"))
         }
-        (None, Ok(body)) => serve(&shared, &parts.headers, route, verb, &query, &body)
+        (None, None, Ok(body)) => serve(&shared, &parts.headers, route, verb, &query, &body)
             .unwrap_or_else(|error| error_response(&error)),
     };
     shared.requests.set_status(id, response.status().as_u16());

@@ -12,7 +12,10 @@ use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
 use crate::faults::{Faults, RequestLog};
+use crate::identity::{Identities, Identity, User};
 use crate::kubeconfig::kubeconfig_yaml;
+use crate::rbac::{self, AuthorizationMode, Decision};
+use crate::request_info::RequestInfo;
 use crate::resource::ResourceType;
 use crate::routes::router;
 use crate::seed::{SeedError, read_manifests};
@@ -30,11 +33,27 @@ pub(crate) struct Shared {
     /// Set to true to end every watch and stop serving.
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) open_watches: AtomicUsize,
+    identities: Mutex<Identities>,
+    authorization: AuthorizationMode,
 }
 
 impl Shared {
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn identities(&self) -> MutexGuard<'_, Identities> {
+        self.identities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Decides on a request of `user`, as the configured authorizer does.
+    pub(crate) fn authorize(&self, user: &User, info: &RequestInfo) -> Decision {
+        match self.authorization {
+            AuthorizationMode::AlwaysAllow => Decision::AlwaysAllow,
+            AuthorizationMode::Rbac => rbac::authorize(&self.store(), user, info),
+        }
     }
 }
 
@@ -42,17 +61,20 @@ impl Shared {
 ///
 /// ```
 /// use std::time::Duration;
-/// use fluxhook_test_apiserver::ServerOptions;
+///
+/// use fluxhook_test_apiserver::{AuthorizationMode, ServerOptions};
 ///
 /// let options = ServerOptions::default()
 ///     .bookmark_interval(Duration::from_millis(100))
-///     .event_history(50);
+///     .event_history(50)
+///     .authorization(AuthorizationMode::Rbac);
 /// # let _ = options;
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     bookmark_interval: Duration,
     event_history: usize,
+    authorization: AuthorizationMode,
 }
 
 impl Default for ServerOptions {
@@ -60,6 +82,7 @@ impl Default for ServerOptions {
         Self {
             bookmark_interval: Duration::from_secs(1),
             event_history: 10_000,
+            authorization: AuthorizationMode::AlwaysAllow,
         }
     }
 }
@@ -78,6 +101,16 @@ impl ServerOptions {
     #[must_use]
     pub fn event_history(mut self, changes: usize) -> Self {
         self.event_history = changes;
+        self
+    }
+
+    /// How requests are authorized (default [`AuthorizationMode::AlwaysAllow`]). With
+    /// [`AuthorizationMode::Rbac`] the server starts with kube-apiserver's bootstrap policy
+    /// for discovery and answers 403 to whatever the stored RBAC objects do not allow;
+    /// the administrator ([`TestApiServer::admin`]) may still do anything.
+    #[must_use]
+    pub fn authorization(mut self, mode: AuthorizationMode) -> Self {
+        self.authorization = mode;
         self
     }
 }
@@ -119,7 +152,15 @@ impl TestApiServer {
             bookmark_interval: options.bookmark_interval,
             shutdown: watch::channel(false).0,
             open_watches: AtomicUsize::new(0),
+            identities: Mutex::new(Identities::default()),
+            authorization: options.authorization,
         });
+        if options.authorization == AuthorizationMode::Rbac {
+            let mut store = shared.store();
+            for object in rbac::bootstrap_policy() {
+                store.seed(object, false).map_err(std::io::Error::other)?;
+            }
+        }
         let mut stopping = shared.shutdown.subscribe();
         let app = router(Arc::clone(&shared));
         let task = tokio::spawn(async move {
@@ -148,15 +189,48 @@ impl TestApiServer {
         self.address
     }
 
-    /// A kubeconfig whose current context reaches this server without credentials, with
+    /// A kubeconfig whose current context reaches this server as the administrator, with
     /// namespace `default`.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig_yaml(&self.url)
+        self.kubeconfig_yaml_for(&self.admin())
+    }
+
+    /// A kubeconfig whose current context reaches this server as `identity` (its bearer
+    /// token), with namespace `default`.
+    pub fn kubeconfig_yaml_for(&self, identity: &Identity) -> String {
+        kubeconfig_yaml(&self.url, identity.token())
     }
 
     /// Writes [`kubeconfig_yaml`](Self::kubeconfig_yaml) to `path`, for `KUBECONFIG=path`.
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// Writes [`kubeconfig_yaml_for`](Self::kubeconfig_yaml_for) `identity` to `path`.
+    pub fn write_kubeconfig_for(
+        &self,
+        identity: &Identity,
+        path: impl AsRef<Path>,
+    ) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml_for(identity))
+    }
+
+    /// The administrator, `kubernetes-admin` in `system:masters`: allowed everything in
+    /// either [`AuthorizationMode`], as kubeadm's `admin.conf` is.
+    pub fn admin(&self) -> Identity {
+        self.shared.identities().admin()
+    }
+
+    /// The ServiceAccount `namespace/name` (the same token each time), as its projected
+    /// token authenticates in a cluster. The server keeps no ServiceAccount object for it.
+    pub fn service_account(&self, namespace: &str, name: &str) -> Identity {
+        self.shared.identities().service_account(namespace, name)
+    }
+
+    /// A user `name` in `groups` (plus `system:authenticated`), as an OIDC or client
+    /// certificate authenticator would give.
+    pub fn user(&self, name: &str, groups: &[&str]) -> Identity {
+        self.shared.identities().user(name, groups)
     }
 
     /// Serves a resource type from now on (registering it again replaces its description and

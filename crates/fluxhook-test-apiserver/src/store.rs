@@ -205,7 +205,18 @@ fn content_differs(a: &Value, b: &Value, skip: &[&str]) -> bool {
 /// Checks `metadata.labels`, `annotations` and `finalizers` are what Kubernetes accepts.
 fn validate_metadata(resource: &ResourceType, object: &Value) -> Result<(), ApiError> {
     let name = metadata_str(object, "name").unwrap_or_default();
-    if !is_dns_subdomain(name) {
+    if resource.group == crate::rbac::GROUP {
+        // RBAC names need only be path segments, so `system:discovery` is one
+        // (`pkg/apis/rbac/validation/validation.go`, `minimalNameRequirements`).
+        if let Some(why) = crate::rbac::invalid_name(name) {
+            return Err(ApiError::invalid(
+                resource,
+                name,
+                "metadata.name",
+                &format!("Invalid value: \"{name}\": {why}"),
+            ));
+        }
+    } else if !is_dns_subdomain(name) {
         return Err(ApiError::invalid(
             resource,
             name,
@@ -620,6 +631,7 @@ impl Store {
             }
         };
         validate_metadata(resource, &object)?;
+        crate::rbac::admit(resource, &mut object, None)?;
         if resource.namespaced {
             let namespaces = TypeKey::new("", "v1", "namespaces");
             let exists = self
@@ -844,6 +856,7 @@ impl Store {
             }
         };
         validate_metadata(resource, &new)?;
+        crate::rbac::admit(resource, &mut new, Some(&old))?;
         let deleting =
             metadata(&old).is_some_and(|metadata| metadata.contains_key("deletionTimestamp"));
         if deleting {

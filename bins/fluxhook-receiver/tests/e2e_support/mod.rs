@@ -102,7 +102,12 @@ pub(crate) async fn delete_secret(sandbox: &Sandbox, name: &str) {
         "{}/api/v1/namespaces/{NS}/secrets/{name}",
         sandbox.api().url()
     );
-    let response = reqwest::Client::new().delete(&url).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .delete(&url)
+        .bearer_auth(sandbox.api().admin().token())
+        .send()
+        .await
+        .unwrap();
     assert!(
         response.status().is_success(),
         "deleting Secret {name}: {}",
@@ -390,8 +395,34 @@ pub(crate) async fn metrics(sandbox: &Sandbox) -> String {
     text
 }
 
-/// Stops the binary with SIGTERM and checks it exits 0.
+/// Checks that the API server refused the binary nothing: it runs under the
+/// deploy manifests' RBAC, and a call they forgot is a failure even where the
+/// binary carries on (it logs and retries).
+pub(crate) fn assert_nothing_refused(sandbox: &Sandbox) {
+    let refused: Vec<String> = sandbox
+        .refused_requests()
+        .iter()
+        .map(|record| {
+            format!(
+                "{} {}?{} (HTTP {:?})",
+                record.method, record.path, record.query, record.status
+            )
+        })
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the API server refused the receiver (ServiceAccount {}); deploy/base/rbac*.yaml \
+         lacks the rules for:\n{}\nreceiver log:\n{}",
+        sandbox.receiver_identity().name(),
+        refused.join("\n"),
+        log_tail(sandbox)
+    );
+}
+
+/// Stops the binary with SIGTERM and checks it exits 0, and that the API
+/// server refused it nothing on the way.
 pub(crate) async fn stop(mut sandbox: Sandbox) {
+    assert_nothing_refused(&sandbox);
     // The log goes with the sandbox: what it says up to now explains a
     // failure to stop.
     let log = log_tail(&sandbox);

@@ -4,6 +4,7 @@
 
 mod crud;
 mod faults;
+mod rbac;
 mod seed;
 mod watch;
 
