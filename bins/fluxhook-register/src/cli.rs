@@ -156,6 +156,11 @@ pub(crate) struct Cli {
     #[arg(long, help_heading = "Git host")]
     pub(crate) allow_http: bool,
 
+    /// PEM bundle of CA certificates to trust for the hosts' APIs, beside the public roots:
+    /// for self-managed hosts whose certificate a private CA issued
+    #[arg(long, value_name = "PATH", help_heading = "Git host")]
+    pub(crate) ca_file: Option<PathBuf>,
+
     /// File holding the host's access token. Without it the token is read from GITHUB_TOKEN,
     /// GITLAB_TOKEN, BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN and then FORGEJO_TOKEN, or
     /// GOGS_TOKEN, by the repository's provider

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, anyhow, bail};
 use fluxhook_register::{
-    DesiredHook, EventSet, GitUrl, HookClient, HostConfig, Provider, Repository, Secret,
-    receiver_url,
+    DesiredHook, EventSet, GitUrl, HookClient, HostConfig, HttpClient, Provider, Repository,
+    Secret, receiver_url,
 };
 use url::Url;
 
@@ -66,6 +66,7 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         (false, false) => Mode::Apply,
     };
     let tokens = Tokens::new(cli.token_file.as_deref())?;
+    let http = http_client(cli.ca_file.as_deref())?;
     let Wanted {
         webhook_url,
         secret,
@@ -96,6 +97,7 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         allow_http: cli.allow_http,
         tokens: &tokens,
         env,
+        http: &http,
     };
     Ok(Plan {
         mode,
@@ -103,6 +105,22 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         webhook_url,
         targets: builder.targets(repositories),
     })
+}
+
+/// The client every repository's requests go through, trusting `--ca-file` too.
+fn http_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<HttpClient> {
+    let builder = HttpClient::builder();
+    let builder = match ca_file {
+        None => builder,
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?;
+            builder
+                .ca_bundle_pem(&pem)
+                .with_context(|| format!("--ca-file {}", path.display()))?
+        }
+    };
+    Ok(builder.build()?)
 }
 
 /// The hook wanted and where, before it is checked and turned into a plan.
@@ -181,6 +199,8 @@ struct TargetBuilder<'a> {
     allow_http: bool,
     tokens: &'a Tokens,
     env: Env<'a>,
+    /// The HTTP client, shared so that connections are reused.
+    http: &'a HttpClient,
 }
 
 impl TargetBuilder<'_> {
@@ -256,7 +276,10 @@ impl TargetBuilder<'_> {
             .tokens
             .for_provider(repository.provider(), self.env)
             .map_err(|e| format!("{} {}: {e}", repository.provider(), repository.full_name()))?;
-        HookClient::new(repository.clone(), token).map_err(|e| e.to_string())
+        HookClient::builder(repository.clone(), token)
+            .http(self.http.clone())
+            .build()
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -302,11 +325,13 @@ mod tests {
     fn targets_share_a_repository_and_refuse_plain_http_unless_allowed() {
         let tokens = Tokens::new(None).unwrap();
         let env = |name: &str| (name == "GITHUB_TOKEN").then(|| "t".to_owned());
+        let http = HttpClient::new().unwrap();
         let builder = TargetBuilder {
             host: None,
             allow_http: false,
             tokens: &tokens,
             env: &env,
+            http: &http,
         };
         let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),
@@ -356,11 +381,13 @@ mod tests {
             provider: Provider::GitLab,
             api_base: Some(url("https://git.example.com/api/v4")),
         };
+        let http = HttpClient::new().unwrap();
         let builder = TargetBuilder {
             host: Some(&gitlab),
             allow_http: false,
             tokens: &tokens,
             env: &env,
+            http: &http,
         };
         let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Hosted, SECRET, WEBHOOK_URL, run};
-use fluxhook_test_githost::{FakeHook, HostKind};
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -361,4 +361,104 @@ async fn azure_devops_repositories_are_refused_with_what_to_do_instead() {
         assert!(run.stderr.contains(expected), "{expected}: {run:?}");
     }
     assert!(!run.stderr.contains("no Git provider is known"), "{run:?}");
+}
+
+#[tokio::test]
+async fn redirects_are_reported_and_never_followed_with_credentials() {
+    // A second GitLab that would accept the same token: anything forwarded to it is a leak.
+    let elsewhere = FakeHost::start(HostKind::GitLab).await.unwrap();
+    let target = format!(
+        "{}/projects/{}%2F{}/hooks",
+        elsewhere.api_base(),
+        elsewhere.owner().replace('/', "%2F"),
+        elsewhere.repo()
+    );
+    let s = Hosted::start(HostKind::GitLab).await;
+    s.host.inject(
+        Fault::Redirect {
+            status: 301,
+            location: format!("{target}?private_token=leaked"),
+            method: None,
+        },
+        1,
+    );
+    let listed = s.run_with_secret(&[]).await;
+    assert_eq!(listed.status, 1, "{listed:?}");
+    assert!(
+        listed
+            .stderr
+            .contains(&format!("HTTP 301: the host redirects to {target};")),
+        "{listed:?}"
+    );
+    assert!(!listed.stderr.contains("leaked"), "{listed:?}");
+
+    // A creation redirected with 307 or 308 would be sent again, body and secret included.
+    for status in [307, 308] {
+        s.host.inject(
+            Fault::Redirect {
+                status,
+                location: target.clone(),
+                method: Some("POST".into()),
+            },
+            1,
+        );
+        let created = s.run_with_secret(&[]).await;
+        assert_eq!(created.status, 1, "{created:?}");
+        assert!(created.stderr.contains("create hook"), "{created:?}");
+        assert!(created.stderr.contains(&target), "{created:?}");
+    }
+    assert_eq!(elsewhere.requests(), vec![]);
+    assert!(s.host.hooks().is_empty());
+}
+
+#[tokio::test]
+async fn hosts_behind_a_private_ca_are_reached_with_ca_file() {
+    let host = FakeHost::start_with(FakeConfig {
+        tls: true,
+        ..FakeConfig::new(HostKind::GitHub)
+    })
+    .await
+    .unwrap();
+    let dir = common::TempDir::new();
+    let secret = dir.write("secret", SECRET);
+    let ca = dir.write("ca.pem", FakeHost::ca_pem());
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "--repo".to_owned(),
+            common::git_url(&host),
+            "--webhook-url".to_owned(),
+            WEBHOOK_URL.to_owned(),
+            "--secret-file".to_owned(),
+            secret.clone(),
+            "--provider".to_owned(),
+            "github".to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let env = [("GITHUB_TOKEN", host.token())];
+
+    let untrusted = args(&[]);
+    let untrusted: Vec<&str> = untrusted.iter().map(String::as_str).collect();
+    let refused = run(&untrusted, &env).await;
+    assert_eq!(refused.status, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("could not reach the host"),
+        "{refused:?}"
+    );
+    assert!(host.hooks().is_empty());
+
+    let trusted = args(&["--ca-file", &ca]);
+    let trusted: Vec<&str> = trusted.iter().map(String::as_str).collect();
+    let created = run(&trusted, &env).await;
+    assert_eq!(created.status, 0, "{created:?}");
+    assert_eq!(host.hooks().len(), 1);
+
+    let not_pem = dir.write("not.pem", "hello");
+    let bad = args(&["--ca-file", &not_pem]);
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let refused = run(&bad, &env).await;
+    assert_eq!(refused.status, 1, "{refused:?}");
+    assert!(refused.stderr.contains("--ca-file"), "{refused:?}");
+    assert!(refused.stderr.contains("no PEM certificate"), "{refused:?}");
 }

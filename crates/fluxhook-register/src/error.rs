@@ -8,6 +8,7 @@ use crate::{HookId, Provider};
 
 /// What the client was doing when it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Operation {
     /// Listing the repository's hooks.
     ListHooks,
@@ -35,6 +36,7 @@ impl fmt::Display for Operation {
 
 /// Why an operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The host refused the request.
     #[error("HTTP {status}: {message}")]
@@ -71,6 +73,19 @@ pub enum ErrorKind {
         status: u16,
         /// What was wrong with it.
         detail: String,
+    },
+    /// The host answered with a redirect, which is never followed: the access token and the
+    /// hook's secret go to the API URL only.
+    #[error(
+        "HTTP {status}: the host redirects to {location}; redirects are not followed, so that \
+         the access token and the hook's secret go nowhere else (if that is the host's API, \
+         give its URL as the API URL)"
+    )]
+    Redirected {
+        /// HTTP status code (301, 302, 303, 307, 308).
+        status: u16,
+        /// Where it pointed, without user information, query or fragment.
+        location: String,
     },
     /// A pagination link points outside the API, where the token must not be sent.
     #[error("the next-page link {0} is not under the API URL; not following it")]
@@ -148,6 +163,7 @@ impl RegisterError {
     pub fn status(&self) -> Option<u16> {
         match self.0.kind {
             ErrorKind::Api { status, .. }
+            | ErrorKind::Redirected { status, .. }
             | ErrorKind::RateLimited { status, .. }
             | ErrorKind::UnexpectedReply { status, .. } => Some(status),
             _ => None,

@@ -10,7 +10,10 @@
 //! [`HookClient::ensure`] converges: it creates or updates one hook to the Receiver's URL,
 //! deletes duplicates to that URL, and writes nothing when the host already matches. Lists
 //! follow the host's pagination; rate limits and server errors are retried within a bounded
-//! [`RetryPolicy`]; errors name the host, repository and HTTP status, never a credential.
+//! [`RetryPolicy`]; errors name the host, repository and HTTP status, never a credential. A
+//! redirect is never followed (it would carry the token and the secret elsewhere): it is an
+//! error naming where it pointed. Hosts behind a private CA are reached with an
+//! [`HttpClient`] trusting its bundle.
 //!
 //! With the `kube` feature, [`cluster`] reads what a Receiver names from the Kubernetes API:
 //! its GitRepositories and the tokens of Secrets.
@@ -51,6 +54,7 @@ mod error;
 mod events;
 mod hook;
 mod hosts;
+mod http;
 mod repository;
 mod retry;
 
@@ -61,6 +65,7 @@ pub use events::{EventSet, HookEvent, UnknownEvent};
 pub use hook::{
     DesiredHook, Hook, HookId, InvalidBaseUrl, PayloadFormat, SecretState, receiver_url,
 };
+pub use http::{HttpClient, HttpClientBuilder, HttpSetupError};
 pub use repository::{
     GitScheme, GitUrl, HostConfig, Provider, RepoUrlError, Repository, UnknownProvider,
 };

@@ -423,3 +423,70 @@ async fn requests_are_recorded_with_their_bodies() {
     host.clear_requests();
     assert!(host.requests().is_empty());
 }
+
+#[tokio::test]
+async fn tls_fakes_are_trusted_only_with_their_ca() {
+    let host = FakeHost::start_with(FakeConfig {
+        tls: true,
+        ..FakeConfig::new(HostKind::Gitea)
+    })
+    .await
+    .unwrap();
+    assert!(host.url().starts_with("https://127.0.0.1:"));
+    let url = format!("{}{}", host.api_base(), hooks_path(&host));
+    let untrusting = reqwest::Client::new();
+    assert!(untrusting.get(&url).send().await.is_err());
+    let ca = reqwest::Certificate::from_pem(FakeHost::ca_pem().as_bytes()).unwrap();
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let reply = trusting
+        .get(&url)
+        .header("authorization", format!("token {}", host.token()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn redirects_wait_for_the_method_they_are_for() {
+    let host = FakeHost::start(HostKind::GitHub).await.unwrap();
+    host.inject(
+        Fault::Redirect {
+            status: 308,
+            location: "https://elsewhere.example/hooks".into(),
+            method: Some("POST".into()),
+        },
+        1,
+    );
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}{}", host.api_base(), hooks_path(&host));
+    let (name, value) = auth(HostKind::GitHub, host.token());
+    let listed = no_redirects
+        .get(&url)
+        .header(name, &value)
+        .header("user-agent", "t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let created = no_redirects
+        .post(&url)
+        .header(name, &value)
+        .header("user-agent", "t")
+        .json(&valid_create_body(HostKind::GitHub))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        created.headers()["location"],
+        "https://elsewhere.example/hooks"
+    );
+    assert!(host.hooks().is_empty());
+}

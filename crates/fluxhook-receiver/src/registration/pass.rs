@@ -1,11 +1,10 @@
 //! One registration pass for one Receiver, and the cleanup before it goes.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use fluxhook_register::cluster::{GIT_REPOSITORY, read_token, select_git_repositories};
 use fluxhook_register::{
-    Change, EventSet, HookClient, HookId, Operation, Repository, Secret, Token,
+    Change, EventSet, HookClient, HookId, HttpClient, Operation, Repository, Secret, Token,
 };
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
@@ -113,7 +112,7 @@ pub(crate) struct Registrar {
     client: kube::Client,
     /// One HTTP client for every host, so that connections are reused; `None` if it could not
     /// be built, and then each hook client builds its own (and reports why it cannot).
-    http: Option<reqwest::Client>,
+    http: Option<HttpClient>,
     recorder: Recorder,
     resource: ApiResource,
     patch_params: PatchParams,
@@ -128,9 +127,8 @@ impl Registrar {
         patch_params: PatchParams,
         config: RegistrationConfig,
     ) -> Self {
-        let http = reqwest::Client::builder()
+        let http = HttpClient::builder()
             .user_agent(concat!("fluxhook-receiver/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(30))
             .build()
             .inspect_err(|error| tracing::warn!(%error, "cannot build the Git hosts' HTTP client"))
             .ok();
@@ -463,7 +461,7 @@ impl Registrar {
         let mut builder = HookClient::builder(repository.clone(), Token::new(token))
             .retry_policy(self.config.host_retry);
         if let Some(http) = &self.http {
-            builder = builder.http_client(http.clone());
+            builder = builder.http(http.clone());
         }
         builder.build().map_err(|error| error.to_string())
     }
