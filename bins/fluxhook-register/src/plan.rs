@@ -3,7 +3,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use fluxhook_register::{
-    DesiredHook, EventSet, GitUrl, HookClient, HostConfig, HttpClient, Provider, Repository,
+    DesiredHook, GitUrl, HookClient, HostConfig, HttpClient, Provider, ReceiverEvents, Repository,
     Secret, receiver_url,
 };
 use url::Url;
@@ -71,6 +71,7 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         webhook_url,
         secret,
         events,
+        receiver_type,
         repositories,
     } = match &cli.receiver {
         Some(receiver) => from_cluster(cli, receiver).await?,
@@ -78,11 +79,17 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
     };
     let operation = match (cli.delete, secret) {
         (true, _) => Operation::Delete,
-        (false, Some(secret)) => Operation::Ensure(DesiredHook::new(
-            webhook_url.clone(),
-            secret,
-            EventSet::from_receiver_events(events.iter().map(String::as_str))?,
-        )),
+        (false, Some(secret)) => {
+            let hook = DesiredHook::new(
+                webhook_url.clone(),
+                secret,
+                ReceiverEvents::new(events.iter().map(String::as_str)),
+            );
+            Operation::Ensure(match receiver_type {
+                Some(receiver_type) => hook.for_receiver_type(receiver_type),
+                None => hook,
+            })
+        }
         (false, None) => bail!(
             "give the webhook secret with --secret-file or --secret-env \
              (never as a flag value, which `ps` shows)"
@@ -98,12 +105,17 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         tokens: &tokens,
         env,
         http: &http,
+        desired: match &operation {
+            Operation::Ensure(desired) => Some(desired),
+            Operation::Delete => None,
+        },
     };
+    let targets = builder.targets(repositories);
     Ok(Plan {
         mode,
         operation,
         webhook_url,
-        targets: builder.targets(repositories),
+        targets,
     })
 }
 
@@ -128,8 +140,10 @@ struct Wanted {
     webhook_url: Url,
     /// None only for `--delete` of one hook, which needs no secret.
     secret: Option<Secret>,
-    /// Receiver event names.
+    /// The Receiver's `spec.events`.
     events: Vec<String>,
+    /// The Receiver's `spec.type`, when known.
+    receiver_type: Option<String>,
     repositories: Vec<cluster::NamedRepository>,
 }
 
@@ -149,7 +163,14 @@ fn from_flags(cli: &Cli, env: Env<'_>) -> anyhow::Result<Wanted> {
     Ok(Wanted {
         webhook_url: webhook_url.clone(),
         secret,
-        events: cli.events.clone(),
+        // Flag values are trimmed (`--events "push, pull_request"`); spec.events are not.
+        events: cli
+            .events
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect(),
+        receiver_type: cli.receiver_type.clone(),
         repositories: vec![repository],
     })
 }
@@ -170,6 +191,7 @@ async fn from_cluster(cli: &Cli, receiver: &str) -> anyhow::Result<Wanted> {
         webhook_url,
         secret: Some(served.secret),
         events: served.events,
+        receiver_type: Some(served.receiver_type),
         repositories: served.repositories,
     })
 }
@@ -201,6 +223,8 @@ struct TargetBuilder<'a> {
     env: Env<'a>,
     /// The HTTP client, shared so that connections are reused.
     http: &'a HttpClient,
+    /// The hook wanted, when ensuring one: checked against each repository's host first.
+    desired: Option<&'a DesiredHook>,
 }
 
 impl TargetBuilder<'_> {
@@ -263,6 +287,10 @@ impl TargetBuilder<'_> {
     }
 
     fn client(&self, repository: &Repository) -> Result<HookClient, String> {
+        // A Receiver that cannot have a hook there needs an edit before any token does.
+        if let Some(desired) = self.desired {
+            desired.check(repository).map_err(|e| e.to_string())?;
+        }
         let api = repository.api_base();
         if api.scheme() == "http" && !self.allow_http {
             return Err(format!(
@@ -332,6 +360,7 @@ mod tests {
             tokens: &tokens,
             env: &env,
             http: &http,
+            desired: None,
         };
         let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),
@@ -388,6 +417,7 @@ mod tests {
             tokens: &tokens,
             env: &env,
             http: &http,
+            desired: None,
         };
         let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),

@@ -197,7 +197,7 @@ fn hosts_auth(api: &dyn HostApi, token: &Token) -> Option<(HeaderName, HeaderVal
     Some((HeaderName::from_static(auth.header), value))
 }
 
-fn host_of(url: &Url) -> String {
+pub(crate) fn host_of(url: &Url) -> String {
     match (url.host_str(), url.port()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_owned(),
@@ -306,14 +306,21 @@ impl HookClient {
         Err(self.error(Operation::ListHooks, ErrorKind::TooManyPages(MAX_PAGES)))
     }
 
+    /// The names of the host's hook events `desired` subscribes to; an error, before any
+    /// request, when the Receiver cannot verify the host's deliveries or accepts none.
+    fn subscribed(&self, desired: &DesiredHook) -> Result<Vec<&'static str>, RegisterError> {
+        desired.subscriptions_in(&self.repository)
+    }
+
     /// Creates `desired` as a new hook.
     pub async fn create(&self, desired: &DesiredHook) -> Result<Hook, RegisterError> {
+        let events = self.subscribed(desired)?;
         let operation = Operation::CreateHook;
         let call = Call {
             url: self.collection_url(&operation)?,
             operation,
             method: Method::POST,
-            body: Some(self.api.create_body(desired)),
+            body: Some(self.api.create_body(desired, &events)),
             secret: Some(desired.secret()),
         };
         self.send_for_hook(call).await
@@ -321,12 +328,13 @@ impl HookClient {
 
     /// Makes hook `id` into `desired`.
     pub async fn update(&self, id: &HookId, desired: &DesiredHook) -> Result<Hook, RegisterError> {
+        let events = self.subscribed(desired)?;
         let operation = Operation::UpdateHook(id.clone());
         let call = Call {
             url: self.hook_url(&operation, id)?,
             operation,
             method: self.api.update_method(),
-            body: Some(self.api.update_body(desired)),
+            body: Some(self.api.update_body(desired, &events)),
             secret: Some(desired.secret()),
         };
         self.send_for_hook(call).await
@@ -407,7 +415,7 @@ impl HookClient {
     /// runs and drift checks.
     ///
     /// ```
-    /// use fluxhook_register::{Change, DesiredHook, EventSet, HookClient, Provider, Repository, Secret, Token};
+    /// use fluxhook_register::{Change, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, Secret, Token};
     /// use fluxhook_test_githost::{FakeHost, HostKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -418,7 +426,7 @@ impl HookClient {
     /// let hook = DesiredHook::new(
     ///     "https://flux.example.com/hook/5a1b0c".parse()?,
     ///     Secret::new("receiver-token"),
-    ///     EventSet::default(),
+    ///     ReceiverEvents::all(),
     /// );
     ///
     /// let plan = client.plan_ensure(&hook).await?;
@@ -433,6 +441,7 @@ impl HookClient {
     /// # }
     /// ```
     pub async fn plan_ensure(&self, desired: &DesiredHook) -> Result<EnsurePlan, RegisterError> {
+        self.subscribed(desired)?;
         let hooks = self.list().await?;
         Ok(self.plan(&hooks, desired, false))
     }
@@ -458,6 +467,7 @@ impl HookClient {
         desired: &DesiredHook,
         rewrite_secret: bool,
     ) -> Result<Ensured, RegisterError> {
+        self.subscribed(desired)?;
         let hooks = self.list().await?;
         let plan = self.plan(&hooks, desired, rewrite_secret);
         // Duplicates go first: GitHub refuses two hooks to one URL, even during an update.
@@ -741,7 +751,7 @@ mod tests {
         let desired = DesiredHook::new(
             Url::parse("https://flux.example.com/hook/1").unwrap(),
             Secret::new("s"),
-            crate::EventSet::default(),
+            crate::ReceiverEvents::all(),
         );
         let hook = |id: &str, url: &str, events: &[&str], payload| Hook {
             id: HookId::new(id),

@@ -20,6 +20,8 @@ pub enum Operation {
     DeleteHook(HookId),
     /// Setting up the HTTP client.
     Connect,
+    /// Choosing the host's events the Receiver accepts, before any request.
+    ChooseEvents,
 }
 
 impl fmt::Display for Operation {
@@ -30,6 +32,7 @@ impl fmt::Display for Operation {
             Operation::UpdateHook(id) => write!(f, "update hook {id}"),
             Operation::DeleteHook(id) => write!(f, "delete hook {id}"),
             Operation::Connect => f.write_str("set up the HTTP client"),
+            Operation::ChooseEvents => f.write_str("choose events"),
         }
     }
 }
@@ -73,6 +76,34 @@ pub enum ErrorKind {
         status: u16,
         /// What was wrong with it.
         detail: String,
+    },
+    /// The Receiver's type cannot verify the host's deliveries: it would refuse them all.
+    #[error(
+        "a {receiver_type} Receiver cannot verify {host}'s deliveries and would refuse every \
+         one: its type must be {verifying}"
+    )]
+    ReceiverTypeMismatch {
+        /// The Receiver's `spec.type`.
+        receiver_type: String,
+        /// The host, as messages name it.
+        host: &'static str,
+        /// The types that verify the host's deliveries.
+        verifying: String,
+    },
+    /// None of the host's hook events delivers only events the Receiver accepts.
+    #[error(
+        "{host} delivers none of the events the Receiver accepts ({events}), so there is \
+         nothing to subscribe to: {host} names its deliveries in {header}, as {delivered}"
+    )]
+    NothingToSubscribe {
+        /// The Receiver's `spec.events`.
+        events: String,
+        /// The host, as messages name it.
+        host: &'static str,
+        /// The header naming a delivery's event.
+        header: &'static str,
+        /// The events the host's hook events deliver.
+        delivered: String,
     },
     /// The host answered with a redirect, which is never followed: the access token and the
     /// hook's secret go to the API URL only.

@@ -409,6 +409,19 @@ impl FakeHost {
         id
     }
 
+    /// Changes the stored hook `id` as the host would on its own (GitLab disabling a hook
+    /// after failed deliveries, a user editing it in the web UI); false if there is none.
+    pub fn edit_hook(&self, id: u64, edit: impl FnOnce(&mut FakeHook)) -> bool {
+        let mut state = self.shared.state();
+        match state.hooks.iter_mut().find(|hook| hook.id == id) {
+            Some(hook) => {
+                edit(hook);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.state().requests.clone()

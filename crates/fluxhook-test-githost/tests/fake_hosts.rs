@@ -345,7 +345,13 @@ async fn pages_are_small_and_linked_in_each_hosts_style() {
                 assert_eq!(body.as_array().unwrap().len(), 3, "{kind:?}");
                 assert!(link.is_empty() && !headers.contains_key("x-total-count"));
             }
-            HostKind::GitHub | HostKind::Gitea => {
+            HostKind::Gitea => {
+                // Counted, not linked.
+                assert_eq!(body.as_array().unwrap().len(), 2, "{kind:?}");
+                assert!(link.is_empty(), "{kind:?}: {link}");
+                assert_eq!(headers["x-total-count"], "3");
+            }
+            HostKind::GitHub => {
                 assert_eq!(body.as_array().unwrap().len(), 2, "{kind:?}");
                 assert!(link.contains("page=2>; rel=\"next\""), "{kind:?}: {link}");
             }
@@ -489,4 +495,50 @@ async fn redirects_wait_for_the_method_they_are_for() {
         "https://elsewhere.example/hooks"
     );
     assert!(host.hooks().is_empty());
+}
+
+#[tokio::test]
+async fn gitea_reads_events_back_expanded() {
+    let host = FakeHost::start(HostKind::Gitea).await.unwrap();
+    let path = hooks_path(&host);
+    let token = || auth(HostKind::Gitea, host.token());
+    let mut body = valid_create_body(HostKind::Gitea);
+    body["events"] = json!(["pull_request"]);
+    let (_, _, created) = call(&host, Method::POST, &path, token(), Some(body)).await;
+    let events: Vec<&str> = created["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"pull_request_sync"), "{events:?}");
+    assert!(events.contains(&"pull_request_comment"), "{events:?}");
+    assert!(!events.contains(&"push"), "{events:?}");
+    let id = created["id"].as_u64().unwrap();
+    let edit = json!({"events": ["push", "pull_request_only", "pull_request_sync"]});
+    let (_, _, edited) = call(
+        &host,
+        Method::PATCH,
+        &format!("{path}/{id}"),
+        token(),
+        Some(edit),
+    )
+    .await;
+    assert_eq!(
+        edited["events"],
+        json!(["push", "pull_request", "pull_request_sync"])
+    );
+    let (_, _, reset) = call(
+        &host,
+        Method::PATCH,
+        &format!("{path}/{id}"),
+        token(),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        reset["events"],
+        json!(["push"]),
+        "no events given means push"
+    );
 }

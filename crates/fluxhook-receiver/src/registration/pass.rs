@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use fluxhook_register::cluster::{GIT_REPOSITORY, read_token, select_git_repositories};
 use fluxhook_register::{
-    Change, EventSet, HookClient, HookId, HttpClient, Operation, Repository, Secret, Token,
+    Change, HookClient, HookId, HttpClient, Operation, ReceiverEvents, Repository, Secret, Token,
 };
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
@@ -193,6 +193,7 @@ impl Registrar {
 
         let template = HookTemplate {
             path: served.endpoint.webhook_path(),
+            receiver_type: served.endpoint.receiver_type.as_str(),
             signed: signing(&served),
         };
         let mut wanted: Vec<Wanted> = Vec::new();
@@ -310,7 +311,11 @@ impl Registrar {
                 }
                 Err(error) => {
                     let message = format!("GitRepository {}: {error}", hook.hook.git_repository);
-                    failures.push(Failure::transient(message.clone()));
+                    // A Receiver that cannot have a hook there needs an edit, not a retry.
+                    failures.push(match error.operation() {
+                        Operation::ChooseEvents => Failure::configuration(message.clone()),
+                        _ => Failure::transient(message.clone()),
+                    });
                     undecided.insert(hook.hook.git_repository.clone());
                     (
                         Some((
@@ -337,9 +342,10 @@ impl Registrar {
             // have happened.
             let wrote = match &result {
                 Ok(_) => true,
-                Err(error) => {
-                    !matches!(error.operation(), Operation::ListHooks | Operation::Connect)
-                }
+                Err(error) => !matches!(
+                    error.operation(),
+                    Operation::ListHooks | Operation::Connect | Operation::ChooseEvents
+                ),
             };
             if wrote {
                 registered.push(hook.hook.clone());
@@ -601,15 +607,14 @@ impl Registrar {
 }
 
 /// The Receiver's token and events as a Git host hook needs them, or why it cannot have one.
-fn signing(served: &Served<'_>) -> Result<(Secret, EventSet), String> {
+fn signing(served: &Served<'_>) -> Result<(Secret, ReceiverEvents), String> {
     let token = served.token.ok_or_else(|| {
         format!(
             "Receiver type {} has no token for Git hosts to sign deliveries with",
             served.endpoint.receiver_type.as_str()
         )
     })?;
-    let events = EventSet::from_receiver_events(served.endpoint.events.iter().map(String::as_str))
-        .map_err(|error| format!("spec.events: {error}"))?;
+    let events = ReceiverEvents::new(served.endpoint.events.iter().map(String::as_str));
     Ok((Secret::new(token), events))
 }
 
