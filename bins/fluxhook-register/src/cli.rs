@@ -92,17 +92,29 @@ pub(crate) struct Cli {
     )]
     pub(crate) secret_env: Option<String>,
 
-    /// Receiver events to subscribe to, comma-separated: push, tag_push, pull_request (or the
-    /// hosts' names of these, as in a Receiver's spec.events); ping needs no subscription
+    /// The events the Receiver accepts, comma-separated, as its spec.events lists them: the
+    /// host's names of its deliveries (push, Push Hook, repo:refs_changed...). Only the host's
+    /// hook events that deliver nothing else are subscribed. None: the Receiver accepts every
+    /// event, and pushes are subscribed
     #[arg(
         long,
         value_name = "EVENTS",
         value_delimiter = ',',
-        default_value = "push",
         conflicts_with = "receiver",
         help_heading = "One hook"
     )]
     pub(crate) events: Vec<String>,
+
+    /// The Receiver's spec.type (github, gitlab, bitbucket, generic...): refuses a hook on a
+    /// host whose deliveries that type cannot verify, and subscribes every event the host
+    /// sends for generic, which accepts them all
+    #[arg(
+        long,
+        value_name = "TYPE",
+        conflicts_with = "receiver",
+        help_heading = "One hook"
+    )]
+    pub(crate) receiver_type: Option<String>,
 
     /// The Receiver whose hooks to manage, NAMESPACE/NAME or NAME (with --namespace, else the
     /// kubeconfig context's namespace)
@@ -155,6 +167,11 @@ pub(crate) struct Cli {
     /// only. Without it, only https:// API URLs are called
     #[arg(long, help_heading = "Git host")]
     pub(crate) allow_http: bool,
+
+    /// PEM bundle of CA certificates to trust for the hosts' APIs, beside the public roots:
+    /// for self-managed hosts whose certificate a private CA issued
+    #[arg(long, value_name = "PATH", help_heading = "Git host")]
+    pub(crate) ca_file: Option<PathBuf>,
 
     /// File holding the host's access token. Without it the token is read from GITHUB_TOKEN,
     /// GITLAB_TOKEN, BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN and then FORGEJO_TOKEN, or
@@ -227,9 +244,9 @@ mod tests {
     }
 
     #[test]
-    fn events_are_comma_separated_and_default_to_push() {
+    fn events_are_comma_separated_and_default_to_none() {
         let cli = parse(&["--repo", "r", "--webhook-url", "https://a/"]).unwrap();
-        assert_eq!(cli.events, ["push"]);
+        assert!(cli.events.is_empty());
         let cli = parse(&[
             "--repo",
             "r",

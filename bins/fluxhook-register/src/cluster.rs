@@ -18,6 +18,8 @@ pub(crate) struct ServedReceiver {
     pub(crate) secret: Secret,
     /// `spec.events`, as written.
     pub(crate) events: Vec<String>,
+    /// `spec.type`.
+    pub(crate) receiver_type: String,
     /// The GitRepositories named, in the Receiver's order, each once.
     pub(crate) repositories: Vec<NamedRepository>,
 }
@@ -106,6 +108,7 @@ pub(crate) async fn read_receiver(
         webhook_path,
         secret: Secret::new(token),
         events: receiver.spec.events.clone().unwrap_or_default(),
+        receiver_type: receiver.spec.type_.as_str().to_owned(),
         repositories,
     })
 }

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, anyhow, bail};
 use fluxhook_register::{
-    DesiredHook, EventSet, GitUrl, HookClient, HostConfig, Provider, Repository, Secret,
-    receiver_url,
+    DesiredHook, GitUrl, HookClient, HostConfig, HttpClient, Provider, ReceiverEvents, Repository,
+    Secret, receiver_url,
 };
 use url::Url;
 
@@ -66,10 +66,12 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         (false, false) => Mode::Apply,
     };
     let tokens = Tokens::new(cli.token_file.as_deref())?;
+    let http = http_client(cli.ca_file.as_deref())?;
     let Wanted {
         webhook_url,
         secret,
         events,
+        receiver_type,
         repositories,
     } = match &cli.receiver {
         Some(receiver) => from_cluster(cli, receiver).await?,
@@ -77,11 +79,17 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
     };
     let operation = match (cli.delete, secret) {
         (true, _) => Operation::Delete,
-        (false, Some(secret)) => Operation::Ensure(DesiredHook::new(
-            webhook_url.clone(),
-            secret,
-            EventSet::from_receiver_events(events.iter().map(String::as_str))?,
-        )),
+        (false, Some(secret)) => {
+            let hook = DesiredHook::new(
+                webhook_url.clone(),
+                secret,
+                ReceiverEvents::new(events.iter().map(String::as_str)),
+            );
+            Operation::Ensure(match receiver_type {
+                Some(receiver_type) => hook.for_receiver_type(receiver_type),
+                None => hook,
+            })
+        }
         (false, None) => bail!(
             "give the webhook secret with --secret-file or --secret-env \
              (never as a flag value, which `ps` shows)"
@@ -96,13 +104,35 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         allow_http: cli.allow_http,
         tokens: &tokens,
         env,
+        http: &http,
+        desired: match &operation {
+            Operation::Ensure(desired) => Some(desired),
+            Operation::Delete => None,
+        },
     };
+    let targets = builder.targets(repositories);
     Ok(Plan {
         mode,
         operation,
         webhook_url,
-        targets: builder.targets(repositories),
+        targets,
     })
+}
+
+/// The client every repository's requests go through, trusting `--ca-file` too.
+fn http_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<HttpClient> {
+    let builder = HttpClient::builder();
+    let builder = match ca_file {
+        None => builder,
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?;
+            builder
+                .ca_bundle_pem(&pem)
+                .with_context(|| format!("--ca-file {}", path.display()))?
+        }
+    };
+    Ok(builder.build()?)
 }
 
 /// The hook wanted and where, before it is checked and turned into a plan.
@@ -110,8 +140,10 @@ struct Wanted {
     webhook_url: Url,
     /// None only for `--delete` of one hook, which needs no secret.
     secret: Option<Secret>,
-    /// Receiver event names.
+    /// The Receiver's `spec.events`.
     events: Vec<String>,
+    /// The Receiver's `spec.type`, when known.
+    receiver_type: Option<String>,
     repositories: Vec<cluster::NamedRepository>,
 }
 
@@ -131,7 +163,14 @@ fn from_flags(cli: &Cli, env: Env<'_>) -> anyhow::Result<Wanted> {
     Ok(Wanted {
         webhook_url: webhook_url.clone(),
         secret,
-        events: cli.events.clone(),
+        // Flag values are trimmed (`--events "push, pull_request"`); spec.events are not.
+        events: cli
+            .events
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect(),
+        receiver_type: cli.receiver_type.clone(),
         repositories: vec![repository],
     })
 }
@@ -152,6 +191,7 @@ async fn from_cluster(cli: &Cli, receiver: &str) -> anyhow::Result<Wanted> {
         webhook_url,
         secret: Some(served.secret),
         events: served.events,
+        receiver_type: Some(served.receiver_type),
         repositories: served.repositories,
     })
 }
@@ -181,6 +221,10 @@ struct TargetBuilder<'a> {
     allow_http: bool,
     tokens: &'a Tokens,
     env: Env<'a>,
+    /// The HTTP client, shared so that connections are reused.
+    http: &'a HttpClient,
+    /// The hook wanted, when ensuring one: checked against each repository's host first.
+    desired: Option<&'a DesiredHook>,
 }
 
 impl TargetBuilder<'_> {
@@ -243,6 +287,10 @@ impl TargetBuilder<'_> {
     }
 
     fn client(&self, repository: &Repository) -> Result<HookClient, String> {
+        // A Receiver that cannot have a hook there needs an edit before any token does.
+        if let Some(desired) = self.desired {
+            desired.check(repository).map_err(|e| e.to_string())?;
+        }
         let api = repository.api_base();
         if api.scheme() == "http" && !self.allow_http {
             return Err(format!(
@@ -256,7 +304,10 @@ impl TargetBuilder<'_> {
             .tokens
             .for_provider(repository.provider(), self.env)
             .map_err(|e| format!("{} {}: {e}", repository.provider(), repository.full_name()))?;
-        HookClient::new(repository.clone(), token).map_err(|e| e.to_string())
+        HookClient::builder(repository.clone(), token)
+            .http(self.http.clone())
+            .build()
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -302,11 +353,14 @@ mod tests {
     fn targets_share_a_repository_and_refuse_plain_http_unless_allowed() {
         let tokens = Tokens::new(None).unwrap();
         let env = |name: &str| (name == "GITHUB_TOKEN").then(|| "t".to_owned());
+        let http = HttpClient::new().unwrap();
         let builder = TargetBuilder {
             host: None,
             allow_http: false,
             tokens: &tokens,
             env: &env,
+            http: &http,
+            desired: None,
         };
         let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),
@@ -356,11 +410,14 @@ mod tests {
             provider: Provider::GitLab,
             api_base: Some(url("https://git.example.com/api/v4")),
         };
+        let http = HttpClient::new().unwrap();
         let builder = TargetBuilder {
             host: Some(&gitlab),
             allow_http: false,
             tokens: &tokens,
             env: &env,
+            http: &http,
+            desired: None,
         };
         let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),

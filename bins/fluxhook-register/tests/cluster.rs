@@ -307,3 +307,28 @@ async fn a_git_repository_that_cannot_be_read_fails_alone() {
     assert!(run.stdout.contains("created hook 1"), "{run:?}");
     assert_eq!(cluster.app.hooks().len(), 1);
 }
+
+#[tokio::test]
+async fn a_receiver_type_that_cannot_verify_a_repositorys_host_fails_for_that_repository() {
+    let cluster = Cluster::start().await;
+    // `elsewhere` is on gitlab.com: a github Receiver would refuse every GitLab delivery.
+    cluster.receiver_of(
+        json!([
+            {"kind": "GitRepository", "name": "elsewhere"},
+            {"kind": "GitRepository", "name": "app"},
+        ]),
+        ready_status(&served_path()),
+    );
+    let run = cluster
+        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}")])
+        .await;
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "GitRepository flux-system/elsewhere: GitLab gitlab.com, repository g/r: choose \
+             events: a github Receiver cannot verify GitLab's deliveries"
+        ),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("created hook 1"), "{run:?}");
+}

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Hosted, SECRET, WEBHOOK_URL, run};
-use fluxhook_test_githost::{FakeHook, HostKind};
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -361,4 +361,220 @@ async fn azure_devops_repositories_are_refused_with_what_to_do_instead() {
         assert!(run.stderr.contains(expected), "{expected}: {run:?}");
     }
     assert!(!run.stderr.contains("no Git provider is known"), "{run:?}");
+}
+
+#[tokio::test]
+async fn redirects_are_reported_and_never_followed_with_credentials() {
+    // A second GitLab that would accept the same token: anything forwarded to it is a leak.
+    let elsewhere = FakeHost::start(HostKind::GitLab).await.unwrap();
+    let target = format!(
+        "{}/projects/{}%2F{}/hooks",
+        elsewhere.api_base(),
+        elsewhere.owner().replace('/', "%2F"),
+        elsewhere.repo()
+    );
+    let s = Hosted::start(HostKind::GitLab).await;
+    s.host.inject(
+        Fault::Redirect {
+            status: 301,
+            location: format!("{target}?private_token=leaked"),
+            method: None,
+        },
+        1,
+    );
+    let listed = s.run_with_secret(&[]).await;
+    assert_eq!(listed.status, 1, "{listed:?}");
+    assert!(
+        listed
+            .stderr
+            .contains(&format!("HTTP 301: the host redirects to {target};")),
+        "{listed:?}"
+    );
+    assert!(!listed.stderr.contains("leaked"), "{listed:?}");
+
+    // A creation redirected with 307 or 308 would be sent again, body and secret included.
+    for status in [307, 308] {
+        s.host.inject(
+            Fault::Redirect {
+                status,
+                location: target.clone(),
+                method: Some("POST".into()),
+            },
+            1,
+        );
+        let created = s.run_with_secret(&[]).await;
+        assert_eq!(created.status, 1, "{created:?}");
+        assert!(created.stderr.contains("create hook"), "{created:?}");
+        assert!(created.stderr.contains(&target), "{created:?}");
+    }
+    assert_eq!(elsewhere.requests(), vec![]);
+    assert!(s.host.hooks().is_empty());
+}
+
+#[tokio::test]
+async fn hosts_behind_a_private_ca_are_reached_with_ca_file() {
+    let host = FakeHost::start_with(FakeConfig {
+        tls: true,
+        ..FakeConfig::new(HostKind::GitHub)
+    })
+    .await
+    .unwrap();
+    let dir = common::TempDir::new();
+    let secret = dir.write("secret", SECRET);
+    let ca = dir.write("ca.pem", FakeHost::ca_pem());
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "--repo".to_owned(),
+            common::git_url(&host),
+            "--webhook-url".to_owned(),
+            WEBHOOK_URL.to_owned(),
+            "--secret-file".to_owned(),
+            secret.clone(),
+            "--provider".to_owned(),
+            "github".to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let env = [("GITHUB_TOKEN", host.token())];
+
+    let untrusted = args(&[]);
+    let untrusted: Vec<&str> = untrusted.iter().map(String::as_str).collect();
+    let refused = run(&untrusted, &env).await;
+    assert_eq!(refused.status, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("could not reach the host"),
+        "{refused:?}"
+    );
+    assert!(host.hooks().is_empty());
+
+    let trusted = args(&["--ca-file", &ca]);
+    let trusted: Vec<&str> = trusted.iter().map(String::as_str).collect();
+    let created = run(&trusted, &env).await;
+    assert_eq!(created.status, 0, "{created:?}");
+    assert_eq!(host.hooks().len(), 1);
+
+    let not_pem = dir.write("not.pem", "hello");
+    let bad = args(&["--ca-file", &not_pem]);
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let refused = run(&bad, &env).await;
+    assert_eq!(refused.status, 1, "{refused:?}");
+    assert!(refused.stderr.contains("--ca-file"), "{refused:?}");
+    assert!(refused.stderr.contains("no PEM certificate"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn only_the_events_the_receiver_accepts_are_subscribed() {
+    // GitLab sends tag pushes as `Tag Push Hook`: a `Push Hook` Receiver would refuse them,
+    // and GitLab disables a hook that keeps getting 4xx answers.
+    let gitlab = Hosted::start(HostKind::GitLab).await;
+    let run = gitlab.run_with_secret(&["--events", "Push Hook"]).await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(gitlab.host.hooks()[0].events, ["push_events"]);
+
+    // Bitbucket Cloud's pull request events are two; only the one accepted is subscribed.
+    let cloud = Hosted::start(HostKind::BitbucketCloud).await;
+    let run = cloud
+        .run_with_secret(&["--events", "repo:push,pullrequest:created"])
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let mut events = cloud.host.hooks()[0].events.clone();
+    events.sort();
+    assert_eq!(events, ["pullrequest:created", "repo:push"]);
+
+    // Bitbucket Server names pushes `repo:refs_changed`: nothing to subscribe, nothing written.
+    let server = Hosted::start(HostKind::BitbucketServer).await;
+    let run = server.run_with_secret(&["--events", "repo:push"]).await;
+    assert_eq!(run.status, 1, "{run:?}");
+    for expected in [
+        "repo:push",
+        "Bitbucket Server",
+        "repo:refs_changed",
+        "X-Event-Key",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}: {run:?}");
+    }
+    assert_eq!(server.host.requests(), vec![]);
+}
+
+#[tokio::test]
+async fn a_receiver_type_that_cannot_verify_the_host_gets_no_hook() {
+    for (kind, receiver_type) in [
+        (HostKind::GitLab, "github"),
+        (HostKind::GitHub, "generic-hmac"),
+        (HostKind::Gogs, "github"),
+    ] {
+        let s = Hosted::start(kind).await;
+        let run = s
+            .run_with_secret(&["--receiver-type", receiver_type, "--check"])
+            .await;
+        assert_eq!(run.status, 1, "{kind:?}: {run:?}");
+        let host = common::provider(kind).to_string();
+        assert!(
+            run.stderr.contains(&format!(
+                "a {receiver_type} Receiver cannot verify {host}'s"
+            )),
+            "{kind:?}: {run:?}"
+        );
+        assert_eq!(s.host.requests(), vec![], "{kind:?}");
+    }
+    // Gogs signs for no Flux type but generic, which verifies nothing.
+    let gogs = Hosted::start(HostKind::Gogs).await;
+    let run = gogs
+        .run_with_secret(&["--receiver-type", "generic", "--events", "push"])
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+}
+
+#[tokio::test]
+async fn gitea_pull_request_hooks_are_in_sync_on_the_second_run() {
+    // Gitea reads a hook's pull request events back expanded into their family.
+    let s = Hosted::start(HostKind::Gitea).await;
+    let first = s.run_with_secret(&["--events", "push,pull_request"]).await;
+    assert_eq!(first.status, 0, "{first:?}");
+    let events = s.host.hooks()[0].events.clone();
+    assert_eq!(events, ["push", "pull_request", "pull_request_sync"]);
+
+    s.host.clear_requests();
+    let second = s.run_with_secret(&["--events", "push,pull_request"]).await;
+    assert_eq!(second.status, 0, "{second:?}");
+    assert!(second.stdout.contains("unchanged (hook "), "{second:?}");
+    let check = s
+        .run_with_secret(&["--events", "push,pull_request", "--check"])
+        .await;
+    assert_eq!(check.status, 0, "{check:?}");
+    assert_eq!(s.host.writes(), vec![]);
+}
+
+#[tokio::test]
+async fn gitlab_hooks_without_a_fingerprint_or_disabled_are_drift() {
+    let s = Hosted::start(HostKind::GitLab).await;
+    // Made by hand with the right token and events: its description is null.
+    let mut by_hand = FakeHook::new(WEBHOOK_URL, &["push_events", "tag_push_events"]);
+    by_hand.secret = Some(SECRET.into());
+    let id = s.host.seed(by_hand);
+    let check = s.run_with_secret(&["--check"]).await;
+    assert_eq!(check.status, 2, "{check:?}");
+    assert!(
+        check.stdout.contains(&format!("would update hook {id}")),
+        "{check:?}"
+    );
+    assert_eq!(s.run_with_secret(&[]).await.status, 0);
+    assert!(s.host.hooks()[0].description.is_some());
+    assert_eq!(s.run_with_secret(&["--check"]).await.status, 0);
+
+    // GitLab disables a hook after 4xx answers; an edit would not enable it again.
+    assert!(s.host.edit_hook(id, |hook| hook.active = false));
+    let check = s.run_with_secret(&["--check"]).await;
+    assert_eq!(check.status, 2, "{check:?}");
+    assert!(
+        check.stdout.contains(&format!("would replace hook {id}")),
+        "{check:?}"
+    );
+    let applied = s.run_with_secret(&[]).await;
+    assert_eq!(applied.status, 0, "{applied:?}");
+    let hooks = s.host.hooks();
+    assert_eq!(hooks.len(), 1);
+    assert!(hooks[0].active && hooks[0].id != id, "{hooks:?}");
+    assert_eq!(s.run_with_secret(&["--check"]).await.status, 0);
 }

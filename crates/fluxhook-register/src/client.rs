@@ -2,18 +2,19 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
 use crate::error::{ErrorKind, Operation};
 use crate::hosts::{self, HostApi};
+use crate::http::error_chain;
 use crate::retry::{Clock, TokioClock, is_rate_limited, requested_wait};
 use crate::{
-    DesiredHook, Hook, HookId, Provider, RegisterError, Repository, RetryPolicy, Secret, Token,
+    DesiredHook, Hook, HookId, HttpClient, Provider, RegisterError, Repository, RetryPolicy,
+    Secret, Token,
 };
 
 /// Pages of hooks read at most: far more than any repository has, short of a loop.
@@ -116,7 +117,7 @@ pub struct HookClientBuilder {
     token: Token,
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
-    http: Option<reqwest::Client>,
+    http: Option<HttpClient>,
 }
 
 impl fmt::Debug for HookClientBuilder {
@@ -142,9 +143,10 @@ impl HookClientBuilder {
         self
     }
 
-    /// A `reqwest` client of the caller's (custom CA, proxy...). By default the client uses
-    /// rustls with the web PKI roots and a 30 s timeout.
-    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+    /// The HTTP client to send requests with: one shared between hook clients reuses
+    /// connections, and one with a CA bundle reaches hosts behind a private CA. By default
+    /// each hook client builds [`HttpClient::new`].
+    pub fn http(mut self, http: HttpClient) -> Self {
         self.http = Some(http);
         self
     }
@@ -169,11 +171,7 @@ impl HookClientBuilder {
         let auth = hosts_auth(api, &self.token).ok_or_else(|| fail(ErrorKind::InvalidToken))?;
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .user_agent(concat!("fluxhook-register/", env!("CARGO_PKG_VERSION")))
-                .timeout(Duration::from_secs(30))
-                .build()
-                .map_err(|e| fail(ErrorKind::Transport(error_chain(&e))))?,
+            None => HttpClient::new().map_err(|e| fail(ErrorKind::Transport(e.to_string())))?,
         };
         Ok(HookClient {
             repository: self.repository,
@@ -199,24 +197,12 @@ fn hosts_auth(api: &dyn HostApi, token: &Token) -> Option<(HeaderName, HeaderVal
     Some((HeaderName::from_static(auth.header), value))
 }
 
-fn host_of(url: &Url) -> String {
+pub(crate) fn host_of(url: &Url) -> String {
     match (url.host_str(), url.port()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_owned(),
         (None, _) => url.to_string(),
     }
-}
-
-/// An error and its causes, on one line (reqwest hides the cause of "error sending request").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Manages the webhooks of one repository through its host's REST API.
@@ -227,7 +213,7 @@ pub struct HookClient {
     repository: Repository,
     token: Token,
     auth: (HeaderName, HeaderValue),
-    http: reqwest::Client,
+    http: HttpClient,
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
     api: &'static dyn HostApi,
@@ -320,14 +306,21 @@ impl HookClient {
         Err(self.error(Operation::ListHooks, ErrorKind::TooManyPages(MAX_PAGES)))
     }
 
+    /// The names of the host's hook events `desired` subscribes to; an error, before any
+    /// request, when the Receiver cannot verify the host's deliveries or accepts none.
+    fn subscribed(&self, desired: &DesiredHook) -> Result<Vec<&'static str>, RegisterError> {
+        desired.subscriptions_in(&self.repository)
+    }
+
     /// Creates `desired` as a new hook.
     pub async fn create(&self, desired: &DesiredHook) -> Result<Hook, RegisterError> {
+        let events = self.subscribed(desired)?;
         let operation = Operation::CreateHook;
         let call = Call {
             url: self.collection_url(&operation)?,
             operation,
             method: Method::POST,
-            body: Some(self.api.create_body(desired)),
+            body: Some(self.api.create_body(desired, &events)),
             secret: Some(desired.secret()),
         };
         self.send_for_hook(call).await
@@ -335,12 +328,13 @@ impl HookClient {
 
     /// Makes hook `id` into `desired`.
     pub async fn update(&self, id: &HookId, desired: &DesiredHook) -> Result<Hook, RegisterError> {
+        let events = self.subscribed(desired)?;
         let operation = Operation::UpdateHook(id.clone());
         let call = Call {
             url: self.hook_url(&operation, id)?,
             operation,
             method: self.api.update_method(),
-            body: Some(self.api.update_body(desired)),
+            body: Some(self.api.update_body(desired, &events)),
             secret: Some(desired.secret()),
         };
         self.send_for_hook(call).await
@@ -421,7 +415,7 @@ impl HookClient {
     /// runs and drift checks.
     ///
     /// ```
-    /// use fluxhook_register::{Change, DesiredHook, EventSet, HookClient, Provider, Repository, Secret, Token};
+    /// use fluxhook_register::{Change, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, Secret, Token};
     /// use fluxhook_test_githost::{FakeHost, HostKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -432,7 +426,7 @@ impl HookClient {
     /// let hook = DesiredHook::new(
     ///     "https://flux.example.com/hook/5a1b0c".parse()?,
     ///     Secret::new("receiver-token"),
-    ///     EventSet::default(),
+    ///     ReceiverEvents::all(),
     /// );
     ///
     /// let plan = client.plan_ensure(&hook).await?;
@@ -447,6 +441,7 @@ impl HookClient {
     /// # }
     /// ```
     pub async fn plan_ensure(&self, desired: &DesiredHook) -> Result<EnsurePlan, RegisterError> {
+        self.subscribed(desired)?;
         let hooks = self.list().await?;
         Ok(self.plan(&hooks, desired, false))
     }
@@ -472,6 +467,7 @@ impl HookClient {
         desired: &DesiredHook,
         rewrite_secret: bool,
     ) -> Result<Ensured, RegisterError> {
+        self.subscribed(desired)?;
         let hooks = self.list().await?;
         let plan = self.plan(&hooks, desired, rewrite_secret);
         // Duplicates go first: GitHub refuses two hooks to one URL, even during an update.
@@ -513,6 +509,7 @@ impl HookClient {
         loop {
             let mut request = self
                 .http
+                .inner
                 .request(call.method.clone(), call.url.clone())
                 .header(self.auth.0.clone(), self.auth.1.clone())
                 .header(ACCEPT, self.api.accept());
@@ -539,6 +536,15 @@ impl HookClient {
                             headers,
                             body: body.to_vec(),
                         });
+                    }
+                    if status.is_redirection() {
+                        return Err(self.error(
+                            call.operation,
+                            ErrorKind::Redirected {
+                                status: status.as_u16(),
+                                location: redirect_target(&call.url, &headers),
+                            },
+                        ));
                     }
                     if is_rate_limited(status, &headers) {
                         let wait = requested_wait(&headers, self.clock.now())
@@ -570,8 +576,9 @@ impl HookClient {
                         ));
                     }
                 }
-                // A refused connection sent nothing, so even a creation can be retried.
-                Err(error) if error.is_connect() && may_retry => self.retry.backoff(retries),
+                // A refused connection sent nothing, so even a creation can be retried; a
+                // certificate the client does not trust stays untrusted.
+                Err(error) if is_refused(&error) && may_retry => self.retry.backoff(retries),
                 Err(error) => {
                     return Err(
                         self.error(call.operation, ErrorKind::Transport(error_chain(&error)))
@@ -683,6 +690,42 @@ impl HookClient {
     }
 }
 
+/// Whether the host refused or dropped the connection before anything was sent.
+fn is_refused(error: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+            )
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Where a redirect points, as messages show it: resolved against the request URL, without
+/// user information, query or fragment (they may carry credentials of their own).
+fn redirect_target(request: &Url, headers: &HeaderMap) -> String {
+    let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) else {
+        return "nowhere (no Location header)".to_owned();
+    };
+    match request.join(location.trim()) {
+        Ok(mut url) => {
+            // Both succeed on URLs that have a host; others are shown as they are.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => "an unreadable Location".to_owned(),
+    }
+}
+
 /// `text` with every occurrence of `credential` replaced.
 fn redact(text: &str, credential: &str) -> String {
     match credential.is_empty() {
@@ -708,7 +751,7 @@ mod tests {
         let desired = DesiredHook::new(
             Url::parse("https://flux.example.com/hook/1").unwrap(),
             Secret::new("s"),
-            crate::EventSet::default(),
+            crate::ReceiverEvents::all(),
         );
         let hook = |id: &str, url: &str, events: &[&str], payload| Hook {
             id: HookId::new(id),
@@ -786,6 +829,28 @@ mod tests {
             );
             assert!(!error.to_string().contains("page=2"), "{error}");
         }
+    }
+
+    #[test]
+    fn redirect_targets_are_shown_without_credentials() {
+        let request = Url::parse("https://gitlab.example.com/api/v4/projects/g%2Fr/hooks").unwrap();
+        let at = |location: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(LOCATION, HeaderValue::from_str(location).unwrap());
+            redirect_target(&request, &headers)
+        };
+        assert_eq!(
+            at("http://user:pw@other.example/api/v4/x?private_token=t#f"),
+            "http://other.example/api/v4/x"
+        );
+        assert_eq!(
+            at("/gitlab/api/v4/projects/g%2Fr/hooks"),
+            "https://gitlab.example.com/gitlab/api/v4/projects/g%2Fr/hooks"
+        );
+        assert_eq!(
+            redirect_target(&request, &HeaderMap::new()),
+            "nowhere (no Location header)"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::{HookId, Provider};
 
 /// What the client was doing when it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Operation {
     /// Listing the repository's hooks.
     ListHooks,
@@ -19,6 +20,8 @@ pub enum Operation {
     DeleteHook(HookId),
     /// Setting up the HTTP client.
     Connect,
+    /// Choosing the host's events the Receiver accepts, before any request.
+    ChooseEvents,
 }
 
 impl fmt::Display for Operation {
@@ -29,12 +32,14 @@ impl fmt::Display for Operation {
             Operation::UpdateHook(id) => write!(f, "update hook {id}"),
             Operation::DeleteHook(id) => write!(f, "delete hook {id}"),
             Operation::Connect => f.write_str("set up the HTTP client"),
+            Operation::ChooseEvents => f.write_str("choose events"),
         }
     }
 }
 
 /// Why an operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The host refused the request.
     #[error("HTTP {status}: {message}")]
@@ -71,6 +76,47 @@ pub enum ErrorKind {
         status: u16,
         /// What was wrong with it.
         detail: String,
+    },
+    /// The Receiver's type cannot verify the host's deliveries: it would refuse them all.
+    #[error(
+        "a {receiver_type} Receiver cannot verify {host}'s deliveries and would refuse every \
+         one: its type must be {verifying}"
+    )]
+    ReceiverTypeMismatch {
+        /// The Receiver's `spec.type`.
+        receiver_type: String,
+        /// The host, as messages name it.
+        host: &'static str,
+        /// The types that verify the host's deliveries.
+        verifying: String,
+    },
+    /// None of the host's hook events delivers only events the Receiver accepts.
+    #[error(
+        "{host} delivers none of the events the Receiver accepts ({events}), so there is \
+         nothing to subscribe to: {host} names its deliveries in {header}, as {delivered}"
+    )]
+    NothingToSubscribe {
+        /// The Receiver's `spec.events`.
+        events: String,
+        /// The host, as messages name it.
+        host: &'static str,
+        /// The header naming a delivery's event.
+        header: &'static str,
+        /// The events the host's hook events deliver.
+        delivered: String,
+    },
+    /// The host answered with a redirect, which is never followed: the access token and the
+    /// hook's secret go to the API URL only.
+    #[error(
+        "HTTP {status}: the host redirects to {location}; redirects are not followed, so that \
+         the access token and the hook's secret go nowhere else (if that is the host's API, \
+         give its URL as the API URL)"
+    )]
+    Redirected {
+        /// HTTP status code (301, 302, 303, 307, 308).
+        status: u16,
+        /// Where it pointed, without user information, query or fragment.
+        location: String,
     },
     /// A pagination link points outside the API, where the token must not be sent.
     #[error("the next-page link {0} is not under the API URL; not following it")]
@@ -148,6 +194,7 @@ impl RegisterError {
     pub fn status(&self) -> Option<u16> {
         match self.0.kind {
             ErrorKind::Api { status, .. }
+            | ErrorKind::Redirected { status, .. }
             | ErrorKind::RateLimited { status, .. }
             | ErrorKind::UnexpectedReply { status, .. } => Some(status),
             _ => None,

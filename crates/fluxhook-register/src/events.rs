@@ -1,149 +1,113 @@
-//! Flux Receiver events and what each host calls them.
+//! What a Receiver accepts, and which hook events of a host deliver nothing else.
+//!
+//! A Flux Receiver lists in `spec.events` the values of the event header of the deliveries it
+//! accepts (`X-GitHub-Event`, `X-Gitlab-Event`, `X-Event-Key`), compared case-insensitively,
+//! and answers 400 to any other delivery (notification-controller v1.9.3,
+//! `internal/server/receiver_handlers.go`, `strings.EqualFold`). A host that keeps getting
+//! 4xx answers disables the hook (GitLab does, permanently). So a hook subscribes only to the
+//! host's hook events whose every delivery the Receiver accepts; what each host's hook events
+//! deliver is in that host's file under `src/hosts/`.
 
-use std::collections::BTreeSet;
+use crate::hosts::{self, Subscription};
+use crate::{ErrorKind, Provider};
 
-use crate::Provider;
+/// The Receiver type that verifies nothing: Flux accepts any delivery for it, whatever its
+/// `spec.events` say (`case apiv1.GenericReceiver: return &validationResult{}, nil`).
+const GENERIC: &str = "generic";
 
-/// An event a Flux Receiver can be notified of.
+/// The events a Flux Receiver accepts: its `spec.events`, as the host names its deliveries
+/// (`push`, `Push Hook`, `repo:refs_changed`...). None listed means every event.
 ///
-/// A Flux Receiver lists the events it accepts in the host's own words (`push`, `Push Hook`,
-/// `repo:push`, `repo:refs_changed`...). They are read into [`HookEvent`]s and written back in
-/// the words of the host the hook is registered on:
-///
-/// | event | GitHub | GitLab | Bitbucket Cloud | Bitbucket Server | Gitea / Forgejo |
-/// | --- | --- | --- | --- | --- | --- |
-/// | [`Push`](HookEvent::Push) | `push` | `push_events`, `tag_push_events` | `repo:push` | `repo:refs_changed` | `push` |
-/// | [`TagPush`](HookEvent::TagPush) | `push` | `tag_push_events` | `repo:push` | `repo:refs_changed` | `push` |
-/// | [`PullRequest`](HookEvent::PullRequest) | `pull_request` | `merge_requests_events` | `pullrequest:created`, `pullrequest:updated` | `pr:opened`, `pr:from_ref_updated` | `pull_request` |
-///
-/// GitHub, Bitbucket and Gitea report tag pushes as pushes, so a tag push needs their push
-/// event. `ping` (and Bitbucket Server's `diagnostics:ping`) needs no subscription: hosts send
-/// it on their own. A Receiver that lists no events accepts all, and gets [`HookEvent::Push`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum HookEvent {
-    /// Commits pushed to a branch (and, on GitLab, tags pushed too).
-    Push,
-    /// A tag pushed.
-    TagPush,
-    /// A pull (merge) request opened or its source branch updated.
-    PullRequest,
-}
+/// ```
+/// use fluxhook_register::ReceiverEvents;
+/// let events = ReceiverEvents::new(["ping", "Push Hook"]);
+/// assert!(events.accepts("push hook"));
+/// assert!(!events.accepts("Tag Push Hook"));
+/// assert!(ReceiverEvents::all().accepts("anything"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiverEvents(Vec<String>);
 
-/// An event name a Receiver lists that is not known on any host.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unsupported Receiver event {0:?}: expected push, tag_push, pull_request or ping \
-     (or the GitLab/Bitbucket names of these)"
-)]
-pub struct UnknownEvent(pub String);
-
-impl HookEvent {
-    /// Reads one event name of a Flux Receiver (compared case-insensitively); `Ok(None)` for
-    /// events that need no subscription (`ping`).
-    ///
-    /// ```
-    /// use fluxhook_register::HookEvent;
-    /// assert_eq!(HookEvent::from_receiver_event("Tag Push Hook"), Ok(Some(HookEvent::TagPush)));
-    /// assert_eq!(HookEvent::from_receiver_event("ping"), Ok(None));
-    /// assert!(HookEvent::from_receiver_event("issues").is_err());
-    /// ```
-    pub fn from_receiver_event(name: &str) -> Result<Option<HookEvent>, UnknownEvent> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "ping" | "diagnostics:ping" => Ok(None),
-            "push" | "push hook" | "repo:push" | "repo:refs_changed" => Ok(Some(HookEvent::Push)),
-            "tag_push" | "tag push hook" => Ok(Some(HookEvent::TagPush)),
-            "pull_request"
-            | "merge_request"
-            | "merge request hook"
-            | "pullrequest:created"
-            | "pullrequest:updated"
-            | "pr:opened"
-            | "pr:from_ref_updated" => Ok(Some(HookEvent::PullRequest)),
-            _ => Err(UnknownEvent(name.to_owned())),
+impl ReceiverEvents {
+    /// The events of a Receiver's `spec.events`, as written (Flux does not trim them either).
+    pub fn new<'a>(events: impl IntoIterator<Item = &'a str>) -> ReceiverEvents {
+        let mut names: Vec<String> = Vec::new();
+        for event in events {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(event)) {
+                names.push(event.to_owned());
+            }
         }
+        ReceiverEvents(names)
     }
 
-    /// This event's names on `provider`.
-    fn native(self, provider: Provider) -> &'static [&'static str] {
-        match (provider, self) {
-            (
-                Provider::GitHub | Provider::Gitea | Provider::Gogs,
-                HookEvent::Push | HookEvent::TagPush,
-            ) => &["push"],
-            (Provider::GitHub | Provider::Gitea | Provider::Gogs, HookEvent::PullRequest) => {
-                &["pull_request"]
-            }
-            (Provider::GitLab, HookEvent::Push) => &["push_events", "tag_push_events"],
-            (Provider::GitLab, HookEvent::TagPush) => &["tag_push_events"],
-            (Provider::GitLab, HookEvent::PullRequest) => &["merge_requests_events"],
-            (Provider::BitbucketCloud, HookEvent::Push | HookEvent::TagPush) => &["repo:push"],
-            (Provider::BitbucketCloud, HookEvent::PullRequest) => {
-                &["pullrequest:created", "pullrequest:updated"]
-            }
-            (Provider::BitbucketServer, HookEvent::Push | HookEvent::TagPush) => {
-                &["repo:refs_changed"]
-            }
-            (Provider::BitbucketServer, HookEvent::PullRequest) => {
-                &["pr:opened", "pr:from_ref_updated"]
-            }
-        }
+    /// A Receiver that lists no events: it accepts every one.
+    pub fn all() -> ReceiverEvents {
+        ReceiverEvents(Vec::new())
+    }
+
+    /// Whether a delivery whose event header is `event` is accepted, as Flux decides it.
+    pub fn accepts(&self, event: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|e| e.eq_ignore_ascii_case(event))
+    }
+
+    /// The events listed, as written; empty for [`all`](Self::all).
+    pub fn names(&self) -> &[String] {
+        &self.0
     }
 }
 
-/// The events a hook subscribes to; never empty (an empty set means [`HookEvent::Push`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSet(BTreeSet<HookEvent>);
-
-impl Default for EventSet {
-    fn default() -> Self {
-        EventSet::new([HookEvent::Push])
-    }
-}
-
-impl EventSet {
-    /// The given events; [`HookEvent::Push`] when there are none.
-    pub fn new(events: impl IntoIterator<Item = HookEvent>) -> EventSet {
-        let mut set: BTreeSet<HookEvent> = events.into_iter().collect();
-        if set.is_empty() {
-            set.insert(HookEvent::Push);
-        }
-        EventSet(set)
-    }
-
-    /// The events of a Flux Receiver's `spec.events`.
-    ///
-    /// ```
-    /// use fluxhook_register::{EventSet, HookEvent, Provider};
-    /// let events = EventSet::from_receiver_events(["ping", "push"])?;
-    /// assert_eq!(events.iter().collect::<Vec<_>>(), [HookEvent::Push]);
-    /// assert_eq!(events.native(Provider::GitLab), ["push_events", "tag_push_events"]);
-    /// assert_eq!(events.native(Provider::BitbucketServer), ["repo:refs_changed"]);
-    /// # Ok::<(), fluxhook_register::UnknownEvent>(())
-    /// ```
-    pub fn from_receiver_events<'a>(
-        events: impl IntoIterator<Item = &'a str>,
-    ) -> Result<EventSet, UnknownEvent> {
-        let mut set = BTreeSet::new();
-        for name in events {
-            set.extend(HookEvent::from_receiver_event(name)?);
-        }
-        Ok(EventSet::new(set))
-    }
-
-    /// The events, in a fixed order.
-    pub fn iter(&self) -> impl Iterator<Item = HookEvent> + '_ {
-        self.0.iter().copied()
-    }
-
-    /// The names `provider` gives these events, sorted and without duplicates; for GitLab,
-    /// the `*_events` flags to turn on.
-    pub fn native(&self, provider: Provider) -> Vec<&'static str> {
-        let names: BTreeSet<&'static str> = self
+/// The hook events of `provider` a hook subscribes to for a Receiver of `receiver_type`
+/// (`None`: not known, not checked) accepting `events`: those whose every delivery it accepts
+/// (with `events` accepting all, the host's default ones).
+///
+/// Fails when the Receiver cannot verify the host's deliveries, or accepts none of them: a
+/// hook then would only collect refusals.
+pub(crate) fn subscriptions(
+    provider: Provider,
+    receiver_type: Option<&str>,
+    events: &ReceiverEvents,
+) -> Result<Vec<&'static Subscription>, ErrorKind> {
+    let profile = hosts::for_provider(provider).profile();
+    let generic = receiver_type.is_some_and(|t| t.eq_ignore_ascii_case(GENERIC));
+    if let Some(receiver_type) = receiver_type
+        && !generic
+        && !profile
+            .receiver_types
             .iter()
-            .flat_map(|e| e.native(provider).iter().copied())
-            .collect();
-        names.into_iter().collect()
+            .any(|t| t.eq_ignore_ascii_case(receiver_type))
+    {
+        let mut types: Vec<&str> = profile.receiver_types.to_vec();
+        types.push(GENERIC);
+        return Err(ErrorKind::ReceiverTypeMismatch {
+            receiver_type: receiver_type.to_owned(),
+            host: profile.title,
+            verifying: types.join(" or "),
+        });
     }
+    let accepts_all = generic || events.names().is_empty();
+    let chosen: Vec<&'static Subscription> = profile
+        .subscriptions
+        .iter()
+        .filter(|s| match accepts_all {
+            true => s.by_default,
+            false => s.delivers.iter().all(|d| events.accepts(d)),
+        })
+        .collect();
+    if chosen.is_empty() {
+        let mut delivered: Vec<&str> = profile
+            .subscriptions
+            .iter()
+            .flat_map(|s| s.delivers.iter().copied())
+            .collect();
+        delivered.dedup();
+        return Err(ErrorKind::NothingToSubscribe {
+            events: events.names().join(", "),
+            host: profile.title,
+            header: profile.event_header,
+            delivered: delivered.join(", "),
+        });
+    }
+    Ok(chosen)
 }
 
 #[cfg(test)]
@@ -152,59 +116,121 @@ mod tests {
 
     use super::*;
 
+    fn written(
+        provider: Provider,
+        receiver_type: Option<&str>,
+        events: &[&str],
+    ) -> Vec<&'static str> {
+        subscriptions(
+            provider,
+            receiver_type,
+            &ReceiverEvents::new(events.iter().copied()),
+        )
+        .unwrap()
+        .iter()
+        .map(|s| s.write)
+        .collect()
+    }
+
     #[test]
-    fn push_maps_to_each_hosts_push_events() {
-        let push = EventSet::from_receiver_events(["push"]).unwrap();
-        assert_eq!(push.native(Provider::GitHub), ["push"]);
+    fn a_receiver_accepting_everything_gets_the_hosts_pushes() {
+        assert_eq!(written(Provider::GitHub, None, &[]), ["push"]);
         assert_eq!(
-            push.native(Provider::GitLab),
+            written(Provider::GitLab, None, &[]),
             ["push_events", "tag_push_events"]
         );
-        assert_eq!(push.native(Provider::BitbucketCloud), ["repo:push"]);
+        assert_eq!(written(Provider::BitbucketCloud, None, &[]), ["repo:push"]);
         assert_eq!(
-            push.native(Provider::BitbucketServer),
+            written(Provider::BitbucketServer, None, &[]),
             ["repo:refs_changed"]
         );
-        assert_eq!(push.native(Provider::Gitea), ["push"]);
-    }
-
-    #[test]
-    fn receiver_names_of_every_host_are_read() {
-        let events = EventSet::from_receiver_events([
-            "Push Hook",
-            "Tag Push Hook",
-            "Merge Request Hook",
-            "ping",
-            "repo:refs_changed",
-        ])
-        .unwrap();
+        assert_eq!(written(Provider::Gitea, None, &[]), ["push"]);
+        assert_eq!(written(Provider::Gogs, None, &[]), ["push"]);
+        // A generic Receiver accepts any delivery, whatever it lists.
         assert_eq!(
-            events.iter().collect::<Vec<_>>(),
-            [HookEvent::Push, HookEvent::TagPush, HookEvent::PullRequest]
-        );
-        assert_eq!(
-            events.native(Provider::BitbucketCloud),
-            ["pullrequest:created", "pullrequest:updated", "repo:push"]
+            written(Provider::GitLab, Some("generic"), &["push"]),
+            ["push_events", "tag_push_events"]
         );
     }
 
     #[test]
-    fn no_events_or_only_ping_means_push() {
+    fn only_hook_events_whose_every_delivery_is_accepted_are_subscribed() {
         assert_eq!(
-            EventSet::from_receiver_events([]).unwrap(),
-            EventSet::default()
+            written(Provider::GitLab, Some("gitlab"), &["Push Hook"]),
+            ["push_events"]
         );
         assert_eq!(
-            EventSet::from_receiver_events(["ping"]).unwrap(),
-            EventSet::default()
+            written(
+                Provider::GitLab,
+                Some("gitlab"),
+                &["push hook", "Merge Request Hook"]
+            ),
+            ["push_events", "merge_requests_events"]
+        );
+        assert_eq!(
+            written(
+                Provider::BitbucketCloud,
+                Some("bitbucket"),
+                &["pullrequest:created"]
+            ),
+            ["pullrequest:created"]
+        );
+        assert_eq!(
+            written(
+                Provider::BitbucketServer,
+                Some("bitbucket"),
+                &["pr:from_ref_updated", "repo:push", "repo:refs_changed"]
+            ),
+            ["repo:refs_changed", "pr:from_ref_updated"]
+        );
+        // Gitea's pull request hook events deliver `pull_request`, its comments do not.
+        assert_eq!(
+            written(Provider::Gitea, Some("github"), &["pull_request"]),
+            ["pull_request_only", "pull_request_sync"]
         );
     }
 
     #[test]
-    fn unknown_events_are_refused() {
-        assert_eq!(
-            EventSet::from_receiver_events(["push", "release"]),
-            Err(UnknownEvent("release".into()))
-        );
+    fn nothing_to_subscribe_names_the_events_and_what_the_host_delivers() {
+        let error = subscriptions(
+            Provider::BitbucketServer,
+            Some("bitbucket"),
+            &ReceiverEvents::new(["repo:push"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("repo:push"), "{error}");
+        assert!(error.contains("Bitbucket Server"), "{error}");
+        assert!(error.contains("repo:refs_changed"), "{error}");
+        assert!(subscriptions(Provider::GitHub, None, &ReceiverEvents::new(["ping"])).is_err());
+    }
+
+    #[test]
+    fn receiver_types_that_cannot_verify_the_host_are_refused() {
+        for (provider, receiver_type) in [
+            (Provider::GitLab, "github"),
+            (Provider::GitHub, "gitlab"),
+            (Provider::Gogs, "github"),
+            (Provider::GitHub, "generic-hmac"),
+            (Provider::BitbucketCloud, "harbor"),
+        ] {
+            let error = subscriptions(provider, Some(receiver_type), &ReceiverEvents::all())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(receiver_type), "{error}");
+            assert!(error.contains(&provider.to_string()), "{error}");
+        }
+        for (provider, receiver_type) in [
+            (Provider::GitHub, "github"),
+            (Provider::Gitea, "GitHub"),
+            (Provider::GitLab, "gitlab"),
+            (Provider::BitbucketServer, "bitbucket"),
+            (Provider::Gogs, "generic"),
+        ] {
+            assert!(
+                subscriptions(provider, Some(receiver_type), &ReceiverEvents::all()).is_ok(),
+                "{provider} {receiver_type}"
+            );
+        }
     }
 }

@@ -6,26 +6,39 @@ use std::fmt;
 use hmac::{KeyInit, Mac};
 use url::Url;
 
-use crate::{EventSet, Provider, Secret};
+use crate::client::host_of;
+use crate::events::subscriptions;
+use crate::{Operation, Provider, ReceiverEvents, RegisterError, Repository, Secret};
 
-/// The hook a Receiver needs: deliveries of `events` to `url`, signed with `secret`.
+/// The hook a Receiver needs: deliveries to `url` of the host's events the Receiver accepts,
+/// signed with `secret`.
 ///
 /// Payloads are always JSON and the host always verifies the receiver's TLS certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredHook {
     url: Url,
     secret: Secret,
-    events: EventSet,
+    events: ReceiverEvents,
+    receiver_type: Option<String>,
 }
 
 impl DesiredHook {
-    /// A hook delivering `events` to `url`, signed with `secret`.
-    pub fn new(url: Url, secret: Secret, events: EventSet) -> DesiredHook {
+    /// A hook to `url`, signed with `secret`, for a Receiver accepting `events`.
+    pub fn new(url: Url, secret: Secret, events: ReceiverEvents) -> DesiredHook {
         DesiredHook {
             url,
             secret,
             events,
+            receiver_type: None,
         }
+    }
+
+    /// The Receiver's `spec.type`: a hook is refused on a host whose deliveries it cannot
+    /// verify (a `github` Receiver on GitLab, `generic-hmac` anywhere), and a `generic` one
+    /// accepts every event whatever its `spec.events` say.
+    pub fn for_receiver_type(mut self, receiver_type: impl Into<String>) -> DesiredHook {
+        self.receiver_type = Some(receiver_type.into());
+        self
     }
 
     /// Where deliveries go.
@@ -33,9 +46,54 @@ impl DesiredHook {
         &self.url
     }
 
-    /// The events subscribed to.
-    pub fn events(&self) -> &EventSet {
+    /// The events the Receiver accepts.
+    pub fn events(&self) -> &ReceiverEvents {
         &self.events
+    }
+
+    /// The Receiver's type, when known.
+    pub fn receiver_type(&self) -> Option<&str> {
+        self.receiver_type.as_deref()
+    }
+
+    /// Whether this hook can be registered in `repository` at all: an error (the one
+    /// [`HookClient::ensure`](crate::HookClient::ensure) would fail with, before any
+    /// request) when the Receiver's type cannot verify the host's deliveries or it accepts
+    /// none of the host's events.
+    ///
+    /// ```
+    /// use fluxhook_register::{DesiredHook, ReceiverEvents, Repository, Secret};
+    /// let gitlab = Repository::from_git_url("https://gitlab.com/group/fleet", None)?;
+    /// let hook = DesiredHook::new(
+    ///     "https://flux.example.com/hook/5a1b0c".parse()?,
+    ///     Secret::new("token"),
+    ///     ReceiverEvents::new(["push"]),
+    /// );
+    /// assert!(hook.clone().for_receiver_type("gitlab").check(&gitlab).is_err());
+    /// let error = hook.for_receiver_type("github").check(&gitlab).unwrap_err();
+    /// assert!(error.to_string().contains("a github Receiver cannot verify GitLab's deliveries"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check(&self, repository: &Repository) -> Result<(), RegisterError> {
+        self.subscriptions_in(repository).map(drop)
+    }
+
+    /// The names of the host's hook events this hook subscribes to in `repository`.
+    pub(crate) fn subscriptions_in(
+        &self,
+        repository: &Repository,
+    ) -> Result<Vec<&'static str>, RegisterError> {
+        subscriptions(repository.provider(), self.receiver_type(), self.events())
+            .map(|chosen| chosen.iter().map(|s| s.write).collect())
+            .map_err(|kind| {
+                RegisterError::new(
+                    repository.provider(),
+                    host_of(repository.api_base()),
+                    repository.full_name(),
+                    Operation::ChooseEvents,
+                    kind,
+                )
+            })
     }
 
     pub(crate) fn secret(&self) -> &Secret {
@@ -198,15 +256,16 @@ impl Hook {
         Url::parse(&self.url).is_ok_and(|own| own == *url)
     }
 
-    /// Whether the hook is exactly `desired` on `provider`: same URL and events, active,
-    /// JSON, TLS verified, and a secret that is, as far as the host tells, the desired one.
+    /// Whether the hook is exactly `desired` on `provider`: same URL, subscribed to the
+    /// host's events the Receiver accepts (and no other), active, JSON, TLS verified, and a
+    /// secret that is, as far as the host tells, the desired one. Never, when the Receiver
+    /// could not have a hook on `provider`.
     pub fn matches(&self, desired: &DesiredHook, provider: Provider) -> bool {
-        let events: BTreeSet<String> = desired
-            .events()
-            .native(provider)
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let Ok(subscribed) = subscriptions(provider, desired.receiver_type(), desired.events())
+        else {
+            return false;
+        };
+        let events: BTreeSet<String> = subscribed.iter().map(|s| s.read.to_owned()).collect();
         let secret = match &self.secret {
             SecretState::Fingerprint(f) => *f == desired.fingerprint(),
             SecretState::Hidden => true,
@@ -327,7 +386,7 @@ mod tests {
         let desired = DesiredHook::new(
             url("https://r.example/hook/1"),
             Secret::new("s"),
-            EventSet::default(),
+            ReceiverEvents::all(),
         );
         let good = Hook {
             id: HookId::new("1"),

@@ -2,26 +2,31 @@
 //!
 //! Flux leaves creating the webhook on the Git host to the user; fluxhook does it. This crate
 //! is the reusable core: it recognises the host and repository of a GitRepository URL
-//! ([`Repository::from_git_url`]), translates a Receiver's events into the host's
-//! ([`EventSet`]), and manages the repository's hooks through the host's documented REST API
-//! ([`HookClient`]): GitHub and GitHub Enterprise Server, GitLab (SaaS and self-managed),
-//! Bitbucket Cloud, Bitbucket Server / Data Center, Gitea and Forgejo.
+//! ([`Repository::from_git_url`]), subscribes only to the host's events the Receiver accepts
+//! ([`ReceiverEvents`]) and only where its type verifies the host's deliveries, and manages
+//! the repository's hooks through the host's documented REST API ([`HookClient`]): GitHub
+//! (github.com, `*.ghe.com` and Enterprise Server), GitLab (SaaS and self-managed), Bitbucket
+//! Cloud, Bitbucket Server / Data Center, Gitea, Forgejo and Gogs. What differs between
+//! hosts is in one file per host.
 //!
 //! [`HookClient::ensure`] converges: it creates or updates one hook to the Receiver's URL,
 //! deletes duplicates to that URL, and writes nothing when the host already matches. Lists
 //! follow the host's pagination; rate limits and server errors are retried within a bounded
-//! [`RetryPolicy`]; errors name the host, repository and HTTP status, never a credential.
+//! [`RetryPolicy`]; errors name the host, repository and HTTP status, never a credential. A
+//! redirect is never followed (it would carry the token and the secret elsewhere): it is an
+//! error naming where it pointed. Hosts behind a private CA are reached with an
+//! [`HttpClient`] trusting its bundle.
 //!
 //! With the `kube` feature, [`cluster`] reads what a Receiver names from the Kubernetes API:
 //! its GitRepositories and the tokens of Secrets.
 //!
 //! Hosts never show a hook's secret. Where a hook has a free-text label (GitLab and
 //! Bitbucket), the client records an HMAC fingerprint of the secret in it, so `ensure` sees a
-//! changed secret; GitHub and Gitea offer no such place, so a rotation there is written with
+//! changed secret; GitHub, Gitea and Gogs offer no such place, so a rotation there is written with
 //! [`HookClient::rotate_secret`] (see [`SecretState`]).
 //!
 //! ```
-//! use fluxhook_register::{Change, DesiredHook, EventSet, HookClient, Provider, Repository, Secret, Token};
+//! use fluxhook_register::{Change, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, Secret, Token};
 //! use fluxhook_test_githost::{FakeHost, HostKind};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -34,8 +39,9 @@
 //! let hook = DesiredHook::new(
 //!     "https://flux.example.com/hook/5a1b0c".parse()?,
 //!     Secret::new("receiver-token"),
-//!     EventSet::from_receiver_events(["ping", "push"])?,
-//! );
+//!     ReceiverEvents::new(["ping", "push"]),
+//! )
+//! .for_receiver_type("github");
 //! assert_eq!(client.ensure(&hook).await?.change, Change::Created);
 //! assert_eq!(client.ensure(&hook).await?.change, Change::Unchanged);
 //! assert_eq!(client.list().await?.len(), 1);
@@ -51,16 +57,18 @@ mod error;
 mod events;
 mod hook;
 mod hosts;
+mod http;
 mod repository;
 mod retry;
 
 pub use client::{Change, EnsurePlan, Ensured, HookClient, HookClientBuilder};
 pub use credentials::{Secret, Token};
 pub use error::{ErrorKind, Operation, RegisterError};
-pub use events::{EventSet, HookEvent, UnknownEvent};
+pub use events::ReceiverEvents;
 pub use hook::{
     DesiredHook, Hook, HookId, InvalidBaseUrl, PayloadFormat, SecretState, receiver_url,
 };
+pub use http::{HttpClient, HttpClientBuilder, HttpSetupError};
 pub use repository::{
     GitScheme, GitUrl, HostConfig, Provider, RepoUrlError, Repository, UnknownProvider,
 };

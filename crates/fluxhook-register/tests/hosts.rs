@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    RECEIVER_URL, RecordingClock, client_for, desired, native_events, provider, start, start_with,
+    RECEIVER_URL, RecordingClock, client_for, desired, provider, pull_request_events, push_events,
+    start, start_with,
 };
 use fluxhook_register::{
-    Change, DesiredHook, ErrorKind, EventSet, HookClient, HookEvent, Operation, PayloadFormat,
+    Change, DesiredHook, ErrorKind, HookClient, Operation, PayloadFormat, ReceiverEvents,
     Repository, Secret, Token,
 };
 use fluxhook_test_githost::{FakeConfig, FakeHook, Fault, HostKind};
@@ -48,7 +49,7 @@ async fn create_list_update_delete_in_each_hosts_shapes() {
         assert_eq!(stored.len(), 1, "{kind:?}");
         let fake = &stored[0];
         assert_eq!(fake.url, RECEIVER_URL, "{kind:?}");
-        assert_eq!(sorted(&fake.events), native_events(kind, &hook), "{kind:?}");
+        assert_eq!(sorted(&fake.events), push_events(kind), "{kind:?}");
         assert_eq!(fake.secret.as_deref(), Some("receiver-token"), "{kind:?}");
         assert!(fake.active && fake.tls_verification, "{kind:?}");
         assert_eq!(fake.content_type, "json", "{kind:?}");
@@ -60,17 +61,18 @@ async fn create_list_update_delete_in_each_hosts_shapes() {
         let listed = s.client.list().await.unwrap();
         assert_eq!(listed, std::slice::from_ref(&created), "{kind:?}");
 
+        let (receiver_events, hook_events) = pull_request_events(kind);
         let pull_requests = DesiredHook::new(
             RECEIVER_URL.parse().unwrap(),
             Secret::new("receiver-token"),
-            EventSet::new([HookEvent::PullRequest]),
+            receiver_events,
         );
         let updated = s.client.update(&created.id, &pull_requests).await.unwrap();
         assert_eq!(updated.id, created.id, "{kind:?}");
-        assert_eq!(
-            sorted(&s.host.hooks()[0].events),
-            native_events(kind, &pull_requests),
-            "{kind:?}"
+        assert_eq!(sorted(&s.host.hooks()[0].events), hook_events, "{kind:?}");
+        assert!(
+            updated.matches(&pull_requests, provider(kind)),
+            "{kind:?}: {updated:?}"
         );
 
         s.client.delete(&created.id).await.unwrap();
@@ -142,11 +144,7 @@ async fn ensure_updates_a_drifted_hook_and_removes_duplicates() {
                 &hooks[0]
             }
         };
-        assert_eq!(
-            sorted(&kept_hook.events),
-            native_events(kind, &hook),
-            "{kind:?}"
-        );
+        assert_eq!(sorted(&kept_hook.events), push_events(kind), "{kind:?}");
         assert_eq!(
             kept_hook.secret.as_deref(),
             Some("receiver-token"),
@@ -480,7 +478,7 @@ async fn host_messages_are_carried_without_the_secret() {
         let not_http = DesiredHook::new(
             "ftp://flux.example.com/hook".parse().unwrap(),
             Secret::new("very-secret-value"),
-            EventSet::default(),
+            ReceiverEvents::all(),
         );
         let error = s.client.create(&not_http).await.unwrap_err();
         let message = error.to_string();

@@ -1,12 +1,18 @@
 //! Gitea / Forgejo REST API: repository webhooks (`/repos/{owner}/{repo}/hooks`), as
-//! go-gitea/gitea serves them (`routers/api/v1/repo/hook.go`, `routers/api/v1/utils/hook.go`).
+//! go-gitea/gitea serves them (`routers/api/v1/repo/hook.go`, `routers/api/v1/utils/hook.go`,
+//! `models/webhook/webhook.go`):
+//! - the list is paged by `page` and `limit` (capped by `MAX_RESPONSE_ITEMS`, 50; here by the
+//!   fake's page size) and counted in `X-Total-Count`, with no `Link` header;
+//! - events are stored as flags and read back expanded: `pull_request` turns on, and reads
+//!   back as, the whole pull request family;
+//! - an edit rewrites the events and keeps the secret (see `apply_config`).
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::dialect::{
-    CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, link_header, page_count,
-    page_window, string_array,
+    CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, page_window,
+    string_array,
 };
 use crate::{FakeConfig, FakeHook};
 
@@ -71,13 +77,90 @@ fn apply_config(
     Ok(())
 }
 
+/// The hook events a hook reads back with, in `EventCheckers` order
+/// (`models/webhook/webhook.go`), each with the names that turn it on when written
+/// (`addHook`/`editHook` of `routers/api/v1/utils/hook.go`: `issuesHook` and `pullHook` turn
+/// on every event of the family for `issues` and `pull_request`; `issues_only` and
+/// `pull_request_only` the family's own; `pull_request_review` the three review events).
+const EVENTS: [(&str, &[&str]); 23] = [
+    ("create", &["create"]),
+    ("delete", &["delete"]),
+    ("fork", &["fork"]),
+    ("push", &["push"]),
+    ("issues", &["issues_only", "issues"]),
+    ("issue_assign", &["issue_assign", "issues"]),
+    ("issue_label", &["issue_label", "issues"]),
+    ("issue_milestone", &["issue_milestone", "issues"]),
+    ("issue_comment", &["issue_comment", "issues"]),
+    ("pull_request", &["pull_request_only", "pull_request"]),
+    (
+        "pull_request_assign",
+        &["pull_request_assign", "pull_request"],
+    ),
+    (
+        "pull_request_label",
+        &["pull_request_label", "pull_request"],
+    ),
+    (
+        "pull_request_milestone",
+        &["pull_request_milestone", "pull_request"],
+    ),
+    (
+        "pull_request_comment",
+        &["pull_request_comment", "pull_request"],
+    ),
+    (
+        "pull_request_review_approved",
+        &["pull_request_review", "pull_request"],
+    ),
+    (
+        "pull_request_review_rejected",
+        &["pull_request_review", "pull_request"],
+    ),
+    (
+        "pull_request_review_comment",
+        &["pull_request_review", "pull_request"],
+    ),
+    ("pull_request_sync", &["pull_request_sync", "pull_request"]),
+    ("wiki", &["wiki"]),
+    ("repository", &["repository"]),
+    ("release", &["release"]),
+    ("package", &["package"]),
+    (
+        "pull_request_review_request",
+        &["pull_request_review_request", "pull_request"],
+    ),
+];
+
+/// The events a hook written with `asked` reads back with: none asked means `push`, and
+/// `pull_request` expands into its family, as Gitea stores and shows them.
+fn stored_events(asked: &[String]) -> Vec<String> {
+    let push = ["push".to_owned()];
+    let asked = match asked.is_empty() {
+        true => &push[..],
+        false => asked,
+    };
+    EVENTS
+        .iter()
+        .filter(|(_, written_as)| {
+            written_as
+                .iter()
+                .any(|w| asked.iter().any(|a| a.eq_ignore_ascii_case(w)))
+        })
+        .map(|(read, _)| (*read).to_owned())
+        .collect()
+}
+
 fn apply_common(ctx: &Ctx<'_>, body: &Value, hook: &mut FakeHook) -> Result<(), Reply> {
-    if let Some(events) = body.get("events") {
-        match string_array(events) {
-            Some(events) => hook.events = events,
+    // Create and edit both rewrite every event: none given means `push`.
+    let asked = match body.get("events") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(events) => match string_array(events) {
+            Some(events) => events,
             None => return Err(unprocessable(ctx, "events must be a list of strings")),
-        }
-    }
+        },
+    };
+    hook.events = stored_events(&asked);
     match body.get("active").map(Value::as_bool) {
         None => {}
         Some(Some(active)) => hook.active = active,
@@ -198,13 +281,8 @@ impl Dialect for Gitea {
             .iter()
             .map(|h| self.render(ctx, h))
             .collect();
-        let last = page_count(hooks.len(), limit);
-        let mut reply = Reply::json(StatusCode::OK, Value::Array(items))
-            .with_header("x-total-count", hooks.len().to_string());
-        let link = link_header(ctx, "limit", limit, page, last);
-        if !link.is_empty() {
-            reply = reply.with_header("link", link);
-        }
-        reply
+        // `ListHooks` sets the count and no `Link` header.
+        Reply::json(StatusCode::OK, Value::Array(items))
+            .with_header("x-total-count", hooks.len().to_string())
     }
 }

@@ -156,11 +156,9 @@ impl Dialect for GitLab {
         let mut reply = Map::new();
         reply.insert("id".into(), json!(hook.id));
         reply.insert("url".into(), json!(hook.url));
-        reply.insert("name".into(), json!(hook.name.clone().unwrap_or_default()));
-        reply.insert(
-            "description".into(),
-            json!(hook.description.clone().unwrap_or_default()),
-        );
+        // Both are nullable columns (GitLab 17.1+): a hook made without them shows nulls.
+        reply.insert("name".into(), json!(hook.name));
+        reply.insert("description".into(), json!(hook.description));
         reply.insert("project_id".into(), json!(PROJECT_ID));
         for flag in EVENT_FLAGS {
             reply.insert(flag.into(), json!(hook.events.iter().any(|e| e == flag)));
@@ -171,6 +169,8 @@ impl Dialect for GitLab {
             "enable_ssl_verification".into(),
             json!(hook.tls_verification),
         );
+        // A hook GitLab disabled after 4xx answers (gitlab-org/gitlab!89322); an edit does
+        // not enable it again, only a successful test delivery does.
         let alert_status = if hook.active {
             "executable"
         } else {

@@ -39,6 +39,7 @@ mod github;
 mod gitlab;
 mod gogs;
 mod server;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -111,6 +112,10 @@ pub struct FakeConfig {
     pub token: String,
     /// Largest page the fake returns, whatever the client asks for.
     pub page_size: usize,
+    /// Serve HTTPS with a certificate for `127.0.0.1` issued by a test CA that clients do
+    /// not trust unless given [`FakeHost::ca_pem`], as a self-managed host behind a private
+    /// CA; plain HTTP otherwise.
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for FakeConfig {
@@ -121,6 +126,7 @@ impl std::fmt::Debug for FakeConfig {
             .field("repo", &self.repo)
             .field("token", &"[redacted]")
             .field("page_size", &self.page_size)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -142,6 +148,7 @@ impl FakeConfig {
             repo: repo.to_owned(),
             token: "fake-host-token-0123456789".to_owned(),
             page_size: 2,
+            tls: false,
         }
     }
 }
@@ -190,7 +197,7 @@ impl FakeHook {
 }
 
 /// A failure the fake serves instead of handling the next requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// `429 Too Many Requests` with `Retry-After: <secs>`, in the host's error shape.
     TooManyRequests {
@@ -213,6 +220,32 @@ pub enum Fault {
         /// HTTP status code, 500 to 599.
         status: u16,
     },
+    /// A redirect with an empty body, as hosts answer a moved resource (GitHub: `301` for a
+    /// renamed or transferred repository, `302`/`307` for a temporary move; "Follow
+    /// redirects" in <https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api>)
+    /// and as the proxy in front of a self-managed host answers `http://` (`301`/`308` to
+    /// `https://`).
+    Redirect {
+        /// HTTP status code, 301 to 308.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+        /// Only requests with this method (`POST`...) get it; others are served as usual and
+        /// leave it queued. `None`: the next request, whatever its method.
+        method: Option<String>,
+    },
+}
+
+impl Fault {
+    /// Whether the fault is served to a request with `method`.
+    fn applies_to(&self, method: &str) -> bool {
+        match self {
+            Fault::Redirect {
+                method: Some(only), ..
+            } => only.eq_ignore_ascii_case(method),
+            _ => true,
+        }
+    }
 }
 
 /// One request the fake received.
@@ -277,9 +310,14 @@ impl FakeHost {
     pub async fn start_with(config: FakeConfig) -> std::io::Result<FakeHost> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        let scheme = match config.tls {
+            true => "https",
+            false => "http",
+        };
+        let tls = config.tls;
         let shared = Arc::new(Shared {
             config,
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             state: Mutex::new(State {
                 next_id: 1,
                 ..State::default()
@@ -288,11 +326,18 @@ impl FakeHost {
         let (stop, stopped) = oneshot::channel::<()>();
         let app = server::router(Arc::clone(&shared));
         tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                // Either a stop signal or the handle being dropped ends the server.
-                let _ = stopped.await;
-            });
-            if let Err(error) = serve.await {
+            let served = match tls {
+                true => tls::serve(listener, app, stopped).await,
+                false => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            // Either a stop signal or the handle being dropped ends the server.
+                            let _ = stopped.await;
+                        })
+                        .await
+                }
+            };
+            if let Err(error) = served {
                 eprintln!("fake git host on {addr} stopped: {error}");
             }
         });
@@ -308,7 +353,13 @@ impl FakeHost {
         self.shared.config.kind
     }
 
-    /// `http://127.0.0.1:<port>`, the web root of the fake.
+    /// The PEM certificate of the CA that issued the certificate of fakes started with
+    /// [`FakeConfig::tls`].
+    pub fn ca_pem() -> &'static str {
+        tls::CA_PEM
+    }
+
+    /// `http://127.0.0.1:<port>` (`https://` with [`FakeConfig::tls`]), the web root.
     pub fn url(&self) -> &str {
         &self.shared.base_url
     }
@@ -356,6 +407,19 @@ impl FakeHost {
         let id = hook.id;
         state.hooks.push(hook);
         id
+    }
+
+    /// Changes the stored hook `id` as the host would on its own (GitLab disabling a hook
+    /// after failed deliveries, a user editing it in the web UI); false if there is none.
+    pub fn edit_hook(&self, id: u64, edit: impl FnOnce(&mut FakeHook)) -> bool {
+        let mut state = self.shared.state();
+        match state.hooks.iter_mut().find(|hook| hook.id == id) {
+            Some(hook) => {
+                edit(hook);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Every request received so far, in order.

@@ -34,9 +34,13 @@ async fn handle(
     };
     let json = serde_json::from_slice::<Value>(&body).ok();
     let mut state = shared.state();
-    let reply = match state.faults.is_empty() {
-        false => fault_reply(dialect, &ctx, state.faults.remove(0)),
-        true => respond(
+    let fault = match state.faults.first() {
+        Some(fault) if fault.applies_to(method.as_str()) => Some(state.faults.remove(0)),
+        _ => None,
+    };
+    let reply = match fault {
+        Some(fault) => fault_reply(dialect, &ctx, fault),
+        None => respond(
             dialect,
             &ctx,
             &method,
@@ -105,6 +109,12 @@ fn fault_reply(dialect: &dyn Dialect, ctx: &Ctx<'_>, fault: Fault) -> Reply {
         Fault::ServerError { status } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             dialect.error(ctx, status, "Server Error")
+        }
+        Fault::Redirect {
+            status, location, ..
+        } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            Reply::empty(status).with_header("location", location)
         }
     }
 }

@@ -345,7 +345,13 @@ async fn pages_are_small_and_linked_in_each_hosts_style() {
                 assert_eq!(body.as_array().unwrap().len(), 3, "{kind:?}");
                 assert!(link.is_empty() && !headers.contains_key("x-total-count"));
             }
-            HostKind::GitHub | HostKind::Gitea => {
+            HostKind::Gitea => {
+                // Counted, not linked.
+                assert_eq!(body.as_array().unwrap().len(), 2, "{kind:?}");
+                assert!(link.is_empty(), "{kind:?}: {link}");
+                assert_eq!(headers["x-total-count"], "3");
+            }
+            HostKind::GitHub => {
                 assert_eq!(body.as_array().unwrap().len(), 2, "{kind:?}");
                 assert!(link.contains("page=2>; rel=\"next\""), "{kind:?}: {link}");
             }
@@ -422,4 +428,117 @@ async fn requests_are_recorded_with_their_bodies() {
     assert_eq!(writes[0].status, 201);
     host.clear_requests();
     assert!(host.requests().is_empty());
+}
+
+#[tokio::test]
+async fn tls_fakes_are_trusted_only_with_their_ca() {
+    let host = FakeHost::start_with(FakeConfig {
+        tls: true,
+        ..FakeConfig::new(HostKind::Gitea)
+    })
+    .await
+    .unwrap();
+    assert!(host.url().starts_with("https://127.0.0.1:"));
+    let url = format!("{}{}", host.api_base(), hooks_path(&host));
+    let untrusting = reqwest::Client::new();
+    assert!(untrusting.get(&url).send().await.is_err());
+    let ca = reqwest::Certificate::from_pem(FakeHost::ca_pem().as_bytes()).unwrap();
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let reply = trusting
+        .get(&url)
+        .header("authorization", format!("token {}", host.token()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn redirects_wait_for_the_method_they_are_for() {
+    let host = FakeHost::start(HostKind::GitHub).await.unwrap();
+    host.inject(
+        Fault::Redirect {
+            status: 308,
+            location: "https://elsewhere.example/hooks".into(),
+            method: Some("POST".into()),
+        },
+        1,
+    );
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}{}", host.api_base(), hooks_path(&host));
+    let (name, value) = auth(HostKind::GitHub, host.token());
+    let listed = no_redirects
+        .get(&url)
+        .header(name, &value)
+        .header("user-agent", "t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let created = no_redirects
+        .post(&url)
+        .header(name, &value)
+        .header("user-agent", "t")
+        .json(&valid_create_body(HostKind::GitHub))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        created.headers()["location"],
+        "https://elsewhere.example/hooks"
+    );
+    assert!(host.hooks().is_empty());
+}
+
+#[tokio::test]
+async fn gitea_reads_events_back_expanded() {
+    let host = FakeHost::start(HostKind::Gitea).await.unwrap();
+    let path = hooks_path(&host);
+    let token = || auth(HostKind::Gitea, host.token());
+    let mut body = valid_create_body(HostKind::Gitea);
+    body["events"] = json!(["pull_request"]);
+    let (_, _, created) = call(&host, Method::POST, &path, token(), Some(body)).await;
+    let events: Vec<&str> = created["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"pull_request_sync"), "{events:?}");
+    assert!(events.contains(&"pull_request_comment"), "{events:?}");
+    assert!(!events.contains(&"push"), "{events:?}");
+    let id = created["id"].as_u64().unwrap();
+    let edit = json!({"events": ["push", "pull_request_only", "pull_request_sync"]});
+    let (_, _, edited) = call(
+        &host,
+        Method::PATCH,
+        &format!("{path}/{id}"),
+        token(),
+        Some(edit),
+    )
+    .await;
+    assert_eq!(
+        edited["events"],
+        json!(["push", "pull_request", "pull_request_sync"])
+    );
+    let (_, _, reset) = call(
+        &host,
+        Method::PATCH,
+        &format!("{path}/{id}"),
+        token(),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        reset["events"],
+        json!(["push"]),
+        "no events given means push"
+    );
 }

@@ -2,11 +2,10 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fluxhook_register::cluster::{GIT_REPOSITORY, read_token, select_git_repositories};
 use fluxhook_register::{
-    Change, EventSet, HookClient, HookId, Operation, Repository, Secret, Token,
+    Change, HookClient, HookId, HttpClient, Operation, ReceiverEvents, Repository, Secret, Token,
 };
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
@@ -115,7 +114,7 @@ pub(crate) struct Registrar {
     client: kube::Client,
     /// One HTTP client for every host, so that connections are reused; `None` if it could not
     /// be built, and then each hook client builds its own (and reports why it cannot).
-    http: Option<reqwest::Client>,
+    http: Option<HttpClient>,
     /// The controller's Event recorder, shared so that Events about a Receiver are
     /// deduplicated together.
     recorder: Arc<Recorder>,
@@ -133,9 +132,8 @@ impl Registrar {
         recorder: Arc<Recorder>,
         config: RegistrationConfig,
     ) -> Self {
-        let http = reqwest::Client::builder()
+        let http = HttpClient::builder()
             .user_agent(concat!("fluxhook-receiver/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(30))
             .build()
             .inspect_err(|error| tracing::warn!(%error, "cannot build the Git hosts' HTTP client"))
             .ok();
@@ -193,6 +191,7 @@ impl Registrar {
 
         let template = HookTemplate {
             path: served.endpoint.webhook_path(),
+            receiver_type: served.endpoint.receiver_type.as_str(),
             signed: signing(&served),
         };
         let mut wanted: Vec<Wanted> = Vec::new();
@@ -310,7 +309,11 @@ impl Registrar {
                 }
                 Err(error) => {
                     let message = format!("GitRepository {}: {error}", hook.hook.git_repository);
-                    failures.push(Failure::transient(message.clone()));
+                    // A Receiver that cannot have a hook there needs an edit, not a retry.
+                    failures.push(match error.operation() {
+                        Operation::ChooseEvents => Failure::configuration(message.clone()),
+                        _ => Failure::transient(message.clone()),
+                    });
                     undecided.insert(hook.hook.git_repository.clone());
                     (
                         Some((
@@ -337,9 +340,10 @@ impl Registrar {
             // have happened.
             let wrote = match &result {
                 Ok(_) => true,
-                Err(error) => {
-                    !matches!(error.operation(), Operation::ListHooks | Operation::Connect)
-                }
+                Err(error) => !matches!(
+                    error.operation(),
+                    Operation::ListHooks | Operation::Connect | Operation::ChooseEvents
+                ),
             };
             if wrote {
                 registered.push(hook.hook.clone());
@@ -461,7 +465,7 @@ impl Registrar {
         let mut builder = HookClient::builder(repository.clone(), Token::new(token))
             .retry_policy(self.config.host_retry);
         if let Some(http) = &self.http {
-            builder = builder.http_client(http.clone());
+            builder = builder.http(http.clone());
         }
         builder.build().map_err(|error| error.to_string())
     }
@@ -599,15 +603,14 @@ impl Registrar {
 }
 
 /// The Receiver's token and events as a Git host hook needs them, or why it cannot have one.
-fn signing(served: &Served<'_>) -> Result<(Secret, EventSet), String> {
+fn signing(served: &Served<'_>) -> Result<(Secret, ReceiverEvents), String> {
     let token = served.token.ok_or_else(|| {
         format!(
             "Receiver type {} has no token for Git hosts to sign deliveries with",
             served.endpoint.receiver_type.as_str()
         )
     })?;
-    let events = EventSet::from_receiver_events(served.endpoint.events.iter().map(String::as_str))
-        .map_err(|error| format!("spec.events: {error}"))?;
+    let events = ReceiverEvents::new(served.endpoint.events.iter().map(String::as_str));
     Ok((Secret::new(token), events))
 }
 

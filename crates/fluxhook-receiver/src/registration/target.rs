@@ -3,7 +3,7 @@
 use fluxhook_api::WebhookPath;
 use fluxhook_register::cluster::git_url;
 use fluxhook_register::{
-    DesiredHook, EventSet, HostConfig, Provider, Repository, Secret, receiver_url,
+    DesiredHook, HostConfig, Provider, ReceiverEvents, Repository, Secret, receiver_url,
 };
 use kube::api::DynamicObject;
 use url::Url;
@@ -17,9 +17,11 @@ use super::{
 pub(crate) struct HookTemplate<'a> {
     /// The Receiver's webhook path.
     pub(crate) path: &'a WebhookPath,
+    /// The Receiver's `spec.type`, which must verify the host's deliveries.
+    pub(crate) receiver_type: &'a str,
     /// The Receiver's token, which hosts sign deliveries with, and its events; or why it has
     /// none that a Git host could use.
-    pub(crate) signed: Result<(Secret, EventSet), String>,
+    pub(crate) signed: Result<(Secret, ReceiverEvents), String>,
 }
 
 /// A hook to register for one GitRepository.
@@ -113,7 +115,8 @@ pub(crate) fn wanted(
             id_of(object),
             token_secret.to_string(),
         ),
-        desired: DesiredHook::new(hook_url, secret, events),
+        desired: DesiredHook::new(hook_url, secret, events)
+            .for_receiver_type(template.receiver_type),
         repository,
     }))
 }
@@ -145,7 +148,8 @@ mod tests {
     fn template(path: &WebhookPath) -> HookTemplate<'_> {
         HookTemplate {
             path,
-            signed: Ok((Secret::new("t"), EventSet::default())),
+            receiver_type: "github",
+            signed: Ok((Secret::new("t"), ReceiverEvents::all())),
         }
     }
 
@@ -243,6 +247,7 @@ mod tests {
         );
         let unsigned = HookTemplate {
             path: &path,
+            receiver_type: "generic-oidc",
             signed: Err("no token".into()),
         };
         assert_eq!(wanted(&both, &unsigned).unwrap_err(), "no token");

@@ -5,9 +5,9 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, flag, hook_id, kind, string_set, text};
+use super::{Auth, HostApi, Profile, Subscription, flag, hook_id, kind, string_set, text};
 use crate::hook::{fingerprint_label, secret_state_from_label};
-use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
+use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct BitbucketCloud;
 
@@ -18,6 +18,15 @@ static PROFILE: Profile = Profile {
     hostnames: &["bitbucket.org", "www.bitbucket.org", "altssh.bitbucket.org"],
     api_suffix: "2.0",
     token_variables: &["BITBUCKET_TOKEN"],
+    event_header: "X-Event-Key",
+    // <https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/>: a tag push is a
+    // `repo:push`.
+    subscriptions: &[
+        Subscription::named("repo:push", &["repo:push"], true),
+        Subscription::named("pullrequest:created", &["pullrequest:created"], false),
+        Subscription::named("pullrequest:updated", &["pullrequest:updated"], false),
+    ],
+    receiver_types: &["bitbucket"],
 };
 
 impl HostApi for BitbucketCloud {
@@ -80,14 +89,14 @@ impl HostApi for BitbucketCloud {
         }
     }
 
-    fn create_body(&self, desired: &DesiredHook) -> Value {
+    fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
         json!({
             "description": fingerprint_label(&desired.fingerprint()),
             "url": desired.url().as_str(),
             "active": true,
             "secret": desired.secret().expose(),
             "skip_cert_verification": false,
-            "events": desired.events().native(Provider::BitbucketCloud),
+            "events": events,
         })
     }
 

@@ -6,10 +6,13 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, RepoPath, flag, hook_id, kind, string_set, text, with_query};
+use super::{
+    Auth, HostApi, Profile, RepoPath, Subscription, flag, hook_id, kind, string_set, text,
+    with_query,
+};
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::{GitScheme, GitUrl};
-use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository};
+use crate::{DesiredHook, Hook, PayloadFormat, Repository};
 
 pub(crate) struct BitbucketServer;
 
@@ -20,6 +23,15 @@ static PROFILE: Profile = Profile {
     hostnames: &[],
     api_suffix: "rest/api/1.0",
     token_variables: &["BITBUCKET_TOKEN"],
+    event_header: "X-Event-Key",
+    // <https://confluence.atlassian.com/bitbucketserver/event-payload-938025882.html>: a push
+    // of branches or tags is a `repo:refs_changed`.
+    subscriptions: &[
+        Subscription::named("repo:refs_changed", &["repo:refs_changed"], true),
+        Subscription::named("pr:opened", &["pr:opened"], false),
+        Subscription::named("pr:from_ref_updated", &["pr:from_ref_updated"], false),
+    ],
+    receiver_types: &["bitbucket"],
 };
 
 /// Bitbucket Server project keys are upper case (SSH URLs show them lower-cased); personal
@@ -111,12 +123,12 @@ impl HostApi for BitbucketServer {
         }
     }
 
-    fn create_body(&self, desired: &DesiredHook) -> Value {
+    fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
         json!({
             "name": fingerprint_label(&desired.fingerprint()),
             "url": desired.url().as_str(),
             "active": true,
-            "events": desired.events().native(Provider::BitbucketServer),
+            "events": events,
             "configuration": {"secret": desired.secret().expose()},
             "sslVerificationRequired": true,
         })

@@ -1,13 +1,16 @@
-//! Gitea and Forgejo: `/repos/{owner}/{repo}/hooks`, `Authorization: token`, `Link`
-//! pagination, hooks of type `gitea` with a `config` map.
+//! Gitea and Forgejo: `/repos/{owner}/{repo}/hooks`, `Authorization: token`, pages counted by
+//! `X-Total-Count`, hooks of type `gitea` with a `config` map.
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, flag, hook_id, link_next, string_set, text};
-use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
+use super::{
+    Auth, HostApi, Profile, Subscription, flag, header_number, hook_id, link_next, string_set,
+    text, with_query,
+};
+use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct Gitea;
 
@@ -18,6 +21,26 @@ static PROFILE: Profile = Profile {
     hostnames: &["gitea.com", "codeberg.org"],
     api_suffix: "api/v1",
     token_variables: &["GITEA_TOKEN", "FORGEJO_TOKEN"],
+    // Deliveries carry `X-GitHub-Event` (and `X-Gitea-Event`): `HookEventType.Event()` of
+    // `modules/webhook/type.go`, the hook event itself or, for the pull request family, its
+    // group: `pull_request_sync` delivers `pull_request`, `pull_request_comment` an
+    // `issue_comment`, reviews `pull_request_approved`... The hook event `pull_request`
+    // subscribes to the whole family (`pullHook` of `routers/api/v1/utils/hook.go`), and the
+    // family is read back expanded (`EventsArray`); `pull_request_only` subscribes to the
+    // pull requests themselves and reads back as `pull_request`.
+    event_header: "X-GitHub-Event",
+    subscriptions: &[
+        Subscription::named("push", &["push"], true),
+        Subscription {
+            write: "pull_request_only",
+            read: "pull_request",
+            delivers: &["pull_request"],
+            by_default: false,
+        },
+        Subscription::named("pull_request_sync", &["pull_request"], false),
+    ],
+    // `X-Hub-Signature-256` is sent since Gitea 1.12 (`services/webhook/deliver.go`).
+    receiver_types: &["github"],
 };
 
 fn config(desired: &DesiredHook) -> Value {
@@ -46,8 +69,35 @@ impl HostApi for Gitea {
         Some(("limit", "50"))
     }
 
-    fn next_page(&self, _current: &Url, headers: &HeaderMap, _body: &Value) -> Option<String> {
-        link_next(headers)
+    /// `ListHooks` (`routers/api/v1/repo/hook.go`) sends `X-Total-Count` and no `Link`
+    /// header; the page size it uses is the `limit` asked for, capped by the instance's
+    /// `MAX_RESPONSE_ITEMS`, so the first page's length is the page size. Versions before the
+    /// count paged nothing (or linked the next page, as Forgejo may).
+    fn next_page(&self, current: &Url, headers: &HeaderMap, body: &Value) -> Option<String> {
+        let Some(total) = header_number(headers, "x-total-count") else {
+            return link_next(headers);
+        };
+        let shown = body.as_array().map_or(0, Vec::len);
+        let query = |name: &str| {
+            current
+                .query_pairs()
+                .find(|(key, _)| key == name)
+                .and_then(|(_, value)| value.parse::<usize>().ok())
+        };
+        let page = query("page").unwrap_or(1);
+        let size = match page {
+            1 => shown,
+            _ => query("limit").unwrap_or(shown),
+        };
+        let seen = page
+            .saturating_sub(1)
+            .saturating_mul(size)
+            .saturating_add(shown);
+        if shown == 0 || seen >= total {
+            return None;
+        }
+        let next = Url::parse(&with_query(current, "page", &(page + 1).to_string())).ok()?;
+        Some(with_query(&next, "limit", &size.to_string()))
     }
 
     fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
@@ -82,11 +132,11 @@ impl HostApi for Gitea {
         }
     }
 
-    fn create_body(&self, desired: &DesiredHook) -> Value {
+    fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
         json!({
             "type": "gitea",
             "config": config(desired),
-            "events": desired.events().native(Provider::Gitea),
+            "events": events,
             "active": true,
         })
     }
@@ -103,10 +153,10 @@ impl HostApi for Gitea {
         Method::PATCH
     }
 
-    fn update_body(&self, desired: &DesiredHook) -> Value {
+    fn update_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
         json!({
             "config": config(desired),
-            "events": desired.events().native(Provider::Gitea),
+            "events": events,
             "active": true,
         })
     }

@@ -5,8 +5,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, flag, hook_id, link_next, string_set, text};
-use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
+use super::{Auth, HostApi, Profile, Subscription, flag, hook_id, link_next, string_set, text};
+use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct GitHub;
 
@@ -17,6 +17,13 @@ static PROFILE: Profile = Profile {
     hostnames: &["github.com", "www.github.com", "ssh.github.com"],
     api_suffix: "api/v3",
     token_variables: &["GITHUB_TOKEN"],
+    event_header: "X-GitHub-Event",
+    // A tag push is a `push`; <https://docs.github.com/en/webhooks/webhook-events-and-payloads>.
+    subscriptions: &[
+        Subscription::named("push", &["push"], true),
+        Subscription::named("pull_request", &["pull_request"], false),
+    ],
+    receiver_types: &["github"],
 };
 
 /// GitHub Enterprise Cloud with data residency lives at `<subdomain>.ghe.com`, its API at
@@ -120,11 +127,11 @@ impl HostApi for GitHub {
         &[("x-github-api-version", "2022-11-28")]
     }
 
-    fn create_body(&self, desired: &DesiredHook) -> Value {
+    fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
         json!({
             "name": "web",
             "active": true,
-            "events": desired.events().native(Provider::GitHub),
+            "events": events,
             "config": config(desired),
         })
     }
@@ -133,10 +140,10 @@ impl HostApi for GitHub {
         Method::PATCH
     }
 
-    fn update_body(&self, desired: &DesiredHook) -> Value {
+    fn update_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
         json!({
             "active": true,
-            "events": desired.events().native(Provider::GitHub),
+            "events": events,
             "config": config(desired),
         })
     }

@@ -6,10 +6,12 @@ use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, RepoPath, flag, hook_id, link_next, text, with_query};
+use super::{
+    Auth, HostApi, Profile, RepoPath, Subscription, flag, hook_id, link_next, text, with_query,
+};
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::GitUrl;
-use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository};
+use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct GitLab;
 
@@ -20,6 +22,15 @@ static PROFILE: Profile = Profile {
     hostnames: &["gitlab.com", "www.gitlab.com", "altssh.gitlab.com"],
     api_suffix: "api/v4",
     token_variables: &["GITLAB_TOKEN"],
+    event_header: "X-Gitlab-Event",
+    // <https://docs.gitlab.com/user/project/integrations/webhook_events/>: each flag sends its
+    // own event; a tag push is a `Tag Push Hook`, not a `Push Hook`.
+    subscriptions: &[
+        Subscription::named("push_events", &["Push Hook"], true),
+        Subscription::named("tag_push_events", &["Tag Push Hook"], true),
+        Subscription::named("merge_requests_events", &["Merge Request Hook"], false),
+    ],
+    receiver_types: &["gitlab"],
 };
 
 /// The event flags of a project hook this client sets: the wanted ones on, the others off.
@@ -87,18 +98,30 @@ impl HostApi for GitLab {
             .filter(|f| flag(item, &format!("/{f}"), false))
             .map(|f| (*f).to_owned())
             .collect();
+        // `alert_status` is `executable`, `temporarily_disabled` (5xx answers, retried after
+        // `disabled_until`) or `disabled` (4xx answers, for good); GitLab before 15.1 has no
+        // such field (gitlab-org/gitlab!89322).
+        let active = matches!(
+            item.get("alert_status").and_then(Value::as_str),
+            None | Some("executable")
+        );
+        // The description arrived in GitLab 17.1: without the field the secret cannot be
+        // told; a null one (a hook made by hand, or before fluxhook) holds no fingerprint.
+        let secret = match item.get("description") {
+            None => SecretState::Hidden,
+            Some(description) => match description.as_str() {
+                Some(label) => secret_state_from_label(Some(label)),
+                None => SecretState::Unrecorded,
+            },
+        };
         Ok(Hook {
             id: hook_id(item, "id")?,
             url: text(item, "/url"),
             events,
-            // Project hooks have no on/off switch to write. GitLab's own disabling after
-            // failed deliveries (`alert_status`) is lifted by a successful test delivery,
-            // not by editing, so it is not this client's to converge.
-            active: true,
+            active,
             payload: PayloadFormat::Json,
             tls_verification: flag(item, "/enable_ssl_verification", true),
-            // GitLab before 17.1 has no description: the secret cannot be told there.
-            secret: secret_state_from_label(item.get("description").and_then(Value::as_str)),
+            secret,
         })
     }
 
@@ -109,8 +132,7 @@ impl HostApi for GitLab {
         }
     }
 
-    fn create_body(&self, desired: &DesiredHook) -> Value {
-        let wanted = desired.events().native(Provider::GitLab);
+    fn create_body(&self, desired: &DesiredHook, wanted: &[&str]) -> Value {
         let mut body = Map::new();
         body.insert("url".into(), json!(desired.url().as_str()));
         body.insert("token".into(), json!(desired.secret().expose()));
@@ -124,6 +146,14 @@ impl HostApi for GitLab {
             body.insert(flag.into(), json!(wanted.contains(&flag)));
         }
         Value::Object(body)
+    }
+
+    /// Project hooks have no switch an edit could turn on: a hook GitLab disabled is enabled
+    /// again only by a test delivery that succeeds ("Re-enable disabled webhooks",
+    /// <https://docs.gitlab.com/user/project/integrations/webhooks/>). A disabled hook is
+    /// replaced instead.
+    fn edit_can_fix(&self, hook: &Hook) -> bool {
+        hook.active
     }
 
     fn update_method(&self) -> Method {
@@ -165,13 +195,37 @@ mod tests {
     }
 
     #[test]
+    fn disabled_hooks_and_null_descriptions_are_told_apart() {
+        let hook = |extra: Value| {
+            let mut item = json!({"id": 1, "url": "https://r.example/hook", "push_events": true});
+            item.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            GitLab.parse_hook(&item).unwrap()
+        };
+        assert!(hook(json!({})).active);
+        assert!(hook(json!({"alert_status": "executable"})).active);
+        assert!(!hook(json!({"alert_status": "disabled"})).active);
+        assert!(!hook(json!({"alert_status": "temporarily_disabled"})).active);
+        assert_eq!(hook(json!({})).secret, SecretState::Hidden);
+        assert_eq!(
+            hook(json!({"description": null})).secret,
+            SecretState::Unrecorded
+        );
+        assert_eq!(
+            hook(json!({"description": "CI"})).secret,
+            SecretState::Unrecorded
+        );
+    }
+
+    #[test]
     fn every_flag_is_written_so_others_turn_off() {
         let desired = DesiredHook::new(
             Url::parse("https://r.example/hook").unwrap(),
             crate::Secret::new("s"),
-            crate::EventSet::default(),
+            crate::ReceiverEvents::all(),
         );
-        let body = GitLab.create_body(&desired);
+        let body = GitLab.create_body(&desired, &["push_events", "tag_push_events"]);
         assert_eq!(body["push_events"], json!(true));
         assert_eq!(body["tag_push_events"], json!(true));
         assert_eq!(body["note_events"], json!(false));

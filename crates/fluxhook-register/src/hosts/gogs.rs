@@ -14,8 +14,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, flag, hook_id, string_set, text};
-use crate::{DesiredHook, Hook, PayloadFormat, Provider, Repository, SecretState};
+use super::{Auth, HostApi, Profile, Subscription, flag, hook_id, string_set, text};
+use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct Gogs;
 
@@ -26,6 +26,15 @@ static PROFILE: Profile = Profile {
     hostnames: &[],
     api_suffix: "api/v1",
     token_variables: &["GOGS_TOKEN"],
+    // `X-Gogs-Event` (and `X-Github-Event`) is the hook event itself.
+    event_header: "X-Gogs-Event",
+    subscriptions: &[
+        Subscription::named("push", &["push"], true),
+        Subscription::named("pull_request", &["pull_request"], false),
+    ],
+    // Deliveries are signed in `X-Gogs-Signature` only, which no Flux Receiver type reads
+    // (`github` and `bitbucket` need `X-Hub-Signature`): only `generic` accepts them.
+    receiver_types: &[],
 };
 
 /// The hook type that sends Gogs' own JSON payload.
@@ -91,11 +100,11 @@ impl HostApi for Gogs {
         }
     }
 
-    fn create_body(&self, desired: &DesiredHook) -> Value {
+    fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
         json!({
             "type": HOOK_TYPE,
             "config": config(desired),
-            "events": desired.events().native(Provider::Gogs),
+            "events": events,
             "active": true,
         })
     }
@@ -110,10 +119,10 @@ impl HostApi for Gogs {
         Method::PATCH
     }
 
-    fn update_body(&self, desired: &DesiredHook) -> Value {
+    fn update_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
         json!({
             "config": config(desired),
-            "events": desired.events().native(Provider::Gogs),
+            "events": events,
             "active": true,
         })
     }

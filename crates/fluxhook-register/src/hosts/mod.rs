@@ -32,6 +32,42 @@ pub(crate) struct Profile {
     pub(crate) api_suffix: &'static str,
     /// The environment variables `fluxhook-register` reads an access token from, in order.
     pub(crate) token_variables: &'static [&'static str],
+    /// The header naming the event of a delivery, which a Receiver's `spec.events` list.
+    pub(crate) event_header: &'static str,
+    /// The hook events this client may subscribe to, and what they deliver.
+    pub(crate) subscriptions: &'static [Subscription],
+    /// The Flux Receiver types that verify this host's deliveries (besides `generic`, which
+    /// verifies nothing).
+    pub(crate) receiver_types: &'static [&'static str],
+}
+
+/// One of a host's hook events (GitLab: one of its `*_events` flags).
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    /// The name a hook is created with.
+    pub(crate) write: &'static str,
+    /// The name the host reports when the hook is read back.
+    pub(crate) read: &'static str,
+    /// The event header of the deliveries it causes.
+    pub(crate) delivers: &'static [&'static str],
+    /// Subscribed for a Receiver that accepts every event.
+    pub(crate) by_default: bool,
+}
+
+impl Subscription {
+    /// A hook event written and read back under one name.
+    pub(crate) const fn named(
+        name: &'static str,
+        delivers: &'static [&'static str],
+        by_default: bool,
+    ) -> Subscription {
+        Subscription {
+            write: name,
+            read: name,
+            delivers,
+            by_default,
+        }
+    }
 }
 
 /// A repository path split as the host names repositories.
@@ -114,8 +150,8 @@ pub(crate) trait HostApi: Send + Sync {
         &[]
     }
 
-    /// The body creating `desired`.
-    fn create_body(&self, desired: &DesiredHook) -> Value;
+    /// The body creating `desired`, subscribed to `events` (the names hooks are written with).
+    fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value;
 
     /// Whether an edit can make `hook` (to the right URL) into any wanted hook; if not, it is
     /// replaced: deleted and created anew.
@@ -126,9 +162,9 @@ pub(crate) trait HostApi: Send + Sync {
     /// The method editing a hook.
     fn update_method(&self) -> Method;
 
-    /// The body turning a hook into `desired`.
-    fn update_body(&self, desired: &DesiredHook) -> Value {
-        self.create_body(desired)
+    /// The body turning a hook into `desired`, subscribed to `events`.
+    fn update_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
+        self.create_body(desired, events)
     }
 
     /// The host's message in an error reply.
@@ -188,6 +224,11 @@ pub(crate) fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// A header holding a whole number.
+pub(crate) fn header_number(headers: &HeaderMap, name: &str) -> Option<usize> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// A hook id, whether the host writes it as a number or a string.

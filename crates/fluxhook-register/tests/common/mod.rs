@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use fluxhook_register::{
-    Clock, DesiredHook, EventSet, HookClient, Provider, Repository, RetryPolicy, Secret, Sleep,
-    Token,
+    Clock, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, RetryPolicy, Secret,
+    Sleep, Token,
 };
 use fluxhook_test_githost::{FakeConfig, FakeHost, HostKind};
 
@@ -86,20 +86,45 @@ pub async fn start_with(config: FakeConfig) -> Setup {
     }
 }
 
+/// The hook of a Receiver that accepts every event.
 pub fn desired(secret: &str) -> DesiredHook {
     DesiredHook::new(
         RECEIVER_URL.parse().unwrap(),
         Secret::new(secret),
-        EventSet::from_receiver_events(["ping", "push"]).unwrap(),
+        ReceiverEvents::all(),
     )
 }
 
-/// The host-native event names `desired` should get on `kind`.
-pub fn native_events(kind: HostKind, desired: &DesiredHook) -> Vec<String> {
-    desired
-        .events()
-        .native(provider(kind))
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
+/// The events a hook for a Receiver accepting every event holds on `kind`, sorted: the
+/// host's pushes (GitLab's tag pushes are an event of their own).
+pub fn push_events(kind: HostKind) -> Vec<String> {
+    let events: &[&str] = match kind {
+        HostKind::GitHub | HostKind::Gitea | HostKind::Gogs => &["push"],
+        HostKind::GitLab => &["push_events", "tag_push_events"],
+        HostKind::BitbucketCloud => &["repo:push"],
+        HostKind::BitbucketServer => &["repo:refs_changed"],
+    };
+    events.iter().map(|e| (*e).to_owned()).collect()
+}
+
+/// A Receiver's events for pull requests on `kind`, and what the hook then holds, sorted.
+pub fn pull_request_events(kind: HostKind) -> (ReceiverEvents, Vec<String>) {
+    let (receiver, hook): (&[&str], &[&str]) = match kind {
+        HostKind::GitHub | HostKind::Gogs => (&["pull_request"], &["pull_request"]),
+        // Only the pull request events of Gitea's family deliver `pull_request`.
+        HostKind::Gitea => (&["pull_request"], &["pull_request", "pull_request_sync"]),
+        HostKind::GitLab => (&["Merge Request Hook"], &["merge_requests_events"]),
+        HostKind::BitbucketCloud => (
+            &["pullrequest:created", "pullrequest:updated"],
+            &["pullrequest:created", "pullrequest:updated"],
+        ),
+        HostKind::BitbucketServer => (
+            &["pr:opened", "pr:from_ref_updated"],
+            &["pr:from_ref_updated", "pr:opened"],
+        ),
+    };
+    (
+        ReceiverEvents::new(receiver.iter().copied()),
+        hook.iter().map(|e| (*e).to_owned()).collect(),
+    )
 }
