@@ -92,6 +92,8 @@ fn push() -> (HeaderMap, Vec<u8>) {
         .unwrap();
     let mut headers = HeaderMap::new();
     headers.insert("x-github-event", HeaderValue::from_static("push"));
+    // As GitHub sends it (and go-github's ValidatePayload requires it, as Flux).
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert(name, value);
     (headers, body)
 }

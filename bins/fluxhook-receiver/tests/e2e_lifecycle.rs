@@ -290,13 +290,27 @@ mod flux {
         format!("{}{RECEIVERS}{path}", s.api().url())
     }
 
+    /// The flux CLI runs with the operator's kubeconfig: here, the API server's administrator.
+    fn cli(s: &Sandbox) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {}", s.api().admin().token());
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&bearer).unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
     async fn get(s: &Sandbox, name: &str) -> Value {
-        send(reqwest::Client::new().get(url(s, &format!("/{name}")))).await
+        send(cli(s).get(url(s, &format!("/{name}")))).await
     }
 
     /// `client.MatchingFields{"metadata.name": name}` in the namespace.
     async fn list(s: &Sandbox, name: Option<&str>) -> Vec<Value> {
-        let mut request = reqwest::Client::new().get(url(s, ""));
+        let mut request = cli(s).get(url(s, ""));
         if let Some(name) = name {
             request = request.query(&[("fieldSelector", format!("metadata.name={name}"))]);
         }
@@ -306,7 +320,7 @@ mod flux {
 
     async fn merge_patch(s: &Sandbox, name: &str, accept: &str, patch: Value) {
         send(
-            reqwest::Client::new()
+            cli(s)
                 .patch(url(s, &format!("/{name}")))
                 .header("accept", accept)
                 .header("content-type", MERGE_PATCH)
@@ -413,7 +427,7 @@ receiver log:
         let last_handled = receiver["status"]["lastHandledReconcileAt"].clone();
         // `requestReconciliation`: read as metadata, merge-patch the difference.
         let metadata = send(
-            reqwest::Client::new()
+            cli(s)
                 .get(url(s, &format!("/{name}")))
                 .header("accept", METADATA),
         )

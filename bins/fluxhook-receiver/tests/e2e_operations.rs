@@ -191,7 +191,12 @@ async fn logs_and_metrics_read_as_fluxs_tools_read_them() {
         demo::NAMESPACE,
         demo::RECEIVER
     );
-    let deleted = reqwest::Client::new().delete(&url).send().await.unwrap();
+    let deleted = reqwest::Client::new()
+        .delete(&url)
+        .bearer_auth(sandbox.api().admin().token())
+        .send()
+        .await
+        .unwrap();
     assert!(deleted.status().is_success(), "{}", deleted.status());
     let started = Instant::now();
     let receiver_label = format!(r#"name="{}""#, demo::RECEIVER);

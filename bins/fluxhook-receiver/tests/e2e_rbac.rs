@@ -356,10 +356,25 @@ async fn delete_receiver(sandbox: &Sandbox, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_deployed_grant_is_needed_by_the_binary() {
     let rbac = deployed_rbac().unwrap();
-    let sandbox = Sandbox::builder(BINARY).start().await.unwrap();
+    // As deployed: leader election on, its Lease in the pod's namespace.
+    let sandbox = Sandbox::builder(BINARY)
+        .args(&["--enable-leader-election"])
+        .env("RUNTIME_NAMESPACE", NS)
+        .start()
+        .await
+        .unwrap();
 
     deliveries_to_every_kind(&sandbox).await;
     registration_with_a_git_host(&sandbox).await;
+    // The leader renews its Lease every retry period (5 s by default).
+    let renewals = RequestMatcher::any()
+        .user(&receiver_user())
+        .verb(Verb::Update)
+        .resource("leases");
+    eventually(&sandbox, "the leader renews its Lease", || {
+        sandbox.api().requests().count(&renewals) > 0
+    })
+    .await;
 
     let used = used(&sandbox);
     let mut unused = Vec::new();

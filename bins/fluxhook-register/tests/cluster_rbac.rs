@@ -281,7 +281,7 @@ async fn checks_registers_and_deletes_under_the_ci_role_which_it_all_needs() {
     assert_eq!(applied.status, 0, "{applied:?}");
     for host in [&cluster.app, &cluster.infra] {
         let urls: Vec<String> = host.hooks().into_iter().map(|hook| hook.url).collect();
-        assert_eq!(urls, [hook_url.clone()], "{}", host.repo());
+        assert_eq!(urls, std::slice::from_ref(&hook_url), "{}", host.repo());
     }
     let in_sync = cluster.run(&["--check"]).await;
     assert_eq!(in_sync.status, 0, "{in_sync:?}");

@@ -392,6 +392,7 @@ impl Sandbox {
             .filter(|record| {
                 record.user.as_deref() == Some(self.identity.name())
                     && matches!(record.status, Some(401 | 403))
+                    && !is_priority_and_fairness_probe(record)
             })
             .collect()
     }
@@ -604,4 +605,14 @@ fn free_port() -> Result<u16, SandboxError> {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
     let what = what.into();
     move |source| SandboxError::Io { what, source }
+}
+
+/// fluxcd/cli-utils `flowcontrol.IsEnabled`, run by the receiver at start-up: a
+/// `HEAD /livez/ping` that reads only the answer's Priority and Fairness headers. A
+/// ServiceAccount is refused it in every cluster (the bootstrap policy's
+/// `system:public-info-viewer` grants `get` on `/livez`, not `head` on `/livez/ping`), and
+/// kube-apiserver's filter chain classifies the request before authorizing it, so the 403
+/// still carries the headers. No RBAC rule is missing for it.
+fn is_priority_and_fairness_probe(record: &RequestRecord) -> bool {
+    record.method == "HEAD" && record.path == "/livez/ping"
 }
