@@ -84,7 +84,8 @@ async fn every_receiver_type_accepts_genuine_deliveries_and_refuses_the_rest() {
 /// Specs Flux's reconciler refuses are `Ready=False` and `Stalled` with
 /// Flux's reason, and never served, instead of served and failing every
 /// delivery: `claims` is declared in the filters of `generic-oidc`
-/// Receivers only, and only they may list `oidcProviders`.
+/// Receivers only, and only they may list `oidcProviders`; `*` needs
+/// `matchLabels`.
 async fn specs_flux_refuses_stall(s: &Sandbox) {
     git_repository(s, NS, "app-stalled", json!({}));
     secret(s, "stalled-token", &[("token", "stalled-token")]);
@@ -123,6 +124,14 @@ async fn specs_flux_refuses_stall(s: &Sandbox) {
             }]})),
             "ValidationFailed",
             "oidcProviders can only be set when type is generic-oidc",
+        ),
+        (
+            // Flux refuses only a nil matchLabels, on every delivery (500);
+            // `matchLabels: {}` selects all (e2e_selection.rs).
+            "wildcard-without-match-labels",
+            with(json!({"resources": [{"kind": "GitRepository", "name": "*"}]})),
+            "ValidationFailed",
+            "name '*' selects every GitRepository; add matchLabels",
         ),
     ];
     for (name, spec, reason, message) in cases {

@@ -16,11 +16,12 @@ mod e2e_support;
 
 use fluxhook_sandbox::Sandbox;
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use e2e_support::{
-    Delivery, NS, assert_accepted, assert_refused, git_repository, namespace, post, repo_patches,
-    serve, start, stop,
+    Delivery, NS, RECEIVER_API_VERSION, assert_accepted, assert_refused, eventually,
+    git_repository, has_condition, namespace, post, repo_patches, serve, start, stop,
+    wait_for_status,
 };
 
 /// The body limit, as Flux's.
@@ -37,6 +38,7 @@ async fn deliveries_reach_the_selected_objects_that_pass_the_filters() {
     other_namespaces_are_reachable_by_default(&sandbox).await;
     resource_filter_decides_per_object(&sandbox).await;
     per_resource_filter_decides_for_its_resource(&sandbox).await;
+    colliding_paths_serve_one_receiver_and_then_the_other(&sandbox).await;
 
     stop(sandbox).await;
 }
@@ -355,4 +357,111 @@ async fn per_resource_filter_decides_for_its_resource(s: &Sandbox) {
     )
     .await;
     assert_accepted(s, "own filter false", &path, &action("build"), &["always"]).await;
+}
+
+/// The webhook path hashes token, name and namespace one after the other,
+/// so Receivers `ab` with token `collide-` and `b` with token `collide-a`
+/// share one. Flux serves whichever its cache lists first; fluxhook serves
+/// the one created first (then by namespace and name), says so in both
+/// statuses, and never leaves the path unserved while one of them remains.
+async fn colliding_paths_serve_one_receiver_and_then_the_other(s: &Sandbox) {
+    git_repository(s, NS, "app-ab", json!({}));
+    git_repository(s, NS, "app-b", json!({}));
+    let spec = |repo: &str| json!({"type": "generic", "resources": [{"kind": "GitRepository", "name": repo}]});
+    let push = Delivery::json(&json!({"ref": "refs/heads/main"}));
+    let conflict =
+        |status: &Value| has_condition(status, "Ready", "False", Some("WebhookPathConflict"));
+    let ready_message = |status: &Value| -> String {
+        status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Ready")
+            .and_then(|c| c["message"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    // `ab` is created first, and also sorts first: it is served whatever
+    // the creation times' resolution.
+    let path = serve(s, "ab", "collide-", spec("app-ab")).await;
+    e2e_support::secret(s, "b-token", &[("token", "collide-a")]);
+    let mut b = spec("app-b");
+    b["secretRef"] = json!({"name": "b-token"});
+    e2e_support::receiver(s, "b", b.clone());
+    let status = wait_for_status(s, "b", conflict).await;
+    assert!(
+        has_condition(&status, "Stalled", "True", Some("WebhookPathConflict")),
+        "{status}"
+    );
+    assert!(
+        ready_message(&status).contains(&format!("is also the path of Receiver {NS}/ab")),
+        "{status}"
+    );
+    assert!(status.get("webhookPath").is_none(), "{status}");
+    let served = wait_for_status(s, "ab", |status| {
+        ready_message(status).contains(&format!("Receiver {NS}/b has the same path"))
+    })
+    .await;
+    assert_eq!(served["webhookPath"], path.as_str(), "{served}");
+    assert_accepted(
+        s,
+        "collision: the older is served",
+        &path,
+        &push,
+        &["app-ab"],
+    )
+    .await;
+
+    // The one not served goes: the served one stays, and is told.
+    delete_receiver(s, "b").await;
+    wait_for_status(s, "ab", |status| {
+        ready_message(status) == format!("Receiver initialized for path: {path}")
+    })
+    .await;
+    assert_accepted(s, "collision: rival deleted", &path, &push, &["app-ab"]).await;
+
+    // Back again, it is the newer one and waits; when the served one goes,
+    // it is served at once.
+    e2e_support::receiver(s, "b", b);
+    wait_for_status(s, "b", conflict).await;
+    assert_accepted(s, "collision: rival back", &path, &push, &["app-ab"]).await;
+    delete_receiver(s, "ab").await;
+    let status = wait_for_status(s, "b", |status| {
+        has_condition(status, "Ready", "True", Some("Succeeded"))
+    })
+    .await;
+    assert_eq!(status["webhookPath"], path.as_str(), "{status}");
+    assert_accepted(
+        s,
+        "collision: the served one deleted",
+        &path,
+        &push,
+        &["app-b"],
+    )
+    .await;
+}
+
+/// Deletes the Receiver `NS/name` as `kubectl delete` does and waits until
+/// it is gone (the binary removes its finalizer).
+async fn delete_receiver(s: &Sandbox, name: &str) {
+    let url = format!(
+        "{}/apis/{RECEIVER_API_VERSION}/namespaces/{NS}/receivers/{name}",
+        s.api().url()
+    );
+    let response = reqwest::Client::new()
+        .delete(&url)
+        .bearer_auth(s.api().admin().token())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "deleting Receiver {name}: {}",
+        response.status()
+    );
+    eventually(s, &format!("Receiver {name} to be gone"), || {
+        s.get(RECEIVER_API_VERSION, "Receiver", NS, name).is_none()
+    })
+    .await;
 }
