@@ -49,7 +49,9 @@ pub enum Credentials {
     PathOnly,
     /// A signature or shared token checked against the Secret's `token`.
     Signed {
-        /// How the sender signs.
+        /// How the Receiver type's sender proves itself.
+        scheme: TokenScheme,
+        /// What checks it.
         policy: Policy,
         /// The Secret's token.
         token: Vec<u8>,
@@ -70,8 +72,9 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::PathOnly => f.write_str("PathOnly"),
-            Self::Signed { policy, .. } => f
+            Self::Signed { scheme, policy, .. } => f
                 .debug_struct("Signed")
+                .field("scheme", scheme)
                 .field("policy", policy)
                 .field("token", &"<redacted>")
                 .finish(),
@@ -218,6 +221,7 @@ impl Endpoint {
                 let secret = SecretData::of(spec, secret)?;
                 let token = secret.value(TOKEN_KEY)?;
                 let credentials = Credentials::Signed {
+                    scheme,
                     policy: signature_policy(scheme),
                     token: token.clone().into_bytes(),
                 };
@@ -723,7 +727,7 @@ mod tests {
                 path_only.contains(&type_.as_str()),
                 "{type_}: {credentials:?}"
             );
-            if let Credentials::Signed { policy, token } = credentials {
+            if let Credentials::Signed { policy, token, .. } = credentials {
                 assert_eq!(policy.name(), type_.as_str(), "{type_}");
                 assert_eq!(token, b"t0ken");
             }

@@ -215,9 +215,7 @@ impl Delivery {
 
     /// Signed as the Receiver type's sender signs, with `secret`.
     fn signed(mut self, receiver_type: &str, secret: &str) -> Self {
-        let scheme = Policy::for_receiver_type(receiver_type)
-            .unwrap()
-            .signing_scheme();
+        let scheme = Policy::named(receiver_type).unwrap().signing_scheme();
         self = self.signed_with(scheme, secret);
         self
     }
@@ -1151,7 +1149,7 @@ mod arbitrary_requests {
                 .as_u16();
             prop_assert!(status == 200 || status == 400, "{receiver_type}: {status}");
             if status == 200
-                && let Some(policy) = Policy::for_receiver_type(receiver_type)
+                && let Some(policy) = Policy::named(receiver_type)
             {
                 prop_assert!(
                     policy.verify(&request_headers, &body, TOKEN.as_bytes()).is_ok(),

@@ -41,7 +41,7 @@
 //!     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".parse()?,
 //! );
 //!
-//! let policy = Policy::for_receiver_type("github").expect("github deliveries are signed");
+//! let policy = Policy::Github;
 //! let verified = policy.verify(&headers, body, secret)?;
 //! assert_eq!(verified.header, header::X_HUB_SIGNATURE_256);
 //! assert_eq!(verified.algorithm, Some(Algorithm::Sha256));

@@ -25,7 +25,7 @@ use crate::verify::{
 /// use fluxhook_signature::{header, Policy, Scheme};
 /// use http::HeaderMap;
 ///
-/// let policy = Policy::for_receiver_type("bitbucket").expect("bitbucket is signed");
+/// let policy = Policy::Bitbucket;
 /// let (name, value) = Scheme::HubSignature(fluxhook_signature::Algorithm::Sha256)
 ///     .sign(b"{}", b"s3cret")?;
 /// let mut headers = HeaderMap::new();
@@ -85,32 +85,24 @@ impl Policy {
         Policy::GogsSignature,
     ];
 
-    /// The policy for a Flux receiver type (`spec.type`, case-sensitive as in
-    /// the CRD).
+    /// The policy whose [`Policy::name`] is `name` (case-sensitive), for
+    /// tools and tests that name a policy; `None` for any other name.
     ///
-    /// `None` means this crate checks nothing for that type: either Flux
-    /// verifies no shared secret for it (`generic`, `dockerhub`, `quay`,
-    /// `acr`, `cdevents`), or it authenticates by other means that need I/O
-    /// (`gcr` and `generic-oidc` check an OIDC token), or the type is unknown.
-    /// Telling those apart is the job of whoever validates the `Receiver`.
+    /// Which policy a Receiver type is served with is not decided here, by
+    /// its name, but by `fluxhook_api::ReceiverType::authentication`, an
+    /// exhaustive match; a Receiver type of the same name as a policy
+    /// (`github`) uses that policy.
     ///
     /// ```
     /// use fluxhook_signature::Policy;
     ///
-    /// assert_eq!(Policy::for_receiver_type("github"), Some(Policy::Github));
-    /// assert_eq!(Policy::for_receiver_type("generic-hmac"), Some(Policy::GenericHmac));
-    /// assert_eq!(Policy::for_receiver_type("generic"), None);
+    /// assert_eq!(Policy::named("github"), Some(Policy::Github));
+    /// assert_eq!(Policy::named("gitea-signature"), Some(Policy::GiteaSignature));
+    /// assert_eq!(Policy::named("generic"), None);
+    /// assert_eq!(Policy::named("GitHub"), None);
     /// ```
-    pub fn for_receiver_type(receiver_type: &str) -> Option<Policy> {
-        match receiver_type {
-            "github" => Some(Policy::Github),
-            "bitbucket" => Some(Policy::Bitbucket),
-            "generic-hmac" => Some(Policy::GenericHmac),
-            "gitlab" => Some(Policy::Gitlab),
-            "harbor" => Some(Policy::Harbor),
-            "nexus" => Some(Policy::Nexus),
-            _ => None,
-        }
+    pub fn named(name: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|policy| policy.name() == name)
     }
 
     /// A short name: the Flux receiver type, or `gitea-signature` and

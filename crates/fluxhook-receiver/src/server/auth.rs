@@ -4,11 +4,10 @@
 use std::fmt;
 
 use bytes::Bytes;
-use fluxhook_api::{GitHost, Payload, ReceiverType, Registry};
+use fluxhook_api::{GitHost, Payload, ReceiverType, Registry, TokenScheme};
 use fluxhook_cel::Document;
 use fluxhook_oidc::{GcrRequirements, OidcVerifier};
 use fluxhook_payload::{Event, Parser, Provider, Webhook, check_hub_delivery};
-use fluxhook_signature::Policy;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
@@ -139,10 +138,14 @@ async fn verify_credentials(
 ) -> Result<Option<Map<String, Value>>, Rejection> {
     match &endpoint.credentials {
         Credentials::PathOnly => Ok(None),
-        Credentials::Signed { policy, token } => {
+        Credentials::Signed {
+            scheme,
+            policy,
+            token,
+        } => {
             policy
                 .verify(headers, body, token)
-                .map_err(|e| Rejection::new(signature_error(*policy, &e)))?;
+                .map_err(|e| Rejection::new(signature_error(*scheme, &e)))?;
             Ok(None)
         }
         Credentials::GoogleIdToken { audience, email } => {
@@ -181,22 +184,24 @@ async fn verify_oidc(
     Ok(claims)
 }
 
-/// Flux's message for a signature or token that does not verify.
-fn signature_error(policy: Policy, error: &fluxhook_signature::VerifyError) -> String {
-    match policy {
-        Policy::GenericHmac => format!("unable to validate HMAC signature: {error}"),
-        Policy::Github => format!("the GitHub signature header is invalid, err: {error}"),
-        Policy::Gitlab => {
+/// Flux's message for a signature or token that does not verify: one arm
+/// per scheme, no wildcard.
+fn signature_error(scheme: TokenScheme, error: &fluxhook_signature::VerifyError) -> String {
+    match scheme {
+        TokenScheme::XSignature => format!("unable to validate HMAC signature: {error}"),
+        TokenScheme::GitHubSignature => {
+            format!("the GitHub signature header is invalid, err: {error}")
+        }
+        TokenScheme::GitLabToken => {
             format!("the X-Gitlab-Token header value does not match the receiver token: {error}")
         }
-        Policy::Bitbucket => {
+        TokenScheme::BitbucketSignature => {
             format!("the Bitbucket server signature header is invalid, err: {error}")
         }
-        Policy::Harbor => format!(
+        TokenScheme::HarborAuthorization => format!(
             "the Harbor Authorization header value does not match the receiver token: {error}"
         ),
-        Policy::Nexus => format!("invalid Nexus signature: {error}"),
-        other => format!("invalid {} signature: {error}", other.name()),
+        TokenScheme::NexusSignature => format!("invalid Nexus signature: {error}"),
     }
 }
 
