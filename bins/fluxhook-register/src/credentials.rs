@@ -17,7 +17,12 @@ pub(crate) fn trim_line_end(text: &str) -> &str {
 fn read_file(path: &Path, what: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
-    let text = trim_line_end(&text);
+    // A webhook secret is used byte for byte but the line ending `echo` adds; an access
+    // token never holds whitespace, and an HTTP header cannot carry a line ending.
+    let text = match what {
+        "token" => text.trim(),
+        _ => trim_line_end(&text),
+    };
     if text.is_empty() {
         bail!("the {what} file {} is empty", path.display());
     }
@@ -61,8 +66,8 @@ impl Tokens {
         }
         let vars = provider.token_variables();
         vars.iter()
-            .find_map(|name| env(name).filter(|v| !v.is_empty()))
-            .map(|token| Token::new(trim_line_end(&token)))
+            .find_map(|name| env(name).filter(|v| !v.trim().is_empty()))
+            .map(|token| Token::new(token.trim()))
             .ok_or_else(|| {
                 format!(
                     "no access token: set {} or pass --token-file",
@@ -149,6 +154,25 @@ mod tests {
             Token::new("from-file")
         );
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn access_tokens_lose_surrounding_whitespace() {
+        let path = temp_file("padded-token", "  from-file \r\n");
+        let tokens = Tokens::new(Some(&path)).unwrap();
+        let env = env_of(&[]);
+        assert_eq!(
+            tokens.for_provider(Provider::GitHub, &env).unwrap(),
+            Token::new("from-file")
+        );
+        std::fs::remove_file(path).unwrap();
+        let env = env_of(&[("GITLAB_TOKEN", "glpat-x\n"), ("GITHUB_TOKEN", " \n")]);
+        let tokens = Tokens::new(None).unwrap();
+        assert_eq!(
+            tokens.for_provider(Provider::GitLab, &env).unwrap(),
+            Token::new("glpat-x")
+        );
+        assert!(tokens.for_provider(Provider::GitHub, &env).is_err());
     }
 
     #[test]

@@ -263,7 +263,7 @@ impl TargetBuilder<'_> {
             };
             let same = targets
                 .iter_mut()
-                .find(|t| t.repository.as_ref() == Some(&repository));
+                .find(|t| t.repository.as_ref().map(Repository::key) == Some(repository.key()));
             if let Some(same) = same {
                 same.sources.extend(sources);
                 continue;

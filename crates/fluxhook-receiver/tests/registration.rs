@@ -584,3 +584,59 @@ async fn cross_namespace_references_can_be_refused() {
     .await;
     assert!(cluster.host.requests().is_empty());
 }
+
+#[tokio::test]
+async fn access_tokens_in_secrets_are_trimmed() {
+    let cluster = Cluster::start().await;
+    // As `kubectl create secret --from-file` leaves a token that `echo` wrote.
+    let token = format!("{}\n", cluster.host.token());
+    cluster.set_secret("github-token", &token).await;
+    let _running = registered(&cluster).await;
+    assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
+}
+
+#[tokio::test]
+async fn a_respelled_repository_keeps_its_live_hook() {
+    let cluster = Cluster::start().await;
+    let _running = registered(&cluster).await;
+    let id = cluster.host.hooks()[0].id;
+    cluster.host.clear_requests();
+
+    // The same repository, spelled as GitHub also accepts it: owner and name in another
+    // case, the API URL with a trailing slash.
+    let respelled = format!("{}/OctoCat/Hello-World", cluster.host.url());
+    cluster
+        .patch(
+            &git_repositories(),
+            "app",
+            json!({
+                "metadata": {"annotations": {API_URL_ANNOTATION: format!("{}/", cluster.host.api_base())}},
+                "spec": {"url": respelled},
+            }),
+        )
+        .await;
+    // The pass is over once the record holds the new spelling alone.
+    eventually("the record to follow the new spelling", || {
+        cluster.receiver().is_some_and(|receiver| {
+            let record = receiver["metadata"]["annotations"][REGISTERED_ANNOTATION]
+                .as_str()
+                .unwrap_or("[]");
+            let record: Vec<Value> = serde_json::from_str(record).unwrap();
+            let owners: Vec<&str> = record
+                .iter()
+                .map(|hook| hook["owner"].as_str().unwrap())
+                .collect();
+            owners == ["OctoCat"]
+        })
+    })
+    .await;
+    let hooks = cluster.host.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0].id, id, "the live hook was replaced");
+    assert!(
+        cluster.host.writes().is_empty(),
+        "{:?}",
+        cluster.host.writes()
+    );
+    assert!(!cluster.has_event("WebhookDeleted", ""));
+}

@@ -11,7 +11,7 @@ use url::Url;
 use crate::error::{ErrorKind, Operation};
 use crate::hosts::{self, HostApi};
 use crate::http::error_chain;
-use crate::retry::{Clock, TokioClock, is_rate_limited, requested_wait};
+use crate::retry::{Clock, TokioClock, is_rate_limited, rate_limit_wait};
 use crate::{
     DesiredHook, Hook, HookId, HttpClient, Provider, RegisterError, Repository, RetryPolicy,
     Secret, Token,
@@ -340,7 +340,8 @@ impl HookClient {
         self.send_for_hook(call).await
     }
 
-    /// Deletes hook `id`.
+    /// Deletes hook `id`. A hook already gone (404: deleted by hand, or by another run
+    /// between listing and deleting) is deleted as asked: not an error.
     pub async fn delete(&self, id: &HookId) -> Result<(), RegisterError> {
         let operation = Operation::DeleteHook(id.clone());
         let call = Call {
@@ -350,7 +351,19 @@ impl HookClient {
             body: None,
             secret: None,
         };
-        self.send(call).await.map(drop)
+        match self.send(call).await {
+            Ok(_) => Ok(()),
+            Err(error) if matches!(error.kind(), ErrorKind::Api { status: 404, .. }) => {
+                tracing::debug!(
+                    host = %host_of(self.repository.api_base()),
+                    repository = %self.repository.full_name(),
+                    hook = %id,
+                    "the hook was already deleted"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// The ids of the hooks that deliver to `url`, in the host's order.
@@ -546,9 +559,14 @@ impl HookClient {
                             },
                         ));
                     }
-                    if is_rate_limited(status, &headers) {
-                        let wait = requested_wait(&headers, self.clock.now())
-                            .unwrap_or_else(|| self.retry.backoff(retries));
+                    if is_rate_limited(status, &headers, &body) {
+                        let wait = rate_limit_wait(
+                            status,
+                            &headers,
+                            &body,
+                            self.clock.now(),
+                            self.retry.backoff(retries),
+                        );
                         if !may_retry || wait > self.retry.max_wait {
                             return Err(self.error(
                                 call.operation,

@@ -116,7 +116,24 @@ fn kube_status(error: &kube::Error) -> Option<u16> {
     }
 }
 
-/// The `token` of Secret `namespace/name`.
+/// The access token for a Git host's API in Secret `namespace/name`: its `token`, without
+/// the whitespace around it. A Secret made with `kubectl create secret --from-file` from a
+/// file `echo` wrote ends in a newline, which no host's token holds and no HTTP header may
+/// carry. (A Receiver's own token is read untrimmed, with [`read_token`]: Flux signs and
+/// derives the webhook path from it byte for byte.)
+pub async fn read_access_token(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<String, TokenError> {
+    let token = read_token(client, namespace, name).await?;
+    match token.trim() {
+        "" => Err(TokenError::Empty),
+        trimmed => Ok(trimmed.to_owned()),
+    }
+}
+
+/// The `token` of Secret `namespace/name`, as it is.
 pub async fn read_token(
     client: &kube::Client,
     namespace: &str,

@@ -70,6 +70,7 @@ pub use hook::{
 };
 pub use http::{HttpClient, HttpClientBuilder, HttpSetupError};
 pub use repository::{
-    GitScheme, GitUrl, HostConfig, Provider, RepoUrlError, Repository, UnknownProvider,
+    GitScheme, GitUrl, HostConfig, Provider, RepoUrlError, Repository, RepositoryKey,
+    UnknownProvider,
 };
 pub use retry::{Clock, RetryPolicy, Sleep, TokioClock};

@@ -414,6 +414,50 @@ impl Repository {
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.owner, self.name)
     }
+
+    /// What tells this repository from others, so that two spellings of one repository are
+    /// one: the provider, the API URL without a trailing slash (parsing already lower-cases
+    /// the host and drops a default port), and the owner and name in lower case, as every
+    /// supported host looks them up case-insensitively (GitHub: "The name is not case
+    /// sensitive", <https://docs.github.com/en/rest/repos/webhooks>; GitLab:
+    /// `Routable.find_by_full_path` compares `LOWER(routes.path)`; Gitea, Forgejo and Gogs:
+    /// `lower_name`; Bitbucket slugs are lower case and project keys are matched ignoring
+    /// case).
+    ///
+    /// ```
+    /// use fluxhook_register::{Provider, Repository};
+    /// let a = Repository::new(Provider::GitHub, "https://ghe.example.com/api/v3".parse()?, "Acme", "Fleet");
+    /// let b = Repository::new(Provider::GitHub, "https://GHE.example.com:443/api/v3/".parse()?, "acme", "fleet");
+    /// assert_eq!(a.key(), b.key());
+    /// let c = Repository::new(Provider::GitHub, "https://ghe.example.com/api/v3".parse()?, "acme", "other");
+    /// assert_ne!(a.key(), c.key());
+    /// # Ok::<(), url::ParseError>(())
+    /// ```
+    pub fn key(&self) -> RepositoryKey {
+        RepositoryKey {
+            provider: self.provider,
+            api: api_url_key(&self.api_base),
+            owner: self.owner.to_lowercase(),
+            name: self.name.to_lowercase(),
+        }
+    }
+}
+
+/// A repository as compared, from [`Repository::key`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepositoryKey {
+    provider: Provider,
+    api: String,
+    owner: String,
+    name: String,
+}
+
+/// An API URL as compared: without the trailing slash of its path.
+fn api_url_key(url: &Url) -> String {
+    let mut url = url.clone();
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    url.as_str().trim_end_matches('/').to_owned()
 }
 
 /// Removes the web path prefix of an instance served under a sub-path, known from the path

@@ -12,11 +12,12 @@ use common::{
     RECEIVER_URL, RecordingClock, client_for, desired, provider, pull_request_events, push_events,
     start, start_with,
 };
+use fluxhook_register::RetryPolicy;
 use fluxhook_register::{
     Change, DesiredHook, ErrorKind, HookClient, Operation, PayloadFormat, ReceiverEvents,
     Repository, Secret, Token,
 };
-use fluxhook_test_githost::{FakeConfig, FakeHook, Fault, HostKind};
+use fluxhook_test_githost::{FakeConfig, FakeHook, Fault, HostKind, RetryAfter};
 
 fn sorted(events: &[String]) -> Vec<String> {
     let set: BTreeSet<&String> = events.iter().collect();
@@ -331,13 +332,91 @@ async fn github_secondary_rate_limits_are_retried() {
     let s = start(HostKind::GitHub).await;
     s.host.inject(
         Fault::SecondaryRateLimit {
-            retry_after_secs: 3,
+            retry_after: Some(RetryAfter::Seconds(3)),
         },
         1,
     );
     let ensured = s.client.ensure(&desired("receiver-token")).await.unwrap();
     assert_eq!(ensured.change, Change::Created);
     assert_eq!(s.clock.sleeps(), [Duration::from_secs(3)]);
+}
+
+/// A GitHub client whose retry policy allows the minute GitHub's secondary limit asks for.
+fn patient_github(s: &common::Setup) -> HookClient {
+    HookClient::builder(common::repository(&s.host), Token::new(s.host.token()))
+        .retry_policy(RetryPolicy {
+            max_retries: 3,
+            max_wait: Duration::from_secs(120),
+            initial_backoff: Duration::from_millis(1),
+        })
+        .clock(Arc::clone(&s.clock) as Arc<dyn fluxhook_register::Clock>)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn github_secondary_rate_limits_without_a_wait_wait_a_minute() {
+    let s = start(HostKind::GitHub).await;
+    let client = patient_github(&s);
+    s.host
+        .inject(Fault::SecondaryRateLimit { retry_after: None }, 1);
+    let ensured = client.ensure(&desired("receiver-token")).await.unwrap();
+    assert_eq!(ensured.change, Change::Created);
+    assert_eq!(s.clock.sleeps(), [Duration::from_secs(60)]);
+
+    // Under a bound shorter than a minute, it fails at once rather than come back early.
+    s.host
+        .inject(Fault::SecondaryRateLimit { retry_after: None }, 1);
+    let error = s.client.list().await.unwrap_err();
+    assert!(
+        matches!(error.kind(), ErrorKind::RateLimited { status: 403, wait, .. } if *wait == Duration::from_secs(60)),
+        "{error}"
+    );
+    assert_eq!(s.clock.sleeps().len(), 1);
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_waited_out() {
+    let s = start(HostKind::GitHub).await;
+    let client = patient_github(&s);
+    s.host.inject(
+        Fault::SecondaryRateLimit {
+            retry_after: Some(RetryAfter::DateIn(90)),
+        },
+        1,
+    );
+    client.list().await.unwrap();
+    let sleeps = s.clock.sleeps();
+    // The date is whole seconds from the fake's clock: 90 s, give or take a tick.
+    assert_eq!(sleeps.len(), 1, "{sleeps:?}");
+    assert!(
+        (Duration::from_secs(88)..=Duration::from_secs(92)).contains(&sleeps[0]),
+        "{sleeps:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_hook_already_gone_succeeds() {
+    for kind in HostKind::ALL {
+        let s = start(kind).await;
+        let kept = s.host.seed(FakeHook::new(RECEIVER_URL, &[]));
+        let ids = s
+            .client
+            .hooks_to(&RECEIVER_URL.parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 1, "{kind:?}");
+        // Someone deletes it between the list and the delete.
+        assert!(s.host.remove_hook(kept));
+        s.client.delete(&ids[0]).await.unwrap();
+        let statuses: Vec<u16> = s.host.writes().iter().map(|w| w.status).collect();
+        let expected = match kind {
+            // Gogs answers 204 whether or not the hook exists.
+            HostKind::Gogs => 204,
+            _ => 404,
+        };
+        assert_eq!(statuses, [expected], "{kind:?}");
+    }
 }
 
 #[tokio::test]
@@ -358,7 +437,7 @@ async fn waits_longer_than_allowed_fail_at_once() {
     let s = start(HostKind::GitHub).await;
     s.host.inject(
         Fault::SecondaryRateLimit {
-            retry_after_secs: 3600,
+            retry_after: Some(RetryAfter::Seconds(3600)),
         },
         1,
     );

@@ -204,10 +204,15 @@ pub enum Fault {
         /// Value of `Retry-After`, in seconds.
         retry_after_secs: u64,
     },
-    /// GitHub's secondary rate limit: `403 Forbidden` with `Retry-After: <secs>`.
+    /// GitHub's secondary rate limit: `403 Forbidden` with the documented message ("You have
+    /// exceeded a secondary rate limit...") and, when GitHub sends one, a `Retry-After`
+    /// ("Exceeding the secondary rate limit",
+    /// <https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api>:
+    /// "If the retry-after response header is present..."; otherwise the client must wait at
+    /// least a minute).
     SecondaryRateLimit {
-        /// Value of `Retry-After`, in seconds.
-        retry_after_secs: u64,
+        /// The `Retry-After` header, if any.
+        retry_after: Option<RetryAfter>,
     },
     /// Primary rate limit spent: `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (Unix
     /// seconds) set `reset_after_secs` from now; 403 on GitHub, 429 elsewhere.
@@ -234,6 +239,27 @@ pub enum Fault {
         /// leave it queued. `None`: the next request, whatever its method.
         method: Option<String>,
     },
+}
+
+/// A `Retry-After` header in either of its forms (RFC 9110, section 10.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// `Retry-After: <seconds>`.
+    Seconds(u64),
+    /// `Retry-After: <HTTP date>`, this many seconds from when the fault is served.
+    DateIn(u64),
+}
+
+impl RetryAfter {
+    /// The header's value, for a reply served now.
+    fn header_value(self) -> String {
+        match self {
+            RetryAfter::Seconds(seconds) => seconds.to_string(),
+            RetryAfter::DateIn(seconds) => httpdate::fmt_http_date(
+                std::time::SystemTime::now() + std::time::Duration::from_secs(seconds),
+            ),
+        }
+    }
 }
 
 impl Fault {
@@ -420,6 +446,14 @@ impl FakeHost {
             }
             None => false,
         }
+    }
+
+    /// Deletes the stored hook `id` as a user would in the web UI; false if there is none.
+    pub fn remove_hook(&self, id: u64) -> bool {
+        let mut state = self.shared.state();
+        let before = state.hooks.len();
+        state.hooks.retain(|hook| hook.id != id);
+        state.hooks.len() != before
     }
 
     /// Every request received so far, in order.

@@ -83,15 +83,23 @@ fn unix_now() -> u64 {
 fn fault_reply(dialect: &dyn Dialect, ctx: &Ctx<'_>, fault: Fault) -> Reply {
     match fault {
         Fault::TooManyRequests { retry_after_secs } => dialect
-            .error(ctx, StatusCode::TOO_MANY_REQUESTS, "Rate limit for this resource has been exceeded")
-            .with_header("retry-after", retry_after_secs.to_string()),
-        Fault::SecondaryRateLimit { retry_after_secs } => dialect
             .error(
+                ctx,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit for this resource has been exceeded",
+            )
+            .with_header("retry-after", retry_after_secs.to_string()),
+        Fault::SecondaryRateLimit { retry_after } => {
+            let reply = dialect.error(
                 ctx,
                 StatusCode::FORBIDDEN,
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-            )
-            .with_header("retry-after", retry_after_secs.to_string()),
+            );
+            match retry_after {
+                Some(retry_after) => reply.with_header("retry-after", retry_after.header_value()),
+                None => reply,
+            }
+        }
         Fault::RateLimitExhausted { reset_after_secs } => {
             let (remaining, reset) = dialect.rate_limit_headers();
             let mut reply = dialect.error(

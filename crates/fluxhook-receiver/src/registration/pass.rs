@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use fluxhook_register::cluster::{GIT_REPOSITORY, read_token, select_git_repositories};
+use fluxhook_register::cluster::{GIT_REPOSITORY, read_access_token, select_git_repositories};
 use fluxhook_register::{
     Change, HookClient, HookId, HttpClient, Operation, ReceiverEvents, Repository, Secret, Token,
 };
@@ -459,7 +459,7 @@ impl Registrar {
         namespace: &str,
         secret: &str,
     ) -> Result<HookClient, String> {
-        let token = read_token(&self.client, namespace, secret)
+        let token = read_access_token(&self.client, namespace, secret)
             .await
             .map_err(|error| format!("access token Secret {namespace}/{secret} {error}"))?;
         let mut builder = HookClient::builder(repository.clone(), Token::new(token))

@@ -2,7 +2,7 @@
 //! be deleted after the GitRepository's annotations go, after a token rotation moved the
 //! Receiver's path, and when the Receiver is deleted. No I/O.
 
-use fluxhook_register::{Provider, Repository};
+use fluxhook_register::{Provider, Repository, RepositoryKey};
 use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -29,8 +29,17 @@ pub(crate) struct RegisteredHook {
     pub(crate) access_token_secret: String,
 }
 
-/// The fields of a recorded hook that say which hook it is; the others say how it came.
-pub(crate) type HookIdentity<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+/// Which hook a recorded hook is, whichever GitRepository and Secret it came through: its
+/// repository as compared ([`Repository::key`]: owner case and an API URL's trailing slash
+/// do not count, so that a GitRepository respelled never has its live hook deleted as a
+/// stale one) and its URL as parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum HookIdentity {
+    /// A record that reads back.
+    Known(RepositoryKey, String),
+    /// A record that does not (an edited annotation): compared as written.
+    Unreadable([String; 5]),
+}
 
 impl RegisteredHook {
     /// A hook to `hook_url` in `repository`, for GitRepository `git_repository`.
@@ -52,21 +61,28 @@ impl RegisteredHook {
     }
 
     /// The hook, whichever GitRepository and Secret it came through.
-    pub(crate) fn identity(&self) -> HookIdentity<'_> {
-        (
-            &self.provider,
-            &self.api_url,
-            &self.owner,
-            &self.repository,
-            &self.hook_url,
-        )
+    pub(crate) fn identity(&self) -> HookIdentity {
+        match self.location() {
+            Ok((repository, url)) => HookIdentity::Known(repository.key(), url.to_string()),
+            Err(_) => HookIdentity::Unreadable([
+                self.provider.clone(),
+                self.api_url.clone(),
+                self.owner.clone(),
+                self.repository.clone(),
+                self.hook_url.clone(),
+            ]),
+        }
     }
 
     /// Whether both are hooks of the same repository.
     pub(crate) fn same_repository(&self, other: &RegisteredHook) -> bool {
-        let (provider, api, owner, name, _) = self.identity();
-        let (other_provider, other_api, other_owner, other_name, _) = other.identity();
-        (provider, api, owner, name) == (other_provider, other_api, other_owner, other_name)
+        match (self.identity(), other.identity()) {
+            (HookIdentity::Known(mine, _), HookIdentity::Known(theirs, _)) => mine == theirs,
+            (HookIdentity::Unreadable(mine), HookIdentity::Unreadable(theirs)) => {
+                mine[..4] == theirs[..4]
+            }
+            _ => false,
+        }
     }
 
     /// The repository and the URL, read back.
@@ -144,10 +160,11 @@ pub(crate) fn write(hooks: &[RegisteredHook]) -> Option<String> {
 }
 
 /// `hooks` in a fixed order (the fields that say which hook it is come first), each hook
-/// once.
+/// once (the first of those with one [`HookIdentity`]).
 pub(crate) fn normalized(mut hooks: Vec<RegisteredHook>) -> Vec<RegisteredHook> {
     hooks.sort();
-    hooks.dedup_by(|a, b| a.identity() == b.identity());
+    let mut seen = std::collections::HashSet::new();
+    hooks.retain(|hook| seen.insert(hook.identity()));
     hooks
 }
 
@@ -204,6 +221,34 @@ mod tests {
         );
         assert!(recorded.same_repository(&hook("github", "acme", "https://other/")));
         assert!(!recorded.same_repository(&hook("github", "other", "https://other/")));
+    }
+
+    #[test]
+    fn respelled_repositories_are_the_same_hook() {
+        let recorded = hook("github", "acme", "https://flux.example.com/hook/1");
+        let respelled = RegisteredHook {
+            api_url: "https://API.github.com:443/".into(),
+            owner: "Acme".into(),
+            repository: "Fleet".into(),
+            git_repository: "apps/fleet".into(),
+            ..recorded.clone()
+        };
+        assert_eq!(recorded.identity(), respelled.identity());
+        assert!(recorded.same_repository(&respelled));
+        assert_eq!(normalized(vec![respelled, recorded.clone()]).len(), 1);
+        let enterprise = |api: &str| RegisteredHook {
+            api_url: api.into(),
+            ..recorded.clone()
+        };
+        assert_eq!(
+            enterprise("https://ghe.example.com/api/v3").identity(),
+            enterprise("https://ghe.example.com/api/v3/").identity()
+        );
+        let elsewhere = RegisteredHook {
+            hook_url: "https://flux.example.com/hook/2".into(),
+            ..recorded.clone()
+        };
+        assert_ne!(recorded.identity(), elsewhere.identity());
     }
 
     proptest! {
