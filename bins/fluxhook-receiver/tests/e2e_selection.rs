@@ -324,10 +324,25 @@ async fn resource_filter_decides_per_object(s: &Sandbox) {
     // reconciling is not requested and the sender is told.
     let form =
         Delivery::raw("tier=frontend").header("content-type", "application/x-www-form-urlencoded");
-    let before = repo_patches(s).len();
-    let status = post(s, &path, &form).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(repo_patches(s).len(), before);
+    // JSON as Flux's isJSONContent tells it: any comma-separated part of
+    // the Content-Type is `application/json`, up to the first part Go's
+    // mime.ParseMediaType refuses (a parameter without a value).
+    let listed = tier("frontend").header("content-type", "nonsense, application/json");
+    assert_accepted(
+        s,
+        "JSON among media types",
+        &path,
+        &listed,
+        &["shop-frontend"],
+    )
+    .await;
+    let refused_first = tier("frontend").header("content-type", "application/json; charset");
+    for not_json in [form, refused_first] {
+        let before = repo_patches(s).len();
+        let status = post(s, &path, &not_json).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(repo_patches(s).len(), before);
+    }
 }
 
 async fn per_resource_filter_decides_for_its_resource(s: &Sandbox) {

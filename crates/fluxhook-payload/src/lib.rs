@@ -98,6 +98,7 @@
 
 mod cdevents;
 mod error;
+mod filter;
 mod git;
 mod go;
 mod hub;
@@ -110,6 +111,7 @@ use http::HeaderMap;
 
 pub use cdevents::CdEvent;
 pub use error::{ParseError, UnknownProvider};
+pub use filter::is_json_content;
 pub use git::{Ping, Push, RefKind, Repository, ZERO_ID, is_zero_id};
 pub use hub::check_hub_delivery;
 pub use provider::Provider;

@@ -5,7 +5,6 @@ use bytes::Bytes;
 use fluxhook_cel::{Document, EvalError, Expression, Variables};
 use fluxhook_trigger::{ObjectRef, Outcome, SelectedObject, Trigger, TriggerError};
 use http::HeaderMap;
-use http::header::CONTENT_TYPE;
 use serde_json::Value;
 
 use super::auth::{Rejection, Verified};
@@ -33,7 +32,7 @@ impl CelInputs {
         body: &Bytes,
         verified: &Verified,
     ) -> Result<Self, Rejection> {
-        let req = if is_json_content(headers) {
+        let req = if fluxhook_payload::is_json_content(headers) {
             let json = match &verified.webhook {
                 Some(webhook) if webhook.provider() == fluxhook_payload::Provider::Gcr => {
                     webhook.json().map_err(|e| e.to_string())
@@ -63,31 +62,6 @@ impl CelInputs {
         };
         Ok(Self { req, claims })
     }
-}
-
-/// Whether the `Content-Type` names `application/json`, as Flux reads it:
-/// the first of its comma-separated media types that is not well formed
-/// ends the search.
-fn is_json_content(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(CONTENT_TYPE) else {
-        return false;
-    };
-    let Ok(value) = value.to_str() else {
-        return false;
-    };
-    for media_type in value.split(',') {
-        let essence = media_type.split(';').next().unwrap_or_default().trim();
-        let Some((kind, subtype)) = essence.split_once('/') else {
-            return false;
-        };
-        if kind.is_empty() || subtype.is_empty() {
-            return false;
-        }
-        if essence.eq_ignore_ascii_case("application/json") {
-            return true;
-        }
-    }
-    false
 }
 
 /// Asks Flux to reconcile every object the Receiver selects that passes
@@ -229,32 +203,4 @@ fn report(results: Vec<Result<Outcome, TriggerError>>) -> bool {
         }
     }
     all_requested
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn content_type(value: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, http::HeaderValue::from_static(value));
-        headers
-    }
-
-    #[test]
-    fn json_content_is_read_as_flux_reads_it() {
-        for (value, json) in [
-            ("application/json", true),
-            ("application/json; charset=utf-8", true),
-            ("Application/JSON", true),
-            ("text/plain, application/json", true),
-            ("application/x-www-form-urlencoded", false),
-            ("application/cloudevents+json", false),
-            ("nonsense, application/json", false),
-            ("", false),
-        ] {
-            assert_eq!(is_json_content(&content_type(value)), json, "{value}");
-        }
-        assert!(!is_json_content(&HeaderMap::new()));
-    }
 }
