@@ -14,8 +14,9 @@ Bitbucket Cloud, Bitbucket Server / Data Center, Gitea, Forgejo and Gogs.
 
 Give one hook (--repo, --webhook-url and the secret), or a Receiver in the cluster \
 (--receiver and --base-url): its status.webhookPath, its Secret's token, its events and the \
-GitRepositories it lists are read through KUBECONFIG (or the in-cluster config), and exactly \
-what the cluster serves is registered in each repository.
+GitRepositories it lists are read through --kubeconfig and --context (default: KUBECONFIG or \
+~/.kube/config and its current context, or the in-cluster config), and exactly what the \
+cluster serves is registered in each repository.
 
 Secrets are never taken as flag values, which any user can read in `ps`: the webhook secret \
 comes from a file (--secret-file) or an environment variable (--secret-env), the host's access \
@@ -135,6 +136,26 @@ pub(crate) struct Cli {
         help_heading = "From the cluster"
     )]
     pub(crate) namespace: Option<String>,
+
+    /// The kubeconfig file to read the cluster from. Default: KUBECONFIG, else ~/.kube/config,
+    /// else the in-cluster config of a pod
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "receiver",
+        help_heading = "From the cluster"
+    )]
+    pub(crate) kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use, instead of its current-context; its namespace is the
+    /// Receiver's unless one is given
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "receiver",
+        help_heading = "From the cluster"
+    )]
+    pub(crate) context: Option<String>,
 
     /// The public URL the receiver server is reached at
     /// (https://flux-webhook.example.com); the Receiver's status.webhookPath is appended

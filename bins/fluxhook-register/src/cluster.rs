@@ -1,6 +1,8 @@
 //! What a Receiver serves, read from the cluster: its webhook path, its Secret's token, its
 //! events and the URLs of the GitRepositories it names.
 
+use std::path::Path;
+
 use anyhow::{Context, anyhow, bail};
 use fluxhook_api::{Receiver, condition};
 use fluxhook_register::Secret;
@@ -8,6 +10,7 @@ use fluxhook_register::cluster::{
     GIT_REPOSITORY, SelectError, git_url, kube_message, read_token, select_git_repositories,
 };
 use kube::api::{Api, DynamicObject};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// What one Receiver serves.
 #[derive(Debug)]
@@ -52,6 +55,36 @@ pub(crate) fn receiver_name(
         }
         (ns, flag) => Ok((ns.or(flag).map(str::to_owned), name.to_owned())),
     }
+}
+
+/// A client of the cluster of `kubeconfig` (else KUBECONFIG, else `~/.kube/config`) and its
+/// `context` (else its current one); with neither given, the in-cluster config is tried too,
+/// as `kubectl` does.
+pub(crate) async fn client(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Client> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (kubeconfig, context) {
+        (Some(path), _) => {
+            let file = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .with_context(|| format!("the kubeconfig {}", path.display()))?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .context("the kubeconfig of KUBECONFIG or ~/.kube/config")?,
+        (None, None) => kube::Config::infer().await.context(
+            "cannot set up a Kubernetes client from KUBECONFIG, ~/.kube/config or the \
+             in-cluster config (give --kubeconfig)",
+        )?,
+    };
+    kube::Client::try_from(config).context("cannot set up a Kubernetes client")
 }
 
 /// Reads Receiver `namespace/name`, its Secret and its GitRepositories.

@@ -181,9 +181,7 @@ async fn from_cluster(cli: &Cli, receiver: &str) -> anyhow::Result<Wanted> {
         .as_ref()
         .ok_or_else(|| anyhow!("--receiver needs --base-url (or FLUXHOOK_BASE_URL)"))?;
     let (namespace, name) = cluster::receiver_name(receiver, cli.namespace.as_deref())?;
-    let client = kube::Client::try_default()
-        .await
-        .context("cannot set up a Kubernetes client from KUBECONFIG or the in-cluster config")?;
+    let client = cluster::client(cli.kubeconfig.as_deref(), cli.context.as_deref()).await?;
     let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
     let served = cluster::read_receiver(client, &namespace, &name).await?;
     let webhook_url = receiver_url(base_url, &served.webhook_path).context("--base-url")?;

@@ -332,3 +332,94 @@ async fn a_receiver_type_that_cannot_verify_a_repositorys_host_fails_for_that_re
     );
     assert!(run.stdout.contains("created hook 1"), "{run:?}");
 }
+
+#[tokio::test]
+async fn kubeconfig_and_context_choose_the_cluster_and_the_namespace() {
+    let cluster = Cluster::start().await;
+    cluster.ready(&served_path());
+    // The test server's kubeconfig, with its bearer token, rewritten with a second context:
+    // the current one points at a port nothing listens on, in namespace default; the one
+    // asked for reaches the server, in the Receiver's namespace.
+    let token = cluster
+        .server
+        .kubeconfig_yaml()
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("token: ").map(str::to_owned))
+        .unwrap();
+    let kubeconfig = format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {{server: '{server}'}}
+- name: gone
+  cluster: {{server: 'http://127.0.0.1:9'}}
+users:
+- name: test
+  user: {{token: '{token}'}}
+contexts:
+- name: gone
+  context: {{cluster: gone, user: test, namespace: default}}
+- name: flux
+  context: {{cluster: test, user: test, namespace: {NAMESPACE}}}
+current-context: gone
+",
+        server = cluster.server.url(),
+    );
+    let dir = TempDir::new();
+    let path = dir.write("ci-kubeconfig", &kubeconfig);
+    let path = path.as_str();
+    let check = |extra: &[&str], kubeconfig_env: &str| {
+        let mut args = vec![
+            "--base-url",
+            BASE_URL,
+            "--provider",
+            "github",
+            "--allow-http",
+            "--receiver",
+            RECEIVER,
+            "--check",
+        ];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let env = [
+            ("KUBECONFIG", kubeconfig_env.to_owned()),
+            ("GITHUB_TOKEN", cluster.app.token().to_owned()),
+        ];
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            run(&args, &env).await
+        }
+    };
+
+    // KUBECONFIG names a file that does not exist: --kubeconfig wins, --context picks the
+    // context, and its namespace is the Receiver's.
+    let chosen = check(
+        &["--kubeconfig", path, "--context", "flux"],
+        "/nonexistent/kubeconfig",
+    )
+    .await;
+    assert_eq!(chosen.status, 2, "{chosen:?}");
+    assert!(
+        chosen.stdout.contains("drift: 2 of 2 repositories"),
+        "{chosen:?}"
+    );
+
+    // --context alone reads KUBECONFIG.
+    let from_env = check(&["--context", "flux"], path).await;
+    assert_eq!(from_env.status, 2, "{from_env:?}");
+
+    // The current context is the unreachable cluster.
+    let current = check(&["--kubeconfig", path], "/nonexistent/kubeconfig").await;
+    assert_eq!(current.status, 1, "{current:?}");
+    assert!(
+        current.stderr.contains("cannot read Receiver default/"),
+        "{current:?}"
+    );
+
+    let unknown = check(&["--kubeconfig", path, "--context", "nope"], path).await;
+    assert_eq!(unknown.status, 1, "{unknown:?}");
+    assert!(unknown.stderr.contains("nope"), "{unknown:?}");
+    assert_eq!(cluster.app.writes(), vec![]);
+}
