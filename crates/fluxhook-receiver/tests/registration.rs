@@ -13,11 +13,12 @@ use fluxhook_api::{Receiver, webhook_path};
 use fluxhook_receiver::EndpointIndex;
 use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
 use fluxhook_receiver::registration::{
-    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CLEANUP_FINALIZER, CONDITION_TYPE,
-    PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
+    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_SECRET_ANNOTATION, CLEANUP_FINALIZER,
+    CONDITION_TYPE, PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy,
+    URL_ANNOTATION,
 };
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
-use fluxhook_test_githost::{FakeHook, FakeHost, Fault, HostKind};
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
@@ -38,6 +39,11 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Self {
+        Self::start_with(FakeConfig::new(HostKind::GitHub)).await
+    }
+
+    /// As [`start`](Self::start), with the fake GitHub set up by `config`.
+    async fn start_with(host_config: FakeConfig) -> Self {
         let server = TestApiServer::start().await.unwrap();
         for resource in ResourceType::flux() {
             server.register(resource);
@@ -48,7 +54,7 @@ impl Cluster {
                 .await
                 .unwrap();
         let client = kube::Client::try_from(config).unwrap();
-        let host = FakeHost::start(HostKind::GitHub).await.unwrap();
+        let host = FakeHost::start_with(host_config).await.unwrap();
         let cluster = Self {
             server,
             client,
@@ -639,4 +645,53 @@ async fn a_respelled_repository_keeps_its_live_hook() {
         cluster.host.writes()
     );
     assert!(!cluster.has_event("WebhookDeleted", ""));
+}
+
+#[tokio::test]
+async fn hosts_behind_a_private_ca_are_reached_with_the_ca_secret() {
+    let cluster = Cluster::start_with(FakeConfig {
+        tls: true,
+        ..FakeConfig::new(HostKind::GitHub)
+    })
+    .await;
+    let _running = cluster.run();
+    eventually("the host's certificate to be refused", || {
+        cluster.condition().is_some_and(|(status, _, message)| {
+            status == "False" && message.contains("could not reach the host")
+        })
+    })
+    .await;
+    assert!(cluster.host.hooks().is_empty());
+
+    cluster.seed(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "git-ca", "namespace": NS},
+        "data": {"ca.crt": base64(FakeHost::ca_pem())},
+    }));
+    cluster
+        .patch(
+            &git_repositories(),
+            "app",
+            json!({"metadata": {"annotations": {CA_SECRET_ANNOTATION: "git-ca"}}}),
+        )
+        .await;
+    eventually("the hook to be registered", || {
+        cluster
+            .condition()
+            .is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+    assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
+
+    // The CA is remembered: the hook is deleted through it when the Receiver goes.
+    Api::<DynamicObject>::namespaced_with(
+        cluster.client.clone(),
+        NS,
+        &ApiResource::erase::<Receiver>(&()),
+    )
+    .delete(RECEIVER, &DeleteParams::default())
+    .await
+    .unwrap();
+    eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
+    assert!(cluster.host.hooks().is_empty());
 }

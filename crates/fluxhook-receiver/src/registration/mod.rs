@@ -9,6 +9,7 @@
 //! | [`ACCESS_TOKEN_SECRET_ANNOTATION`] | the name of a Secret in the GitRepository's namespace whose `token` key is the Git host's access token |
 //! | [`PROVIDER_ANNOTATION`] | optional: the API family of a self-hosted host (`github`, `gitlab`, `bitbucket-server`, `bitbucket-cloud`, `gitea`, `forgejo`) |
 //! | [`API_URL_ANNOTATION`] | optional, with the provider: the host's API URL, when it is not the one derived from `spec.url` |
+//! | [`CA_SECRET_ANNOTATION`] | optional: a Secret in the GitRepository's namespace whose `ca.crt` key is a PEM bundle trusted for the host's API, beside the public roots (a self-managed host behind a private CA) |
 //!
 //! For every GitRepository so annotated that a served Receiver names in `spec.resources`,
 //! the controller makes the repository have one hook to that URL, signed with the
@@ -56,6 +57,14 @@ pub const PROVIDER_ANNOTATION: &str = "webhooks.fluxhook.io/provider";
 
 /// On a GitRepository, optional: the Git host's API URL (the only way to allow `http://`).
 pub const API_URL_ANNOTATION: &str = "webhooks.fluxhook.io/api-url";
+
+/// On a GitRepository, optional: the Secret, in its namespace, whose [`CA_KEY`] is a PEM
+/// bundle of CA certificates trusted for the Git host's API, beside the public roots.
+pub const CA_SECRET_ANNOTATION: &str = "webhooks.fluxhook.io/ca-secret";
+
+/// The key of the CA bundle in the Secret of [`CA_SECRET_ANNOTATION`]: `ca.crt`, as in the
+/// Secret of a Flux GitRepository's `spec.secretRef`.
+pub const CA_KEY: &str = "ca.crt";
 
 /// On a Receiver, written by the controller: the hooks registered for it, a JSON list of
 /// `{provider, apiUrl, owner, repository, hookUrl, gitRepository, accessTokenSecret}`.

@@ -3,11 +3,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use fluxhook_register::cluster::{GIT_REPOSITORY, read_access_token, select_git_repositories};
+use fluxhook_register::cluster::{
+    GIT_REPOSITORY, kube_message, read_access_token, select_git_repositories,
+};
 use fluxhook_register::{
     Change, HookClient, HookId, HttpClient, Operation, ReceiverEvents, Repository, Secret, Token,
 };
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret as KubeSecret};
 use kube::Resource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
@@ -16,7 +18,10 @@ use serde_json::json;
 
 use super::record::{self, RegisteredHook};
 use super::target::{self, HookTemplate, Wanted};
-use super::{CLEANUP_FINALIZER, REGISTERED_ANNOTATION, RegistrationConfig, event_reason, reason};
+use super::{
+    CA_KEY, CA_SECRET_ANNOTATION, CLEANUP_FINALIZER, REGISTERED_ANNOTATION, RegistrationConfig,
+    event_reason, reason,
+};
 use crate::controller::Recorder;
 use crate::endpoint::{Endpoint, ReceiverKey};
 
@@ -259,7 +264,7 @@ impl Registrar {
         for hook in wanted {
             let namespace = hook.hook.namespace().to_string();
             match self
-                .hook_client(&hook.repository, &namespace, &hook.hook.access_token_secret)
+                .hook_client(&hook.repository, &namespace, &hook.hook)
                 .await
             {
                 Ok(client) => ready.push((hook, client)),
@@ -452,22 +457,47 @@ impl Registrar {
         })
     }
 
-    /// A client for `repository` with the access token of Secret `namespace/name`.
+    /// A client for `repository` with the access token of the Secret `hook` names in
+    /// `namespace`, trusting the CA bundle of the Secret it names, if any.
     async fn hook_client(
         &self,
         repository: &Repository,
         namespace: &str,
-        secret: &str,
+        hook: &RegisteredHook,
     ) -> Result<HookClient, String> {
+        let secret = &hook.access_token_secret;
         let token = read_access_token(&self.client, namespace, secret)
             .await
             .map_err(|error| format!("access token Secret {namespace}/{secret} {error}"))?;
         let mut builder = HookClient::builder(repository.clone(), Token::new(token))
             .retry_policy(self.config.host_retry);
-        if let Some(http) = &self.http {
-            builder = builder.http(http.clone());
+        let http = match &hook.ca_secret {
+            Some(name) => Some(self.http_trusting(namespace, name).await?),
+            None => self.http.clone(),
+        };
+        if let Some(http) = http {
+            builder = builder.http(http);
         }
         builder.build().map_err(|error| error.to_string())
+    }
+
+    /// An HTTP client trusting the CA bundle of Secret `namespace/name` too.
+    async fn http_trusting(&self, namespace: &str, name: &str) -> Result<HttpClient, String> {
+        let what = format!("CA Secret {namespace}/{name} ({CA_SECRET_ANNOTATION})");
+        let secrets: Api<KubeSecret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = secrets
+            .get(name)
+            .await
+            .map_err(|error| format!("{what} cannot be read: {}", kube_message(&error)))?;
+        let pem = secret
+            .data
+            .and_then(|mut data| data.remove(CA_KEY))
+            .ok_or_else(|| format!("{what} has no {CA_KEY:?} key"))?;
+        HttpClient::builder()
+            .user_agent(concat!("fluxhook-receiver/", env!("CARGO_PKG_VERSION")))
+            .ca_bundle_pem(&pem.0)
+            .and_then(|builder| builder.build())
+            .map_err(|error| format!("{what} {CA_KEY:?}: {error}"))
     }
 
     /// Deletes the hooks to a remembered hook's URL, with `client` when one for its
@@ -484,9 +514,7 @@ impl Registrar {
             let client = match client {
                 Some(client) => client,
                 None => {
-                    own = self
-                        .hook_client(&repository, old.namespace(), &old.access_token_secret)
-                        .await?;
+                    own = self.hook_client(&repository, old.namespace(), old).await?;
                     &own
                 }
             };

@@ -27,6 +27,9 @@ pub(crate) struct RegisteredHook {
     pub(crate) git_repository: String,
     /// The Secret, in the GitRepository's namespace, holding the access token.
     pub(crate) access_token_secret: String,
+    /// The Secret, in the GitRepository's namespace, holding the CA bundle of the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ca_secret: Option<String>,
 }
 
 /// Which hook a recorded hook is, whichever GitRepository and Secret it came through: its
@@ -48,6 +51,7 @@ impl RegisteredHook {
         hook_url: &Url,
         git_repository: String,
         access_token_secret: String,
+        ca_secret: Option<String>,
     ) -> Self {
         Self {
             provider: repository.provider().name().to_string(),
@@ -57,6 +61,7 @@ impl RegisteredHook {
             hook_url: hook_url.to_string(),
             git_repository,
             access_token_secret,
+            ca_secret,
         }
     }
 
@@ -185,6 +190,7 @@ mod tests {
             hook_url: hook_url.into(),
             git_repository: "flux-system/fleet".into(),
             access_token_secret: "github-token".into(),
+            ca_secret: None,
         }
     }
 

@@ -10,7 +10,8 @@ use url::Url;
 
 use super::record::RegisteredHook;
 use super::{
-    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, PROVIDER_ANNOTATION, URL_ANNOTATION,
+    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_SECRET_ANNOTATION, PROVIDER_ANNOTATION,
+    URL_ANNOTATION,
 };
 
 /// What a Receiver's hooks carry, whichever repository they are in.
@@ -108,12 +109,16 @@ pub(crate) fn wanted(
             repository.api_base()
         ));
     }
+    let ca_secret = annotation(CA_SECRET_ANNOTATION)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned);
     Ok(Some(Wanted {
         hook: RegisteredHook::new(
             &repository,
             &hook_url,
             id_of(object),
             token_secret.to_string(),
+            ca_secret,
         ),
         desired: DesiredHook::new(hook_url, secret, events)
             .for_receiver_type(template.receiver_type),
