@@ -14,8 +14,8 @@ use fluxhook_receiver::EndpointIndex;
 use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
 use fluxhook_receiver::registration::{
     ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_SECRET_ANNOTATION, CLEANUP_FINALIZER,
-    CONDITION_TYPE, PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy,
-    URL_ANNOTATION,
+    CONDITION_TYPE, INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION,
+    REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
 };
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
 use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind};
@@ -694,4 +694,40 @@ async fn hosts_behind_a_private_ca_are_reached_with_the_ca_secret() {
     .unwrap();
     eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
     assert!(cluster.host.hooks().is_empty());
+}
+
+#[tokio::test]
+async fn a_hook_without_certificate_verification_is_kept_so() {
+    let cluster = Cluster::start().await;
+    cluster
+        .patch(
+            &git_repositories(),
+            "app",
+            json!({"metadata": {"annotations": {INSECURE_SKIP_TLS_VERIFY_ANNOTATION: "true"}}}),
+        )
+        .await;
+    let _running = registered(&cluster).await;
+    let hooks = cluster.host.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert!(!hooks[0].tls_verification);
+
+    // Reconciled again: ensure keeps the opt-out and writes nothing.
+    cluster.host.clear_requests();
+    cluster
+        .patch(
+            &ApiResource::erase::<Receiver>(&()),
+            RECEIVER,
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "again"}}}),
+        )
+        .await;
+    eventually("the request to be handled", || {
+        cluster.receiver().unwrap()["status"]["lastHandledReconcileAt"] == "again"
+    })
+    .await;
+    assert!(!cluster.host.requests().is_empty());
+    assert!(
+        cluster.host.writes().is_empty(),
+        "{:?}",
+        cluster.host.writes()
+    );
 }

@@ -118,6 +118,17 @@ pub enum ErrorKind {
         /// Where it pointed, without user information, query or fragment.
         location: String,
     },
+    /// The hook asks to skip the verification of the receiver's certificate on a host that
+    /// verifies per instance, not per hook.
+    #[error(
+        "{host} verifies the receivers' TLS certificates per instance ([webhook] \
+         SKIP_TLS_VERIFY in its configuration), not per hook: remove the opt-out, or trust \
+         the receiver's CA on the instance"
+    )]
+    TlsVerificationPerInstance {
+        /// The host, as messages name it.
+        host: String,
+    },
     /// A pagination link points outside the API, where the token must not be sent.
     #[error("the next-page link {0} is not under the API URL; not following it")]
     ForeignPageLink(String),

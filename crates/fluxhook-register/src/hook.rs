@@ -13,13 +13,15 @@ use crate::{Operation, Provider, ReceiverEvents, RegisterError, Repository, Secr
 /// The hook a Receiver needs: deliveries to `url` of the host's events the Receiver accepts,
 /// signed with `secret`.
 ///
-/// Payloads are always JSON and the host always verifies the receiver's TLS certificate.
+/// Payloads are always JSON; the host verifies the receiver's TLS certificate unless
+/// [`skip_tls_verification`](DesiredHook::skip_tls_verification) says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredHook {
     url: Url,
     secret: Secret,
     events: ReceiverEvents,
     receiver_type: Option<String>,
+    verify_tls: bool,
 }
 
 impl DesiredHook {
@@ -30,7 +32,30 @@ impl DesiredHook {
             secret,
             events,
             receiver_type: None,
+            verify_tls: true,
         }
+    }
+
+    /// The host delivers without verifying the receiver's TLS certificate: for a receiver
+    /// whose certificate a private CA issued, which the host does not trust. GitHub, GitLab
+    /// and Bitbucket have a per-hook switch; Gitea, Forgejo and Gogs verify per instance
+    /// (`[webhook] SKIP_TLS_VERIFY`), so a hook there asking for it is an error.
+    ///
+    /// ```
+    /// use fluxhook_register::{DesiredHook, ReceiverEvents, Secret};
+    /// let hook = DesiredHook::new("https://flux.internal/hook/1".parse()?, Secret::new("t"), ReceiverEvents::all());
+    /// assert!(hook.verifies_tls());
+    /// assert!(!hook.skip_tls_verification().verifies_tls());
+    /// # Ok::<(), url::ParseError>(())
+    /// ```
+    pub fn skip_tls_verification(mut self) -> DesiredHook {
+        self.verify_tls = false;
+        self
+    }
+
+    /// Whether the host is to verify the receiver's TLS certificate.
+    pub fn verifies_tls(&self) -> bool {
+        self.verify_tls
     }
 
     /// The Receiver's `spec.type`: a hook is refused on a host whose deliveries it cannot
@@ -83,6 +108,18 @@ impl DesiredHook {
         &self,
         repository: &Repository,
     ) -> Result<Vec<&'static str>, RegisterError> {
+        let per_instance = matches!(repository.provider(), Provider::Gitea | Provider::Gogs);
+        if !self.verify_tls && per_instance {
+            return Err(RegisterError::new(
+                repository.provider(),
+                host_of(repository.api_base()),
+                repository.full_name(),
+                Operation::ChooseEvents,
+                crate::ErrorKind::TlsVerificationPerInstance {
+                    host: repository.provider().to_string(),
+                },
+            ));
+        }
         subscriptions(repository.provider(), self.receiver_type(), self.events())
             .map(|chosen| chosen.iter().map(|s| s.write).collect())
             .map_err(|kind| {
@@ -275,7 +312,7 @@ impl Hook {
             && self.events == events
             && self.active
             && self.payload == PayloadFormat::Json
-            && self.tls_verification
+            && self.tls_verification == desired.verify_tls
             && secret
     }
 }

@@ -633,3 +633,36 @@ fn tokens_that_cannot_be_headers_are_refused() {
     assert_eq!(error.kind(), &ErrorKind::InvalidToken);
     assert!(!error.to_string().contains("line"));
 }
+
+#[tokio::test]
+async fn hooks_may_skip_certificate_verification_where_the_host_has_the_switch() {
+    for kind in HostKind::ALL {
+        let s = start(kind).await;
+        let hook = desired("receiver-token").skip_tls_verification();
+        match kind {
+            HostKind::Gitea | HostKind::Gogs => {
+                let error = s.client.ensure(&hook).await.unwrap_err();
+                assert!(
+                    matches!(error.kind(), ErrorKind::TlsVerificationPerInstance { .. }),
+                    "{kind:?}: {error}"
+                );
+                assert!(s.host.requests().is_empty(), "{kind:?}");
+            }
+            _ => {
+                assert_eq!(
+                    s.client.ensure(&hook).await.unwrap().change,
+                    Change::Created
+                );
+                assert!(!s.host.hooks()[0].tls_verification, "{kind:?}");
+                s.host.clear_requests();
+                let again = s.client.ensure(&hook).await.unwrap();
+                assert_eq!(again.change, Change::Unchanged, "{kind:?}");
+                assert!(s.host.writes().is_empty(), "{kind:?}");
+                // Verification asked for again: the hook is updated back.
+                let verified = s.client.ensure(&desired("receiver-token")).await.unwrap();
+                assert_eq!(verified.change, Change::Updated, "{kind:?}");
+                assert!(s.host.hooks()[0].tls_verification, "{kind:?}");
+            }
+        }
+    }
+}

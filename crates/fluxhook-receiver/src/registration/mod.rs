@@ -9,6 +9,7 @@
 //! | [`ACCESS_TOKEN_SECRET_ANNOTATION`] | the name of a Secret in the GitRepository's namespace whose `token` key is the Git host's access token |
 //! | [`PROVIDER_ANNOTATION`] | optional: the API family of a self-hosted host (`github`, `gitlab`, `bitbucket-server`, `bitbucket-cloud`, `gitea`, `forgejo`) |
 //! | [`API_URL_ANNOTATION`] | optional, with the provider: the host's API URL, when it is not the one derived from `spec.url` |
+//! | [`INSECURE_SKIP_TLS_VERIFY_ANNOTATION`] | optional: `"true"` for a hook whose host delivers without verifying the receiver's certificate (a receiver behind a private CA); GitHub, GitLab and Bitbucket only |
 //! | [`CA_SECRET_ANNOTATION`] | optional: a Secret in the GitRepository's namespace whose `ca.crt` key is a PEM bundle trusted for the host's API, beside the public roots (a self-managed host behind a private CA) |
 //!
 //! For every GitRepository so annotated that a served Receiver names in `spec.resources`,
@@ -57,6 +58,11 @@ pub const PROVIDER_ANNOTATION: &str = "webhooks.fluxhook.io/provider";
 
 /// On a GitRepository, optional: the Git host's API URL (the only way to allow `http://`).
 pub const API_URL_ANNOTATION: &str = "webhooks.fluxhook.io/api-url";
+
+/// On a GitRepository, optional: `"true"` asks for a hook whose host does not verify the
+/// receiver's TLS certificate (for a receiver behind a private CA); kept so by every pass.
+pub const INSECURE_SKIP_TLS_VERIFY_ANNOTATION: &str =
+    "webhooks.fluxhook.io/insecure-skip-tls-verify";
 
 /// On a GitRepository, optional: the Secret, in its namespace, whose [`CA_KEY`] is a PEM
 /// bundle of CA certificates trusted for the Git host's API, beside the public roots.

@@ -10,8 +10,8 @@ use url::Url;
 
 use super::record::RegisteredHook;
 use super::{
-    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_SECRET_ANNOTATION, PROVIDER_ANNOTATION,
-    URL_ANNOTATION,
+    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_SECRET_ANNOTATION,
+    INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION, URL_ANNOTATION,
 };
 
 /// What a Receiver's hooks carry, whichever repository they are in.
@@ -109,6 +109,15 @@ pub(crate) fn wanted(
             repository.api_base()
         ));
     }
+    let verify_tls = match annotation(INSECURE_SKIP_TLS_VERIFY_ANNOTATION) {
+        None | Some("false") => true,
+        Some("true") => false,
+        Some(other) => {
+            return Err(format!(
+                "{INSECURE_SKIP_TLS_VERIFY_ANNOTATION}: {other:?} is neither \"true\" nor \"false\""
+            ));
+        }
+    };
     let ca_secret = annotation(CA_SECRET_ANNOTATION)
         .filter(|name| !name.is_empty())
         .map(str::to_owned);
@@ -120,8 +129,14 @@ pub(crate) fn wanted(
             token_secret.to_string(),
             ca_secret,
         ),
-        desired: DesiredHook::new(hook_url, secret, events)
-            .for_receiver_type(template.receiver_type),
+        desired: {
+            let desired = DesiredHook::new(hook_url, secret, events)
+                .for_receiver_type(template.receiver_type);
+            match verify_tls {
+                true => desired,
+                false => desired.skip_tls_verification(),
+            }
+        },
         repository,
     }))
 }

@@ -95,7 +95,7 @@ impl HostApi for BitbucketCloud {
             "url": desired.url().as_str(),
             "active": true,
             "secret": desired.secret().expose(),
-            "skip_cert_verification": false,
+            "skip_cert_verification": !desired.verifies_tls(),
             "events": events,
         })
     }

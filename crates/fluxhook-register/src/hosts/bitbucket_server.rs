@@ -130,7 +130,7 @@ impl HostApi for BitbucketServer {
             "active": true,
             "events": events,
             "configuration": {"secret": desired.secret().expose()},
-            "sslVerificationRequired": true,
+            "sslVerificationRequired": desired.verifies_tls(),
         })
     }
 

@@ -41,7 +41,7 @@ fn config(desired: &DesiredHook) -> Value {
     json!({
         "url": desired.url().as_str(),
         "content_type": "json",
-        "insecure_ssl": "0",
+        "insecure_ssl": if desired.verifies_tls() { "0" } else { "1" },
         "secret": desired.secret().expose(),
     })
 }

@@ -141,7 +141,10 @@ impl HostApi for GitLab {
             "description".into(),
             json!(fingerprint_label(&desired.fingerprint())),
         );
-        body.insert("enable_ssl_verification".into(), json!(true));
+        body.insert(
+            "enable_ssl_verification".into(),
+            json!(desired.verifies_tls()),
+        );
         for flag in EVENT_FLAGS {
             body.insert(flag.into(), json!(wanted.contains(&flag)));
         }
