@@ -5,9 +5,11 @@
 //!   `../shared/corpus` and Flux's CRDs in `../shared/flux-crds`.
 //! - `bench`: runs the criterion benchmarks and prints their medians as a
 //!   Markdown table, with ratios against the baseline measured in the same run.
+//! - `fuzz`: runs the cargo-fuzz targets of `fuzz/` for a while each.
 
 mod bench;
 mod demo;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -24,7 +26,11 @@ commands:
   bench [CRITERION ARGS...]
                 run the criterion benchmarks and print medians and ratios as
                 Markdown tables; arguments go to criterion (a filter, timings),
-                default: --warm-up-time 0.5 --measurement-time 1";
+                default: --warm-up-time 0.5 --measurement-time 1
+  fuzz [--seconds N] [TARGET...]
+                run each fuzz target (payload, signature, cel, oidc, receiver,
+                register; default all) for N seconds (default 60), one at a
+                time, and print libFuzzer's figures; needs cargo-fuzz";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +38,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&workspace_root(), &args[1..]),
         Some("conformance") => conformance(),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
+        Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

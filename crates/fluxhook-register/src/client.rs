@@ -14,7 +14,7 @@ use crate::http::error_chain;
 use crate::retry::{Clock, TokioClock, is_rate_limited, rate_limit_wait};
 use crate::{
     DesiredHook, Hook, HookId, HttpClient, Provider, RegisterError, Repository, RetryPolicy,
-    Secret, Token,
+    Secret, Token, read_error_message, read_hook, read_hooks_page,
 };
 
 /// Pages of hooks read at most: far more than any repository has, short of a loop.
@@ -285,20 +285,15 @@ impl HookClient {
                     secret: None,
                 })
                 .await?;
-            let body = self.json(&Operation::ListHooks, &reply)?;
-            let next = self.api.next_page(&url, &reply.headers, &body);
-            let items = self
-                .api
-                .page_items(body)
-                .map_err(|detail| self.unexpected(&Operation::ListHooks, &reply, detail))?;
-            for item in &items {
-                let hook = self
-                    .api
-                    .parse_hook(item)
-                    .map_err(|detail| self.unexpected(&Operation::ListHooks, &reply, detail))?;
-                hooks.push(hook);
-            }
-            match next {
+            let page = read_hooks_page(
+                self.repository.provider(),
+                &url,
+                &reply.headers,
+                &reply.body,
+            )
+            .map_err(|detail| self.unexpected(&Operation::ListHooks, &reply, detail))?;
+            hooks.extend(page.hooks);
+            match page.next {
                 None => return Ok(hooks),
                 Some(next) => url = self.checked_next_page(&url, &next)?,
             }
@@ -509,9 +504,7 @@ impl HookClient {
     async fn send_for_hook(&self, call: Call<'_>) -> Result<Hook, RegisterError> {
         let operation = call.operation.clone();
         let reply = self.send(call).await?;
-        let body = self.json(&operation, &reply)?;
-        self.api
-            .parse_hook(&body)
+        read_hook(self.repository.provider(), &reply.body)
             .map_err(|detail| self.unexpected(&operation, &reply, detail))
     }
 
@@ -618,9 +611,7 @@ impl HookClient {
 
     /// The host's error message, without credentials and cut to a readable length.
     fn host_message(&self, status: StatusCode, body: &[u8], secret: Option<&Secret>) -> String {
-        let message = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|json| self.api.error_message(&json))
+        let message = read_error_message(self.repository.provider(), body)
             .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
         let message = match message.is_empty() {
             true => status.canonical_reason().unwrap_or("no message").to_owned(),
@@ -634,11 +625,6 @@ impl HookClient {
             Some((cut, _)) => format!("{}…", message.get(..cut).unwrap_or_default()),
             None => message,
         }
-    }
-
-    fn json(&self, operation: &Operation, reply: &Reply) -> Result<Value, RegisterError> {
-        serde_json::from_slice(&reply.body)
-            .map_err(|e| self.unexpected(operation, reply, format!("invalid JSON: {e}")))
     }
 
     fn unexpected(&self, operation: &Operation, reply: &Reply, detail: String) -> RegisterError {

@@ -58,6 +58,7 @@ mod events;
 mod hook;
 mod hosts;
 mod http;
+mod replies;
 mod repository;
 mod retry;
 
@@ -69,6 +70,7 @@ pub use hook::{
     DesiredHook, Hook, HookId, InvalidBaseUrl, PayloadFormat, SecretState, receiver_url,
 };
 pub use http::{HttpClient, HttpClientBuilder, HttpSetupError};
+pub use replies::{HooksPage, read_error_message, read_hook, read_hooks_page};
 pub use repository::{
     GitScheme, GitUrl, HostConfig, Provider, RepoUrlError, Repository, RepositoryKey,
     UnknownProvider,
