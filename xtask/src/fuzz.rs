@@ -250,10 +250,7 @@ mod tests {
             args(&[]).map(|(s, t)| (s, t.len())),
             Ok((60, Target::ALL.len()))
         );
-        assert_eq!(
-            args(&["--seconds", "5", "cel"]).map(|(s, t)| (s, t)),
-            Ok((5, vec![Target::Cel]))
-        );
+        assert_eq!(args(&["--seconds", "5", "cel"]), Ok((5, vec![Target::Cel])));
         assert!(args(&["--seconds", "x"]).is_err());
         assert!(args(&["nope"]).is_err());
     }
