@@ -6,10 +6,18 @@
 //! - `bench`: runs the criterion benchmarks and prints their medians as a
 //!   Markdown table, with ratios against the baseline measured in the same run.
 //! - `fuzz`: runs the cargo-fuzz targets of `fuzz/` for a while each.
+//! - `hotpath`: the release receiver against a minimal HMAC server, side by
+//!   side under one load generator (see `hotpath.rs`).
+//! - `flood`: genuine deliveries while a client floods the receiver with slow
+//!   or oversized requests (see `flood.rs`).
 
 mod bench;
 mod demo;
+mod flood;
 mod fuzz;
+mod hotpath;
+mod hotpath_client;
+mod hotpath_floor;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -30,7 +38,16 @@ commands:
   fuzz [--seconds N] [TARGET...]
                 run each fuzz target (payload, signature, cel, oidc, receiver,
                 register; default all) for N seconds (default 60), one at a
-                time, and print libFuzzer's figures; needs cargo-fuzz";
+                time, and print libFuzzer's figures; needs cargo-fuzz
+  hotpath [--rounds N] [--seconds S] [--connections C]
+                the release fluxhook-receiver against a floor server (hyper,
+                HMAC-SHA256, constant-time compare) in alternating rounds under
+                one load generator: a signed 7.3 KB GitHub push accepted, and
+                refused for a wrong signature; prints medians and ratios
+  flood [--connections N] [--seconds S] [--scenario NAME]
+                genuine signed deliveries to the release fluxhook-receiver
+                while one address floods it (slow heads, oversized heads or
+                bodies); prints their latency and the receiver's memory";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +56,12 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
         Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
+        Some("hotpath") => hotpath::run(&workspace_root(), &args[1..]),
+        Some("flood") => flood::run(&workspace_root(), &args[1..]),
+        // What those run from the release build.
+        Some("__hotpath") => hotpath::measure(&args[1..]),
+        Some("__floor") => hotpath_floor::run(&args[1..]),
+        Some("__flood") => flood::measure(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

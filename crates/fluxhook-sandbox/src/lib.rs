@@ -534,6 +534,12 @@ impl Sandbox {
         Ok((status, response.text().await.map_err(http_error)?))
     }
 
+    /// The receiver's process id, while it runs (e.g. to read its memory
+    /// or CPU time from `/proc`).
+    pub fn receiver_pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// What the receiver has logged so far.
     pub fn receiver_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("receiver.log")).unwrap_or_default()
