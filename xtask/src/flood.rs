@@ -86,10 +86,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--scenario" if value == "all" => options.scenarios = SCENARIOS.to_vec(),
             "--scenario" => {
-                let scenario = SCENARIOS
-                    .iter()
-                    .find(|s| *s == value)
-                    .ok_or_else(invalid)?;
+                let scenario = SCENARIOS.iter().find(|s| *s == value).ok_or_else(invalid)?;
                 options.scenarios = vec![scenario];
             }
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
@@ -161,7 +158,9 @@ async fn flood(options: Options) -> Result<(), String> {
     let body = hotpath::push_body()?;
     let (sandbox, path) = hotpath::start_receiver(&[]).await?;
     let receiver = hotpath::receiver_addr(&sandbox)?;
-    let pid = sandbox.receiver_pid().ok_or("the receiver is not running")?;
+    let pid = sandbox
+        .receiver_pid()
+        .ok_or("the receiver is not running")?;
     let delivery = hotpath::github_delivery(&path, &body, hotpath::WEBHOOK_SECRET, true);
     let pids = [Some(std::process::id()), Some(pid)];
 
@@ -191,7 +190,10 @@ async fn flood(options: Options) -> Result<(), String> {
         "| attack | attacker's connections opened (closed by the receiver) | genuine deliveries | answered 200 within {} s | latency p50 | p99 | max | receiver RSS before → max |",
         GOAL.as_secs()
     );
-    let _ = writeln!(report, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        report,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for row in &rows {
         let _ = writeln!(
             report,
@@ -221,8 +223,16 @@ async fn flood(options: Options) -> Result<(), String> {
     println!(
         "Machine: {} CPUs; load average before {}, after {}; {}",
         std::thread::available_parallelism().map_or(0, usize::from),
-        load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        load_after.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         CpuSample::describe(&cpu_before, &cpu_after, elapsed),
     );
     println!("Receiver's connection series at the end:");

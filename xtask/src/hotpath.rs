@@ -65,7 +65,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match flag.as_str() {
             "--rounds" => {
                 let v = value()?;
-                options.rounds = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| invalid(v))?;
+                options.rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| invalid(v))?;
             }
             "--seconds" => {
                 let v = value()?;
@@ -77,8 +81,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--connections" => {
                 let v = value()?;
-                options.connections =
-                    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| invalid(v))?;
+                options.connections = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| invalid(v))?;
             }
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
@@ -238,7 +245,10 @@ async fn start_floor() -> Result<(Child, SocketAddr), String> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start the floor server: {e}"))?;
-    let stdout = floor.stdout.take().ok_or("the floor server has no stdout")?;
+    let stdout = floor
+        .stdout
+        .take()
+        .ok_or("the floor server has no stdout")?;
     let mut line = String::new();
     tokio::io::BufReader::new(stdout)
         .read_line(&mut line)
@@ -393,7 +403,10 @@ async fn measure_async(options: Options) -> Result<(), String> {
     );
     let _ = writeln!(report, "| --- | --- | ---: | ---: | ---: |");
     for (index, scenario) in scenarios.iter().enumerate() {
-        for (target, name) in [(Target::Floor, "floor"), (Target::Receiver, "fluxhook-receiver")] {
+        for (target, name) in [
+            (Target::Floor, "floor"),
+            (Target::Receiver, "fluxhook-receiver"),
+        ] {
             let series = &results[index][target as usize];
             let _ = writeln!(
                 report,
@@ -428,8 +441,16 @@ async fn measure_async(options: Options) -> Result<(), String> {
     println!(
         "Machine: {} CPUs; load average before {}, after {}; {}",
         std::thread::available_parallelism().map_or(0, usize::from),
-        load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        load_after.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         CpuSample::describe(&cpu_before, &cpu_after, elapsed),
     );
     if failures > 0 {
@@ -438,7 +459,9 @@ async fn measure_async(options: Options) -> Result<(), String> {
             .flatten()
             .find_map(|s| s.first_failure.clone())
             .unwrap_or_default();
-        return Err(format!("{failures} answers were not as expected, first: {first}"));
+        return Err(format!(
+            "{failures} answers were not as expected, first: {first}"
+        ));
     }
     Ok(())
 }
@@ -478,7 +501,11 @@ impl CpuSample {
     }
 
     /// How many CPUs the rest of the machine kept busy between two samples.
-    pub(crate) fn describe(before: &Option<Self>, after: &Option<Self>, elapsed: Duration) -> String {
+    pub(crate) fn describe(
+        before: &Option<Self>,
+        after: &Option<Self>,
+        elapsed: Duration,
+    ) -> String {
         let (Some(before), Some(after)) = (before, after) else {
             return "CPU use unknown (no /proc)".into();
         };

@@ -75,22 +75,22 @@ pub(super) async fn authenticate(
             }
             let event = header_event(host, headers);
             check_event(endpoint, &format!("{} event", host.flux_name()), &event)?;
-            // The payload only enriches the log: Flux reads the event header alone.
-            let provider = git_provider(host, headers);
-            let webhook = parse(provider)
-                .inspect_err(|error| tracing::debug!(%provider, %error, "payload not parsed"))
-                .ok();
-            let repository = webhook
-                .as_ref()
-                .and_then(Webhook::repository)
-                .map(|r| r.full_name());
-            tracing::info!(
-                repository,
-                "handling {} event: {}",
-                host.flux_name(),
-                quoted(&event)
-            );
-            webhook
+            tracing::info!("handling {} event: {}", host.flux_name(), quoted(&event));
+            // Flux reads the event header alone. Parsing the body would only
+            // name the repository in a debug line: not worth its cost on
+            // every delivery (about an HMAC's, see docs/performance.md).
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let provider = git_provider(host, headers);
+                match parse(provider) {
+                    Ok(webhook) => tracing::debug!(
+                        repository = webhook.repository().map(|r| r.full_name()),
+                        %provider,
+                        "payload read"
+                    ),
+                    Err(error) => tracing::debug!(%provider, %error, "payload not parsed"),
+                }
+            }
+            None
         }
         Payload::CdEvent => {
             // Flux filters on the CloudEvent type the header names, and
