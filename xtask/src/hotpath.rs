@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use fluxhook_sandbox::Sandbox;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
@@ -202,7 +203,9 @@ pub(crate) async fn start_receiver(extra_args: &[&str]) -> Result<(Sandbox, Stri
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": "hotpath-token", "namespace": NAMESPACE},
-            "stringData": {"token": SECRET},
+            // The test API keeps objects as sent: `data`, as the API
+            // server stores `stringData`.
+            "data": {"token": base64::engine::general_purpose::STANDARD.encode(SECRET)},
         }))
         .map_err(|e| e.to_string())?;
     sandbox
@@ -280,14 +283,26 @@ struct Series {
     p99_us: Vec<u32>,
     failures: u64,
     first_failure: Option<String>,
+    /// CPU time the server spent over the measured rounds (warm-up
+    /// included), in clock ticks, and the answers it gave meanwhile.
+    cpu_ticks: u64,
+    answered: u64,
 }
 
 impl Series {
+    /// CPU time per answer, in µs: what the server costs per request,
+    /// whatever share of the CPUs the rest of the machine left it.
+    fn cpu_us_per_request(&self) -> f64 {
+        // Clock ticks are 1/100 s on Linux.
+        self.cpu_ticks as f64 * 10_000.0 / self.answered.max(1) as f64
+    }
+
     fn add(&mut self, result: LoadResult) {
         self.per_second.push(result.per_second());
         self.p50_us.push(result.latency_us(0.5));
         self.p99_us.push(result.latency_us(0.99));
         self.failures += result.failures;
+        self.answered += result.all_answered;
         if self.first_failure.is_none() {
             self.first_failure = result.first_failure;
         }
@@ -367,6 +382,11 @@ async fn measure_async(options: Options) -> Result<(), String> {
             };
             let mut rates = [0.0; 2];
             for target in order {
+                let pid = match target {
+                    Target::Receiver => pids[1],
+                    Target::Floor => pids[2],
+                };
+                let cpu_before = CpuSample::take(&[pid]);
                 let result = load(
                     addr(target),
                     &scenario.request,
@@ -376,7 +396,11 @@ async fn measure_async(options: Options) -> Result<(), String> {
                     window,
                 )
                 .await;
+                let cpu_after = CpuSample::take(&[pid]);
                 let slot = target as usize;
+                if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+                    results[index][slot].cpu_ticks += after.ours.saturating_sub(before.ours);
+                }
                 rates[slot] = result.per_second();
                 results[index][slot].add(result);
             }
@@ -399,9 +423,9 @@ async fn measure_async(options: Options) -> Result<(), String> {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "| scenario | server | requests/s, median (min–max) | latency p50 | latency p99 |"
+        "| scenario | server | requests/s, median (min–max) | latency p50 | latency p99 | server CPU per request |"
     );
-    let _ = writeln!(report, "| --- | --- | ---: | ---: | ---: |");
+    let _ = writeln!(report, "| --- | --- | ---: | ---: | ---: | ---: |");
     for (index, scenario) in scenarios.iter().enumerate() {
         for (target, name) in [
             (Target::Floor, "floor"),
@@ -410,22 +434,25 @@ async fn measure_async(options: Options) -> Result<(), String> {
             let series = &results[index][target as usize];
             let _ = writeln!(
                 report,
-                "| {} | {name} | {:.0} ({:.0}–{:.0}) | {} µs | {} µs |",
+                "| {} | {name} | {:.0} ({:.0}–{:.0}) | {} µs | {} µs | {:.0} µs |",
                 scenario.name,
                 median(&series.per_second),
                 min(&series.per_second),
                 max(&series.per_second),
                 median_u32(&series.p50_us),
                 median_u32(&series.p99_us),
+                series.cpu_us_per_request(),
             );
         }
+        let [receiver, floor] = &results[index];
         let _ = writeln!(
             report,
-            "| {} | **receiver ÷ floor, same round** | **{:.2}** ({:.2}–{:.2}) | | |",
+            "| {} | **receiver ÷ floor, same round** | **{:.2}** ({:.2}–{:.2}) | | | floor ÷ receiver: **{:.2}** |",
             scenario.name,
             median(&ratios[index]),
             min(&ratios[index]),
             max(&ratios[index]),
+            floor.cpu_us_per_request() / receiver.cpu_us_per_request().max(f64::MIN_POSITIVE),
         );
     }
     let failures: u64 = results.iter().flatten().map(|s| s.failures).sum();
@@ -471,7 +498,7 @@ pub(crate) struct CpuSample {
     /// Busy time of all CPUs, in clock ticks.
     busy: u64,
     /// CPU time of the processes measured (load generator, servers).
-    ours: u64,
+    pub(crate) ours: u64,
 }
 
 impl CpuSample {

@@ -106,6 +106,8 @@ async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), S
 pub(crate) struct LoadResult {
     /// Answers with the expected status, in the measured window.
     pub(crate) answered: u64,
+    /// Answers with the expected status, warm-up included.
+    pub(crate) all_answered: u64,
     /// Answers with another status, or failed exchanges.
     pub(crate) failures: u64,
     /// The first failure, to show.
@@ -176,6 +178,7 @@ pub(crate) async fn load(
                 let counted = measuring.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed);
                 match outcome {
                     Ok(status) if status == expected => {
+                        result.all_answered += 1;
                         if counted {
                             result.answered += 1;
                             let micros = started.elapsed().as_micros();
@@ -213,6 +216,7 @@ pub(crate) async fn load(
     for task in tasks {
         if let Ok(result) = task.await {
             total.answered += result.answered;
+            total.all_answered += result.all_answered;
             total.failures += result.failures;
             total.first_failure = total.first_failure.or(result.first_failure);
             total.latencies_us.extend(result.latencies_us);
