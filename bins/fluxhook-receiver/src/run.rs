@@ -8,8 +8,9 @@ use fluxhook_oidc::{HttpKeySource, OidcVerifier, VerifierConfig};
 use fluxhook_receiver::controller::{self, ControllerConfig, Leadership, Readiness};
 use fluxhook_receiver::registration::RegistrationConfig;
 use fluxhook_receiver::server::{self, App, Limits, ReceiverServer};
-use fluxhook_receiver::{ClientMetrics, EndpointIndex, Metrics, RuntimeMetrics};
+use fluxhook_receiver::{ClientMetrics, ControllerMetrics, EndpointIndex, Metrics, RuntimeMetrics};
 use fluxhook_trigger::Trigger;
+use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -70,6 +71,12 @@ pub(crate) async fn run(flags: Flags, not_served: &[String]) -> anyhow::Result<(
 
     let (stop, stopping) = watch::channel(false);
     let (leadership, election) = leadership(&flags, &client, stopping.clone())?;
+    if election.is_some() {
+        tokio::spawn(report_leadership(
+            leadership.clone(),
+            runtime_metrics.controller.clone(),
+        ));
+    }
     controller_config.leadership = leadership;
 
     let index = Arc::new(EndpointIndex::default());
@@ -228,6 +235,22 @@ fn leadership(
         let _ = stopping.wait_for(|stop| *stop).await;
     }));
     Ok((leadership, Some(election)))
+}
+
+/// Exports this replica's part in the election as `leader_election_master_status`, as
+/// controller-runtime's leader elector does: 1 from the start of each term until it ends,
+/// 0 otherwise (the dashboard's leader panel and the no-leader alert read it).
+async fn report_leadership(leadership: Leadership, metrics: ControllerMetrics) {
+    metrics.set_leader(LEASE_NAME, false);
+    let mut terms = std::pin::pin!(leadership.terms());
+    while terms.next().await.is_some() {
+        metrics.set_leader(LEASE_NAME, true);
+        // `lost` may wake at the term's old end just as a renewal extends it.
+        while leadership.is_leader() {
+            leadership.lost().await;
+        }
+        metrics.set_leader(LEASE_NAME, false);
+    }
 }
 
 /// client-go's default User-Agent, `<command>/v<version> (<os>/<arch>) ...`, with the

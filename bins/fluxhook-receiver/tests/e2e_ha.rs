@@ -114,6 +114,34 @@ fn lease_holder(sandbox: &Sandbox) -> Option<String> {
     lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
 }
 
+/// `leader_election_master_status` of fluxhook's Lease as the process serving
+/// `metrics_url` exports it; `None` while it exports no such series.
+async fn leader_status(sandbox: &Sandbox, metrics_url: &str) -> Option<i64> {
+    let (_, text) = sandbox
+        .get_url(&format!("{metrics_url}/metrics"))
+        .await
+        .unwrap();
+    let series = format!(r#"leader_election_master_status{{name="{LEASE}"}} "#);
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
+}
+
+/// Waits until the process serving `metrics_url` exports `expected` as its leader status.
+async fn wait_for_leader_status(sandbox: &Sandbox, metrics_url: &str, expected: i64) {
+    let started = std::time::Instant::now();
+    loop {
+        let status = leader_status(sandbox, metrics_url).await;
+        if status == Some(expected) {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{metrics_url} exports leader_election_master_status {status:?}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn is_write(request: &RequestRecord) -> bool {
     matches!(
         request.verb,
@@ -184,6 +212,10 @@ async fn one_replica_writes_and_the_other_takes_over_when_it_is_killed() {
         .await
         .unwrap();
     b.wait_until_ready().await.unwrap();
+    // What the dashboard and the no-leader alert read: a leads, b does not.
+    let a_metrics = sandbox.metrics_url().to_owned();
+    wait_for_leader_status(&sandbox, &a_metrics, 1).await;
+    wait_for_leader_status(&sandbox, b.metrics_url(), 0).await;
 
     // Both serve the Receiver; a reconcile request is handled, and written by a alone.
     let (headers, body) = push();
@@ -265,10 +297,13 @@ async fn one_replica_writes_and_the_other_takes_over_when_it_is_killed() {
     };
 
     sandbox.kill().await.unwrap();
+    // From here on the fake GitHub hears from b alone.
+    host.clear_requests();
     wait_for("b to lead", || {
         lease_holder(&sandbox).filter(|holder| holder.starts_with("replica-b_"))
     })
     .await;
+    wait_for_leader_status(&sandbox, b.metrics_url(), 1).await;
     // The new leader writes: a reconcile request is handled by b.
     request_reconcile(&sandbox, "second");
     wait_for("b to handle the request", || {
@@ -308,15 +343,37 @@ async fn one_replica_writes_and_the_other_takes_over_when_it_is_killed() {
     assert!(acquired >= a_renewals + Duration::from_secs(2), "{lease}");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
 
-    // One hook, created once: b found it in place.
-    assert_eq!(host.hooks().len(), 1);
-    let creations: Vec<_> = host
-        .writes()
-        .into_iter()
-        .filter(|w| w.method == "POST")
-        .collect();
-    assert_eq!(creations.len(), 1, "{creations:?}");
+    // One hook, created once: b, leading, looked at the repository's hooks and found it
+    // in place. Counted once b has exited, so that nothing it started is still on its way.
+    wait_for("b to look at the hooks", || {
+        host.requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains("/hooks"))
+            .then_some(())
+    })
+    .await;
     b.stop().await.unwrap();
+    assert_eq!(host.hooks().len(), 1);
+    assert!(
+        host.writes().is_empty(),
+        "b changed the hooks: {:?}",
+        host.writes()
+    );
+    // Both ran as the deployed ServiceAccount, under deploy/base/rbac.yaml.
+    assert_nothing_refused(&sandbox);
+}
+
+/// No request of the replicas (one ServiceAccount) was refused by the deployed RBAC.
+fn assert_nothing_refused(sandbox: &Sandbox) {
+    let refused: Vec<(String, String)> = sandbox
+        .refused_requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "refused by the deployed RBAC: {refused:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,6 +422,7 @@ async fn beside_notification_controller_it_serves_and_writes_nothing_on_receiver
     // Nothing but the seed (which the test wrote directly, not through HTTP).
     assert!(writes.is_empty(), "{writes:?}");
     assert!(sandbox.receiver_log().contains("no leader is elected"));
+    assert_eq!(leader_status(&sandbox, sandbox.metrics_url()).await, None);
     assert!(sandbox.stop().await.unwrap().success());
 }
 
@@ -413,6 +471,7 @@ async fn the_arguments_of_notification_controllers_deployment_serve_a_receiver()
     assert_eq!(status, StatusCode::OK, "{}", sandbox.receiver_log());
     let holder = lease_holder(&sandbox).unwrap();
     assert!(!holder.is_empty());
+    wait_for_leader_status(&sandbox, sandbox.metrics_url(), 1).await;
     // Logs as Flux's: one JSON object per line.
     let log = sandbox.receiver_log();
     assert!(
@@ -425,4 +484,45 @@ async fn the_arguments_of_notification_controllers_deployment_serve_a_receiver()
     // SIGTERM releases the lease on the way out (release on cancel is Flux's default).
     assert!(sandbox.stop().await.unwrap().success());
     assert_eq!(lease_holder(&sandbox).as_deref(), Some(""));
+    assert_nothing_refused(&sandbox);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_registration_off_no_git_host_is_called() {
+    let host = FakeHost::start(HostKind::GitHub).await.unwrap();
+    let mut sandbox = Sandbox::launch(BINARY, &["--enable-webhook-registration=false"], &[])
+        .await
+        .unwrap();
+    // The GitRepository asks for a hook on the fake GitHub.
+    seed(&sandbox, Some(&host));
+    sandbox.wait_until_ready().await.unwrap();
+    let path = sandbox.wait_for_webhook_path(NS, RECEIVER).await.unwrap();
+    // A reconciliation registers before it writes the status: two of them have run once a
+    // request is handled.
+    request_reconcile(&sandbox, "again");
+    wait_for("the request to be handled", || {
+        (last_handled(&sandbox).as_deref() == Some("again")).then_some(())
+    })
+    .await;
+    let (headers, body) = push();
+    let (status, _) = sandbox.post(&path, headers, body).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{}", sandbox.receiver_log());
+
+    assert!(
+        host.requests().is_empty(),
+        "the Git host was called: {:?}",
+        host.requests()
+    );
+    let receiver = sandbox.get(RECEIVER_API, "Receiver", NS, RECEIVER).unwrap();
+    let conditions = receiver["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conditions.iter().all(|c| c["type"] != "WebhooksRegistered"),
+        "{receiver}"
+    );
+    assert_eq!(
+        receiver["metadata"]["finalizers"],
+        json!(["finalizers.fluxcd.io"]),
+        "{receiver}"
+    );
+    assert!(sandbox.stop().await.unwrap().success());
 }

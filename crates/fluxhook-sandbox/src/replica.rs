@@ -19,6 +19,7 @@ pub struct Replica {
     child: Child,
     receiver_url: String,
     health_url: String,
+    metrics_url: String,
     http: reqwest::Client,
 }
 
@@ -72,6 +73,7 @@ impl Sandbox {
             child,
             receiver_url: format!("http://127.0.0.1:{receiver}"),
             health_url: format!("http://127.0.0.1:{health}"),
+            metrics_url: format!("http://127.0.0.1:{metrics}"),
             http: reqwest::Client::new(),
         })
     }
@@ -91,6 +93,11 @@ impl Replica {
     /// `http://127.0.0.1:<port>` of its `/healthz` and `/readyz`.
     pub fn health_url(&self) -> &str {
         &self.health_url
+    }
+
+    /// `http://127.0.0.1:<port>` of its `/metrics`.
+    pub fn metrics_url(&self) -> &str {
+        &self.metrics_url
     }
 
     /// Whether a request's User-Agent is this replica's.
