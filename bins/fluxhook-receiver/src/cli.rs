@@ -28,10 +28,9 @@ work unchanged. The cluster is reached through KUBECONFIG, or the in-cluster con
 With --watch-all-namespaces=false only the Receivers of the namespace named by the \
 RUNTIME_NAMESPACE environment variable are served.";
 
-/// How long SIGTERM waits for the requests in flight. A sender gives up on its delivery
-/// after 10 s (GitHub's timeout), so nothing is lost by bounding it below Flux's
-/// `terminationGracePeriodSeconds` of 10 s.
-pub(crate) const DRAIN: Duration = Duration::from_secs(8);
+/// How long SIGTERM waits for the requests in flight (see the library's constant: the
+/// Deployment's manifests are checked against it).
+pub(crate) const DRAIN: Duration = fluxhook_receiver::SIGTERM_DRAIN;
 
 const AFTER_LONG_HELP: &str = "\
 Flags take their values as Flux's (Go's) do: booleans as --watch-all-namespaces=false, \

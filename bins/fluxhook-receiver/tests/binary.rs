@@ -160,3 +160,39 @@ async fn an_address_in_use_fails_the_start() {
         sandbox.receiver_log()
     );
 }
+
+#[tokio::test]
+async fn flags_of_notification_controllers_other_servers_are_accepted_and_named_once() {
+    let not_served = [
+        "--events-addr=:9090",
+        "--rate-limit-interval=1m",
+        "--token-cache-max-size=10",
+        "--default-service-account=flux",
+    ];
+    let mut args = not_served.to_vec();
+    args.push("--feature-gates=DisableConfigWatchers=true");
+    let mut sandbox = Sandbox::launch(BINARY, &args, &[]).await.unwrap();
+    seed(&sandbox);
+    sandbox.wait_until_ready().await.unwrap();
+    sandbox
+        .wait_for_webhook_path("flux-system", "github")
+        .await
+        .unwrap();
+    let log = sandbox.receiver_log();
+    let named: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("not served by fluxhook"))
+        .collect();
+    assert_eq!(named.len(), 1, "{log}");
+    for flag in not_served {
+        let name = flag.split('=').next().unwrap();
+        assert!(named[0].contains(name), "{name} not named: {}", named[0]);
+    }
+    // A gate is loaded and said to change nothing here.
+    assert!(
+        log.lines()
+            .any(|line| line.contains("DisableConfigWatchers") && line.contains("no effect")),
+        "{log}"
+    );
+    assert!(sandbox.stop().await.unwrap().success());
+}

@@ -63,9 +63,13 @@ fn has_sample(text: &str, name: &str) -> bool {
 
 #[tokio::test]
 async fn logs_and_metrics_read_as_fluxs_tools_read_them() {
-    let mut sandbox = Sandbox::launch(BINARY, &["--log-encoding=json", "--log-level=info"], &[])
-        .await
-        .unwrap();
+    let mut sandbox = Sandbox::launch(
+        BINARY,
+        &["--log-encoding=json", "--log-level=info", "--concurrent=7"],
+        &[],
+    )
+    .await
+    .unwrap();
     for object in demo::objects() {
         sandbox.apply(object).unwrap();
     }
@@ -183,6 +187,27 @@ async fn logs_and_metrics_read_as_fluxs_tools_read_them() {
         assert!(has_sample(&text, name), "{name} not exported:\n{text}");
     }
     assert!(text.contains(r#"code="500",method="PATCH""#), "{text}");
+    // And the converse: every family exported is in docs/operations.md.
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operations.md"
+    ))
+    .unwrap();
+    for family in text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split(' ').next())
+    {
+        assert!(
+            guide.contains(&format!("`{family}")),
+            "{family} is exported but docs/operations.md does not list it"
+        );
+    }
+    // --concurrent reaches the controller, as controller-runtime reports it.
+    assert!(
+        text.contains(r#"controller_runtime_max_concurrent_reconciles{controller="receiver"} 7"#),
+        "{text}"
+    );
 
     // Deleting the Receiver removes its series.
     let url = format!(

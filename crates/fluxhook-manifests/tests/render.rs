@@ -266,8 +266,16 @@ fn the_deployment_runs_two_replicas_as_flux_runs_its_controllers() {
 
 #[test]
 fn the_grace_period_outlasts_the_pre_stop_sleep_and_the_drain() {
-    // The drain bound of the binary, as it stops on SIGTERM.
-    let drain = fluxhook_receiver::server::Limits::default().shutdown_grace;
+    // The drain bound of the binary, as it stops on SIGTERM (the binary replaces the
+    // library server's default with it).
+    let drain = fluxhook_receiver::SIGTERM_DRAIN;
+    let guide = std::fs::read_to_string(
+        fluxhook_manifests::deploy_dir()
+            .parent()
+            .unwrap()
+            .join("docs/deploy.md"),
+    )
+    .unwrap();
     for overlay in Overlay::ALL {
         let deployment: Deployment = rendered(overlay, &[]).object(NAME).unwrap();
         let pod = pod_spec(&deployment);
@@ -285,6 +293,17 @@ fn the_grace_period_outlasts_the_pre_stop_sleep_and_the_drain() {
              ({pre_stop} s) and the drain ({drain:?})",
             overlay.name()
         );
+        // docs/deploy.md states the three as they are.
+        for stated in [
+            format!("`preStop` sleep of {pre_stop} s"),
+            format!("for at most {} s", drain.as_secs()),
+            format!("`terminationGracePeriodSeconds` is {grace}"),
+        ] {
+            assert!(
+                guide.contains(&stated),
+                "docs/deploy.md does not say {stated:?}"
+            );
+        }
     }
 }
 

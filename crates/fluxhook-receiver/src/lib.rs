@@ -72,3 +72,14 @@ pub use index::{Claimed, EndpointIndex, EndpointState, Standing};
 pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
 pub use process_metrics::ProcessCollector;
 pub use runtime_metrics::RuntimeMetrics;
+
+/// How long `fluxhook-receiver` lets the requests in flight finish after SIGTERM (and
+/// bounds the release of its leader election Lease), then exits. A sender gives up on a
+/// delivery after 10 s (GitHub's timeout), so nothing is lost by ending within Flux's
+/// `terminationGracePeriodSeconds` of 10 s; the Deployment's grace period adds its preStop
+/// sleep to that (crates/fluxhook-manifests checks it).
+///
+/// ```
+/// assert!(fluxhook_receiver::SIGTERM_DRAIN < std::time::Duration::from_secs(10));
+/// ```
+pub const SIGTERM_DRAIN: std::time::Duration = std::time::Duration::from_secs(8);
