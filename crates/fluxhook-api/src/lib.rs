@@ -17,6 +17,20 @@
 //! - The names Flux uses: [`RECONCILE_REQUEST_ANNOTATION`], the Secret watch
 //!   label, and the [`condition`] types and reasons.
 //!
+//! # Kubernetes version
+//!
+//! Like every library built on k8s-openapi, this crate does not choose the
+//! Kubernetes version: the binary that embeds it does, by enabling one version
+//! feature of k8s-openapi (fluxhook's binaries use `v1_33`, the oldest version
+//! Flux supports):
+//!
+//! ```toml
+//! k8s-openapi = { version = "0.29", features = ["v1_35"] }
+//! ```
+//!
+//! `examples/embed-controller` in the repository builds on another version than
+//! fluxhook's binaries.
+//!
 //! # Example
 //!
 //! ```

@@ -19,6 +19,20 @@
 //!   [`registration`] it also registers their webhooks with Git hosts, for the
 //!   GitRepositories annotated for it.
 //!
+//! # Kubernetes version
+//!
+//! Like every library built on k8s-openapi, this crate does not choose the
+//! Kubernetes version: the binary that embeds it does, by enabling one version
+//! feature of k8s-openapi (fluxhook's binaries use `v1_33`, the oldest version
+//! Flux supports):
+//!
+//! ```toml
+//! k8s-openapi = { version = "0.29", features = ["v1_35"] }
+//! ```
+//!
+//! `examples/embed-controller` in the repository builds on another version than
+//! fluxhook's binaries.
+//!
 //! # Example
 //!
 //! ```
