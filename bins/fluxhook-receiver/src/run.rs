@@ -9,10 +9,11 @@ use fluxhook_receiver::controller::{self, ControllerConfig, Leadership, Readines
 use fluxhook_receiver::registration::RegistrationConfig;
 use fluxhook_receiver::server::{self, App, Limits, ReceiverServer};
 use fluxhook_receiver::{ClientMetrics, ControllerMetrics, EndpointIndex, Metrics, RuntimeMetrics};
-use fluxhook_trigger::Trigger;
+use fluxhook_trigger::{BoundedRetry, Trigger};
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tower::util::option_layer;
 
 use crate::cli::{DRAIN, FEATURE_GATES, Flags};
 use crate::ratelimit::{self, Limit, RateLimitLayer};
@@ -58,16 +59,19 @@ pub(crate) async fn run(flags: Flags, not_served: &[String]) -> anyhow::Result<(
     let limit = api_rate_limit(&flags, &config)
         .await
         .map_err(|error| cluster_error(&error))??;
-    let client = api_client(config.clone(), limit, &runtime_metrics.client)
+    let client = api_client(config.clone(), limit, &runtime_metrics.client, None)
         .map_err(|error| cluster_error(&error))?;
     // A sender waits about 10 s for its answer (GitHub), while kube's default
-    // retries of 429/503/504 back off for minutes: the patches of a webhook
-    // fail fast instead (500) and the next delivery asks again. They have a
-    // bucket of their own: a resync of the controller does not delay webhooks.
-    let mut patch_config = config;
-    patch_config.default_retry = false;
-    let patch_client = api_client(patch_config, limit, &runtime_metrics.client)
-        .map_err(|error| cluster_error(&error))?;
+    // retries back off for minutes: the webhooks' client retries as the
+    // trigger's policy says instead. It has a bucket of its own: a resync of
+    // the controller does not delay webhooks.
+    let patch_client = api_client(
+        BoundedRetry::client_config(config),
+        limit,
+        &runtime_metrics.client,
+        Some(BoundedRetry::default()),
+    )
+    .map_err(|error| cluster_error(&error))?;
 
     let (stop, stopping) = watch::channel(false);
     let (leadership, election) = leadership(&flags, &client, stopping.clone())?;
@@ -190,14 +194,15 @@ fn api_client(
     config: kube::Config,
     limit: Option<Limit>,
     counted: &ClientMetrics,
+    retry: Option<BoundedRetry>,
 ) -> Result<kube::Client, kube::Error> {
-    // Counted inside the limiter: a request waiting for its turn is not sent yet.
+    // Counted inside the limiter: a request waiting for its turn is not sent
+    // yet. Retried outside it: each attempt waits for its own turn.
     let builder = kube::client::ClientBuilder::try_from(config.clone())?
-        .with_layer(&counted.layer(&config.cluster_url));
-    Ok(match limit {
-        Some(limit) => builder.with_layer(&RateLimitLayer::new(limit)).build(),
-        None => builder.build(),
-    })
+        .with_layer(&counted.layer(&config.cluster_url))
+        .with_layer(&option_layer(limit.map(RateLimitLayer::new)))
+        .with_layer(&option_layer(retry.map(BoundedRetry::layer)));
+    Ok(builder.build())
 }
 
 /// Who writes: nobody beside notification-controller, the elected replica with

@@ -578,11 +578,14 @@ async fn the_flux_cli_drives_receivers(s: &Sandbox) {
     assert!(succeeded[0]["series"]["count"].as_i64().unwrap_or(1) >= 3);
 }
 
-/// An API server refusing the patch, failing (500, 502), unavailable (503)
-/// or throttling (429 with `Retry-After`, as API priority and fairness
-/// does): the delivery fails at once with 500, after one patch, and leaves
-/// the object unannotated (a sender waits seconds, not the minutes a retry
-/// could take); the next delivery succeeds.
+/// An API server refusing the patch or failing (500, 502): the delivery
+/// fails at once with 500, after one patch, and leaves the object
+/// unannotated; the next delivery succeeds. An API server asking for the
+/// patch again (503, 504, 429 with `Retry-After`, as API priority and
+/// fairness does) gets it again within the trigger's bounded retry
+/// (`fluxhook_trigger::BoundedRetry`), and the delivery succeeds; one that
+/// keeps asking gets the retries the policy allows, then the delivery fails
+/// with 500 (a sender waits seconds, not the minutes kube's own retry takes).
 async fn api_server_failures_fail_then_recover(s: &Sandbox) {
     git_repository(s, NS, "app-flaky", json!({}));
     let path = serve(
@@ -601,11 +604,8 @@ async fn api_server_failures_fail_then_recover(s: &Sandbox) {
         .name(repo);
     let faults = s.api().faults();
 
-    for code in [500, 502, 503, 429] {
-        match code {
-            429 => faults.throttle_next(1, 1, patch_of_repo.clone()),
-            _ => faults.fail_next(1, code, patch_of_repo.clone()),
-        }
+    for code in [500, 502] {
+        faults.fail_next(1, code, patch_of_repo.clone());
         let annotation = requested_at(s, NS, repo);
         let (status, attempts) = post_counting_patches(s, &path, &push).await;
         assert_eq!(
@@ -632,6 +632,31 @@ async fn api_server_failures_fail_then_recover(s: &Sandbox) {
         )
         .await;
     }
+
+    for code in [503, 504, 429] {
+        match code {
+            429 => faults.throttle_next(1, 1, patch_of_repo.clone()),
+            _ => faults.fail_next(1, code, patch_of_repo.clone()),
+        }
+        let annotation = requested_at(s, NS, repo);
+        let (status, attempts) = post_counting_patches(s, &path, &push).await;
+        assert_eq!(status, StatusCode::OK, "API server {code}, then 200");
+        assert_eq!(
+            attempts,
+            [Some(code), Some(200)],
+            "API server {code}: asked again, sent again"
+        );
+        assert_ne!(requested_at(s, NS, repo), annotation, "{code}: annotated");
+    }
+
+    // Three retries (the default policy), then the answer stands.
+    faults.fail_next(4, 503, patch_of_repo.clone());
+    let annotation = requested_at(s, NS, repo);
+    let (status, attempts) = post_counting_patches(s, &path, &push).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(attempts, [Some(503); 4], "one patch and three retries");
+    assert_eq!(requested_at(s, NS, repo), annotation, "not annotated");
+    assert_accepted(s, "after the API server is back", &path, &push, &[repo]).await;
 }
 
 /// POSTs `delivery`; the answer and what the API server answered each
@@ -684,8 +709,8 @@ async fn metrics_count_requests_by_outcome(s: &Sandbox) {
         ("orphaned", "200", 1),
         ("rotated", "400", 1),
         ("rotated", "200", 1),
-        ("flaky", "500", 4),
-        ("flaky", "200", 4),
+        ("flaky", "500", 3),
+        ("flaky", "200", 6),
     ] {
         assert_eq!(requests(name, code), count, "{name} {code}\n{text}");
     }
@@ -696,7 +721,7 @@ async fn metrics_count_requests_by_outcome(s: &Sandbox) {
             "fluxhook_receiver_requests_total",
             &[("name", "flaky"), ("type", "generic"), ("code", "200")],
         ),
-        4,
+        6,
         "the type is a label\n{text}"
     );
     assert_eq!(
@@ -705,7 +730,7 @@ async fn metrics_count_requests_by_outcome(s: &Sandbox) {
             "fluxhook_receiver_request_duration_seconds_count",
             &[("namespace", NS), ("name", "flaky")],
         ),
-        8,
+        9,
         "every answer is timed\n{text}"
     );
 }

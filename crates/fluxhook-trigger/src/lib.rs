@@ -21,6 +21,9 @@
 //!   metadata for a named object.
 //! - Every failure is a [`TriggerError`] naming the object and, when the API
 //!   server answered, its status.
+//! - [`BoundedRetry`] is the retry policy of the client a trigger patches
+//!   through: a layer that sends again what the API server asks for again
+//!   (429, 503, 504), waiting in all no longer than a webhook sender waits.
 //!
 //! Concurrent requests for one object share patches through a [`Coalescer`]:
 //! at most one patch in flight and one queued per object, and each request is
@@ -76,8 +79,10 @@
 mod clock;
 mod coalesce;
 mod names;
+mod retry;
 mod trigger;
 
 pub use coalesce::{Coalescer, RunAbandoned};
 pub use names::ReferenceError;
+pub use retry::{BoundedRetry, BoundedRetryLayer, BoundedRetryService};
 pub use trigger::{Action, ObjectRef, Outcome, SelectedObject, Trigger, TriggerError};
