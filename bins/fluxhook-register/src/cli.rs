@@ -117,6 +117,15 @@ pub(crate) struct Cli {
     )]
     pub(crate) receiver_type: Option<String>,
 
+    /// The host delivers without verifying the receiver's TLS certificate: for a receiver
+    /// whose certificate a private CA issued, which the host does not trust. The hook is kept
+    /// so (GitHub insecure_ssl, GitLab enable_ssl_verification, Bitbucket Cloud
+    /// skip_cert_verification, Bitbucket Server sslVerificationRequired); a run without it
+    /// turns verification back on. Gitea, Forgejo and Gogs verify per instance: an error
+    /// there. The flag form of the annotation webhooks.fluxhook.io/insecure-skip-tls-verify
+    #[arg(long, help_heading = "Hook")]
+    pub(crate) insecure_skip_tls_verify: bool,
+
     /// The Receiver whose hooks to manage, NAMESPACE/NAME or NAME (with --namespace, else the
     /// kubeconfig context's namespace)
     #[arg(

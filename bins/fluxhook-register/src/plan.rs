@@ -85,9 +85,13 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
                 secret,
                 ReceiverEvents::new(events.iter().map(String::as_str)),
             );
-            Operation::Ensure(match receiver_type {
+            let hook = match receiver_type {
                 Some(receiver_type) => hook.for_receiver_type(receiver_type),
                 None => hook,
+            };
+            Operation::Ensure(match cli.insecure_skip_tls_verify {
+                true => hook.skip_tls_verification(),
+                false => hook,
             })
         }
         (false, None) => bail!(

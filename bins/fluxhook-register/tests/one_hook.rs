@@ -578,3 +578,52 @@ async fn gitlab_hooks_without_a_fingerprint_or_disabled_are_drift() {
     assert!(hooks[0].active && hooks[0].id != id, "{hooks:?}");
     assert_eq!(s.run_with_secret(&["--check"]).await.status, 0);
 }
+
+#[tokio::test]
+async fn insecure_skip_tls_verify_is_kept_by_later_runs() {
+    // The hosts with a per-hook switch (the fakes show it as `tls_verification`).
+    for kind in [
+        HostKind::GitHub,
+        HostKind::GitLab,
+        HostKind::BitbucketCloud,
+        HostKind::BitbucketServer,
+    ] {
+        let s = Hosted::start(kind).await;
+        let flag = "--insecure-skip-tls-verify";
+        let created = s.run_with_secret(&[flag]).await;
+        assert_eq!(created.status, 0, "{kind:?}: {created:?}");
+        let hooks = s.host.hooks();
+        assert_eq!(hooks.len(), 1, "{kind:?}");
+        assert!(!hooks[0].tls_verification, "{kind:?}: {hooks:?}");
+
+        // Kept: a second run writes nothing, and --check says in sync.
+        s.host.clear_requests();
+        let second = s.run_with_secret(&[flag]).await;
+        assert_eq!(second.status, 0, "{kind:?}: {second:?}");
+        assert!(
+            second.stdout.contains("unchanged (hook "),
+            "{kind:?}: {second:?}"
+        );
+        let check = s.run_with_secret(&[flag, "--check"]).await;
+        assert_eq!(check.status, 0, "{kind:?}: {check:?}");
+        assert_eq!(s.host.writes(), vec![], "{kind:?}");
+
+        // Without the flag the hook is drift, and a run turns verification back on.
+        let drift = s.run_with_secret(&["--check"]).await;
+        assert_eq!(drift.status, 2, "{kind:?}: {drift:?}");
+        assert_eq!(s.run_with_secret(&[]).await.status, 0, "{kind:?}");
+        assert!(s.host.hooks()[0].tls_verification, "{kind:?}");
+    }
+
+    // Gitea, Forgejo and Gogs verify per instance: an error naming it, before any request.
+    for kind in [HostKind::Gitea, HostKind::Gogs] {
+        let s = Hosted::start(kind).await;
+        let refused = s.run_with_secret(&["--insecure-skip-tls-verify"]).await;
+        assert_eq!(refused.status, 1, "{kind:?}: {refused:?}");
+        assert!(
+            refused.stderr.contains("SKIP_TLS_VERIFY"),
+            "{kind:?}: {refused:?}"
+        );
+        assert_eq!(s.host.requests(), vec![], "{kind:?}");
+    }
+}
