@@ -203,6 +203,18 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "PATH", help_heading = "Git host")]
     pub(crate) ca_file: Option<PathBuf>,
 
+    /// The longest wait, in seconds, before retrying a host that rate limits the run: the
+    /// wait it asks for (Retry-After, a spent quota's reset time, the minute GitHub asks for
+    /// after its secondary rate limit). A host asking for longer fails its repository at once,
+    /// saying how long it asked for
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        help_heading = "Git host"
+    )]
+    pub(crate) max_wait: u64,
+
     /// File holding the host's access token. Without it the token is read from GITHUB_TOKEN,
     /// GITLAB_TOKEN, BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN and then FORGEJO_TOKEN, or
     /// GOGS_TOKEN, by the repository's provider

@@ -2,9 +2,11 @@
 //! Receiver in the cluster.
 
 use anyhow::{Context, anyhow, bail};
+use std::time::Duration;
+
 use fluxhook_register::{
     DesiredHook, GitUrl, HookClient, HostConfig, HttpClient, Provider, ReceiverEvents, Repository,
-    Secret, receiver_url,
+    RetryPolicy, Secret, receiver_url,
 };
 use url::Url;
 
@@ -109,6 +111,10 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         tokens: &tokens,
         env,
         http: &http,
+        retry: RetryPolicy {
+            max_wait: Duration::from_secs(cli.max_wait),
+            ..RetryPolicy::default()
+        },
         desired: match &operation {
             Operation::Ensure(desired) => Some(desired),
             Operation::Delete => None,
@@ -225,6 +231,8 @@ struct TargetBuilder<'a> {
     env: Env<'a>,
     /// The HTTP client, shared so that connections are reused.
     http: &'a HttpClient,
+    /// How rate limits and server errors are retried (`--max-wait`).
+    retry: RetryPolicy,
     /// The hook wanted, when ensuring one: checked against each repository's host first.
     desired: Option<&'a DesiredHook>,
 }
@@ -308,6 +316,7 @@ impl TargetBuilder<'_> {
             .map_err(|e| format!("{} {}: {e}", repository.provider(), repository.full_name()))?;
         HookClient::builder(repository.clone(), token)
             .http(self.http.clone())
+            .retry_policy(self.retry)
             .build()
             .map_err(|e| e.to_string())
     }
@@ -362,6 +371,7 @@ mod tests {
             tokens: &tokens,
             env: &env,
             http: &http,
+            retry: RetryPolicy::default(),
             desired: None,
         };
         let targets = builder.targets(vec![
@@ -419,6 +429,7 @@ mod tests {
             tokens: &tokens,
             env: &env,
             http: &http,
+            retry: RetryPolicy::default(),
             desired: None,
         };
         let targets = builder.targets(vec![

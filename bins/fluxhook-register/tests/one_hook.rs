@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Hosted, SECRET, WEBHOOK_URL, run};
-use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind};
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfter};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -625,5 +625,78 @@ async fn insecure_skip_tls_verify_is_kept_by_later_runs() {
             "{kind:?}: {refused:?}"
         );
         assert_eq!(s.host.requests(), vec![], "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn github_secondary_rate_limits_are_waited_out_as_github_asks() {
+    // GitHub's secondary limit is a 403 whose message says so, with or without Retry-After
+    // ("Exceeding the secondary rate limit", docs.github.com, rate limits for the REST API).
+    // The fake marks a request that comes back before the wait it asked for as `early`.
+    for retry_after in [RetryAfter::Seconds(1), RetryAfter::DateIn(2)] {
+        let s = Hosted::start(HostKind::GitHub).await;
+        s.host.inject(
+            Fault::SecondaryRateLimit {
+                retry_after: Some(retry_after),
+            },
+            1,
+        );
+        // A bound below GitHub's minute: the wait must come from the Retry-After.
+        let created = s.run_with_secret(&["--max-wait", "10"]).await;
+        assert_eq!(created.status, 0, "{retry_after:?}: {created:?}");
+        assert!(created.stdout.contains("created hook"), "{created:?}");
+        assert_eq!(s.host.hooks().len(), 1, "{retry_after:?}");
+        let requests = s.host.requests();
+        let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [403, 200, 201], "{retry_after:?}");
+        let early: Vec<_> = requests.iter().filter(|r| r.early).collect();
+        assert!(
+            early.is_empty(),
+            "{retry_after:?}: came back before the wait GitHub asked for: {early:?}"
+        );
+    }
+
+    // Without Retry-After GitHub asks for at least a minute, longer than --max-wait allows:
+    // the run fails at once, saying how long the host asked for, and writes nothing.
+    let s = Hosted::start(HostKind::GitHub).await;
+    s.host
+        .inject(Fault::SecondaryRateLimit { retry_after: None }, 1);
+    let refused = s.run_with_secret(&["--max-wait", "5"]).await;
+    assert_eq!(refused.status, 1, "{refused:?}");
+    for expected in [
+        "octocat/hello-world",
+        "rate limited (HTTP 403)",
+        "asks to wait 60s",
+        "at most 5s per wait",
+    ] {
+        assert!(refused.stderr.contains(expected), "{expected}: {refused:?}");
+    }
+    assert_eq!(s.host.requests().len(), 1);
+    assert_eq!(s.host.writes(), vec![]);
+}
+
+#[tokio::test]
+async fn a_hook_deleted_meanwhile_counts_as_deleted() {
+    // Someone deletes a hook between the run's list and its delete: the host answers the
+    // delete as for a hook that is not there (404; Gogs 204), and the run carries on.
+    for kind in HostKind::ALL {
+        let s = Hosted::start(kind).await;
+        s.host.seed(FakeHook::new(WEBHOOK_URL, &[]));
+        s.host.seed(FakeHook::new(WEBHOOK_URL, &[]));
+        s.host.inject(Fault::HookDeletedFirst, 1);
+        let deleted = s.run(&["--delete"]).await;
+        assert_eq!(deleted.status, 0, "{kind:?}: {deleted:?}");
+        assert!(
+            deleted.stdout.contains("deleted hooks "),
+            "{kind:?}: {deleted:?}"
+        );
+        assert!(s.host.hooks().is_empty(), "{kind:?}");
+        let statuses: Vec<u16> = s.host.writes().iter().map(|w| w.status).collect();
+        let gone = match kind {
+            HostKind::Gogs => 204,
+            _ => 404,
+        };
+        assert_eq!(statuses.first(), Some(&gone), "{kind:?}: {statuses:?}");
+        assert_eq!(statuses.len(), 2, "{kind:?}: {statuses:?}");
     }
 }

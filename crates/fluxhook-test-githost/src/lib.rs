@@ -208,8 +208,10 @@ pub enum Fault {
     /// exceeded a secondary rate limit...") and, when GitHub sends one, a `Retry-After`
     /// ("Exceeding the secondary rate limit",
     /// <https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api>:
-    /// "If the retry-after response header is present..."; otherwise the client must wait at
-    /// least a minute).
+    /// "If the retry-after response header is present, you should not retry your request
+    /// until after that many seconds has elapsed. [...] Otherwise, wait for at least one
+    /// minute before retrying"). A request before then is marked
+    /// [`RecordedRequest::early`].
     SecondaryRateLimit {
         /// The `Retry-After` header, if any.
         retry_after: Option<RetryAfter>,
@@ -225,6 +227,12 @@ pub enum Fault {
         /// HTTP status code, 500 to 599.
         status: u16,
     },
+    /// The hook the next `DELETE` names is deleted just before that request is handled (by a
+    /// user in the web UI, or another run between its list and its delete), so the host
+    /// answers as it answers for a hook that is not there: GitHub, GitLab, Gitea, Bitbucket
+    /// `404 Not Found`; Gogs `204`, as it answers every delete. Requests with another method
+    /// are served as usual and leave it queued.
+    HookDeletedFirst,
     /// A redirect with an empty body, as hosts answer a moved resource (GitHub: `301` for a
     /// renamed or transferred repository, `302`/`307` for a temporary move; "Follow
     /// redirects" in <https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api>)
@@ -251,13 +259,22 @@ pub enum RetryAfter {
 }
 
 impl RetryAfter {
-    /// The header's value, for a reply served now.
-    fn header_value(self) -> String {
+    /// The header's value for a reply served now, and how long from now it asks to wait.
+    fn header_value(self) -> (String, std::time::Duration) {
         match self {
-            RetryAfter::Seconds(seconds) => seconds.to_string(),
-            RetryAfter::DateIn(seconds) => httpdate::fmt_http_date(
-                std::time::SystemTime::now() + std::time::Duration::from_secs(seconds),
-            ),
+            RetryAfter::Seconds(seconds) => {
+                (seconds.to_string(), std::time::Duration::from_secs(seconds))
+            }
+            RetryAfter::DateIn(seconds) => {
+                let now = std::time::SystemTime::now();
+                let value = httpdate::fmt_http_date(now + std::time::Duration::from_secs(seconds));
+                // The date as written, whole seconds: what a client can know.
+                let wait = httpdate::parse_http_date(&value)
+                    .ok()
+                    .and_then(|date| date.duration_since(now).ok())
+                    .unwrap_or_default();
+                (value, wait)
+            }
         }
     }
 }
@@ -269,6 +286,7 @@ impl Fault {
             Fault::Redirect {
                 method: Some(only), ..
             } => only.eq_ignore_ascii_case(method),
+            Fault::HookDeletedFirst => method.eq_ignore_ascii_case("DELETE"),
             _ => true,
         }
     }
@@ -287,6 +305,15 @@ pub struct RecordedRequest {
     pub body: Option<serde_json::Value>,
     /// Status the fake answered with.
     pub status: u16,
+    /// Whether it came before the wait the fake last asked for had passed: the
+    /// `Retry-After` of a rate limit (seconds, or the HTTP date as written), the reset time
+    /// of a spent limit, or the minute after GitHub's secondary limit without either.
+    /// GitHub answers such a request with the limit again ("Continuing to make requests
+    /// while you are rate limited may result in the banning of your integration",
+    /// <https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api>);
+    /// the fake serves it, so that clients with a virtual clock can be tested, and marks it
+    /// here so that a client that came back early is caught.
+    pub early: bool,
 }
 
 impl RecordedRequest {
@@ -302,6 +329,8 @@ struct State {
     next_id: u64,
     requests: Vec<RecordedRequest>,
     faults: Vec<Fault>,
+    /// Until when the last rate limit served asked clients to wait.
+    wait_until: Option<std::time::Instant>,
 }
 
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! faults, checks credentials and route, then lets the host's dialect answer.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::dialect::{self, Ctx, Dialect, Reply, Target};
-use crate::{Fault, HostKind, RecordedRequest, Shared};
+use crate::{Fault, HostKind, RecordedRequest, RetryAfter, Shared};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
@@ -34,13 +34,17 @@ async fn handle(
     };
     let json = serde_json::from_slice::<Value>(&body).ok();
     let mut state = shared.state();
+    let now = Instant::now();
+    let early = state.wait_until.is_some_and(|until| now < until);
     let fault = match state.faults.first() {
         Some(fault) if fault.applies_to(method.as_str()) => Some(state.faults.remove(0)),
         _ => None,
     };
+    if fault == Some(Fault::HookDeletedFirst) {
+        delete_named_hook(dialect, &ctx, &mut state);
+    }
     let reply = match fault {
-        Some(fault) => fault_reply(dialect, &ctx, fault),
-        None => respond(
+        Some(Fault::HookDeletedFirst) | None => respond(
             dialect,
             &ctx,
             &method,
@@ -49,6 +53,13 @@ async fn handle(
             json.as_ref(),
             &mut state,
         ),
+        Some(fault) => {
+            let (reply, wait) = fault_reply(dialect, &ctx, fault);
+            if let Some(wait) = wait {
+                state.wait_until = Some(now + wait);
+            }
+            reply
+        }
     };
     state.requests.push(RecordedRequest {
         method: method.to_string(),
@@ -56,9 +67,21 @@ async fn handle(
         query: uri.query().map(str::to_owned),
         body: json,
         status: reply.status.as_u16(),
+        early,
     });
     drop(state);
     into_response(reply)
+}
+
+/// Deletes the hook a request's path names, if it names one.
+fn delete_named_hook(dialect: &dyn Dialect, ctx: &Ctx<'_>, state: &mut crate::State) {
+    let target =
+        api_segments(ctx.config.kind, ctx.path).and_then(|s| dialect.route(ctx.config, &s));
+    if let Some(Target::Item(reference)) = target {
+        state
+            .hooks
+            .retain(|hook| dialect.hook_ref(hook) != reference);
+    }
 }
 
 fn into_response(reply: Reply) -> Response {
@@ -80,24 +103,29 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn fault_reply(dialect: &dyn Dialect, ctx: &Ctx<'_>, fault: Fault) -> Reply {
+/// The reply a fault is served as, and the wait it asks clients for (rate limits only).
+fn fault_reply(dialect: &dyn Dialect, ctx: &Ctx<'_>, fault: Fault) -> (Reply, Option<Duration>) {
     match fault {
-        Fault::TooManyRequests { retry_after_secs } => dialect
-            .error(
-                ctx,
-                StatusCode::TOO_MANY_REQUESTS,
-                "Rate limit for this resource has been exceeded",
-            )
-            .with_header("retry-after", retry_after_secs.to_string()),
+        Fault::TooManyRequests { retry_after_secs } => (
+            dialect
+                .error(
+                    ctx,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Rate limit for this resource has been exceeded",
+                )
+                .with_header("retry-after", retry_after_secs.to_string()),
+            Some(Duration::from_secs(retry_after_secs)),
+        ),
         Fault::SecondaryRateLimit { retry_after } => {
             let reply = dialect.error(
                 ctx,
                 StatusCode::FORBIDDEN,
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
             );
-            match retry_after {
-                Some(retry_after) => reply.with_header("retry-after", retry_after.header_value()),
-                None => reply,
+            match retry_after.map(RetryAfter::header_value) {
+                Some((value, wait)) => (reply.with_header("retry-after", value), Some(wait)),
+                // "Otherwise, wait for at least one minute before retrying."
+                None => (reply, Some(Duration::from_secs(60))),
             }
         }
         Fault::RateLimitExhausted { reset_after_secs } => {
@@ -108,22 +136,29 @@ fn fault_reply(dialect: &dyn Dialect, ctx: &Ctx<'_>, fault: Fault) -> Reply {
                 "API rate limit exceeded for this token.",
             );
             reply = reply.with_header(remaining, "0");
+            let reset_at = unix_now() + reset_after_secs;
             reply.headers.push((
                 axum::http::HeaderName::from_static(reset),
-                (unix_now() + reset_after_secs).to_string(),
+                reset_at.to_string(),
             ));
-            reply
+            // The reset time as written, whole seconds.
+            let wait = (UNIX_EPOCH + Duration::from_secs(reset_at))
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            (reply, Some(wait))
         }
         Fault::ServerError { status } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            dialect.error(ctx, status, "Server Error")
+            (dialect.error(ctx, status, "Server Error"), None)
         }
         Fault::Redirect {
             status, location, ..
         } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            Reply::empty(status).with_header("location", location)
+            (Reply::empty(status).with_header("location", location), None)
         }
+        // Handled before: the request is then served as usual.
+        Fault::HookDeletedFirst => (Reply::empty(StatusCode::NO_CONTENT), None),
     }
 }
 

@@ -407,6 +407,26 @@ async fn faults_are_served_in_order_then_normal_service_resumes() {
     assert_eq!(status, StatusCode::OK);
     let statuses: Vec<u16> = host.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [403, 403, 503, 200]);
+    // Each came before the 7 s the first asked for (then the quota's reset time).
+    let early: Vec<bool> = host.requests().iter().map(|r| r.early).collect();
+    assert_eq!(early, [false, true, true, true]);
+}
+
+#[tokio::test]
+async fn a_hook_deleted_first_is_answered_as_missing() {
+    let host = FakeHost::start(HostKind::GitHub).await.unwrap();
+    let id = host.seed(FakeHook::new("https://flux.example.com/hook/1", &["push"]));
+    host.inject(Fault::HookDeletedFirst, 1);
+    let path = hooks_path(&host);
+    let token = || auth(HostKind::GitHub, host.token());
+    // Not a DELETE: served as usual, the fault stays queued.
+    let (status, _, _) = call(&host, Method::GET, &path, token(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let item = format!("{path}/{id}");
+    let (status, _, body) = call(&host, Method::DELETE, &item, token(), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(message(&body), "Not Found");
+    assert!(host.hooks().is_empty());
 }
 
 #[tokio::test]
