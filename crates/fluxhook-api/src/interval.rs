@@ -10,6 +10,7 @@ pub const INTERVAL_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
 
 /// Why a `spec.interval` value cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IntervalError {
     /// The value does not match the CRD's pattern
     /// `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$` (at byte `position`).

@@ -350,6 +350,7 @@ impl<'a> ResolvedKind<'a> {
 
 /// Why a Receiver resource reference cannot be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// No `apiVersion` was given and Flux has no default for the kind.
     #[error("apiVersion must be specified for kind {kind:?}")]

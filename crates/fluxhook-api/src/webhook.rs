@@ -33,6 +33,7 @@ pub struct WebhookPath(String);
 
 /// Why a string is not a webhook path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WebhookPathError {
     /// The path does not start with `/hook/`.
     #[error("webhook path does not start with {WEBHOOK_PATH_PREFIX}")]

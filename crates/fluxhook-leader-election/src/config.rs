@@ -95,6 +95,7 @@ pub(crate) const JITTER_FACTOR: f64 = 1.2;
 
 /// Why an [`ElectionConfig`] cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The Lease has no name or no namespace.
     #[error("the leader election Lease needs a name and a namespace")]

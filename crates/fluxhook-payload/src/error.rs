@@ -7,6 +7,7 @@
 /// at. Messages never quote header values or body text beyond the short
 /// identifiers a field is checked against.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
     /// The body is larger than the parser accepts.
     #[error("body is {size} bytes, over the limit of {limit} bytes")]

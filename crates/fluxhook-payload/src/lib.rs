@@ -152,6 +152,7 @@ pub enum Event {
 
 /// A parsed delivery: who sent it, what it says, and its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Webhook {
     provider: Provider,
     event_type: Option<String>,

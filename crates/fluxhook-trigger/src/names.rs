@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 /// Why a reference cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReferenceError {
     /// The name is not a DNS-1123 subdomain (at most 253 lower-case letters,
     /// digits, `-` and `.`, each dot-separated part starting and ending with a

@@ -94,6 +94,7 @@ impl fmt::Display for ObjectRef {
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SelectedObject {
     /// The object, with its `apiVersion` filled in.
     pub object: ObjectRef,
@@ -115,6 +116,7 @@ impl SelectedObject {
 
 /// A reconcile request Flux will see.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Outcome {
     /// The object, with its `apiVersion` filled in.
     pub object: ObjectRef,
@@ -150,6 +152,7 @@ impl fmt::Display for Action {
 /// Why a reconcile request failed. Every variant names the object (for a
 /// selection by `*`, with name `*`).
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum TriggerError {
     /// A name, namespace or label in the reference breaks Kubernetes' rules.
     #[error("{object}: {source}")]

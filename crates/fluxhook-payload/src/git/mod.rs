@@ -34,6 +34,7 @@ pub fn is_zero_id(id: &str) -> bool {
 
 /// A push of one ref, or a tag push.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Push {
     /// The full ref, e.g. `refs/heads/main` or `refs/tags/v1.0.0`.
     pub git_ref: String,
@@ -121,6 +122,7 @@ impl RefKind {
 
 /// A repository as a Git host names it, with the URLs its payload carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Repository {
     /// Host (and port, when the URL names one) of the web URL, else of the
     /// clone URLs; `None` when the payload carries no URL.
@@ -217,6 +219,7 @@ impl Repository {
 
 /// A GitHub `ping`, sent when a webhook is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Ping {
     /// GitHub's random aphorism.
     pub zen: Option<String>,
