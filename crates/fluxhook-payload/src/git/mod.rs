@@ -60,19 +60,21 @@ impl Push {
     /// Whether a branch or a tag was pushed.
     ///
     /// ```
-    /// use fluxhook_payload::{Push, RefKind, Repository};
+    /// use fluxhook_payload::{Event, Provider, RefKind, parse};
     ///
-    /// let push = Push {
-    ///     git_ref: "refs/tags/v1.0.0".into(),
-    ///     before: fluxhook_payload::ZERO_ID.into(),
-    ///     after: "2adc9465c4edfc33834e173fe89436a7cb899a1d".into(),
-    ///     created: true,
-    ///     deleted: false,
-    ///     repository: Repository::from_path("gitlab-org/hello-world", None, None, None),
-    ///     changed_paths: vec![],
-    /// };
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("X-Gitlab-Event", "Tag Push Hook".parse()?);
+    /// let body = bytes::Bytes::from_static(br#"{
+    ///   "object_kind": "tag_push", "ref": "refs/tags/v1.0.0",
+    ///   "before": "0000000000000000000000000000000000000000",
+    ///   "after": "2adc9465c4edfc33834e173fe89436a7cb899a1d",
+    ///   "project": {"path_with_namespace": "gitlab-org/hello-world"}
+    /// }"#);
+    /// let webhook = parse(Provider::GitLab, &headers, body)?;
+    /// let Event::Push(push) = webhook.event() else { panic!("a push") };
     /// assert_eq!(push.ref_kind(), RefKind::Tag);
     /// assert_eq!(push.ref_name(), "v1.0.0");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ref_kind(&self) -> RefKind {
         RefKind::of(&self.git_ref)
