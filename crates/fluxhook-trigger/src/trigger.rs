@@ -94,7 +94,6 @@ impl fmt::Display for ObjectRef {
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct SelectedObject {
     /// The object, with its `apiVersion` filled in.
     pub object: ObjectRef,
