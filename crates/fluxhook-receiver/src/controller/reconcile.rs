@@ -1,7 +1,7 @@
 //! One reconciliation of one Receiver: read its Secret, compile it, publish
 //! it into the index, write its status and record Events as Flux does.
 //!
-//! Every write the controller makes on a Receiver goes through [`set_finalizers`],
+//! Every write the controller makes on a Receiver goes through [`edit_finalizers`],
 //! [`write_status`] and [`Context::record`] (Events), so that whether this replica may write
 //! is decided in those few places.
 
@@ -174,13 +174,13 @@ pub(crate) enum ReconcileError {
         namespace: String,
         name: String,
         #[source]
-        reason: ReadFailure,
+        reason: ApiFailure,
     },
     /// The API server refused a write to the Receiver.
     #[error("cannot update the Receiver's {part}: {source}")]
     Write {
         part: &'static str,
-        source: kube::Error,
+        source: ApiFailure,
     },
     /// A Git host or the API server failed registering or deleting webhooks (reported on
     /// the status).
@@ -274,14 +274,18 @@ async fn reconcile_receiver(
     }
     // As Flux: the finalizer goes on before anything else, so that a deletion
     // is always seen here.
-    let finalizers = object.metadata.finalizers.clone().unwrap_or_default();
     let mut object = object.clone();
-    if !finalizers.iter().any(|f| f == FINALIZER) {
-        let mut with_ours = finalizers;
-        with_ours.push(FINALIZER.to_string());
-        if let Some(written) = ctx.write(set_finalizers(&api, &object, with_ours)).await {
-            object = written?;
-        }
+    let add_ours = |finalizers: &[String]| {
+        (!finalizers.iter().any(|f| f == FINALIZER)).then(|| {
+            let mut with_ours = finalizers.to_vec();
+            with_ours.push(FINALIZER.to_string());
+            with_ours
+        })
+    };
+    if add_ours(object.metadata.finalizers.as_deref().unwrap_or_default()).is_some()
+        && let Some(written) = ctx.write(edit_finalizers(&api, &object, add_ours)).await
+    {
+        object = written?;
     }
 
     let current = current_status(&object);
@@ -369,7 +373,7 @@ async fn reconcile_receiver(
         if let Some(pass) = registered {
             let pass = pass.map_err(|source| ReconcileError::Write {
                 part: "webhook record",
-                source,
+                source: ApiFailure(source),
             })?;
             object = pass.object;
             report = pass.report;
@@ -451,7 +455,7 @@ async fn finalize(
             .await
             .map_err(|source| ReconcileError::Write {
                 part: "webhook record",
-                source,
+                source: ApiFailure(source),
             })?;
         object = cleanup.object;
         if !cleanup.done {
@@ -473,15 +477,16 @@ async fn finalize(
         }
     }
     if has(&object, FINALIZER) {
-        let rest = object
-            .metadata
-            .finalizers
-            .iter()
-            .flatten()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        set_finalizers(api, &object, rest).await?;
+        let without_ours = |finalizers: &[String]| {
+            finalizers.iter().any(|f| f == FINALIZER).then(|| {
+                finalizers
+                    .iter()
+                    .filter(|f| *f != FINALIZER)
+                    .cloned()
+                    .collect()
+            })
+        };
+        edit_finalizers(api, &object, without_ours).await?;
     }
     Ok(Action::await_change())
 }
@@ -638,7 +643,7 @@ async fn read_secret(
         .map_err(|source| ReconcileError::ReadSecret {
             namespace: namespace.to_string(),
             name: name.to_string(),
-            reason: ReadFailure(source),
+            reason: ApiFailure(source),
         })?;
     Ok(secret.map(|secret| SecretRead {
         version: secret.metadata.resource_version,
@@ -651,12 +656,13 @@ async fn read_secret(
     }))
 }
 
-/// Why the API server did not give a Secret: its own message and HTTP status for a refusal
-/// (403, 5xx), else the client's error (a timeout, a connection refused).
+/// Why the API server did not do as asked, worded for a status message or an Event: its own
+/// message and HTTP status for a refusal (403, 409, 5xx), else the client's error (a
+/// connection refused). Never a request body, so never a token.
 #[derive(Debug)]
-pub(crate) struct ReadFailure(kube::Error);
+pub(crate) struct ApiFailure(kube::Error);
 
-impl std::fmt::Display for ReadFailure {
+impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
             kube::Error::Api(status) => {
@@ -675,7 +681,7 @@ impl std::fmt::Display for ReadFailure {
     }
 }
 
-impl std::error::Error for ReadFailure {
+impl std::error::Error for ApiFailure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.0)
     }
@@ -688,27 +694,54 @@ fn patch_params() -> PatchParams {
     }
 }
 
-/// Replaces the finalizers, failing with a conflict if the Receiver changed
-/// since it was read (so another writer's finalizer is never lost); the
+/// How many times a finalizer write is tried when the Receiver changed since it was read:
+/// client-go's `retry.DefaultRetry` (5 steps) for `retry.RetryOnConflict`.
+const FINALIZER_ATTEMPTS: usize = 5;
+
+/// Replaces the finalizers with what `edit` makes of them (`None`: nothing to change); the
 /// Receiver as written.
-async fn set_finalizers(
+///
+/// Each write names the `resourceVersion` it was computed from, so that another writer's
+/// finalizer is never lost. A conflict (409) means the copy was older than the stored
+/// Receiver: most often the watched copy, which the watch has not yet brought up to the
+/// controller's own last write (a retry soon after a first reconciliation finds the
+/// Receiver without the finalizer it just added). Then the Receiver is read again and the
+/// edit made anew, as client-go's `retry.RetryOnConflict` does, rather than failing the
+/// reconciliation (and recording a Warning) for a copy that was merely late.
+async fn edit_finalizers(
     api: &Api<DynamicObject>,
     object: &DynamicObject,
-    finalizers: Vec<String>,
+    edit: impl Fn(&[String]) -> Option<Vec<String>>,
 ) -> Result<DynamicObject, ReconcileError> {
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": object.metadata.resource_version,
-        }
-    });
+    let write_error = |source| ReconcileError::Write {
+        part: "finalizers",
+        source: ApiFailure(source),
+    };
     let name = object.metadata.name.as_deref().unwrap_or_default();
-    api.patch(name, &patch_params(), &Patch::Merge(&patch))
-        .await
-        .map_err(|source| ReconcileError::Write {
-            part: "finalizers",
-            source,
-        })
+    let mut object = object.clone();
+    for attempt in 1..=FINALIZER_ATTEMPTS {
+        let Some(finalizers) = edit(object.metadata.finalizers.as_deref().unwrap_or_default())
+        else {
+            return Ok(object);
+        };
+        let patch = json!({
+            "metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": object.metadata.resource_version,
+            }
+        });
+        match api
+            .patch(name, &patch_params(), &Patch::Merge(&patch))
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < FINALIZER_ATTEMPTS => {
+                object = api.get(name).await.map_err(write_error)?;
+            }
+            written => return written.map_err(write_error),
+        }
+    }
+    // The last attempt returned above.
+    Ok(object)
 }
 
 /// Writes the fields of the status Flux owns (others are left alone).
@@ -719,7 +752,7 @@ async fn write_status(
 ) -> Result<(), ReconcileError> {
     let write_error = |source| ReconcileError::Write {
         part: "status",
-        source,
+        source: ApiFailure(source),
     };
     let mut fields = match serde_json::to_value(status) {
         Ok(Value::Object(fields)) => fields,
