@@ -22,7 +22,23 @@
 //!   `lastTimestamp` on core/v1 Events the same way; events.k8s.io/v1 keeps them in `series`
 //!   and makes `note` immutable, which is why only the series is patched. An Event that has
 //!   expired from the API server meanwhile (`--event-ttl`, one hour by default, counted from
-//!   its last write) is created anew.
+//!   its last write) is created anew under the same name, with its series.
+//!
+//! Writes are correct under any interleaving, as client-go's `tools/events` recorder
+//! (`event_broadcaster.go`: `recordToSink`, `recordEvent`) makes them:
+//!
+//! - an occurrence is counted (its Event claimed, its count raised) before anything is
+//!   written, and what is remembered is never undone by a failed write: a create whose
+//!   answer was lost (a timeout, a write cut short when this replica stops leading) may
+//!   have been stored, so the next occurrence patches that name; if the patch finds
+//!   nothing (404) it creates the Event under that same name, with its series;
+//! - a create of a series answered `AlreadyExists` (409) means the Event now exists (a
+//!   late create of the same name landed meanwhile): the series patch is tried again. A
+//!   first create answered 409 is this very write, stored by an attempt whose answer was
+//!   lost (kube's client retries a POST answered 429, 503 or 504): there is nothing left to
+//!   do, as client-go does not retry it;
+//! - the writes about one object are made one at a time, in the order their occurrences
+//!   were counted (client-go has one worker draining a queue), so a count never goes back.
 //! - **Aggregation**: from the tenth distinct note with the same type and reason about one
 //!   object within ten minutes of the previous one, the notes are combined into one Event
 //!   whose note starts with `(combined from similar events): `, counted as a series.
@@ -42,8 +58,9 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -156,11 +173,57 @@ fn decimal(value: u128, unit: u128) -> String {
     format!("{whole}.{}", fraction.trim_end_matches('0'))
 }
 
+/// How many times a series is written when the Event is found missing, then created by
+/// another write meanwhile: each round means an Event of that name appeared or vanished
+/// in between, which only a late write or the API server's TTL does, so three suffice.
+const SERIES_ATTEMPTS: usize = 3;
+
+/// Where Events are written: the events.k8s.io/v1 API ([`ApiSink`]); a fake in tests.
+pub(crate) trait EventSink: Send + Sync {
+    /// Creates `event` in its namespace.
+    fn create(&self, event: &KubeEvent) -> impl Future<Output = Result<(), kube::Error>> + Send;
+
+    /// Sets the `series` of the Event `namespace/name` (a merge patch).
+    fn patch_series(
+        &self,
+        namespace: &str,
+        name: &str,
+        series: &EventSeries,
+    ) -> impl Future<Output = Result<(), kube::Error>> + Send;
+}
+
+/// The events.k8s.io/v1 API of a cluster.
+pub(crate) struct ApiSink(kube::Client);
+
+impl EventSink for ApiSink {
+    async fn create(&self, event: &KubeEvent) -> Result<(), kube::Error> {
+        let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
+        let events: Api<KubeEvent> = Api::namespaced(self.0.clone(), namespace);
+        events.create(&PostParams::default(), event).await.map(drop)
+    }
+
+    async fn patch_series(
+        &self,
+        namespace: &str,
+        name: &str,
+        series: &EventSeries,
+    ) -> Result<(), kube::Error> {
+        let events: Api<KubeEvent> = Api::namespaced(self.0.clone(), namespace);
+        let patch = json!({ "series": series });
+        events
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+    }
+}
+
 /// Writes Events about Receivers, deduplicated and aggregated.
-pub(crate) struct Recorder {
-    client: kube::Client,
+pub(crate) struct Recorder<S = ApiSink> {
+    sink: S,
     instance: String,
     correlator: Mutex<Correlator>,
+    /// The write under way about each object: one at a time per object.
+    writing: Mutex<HashMap<ObjectKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Recorder {
@@ -171,63 +234,69 @@ impl Recorder {
             .ok()
             .filter(|name| !name.is_empty() && name.len() <= 128)
             .unwrap_or_else(|| REPORTING_CONTROLLER.to_string());
+        Self::with_sink(ApiSink(client), instance)
+    }
+}
+
+impl<S: EventSink> Recorder<S> {
+    fn with_sink(sink: S, instance: String) -> Self {
         Self {
-            client,
+            sink,
             instance,
             correlator: Mutex::default(),
+            writing: Mutex::default(),
         }
     }
 
     /// Records `event` about `regarding` (in its namespace). A failure to write is logged,
     /// never returned: Events are informative, and a reconciliation does not fail for one.
+    ///
+    /// It waits for the write under way about the same object, if any. Dropped before it
+    /// ends (this replica stopped leading), what it counted stays counted, and the next
+    /// occurrence writes it.
     pub(crate) async fn publish(&self, regarding: &ObjectReference, event: &Event) {
-        let now = Timestamp::now();
+        let turn = Turn::take(&self.writing, ObjectKey::of(regarding));
+        let _writing = turn.lock().await;
         let write = self
             .correlator()
-            .correlate(regarding, event, &self.instance, now);
-        let namespace = regarding.namespace.as_deref().unwrap_or("default");
-        let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), namespace);
-        let outcome = match write {
-            Write::Create { key, event } => {
-                let created = events.create(&PostParams::default(), &event).await;
-                if created.is_err() {
-                    // The next occurrence creates it again.
-                    self.correlator().forget_event(&key);
-                }
-                created.map(drop)
-            }
-            Write::Series {
-                key,
-                name,
-                series,
-                fresh,
-            } => {
-                let patch = json!({ "series": series });
-                match events
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                {
-                    Err(kube::Error::Api(status)) if status.code == 404 => {
-                        // Expired from the API server: the occurrence starts a new Event.
-                        let created = events.create(&PostParams::default(), &fresh).await;
-                        match &created {
-                            Ok(_) => self.correlator().restarted(&key, &fresh, now),
-                            Err(_) => self.correlator().forget_event(&key),
-                        }
-                        created.map(drop)
-                    }
-                    other => other.map(drop),
-                }
-            }
-        };
-        if let Err(error) = outcome {
+            .correlate(regarding, event, &self.instance, Timestamp::now());
+        if let Err(error) = self.write(write).await {
             tracing::warn!(
                 %error,
                 reason = event.reason.as_str(),
                 name = regarding.name.as_deref().unwrap_or_default(),
-                namespace,
+                namespace = regarding.namespace.as_deref().unwrap_or_default(),
                 "cannot record an Event"
             );
+        }
+    }
+
+    async fn write(&self, write: Write) -> Result<(), kube::Error> {
+        match write {
+            Write::Create { event } => match self.sink.create(&event).await {
+                Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(()),
+                created => created,
+            },
+            Write::Series { event, series } => {
+                let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
+                let name = event.metadata.name.as_deref().unwrap_or_default();
+                let mut attempt = 1;
+                loop {
+                    match self.sink.patch_series(namespace, name, &series).await {
+                        Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                        patched => return patched,
+                    }
+                    // Expired, or never stored: created under its name, with its series.
+                    match self.sink.create(&event).await {
+                        Err(kube::Error::Api(status))
+                            if status.is_already_exists() && attempt < SERIES_ATTEMPTS =>
+                        {
+                            attempt += 1;
+                        }
+                        created => return created,
+                    }
+                }
+            }
         }
     }
 
@@ -236,10 +305,55 @@ impl Recorder {
         self.correlator().forget_object(namespace, name);
     }
 
-    fn correlator(&self) -> std::sync::MutexGuard<'_, Correlator> {
-        self.correlator
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn correlator(&self) -> MutexGuard<'_, Correlator> {
+        lock(&self.correlator)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A place in the line of writes about one object. The last one out removes the line, so
+/// that only objects with a write under way or waiting are kept.
+struct Turn<'a> {
+    lines: &'a Mutex<HashMap<ObjectKey, Arc<tokio::sync::Mutex<()>>>>,
+    object: ObjectKey,
+    line: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl<'a> Turn<'a> {
+    fn take(
+        lines: &'a Mutex<HashMap<ObjectKey, Arc<tokio::sync::Mutex<()>>>>,
+        object: ObjectKey,
+    ) -> Self {
+        let line = Arc::clone(lock(lines).entry(object.clone()).or_default());
+        Self {
+            lines,
+            object,
+            line: Some(line),
+        }
+    }
+
+    /// Waits until the writes before this one are done.
+    async fn lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.line {
+            Some(line) => Some(line.lock().await),
+            None => None,
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut lines = lock(self.lines);
+        drop(self.line.take());
+        if lines
+            .get(&self.object)
+            .is_some_and(|line| Arc::strong_count(line) == 1)
+        {
+            lines.remove(&self.object);
+        }
     }
 }
 
@@ -288,6 +402,8 @@ struct SimilarKey {
 #[derive(Debug, Clone)]
 struct Logged {
     name: String,
+    /// Its `eventTime`: when it first occurred.
+    first_observed: Timestamp,
     count: i32,
     last_observed: Timestamp,
 }
@@ -306,24 +422,16 @@ struct ObjectEvents {
     last_seen: Option<Timestamp>,
 }
 
-/// Which Event an occurrence belongs to, and whether it was remembered with it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Remembered {
-    object: ObjectKey,
-    event: EventKey,
-}
-
 /// What to write for an occurrence.
 #[derive(Debug)]
 enum Write {
     /// A new Event.
-    Create { key: Remembered, event: KubeEvent },
-    /// One more occurrence of the Event `name`; `fresh` if it has expired.
+    Create { event: KubeEvent },
+    /// One more occurrence of an Event: its `series`, and the whole Event (named as it
+    /// was, with that series) to create again if it is missing.
     Series {
-        key: Remembered,
-        name: String,
         series: EventSeries,
-        fresh: KubeEvent,
+        event: KubeEvent,
     },
 }
 
@@ -388,26 +496,32 @@ impl Correlator {
             related: event.secondary.as_ref().map(ObjectKey::of),
             note: note_key,
         };
-        let fresh = new_event(regarding, event, type_, truncate(&note), instance, now);
-        let remembered = Remembered {
-            object,
-            event: key.clone(),
-        };
+        let note = truncate(&note);
 
         // Deduplication, as client-go's `eventObserve`.
         if let Some(logged) = record.logged.get_mut(&key) {
             logged.count = logged.count.saturating_add(1);
             logged.last_observed = now;
+            let series = EventSeries {
+                count: logged.count,
+                last_observed_time: MicroTime(now),
+            };
+            let mut again = new_event(
+                regarding,
+                event,
+                type_,
+                note,
+                instance,
+                logged.first_observed,
+            );
+            again.metadata.name = Some(logged.name.clone());
+            again.series = Some(series.clone());
             return Write::Series {
-                key: remembered,
-                name: logged.name.clone(),
-                series: EventSeries {
-                    count: logged.count,
-                    last_observed_time: MicroTime(now),
-                },
-                fresh,
+                series,
+                event: again,
             };
         }
+        let fresh = new_event(regarding, event, type_, note, instance, now);
         if record.logged.len() >= MAX_EVENTS_PER_OBJECT
             && let Some(oldest) = record
                 .logged
@@ -421,36 +535,12 @@ impl Correlator {
             key,
             Logged {
                 name: fresh.metadata.name.clone().unwrap_or_default(),
+                first_observed: now,
                 count: 1,
                 last_observed: now,
             },
         );
-        Write::Create {
-            key: remembered,
-            event: fresh,
-        }
-    }
-
-    /// The Event of `key` was created anew as `event`.
-    fn restarted(&mut self, key: &Remembered, event: &KubeEvent, now: Timestamp) {
-        if let Some(logged) = self
-            .objects
-            .get_mut(&key.object)
-            .and_then(|record| record.logged.get_mut(&key.event))
-        {
-            *logged = Logged {
-                name: event.metadata.name.clone().unwrap_or_default(),
-                count: 1,
-                last_observed: now,
-            };
-        }
-    }
-
-    /// The Event of `key` could not be written: the next occurrence creates it.
-    fn forget_event(&mut self, key: &Remembered) {
-        if let Some(record) = self.objects.get_mut(&key.object) {
-            record.logged.remove(&key.event);
-        }
+        Write::Create { event: fresh }
     }
 
     fn forget_object(&mut self, namespace: &str, name: &str) {
@@ -539,6 +629,8 @@ fn new_event(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
+    use kube::core::Status;
+
     use super::*;
 
     fn receiver(name: &str, uid: &str) -> ObjectReference {
@@ -561,15 +653,15 @@ mod tests {
     fn outcome(write: &Write) -> Result<String, (String, i32)> {
         match write {
             Write::Create { event, .. } => Ok(event.metadata.name.clone().unwrap()),
-            Write::Series { name, series, .. } => Err((name.clone(), series.count)),
+            Write::Series { event, series } => {
+                Err((event.metadata.name.clone().unwrap(), series.count))
+            }
         }
     }
 
     fn note(write: &Write) -> String {
         match write {
-            Write::Create { event, .. } | Write::Series { fresh: event, .. } => {
-                event.note.clone().unwrap()
-            }
+            Write::Create { event } | Write::Series { event, .. } => event.note.clone().unwrap(),
         }
     }
 
@@ -695,23 +787,282 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_event_restarts_its_series() {
+    fn a_repeated_event_carries_its_name_first_time_and_series() {
         let mut correlator = Correlator::default();
         let regarding = receiver("r", "uid-1");
         let success = succeeded(Duration::from_secs(600));
-        correlator.correlate(&regarding, &success, "pod", at(0));
-        let Write::Series { key, fresh, .. } =
+        let Write::Create { event: first } =
+            correlator.correlate(&regarding, &success, "pod", at(0))
+        else {
+            panic!("created");
+        };
+        let Write::Series { event, series } =
             correlator.correlate(&regarding, &success, "pod", at(600))
         else {
             panic!("series");
         };
-        correlator.restarted(&key, &fresh, at(600));
-        let next = correlator.correlate(&regarding, &success, "pod", at(1200));
+        // Created again if it has expired: the same Event, with its series.
+        assert_eq!(event.metadata.name, first.metadata.name);
+        assert_eq!(event.event_time, first.event_time);
+        assert_eq!(event.note, first.note);
+        assert_eq!(series.count, 2);
+        assert_eq!(series.last_observed_time, MicroTime(at(600)));
+        assert_eq!(event.series, Some(series));
+    }
+
+    /// What the fake API does with the next write.
+    enum Step {
+        /// Serves it.
+        Serve,
+        /// Holds it in flight until `release` (or its sender goes), then serves it.
+        Hold {
+            release: tokio::sync::oneshot::Receiver<()>,
+        },
+        /// Serves it, then loses the answer (a timeout).
+        LoseAnswer,
+        /// Stores nothing and gives no answer (a timeout).
+        Unanswered,
+        /// The create held last lands now, then this write is served.
+        LandHeld,
+    }
+
+    /// The API server's events.k8s.io Events in memory, serving writes as it does (409
+    /// AlreadyExists on a create of a name it holds, 404 NotFound on a patch of one it
+    /// does not), or as the next [`Step`] says.
+    #[derive(Default)]
+    struct FakeApi {
+        stored: Mutex<HashMap<String, KubeEvent>>,
+        /// `(write, name, answer)`, in the order the writes arrived.
+        writes: Mutex<Vec<(&'static str, String, &'static str)>>,
+        steps: Mutex<Vec<Step>>,
+        held: Mutex<Option<KubeEvent>>,
+    }
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Status::failure(reason, reason).with_code(code).boxed())
+    }
+
+    fn timed_out() -> kube::Error {
+        kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out",
+        )))
+    }
+
+    impl FakeApi {
+        fn script(&self, steps: Vec<Step>) {
+            *lock(&self.steps) = steps.into_iter().rev().collect();
+        }
+
+        fn next_step(&self) -> Option<Step> {
+            lock(&self.steps).pop()
+        }
+
+        fn log(&self, write: &'static str, name: &str, answer: &'static str) {
+            lock(&self.writes).push((write, name.to_string(), answer));
+        }
+
+        fn writes(&self) -> Vec<(&'static str, &'static str)> {
+            lock(&self.writes)
+                .iter()
+                .map(|(w, _, a)| (*w, *a))
+                .collect()
+        }
+
+        fn names_written(&self) -> HashSet<String> {
+            lock(&self.writes)
+                .iter()
+                .map(|(_, n, _)| n.clone())
+                .collect()
+        }
+
+        fn stored(&self) -> Vec<KubeEvent> {
+            lock(&self.stored).values().cloned().collect()
+        }
+
+        fn land_held(&self) {
+            if let Some(event) = lock(&self.held).take() {
+                let name = event.metadata.name.clone().unwrap();
+                lock(&self.stored).entry(name).or_insert(event);
+            }
+        }
+
+        fn serve_create(&self, event: &KubeEvent) -> Result<(), kube::Error> {
+            let name = event.metadata.name.clone().unwrap();
+            let mut stored = lock(&self.stored);
+            if stored.contains_key(&name) {
+                return Err(api_error(409, "AlreadyExists"));
+            }
+            stored.insert(name, event.clone());
+            Ok(())
+        }
+    }
+
+    impl EventSink for FakeApi {
+        async fn create(&self, event: &KubeEvent) -> Result<(), kube::Error> {
+            let name = event.metadata.name.clone().unwrap();
+            let step = self.next_step();
+            match step {
+                Some(Step::Hold { release }) => {
+                    *lock(&self.held) = Some(event.clone());
+                    self.log("create", &name, "held");
+                    let _ = release.await;
+                    *lock(&self.held) = None;
+                }
+                Some(Step::LoseAnswer) => {
+                    let _ = self.serve_create(event);
+                    self.log("create", &name, "lost");
+                    return Err(timed_out());
+                }
+                Some(Step::Unanswered) => {
+                    self.log("create", &name, "lost");
+                    return Err(timed_out());
+                }
+                Some(Step::LandHeld) => self.land_held(),
+                Some(Step::Serve) | None => {}
+            }
+            let served = self.serve_create(event);
+            self.log("create", &name, if served.is_ok() { "201" } else { "409" });
+            served
+        }
+
+        async fn patch_series(
+            &self,
+            _namespace: &str,
+            name: &str,
+            series: &EventSeries,
+        ) -> Result<(), kube::Error> {
+            if let Some(Step::LandHeld) = self.next_step() {
+                self.land_held();
+            }
+            let patched = match lock(&self.stored).get_mut(name) {
+                Some(event) => {
+                    event.series = Some(series.clone());
+                    Ok(())
+                }
+                None => Err(api_error(404, "NotFound")),
+            };
+            self.log("patch", name, if patched.is_ok() { "200" } else { "404" });
+            patched
+        }
+    }
+
+    fn recorder() -> Recorder<FakeApi> {
+        Recorder::with_sink(FakeApi::default(), "pod".to_string())
+    }
+
+    /// The one Event stored, and how many times it occurred.
+    fn one_event(api: &FakeApi) -> (KubeEvent, i32) {
+        let stored = api.stored();
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        let count = stored[0].series.as_ref().map_or(1, |series| series.count);
+        (stored[0].clone(), count)
+    }
+
+    #[tokio::test]
+    async fn a_create_whose_answer_was_lost_is_counted_not_created_again() {
+        let recorder = recorder();
+        let regarding = receiver("r", "uid-1");
+        let failure = failed("Secret \"s\" not found");
+        recorder.sink.script(vec![Step::LoseAnswer]);
+        recorder.publish(&regarding, &failure).await;
+        recorder.publish(&regarding, &failure).await;
         assert_eq!(
-            outcome(&next),
-            Err((fresh.metadata.name.clone().unwrap(), 2))
+            recorder.sink.writes(),
+            [("create", "lost"), ("patch", "200")]
         );
-        correlator.forget_event(&key);
-        assert!(outcome(&correlator.correlate(&regarding, &success, "pod", at(1800))).is_ok());
+        assert_eq!(one_event(&recorder.sink).1, 2);
+    }
+
+    #[tokio::test]
+    async fn an_event_never_stored_is_created_under_its_name_with_its_series() {
+        let recorder = recorder();
+        let regarding = receiver("r", "uid-1");
+        let failure = failed("Secret \"s\" not found");
+        recorder.sink.script(vec![Step::Unanswered]);
+        recorder.publish(&regarding, &failure).await;
+        recorder.publish(&regarding, &failure).await;
+        assert_eq!(
+            recorder.sink.writes(),
+            [("create", "lost"), ("patch", "404"), ("create", "201")]
+        );
+        let (event, count) = one_event(&recorder.sink);
+        assert_eq!(count, 2);
+        assert_eq!(
+            recorder.sink.names_written(),
+            HashSet::from([event.metadata.name.unwrap()])
+        );
+    }
+
+    /// The write of the first occurrence is cut short in flight (this replica stopped
+    /// leading); the second finds no Event, and the first one's create lands just before
+    /// the second creates it: one Event, counted twice.
+    #[tokio::test]
+    async fn a_create_cut_short_then_landing_late_is_counted_not_duplicated() {
+        let recorder = recorder();
+        let regarding = receiver("r", "uid-1");
+        let success = succeeded(Duration::from_secs(600));
+        let (_release, held) = tokio::sync::oneshot::channel();
+        recorder.sink.script(vec![Step::Hold { release: held }]);
+        {
+            let mut first = std::pin::pin!(recorder.publish(&regarding, &success));
+            assert!(futures::poll!(first.as_mut()).is_pending());
+        }
+        assert_eq!(recorder.sink.writes(), [("create", "held")]);
+        assert!(lock(&recorder.writing).is_empty(), "the line is left");
+
+        // The patch finds nothing; the late create lands before the second create.
+        recorder.sink.script(vec![Step::Serve, Step::LandHeld]);
+        recorder.publish(&regarding, &success).await;
+        assert_eq!(
+            recorder.sink.writes(),
+            [
+                ("create", "held"),
+                ("patch", "404"),
+                ("create", "409"),
+                ("patch", "200")
+            ]
+        );
+        let (event, count) = one_event(&recorder.sink);
+        assert_eq!(count, 2);
+        assert_eq!(
+            recorder.sink.names_written(),
+            HashSet::from([event.metadata.name.unwrap()])
+        );
+    }
+
+    /// Two occurrences about one object: the second is written when the first's write has
+    /// been answered, not before; another object's Event does not wait.
+    #[tokio::test]
+    async fn writes_about_one_object_are_made_one_at_a_time() {
+        let recorder = recorder();
+        let regarding = receiver("r", "uid-1");
+        let success = succeeded(Duration::from_secs(600));
+        let (release, held) = tokio::sync::oneshot::channel();
+        recorder.sink.script(vec![Step::Hold { release: held }]);
+        let mut first = std::pin::pin!(recorder.publish(&regarding, &success));
+        assert!(futures::poll!(first.as_mut()).is_pending());
+        let mut second = std::pin::pin!(recorder.publish(&regarding, &success));
+        assert!(futures::poll!(second.as_mut()).is_pending());
+        assert_eq!(recorder.sink.writes(), [("create", "held")]);
+
+        let other = receiver("other", "uid-2");
+        let mut third = std::pin::pin!(recorder.publish(&other, &success));
+        assert!(futures::poll!(third.as_mut()).is_ready());
+
+        release.send(()).unwrap();
+        first.await;
+        second.await;
+        assert_eq!(
+            recorder.sink.writes(),
+            [
+                ("create", "held"),
+                ("create", "201"),
+                ("create", "201"),
+                ("patch", "200")
+            ]
+        );
+        assert_eq!(recorder.sink.stored().len(), 2);
+        assert!(lock(&recorder.writing).is_empty(), "the lines are left");
     }
 }
