@@ -7,8 +7,10 @@
 //!   watched, finalizers and status written, deliveries to objects of every
 //!   kind a Receiver may name (by name through a resource filter, by
 //!   labels), in-cluster registration with a fake GitHub (GitRepositories
-//!   watched and read, the access token read, Events recorded, a repeated
-//!   Event patched, hooks cleaned up when the Receiver goes). Every verb on
+//!   watched and read, the access token read, a host behind a private CA
+//!   reached through the CA ConfigMap a GitRepository names, Events
+//!   recorded, a repeated Event patched, hooks cleaned up when the Receiver
+//!   goes). Every verb on
 //!   every resource each deployed rule grants must have been needed by one
 //!   of its requests: a grant no behaviour needs fails the test.
 //! - Taking one grant away breaks the behaviour that needs it, and the
@@ -23,7 +25,7 @@ use fluxhook_sandbox::{
     Access, SERVICE_ACCOUNT, SERVICE_ACCOUNT_NAMESPACE, Sandbox, deployed_rbac,
 };
 use fluxhook_test_apiserver::{RequestMatcher, Verb};
-use fluxhook_test_githost::{FakeHost, Fault, HostKind};
+use fluxhook_test_githost::{FakeConfig, FakeHost, Fault, HostKind};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -242,7 +244,9 @@ async fn deliveries_to_every_kind(sandbox: &Sandbox) {
 }
 
 /// In-cluster registration: a GitRepository annotated for a fake GitHub
-/// gets the hook of the Receiver naming it (an Event says so); a host that
+/// gets the hook of the Receiver naming it (an Event says so), and so does
+/// one on a fake GitHub behind a private CA, whose bundle a ConfigMap holds
+/// (`webhooks.fluxhook.io/ca-configmap`); a host that
 /// refuses is retried and reported in Events, the same Warning on an
 /// unchanged Receiver patching its Event's series; deleting the Receiver
 /// deletes the hook.
@@ -270,6 +274,45 @@ async fn registration_with_a_git_host(sandbox: &Sandbox) {
             }
         })),
     );
+    // The same repository on a GitHub Enterprise behind a private CA (the fakes
+    // share their token).
+    let private = FakeHost::start_with(FakeConfig {
+        tls: true,
+        ..FakeConfig::new(HostKind::GitHub)
+    })
+    .await
+    .unwrap();
+    ok(
+        sandbox,
+        sandbox.apply(json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "git-ca", "namespace": NS},
+            "data": {"ca.crt": FakeHost::ca_pem()},
+        })),
+    );
+    ok(
+        sandbox,
+        sandbox.apply(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {
+                "name": "behind-private-ca",
+                "namespace": NS,
+                "annotations": {
+                    "webhooks.fluxhook.io/url": "https://flux-webhook.example.com",
+                    "webhooks.fluxhook.io/access-token-secret": "github-token",
+                    "webhooks.fluxhook.io/provider": "github",
+                    "webhooks.fluxhook.io/api-url": private.api_base(),
+                    "webhooks.fluxhook.io/ca-configmap": "git-ca",
+                }
+            },
+            "spec": {
+                "interval": "10m",
+                "url": format!("{}/{}/{}", private.url(), private.owner(), private.repo()),
+            }
+        })),
+    );
     let path = serve(
         sandbox,
         "hooked",
@@ -277,7 +320,10 @@ async fn registration_with_a_git_host(sandbox: &Sandbox) {
         json!({
             "type": "github",
             "events": ["push"],
-            "resources": [{"kind": "GitRepository", "name": "registered"}]
+            "resources": [
+                {"kind": "GitRepository", "name": "registered"},
+                {"kind": "GitRepository", "name": "behind-private-ca"},
+            ]
         }),
     )
     .await;
@@ -285,11 +331,13 @@ async fn registration_with_a_git_host(sandbox: &Sandbox) {
         |status: &Value| e2e_support::has_condition(status, "WebhooksRegistered", "True", None);
     wait_for_status(sandbox, "hooked", registered).await;
     let hook_url = format!("https://flux-webhook.example.com{path}");
-    assert!(
-        host.hooks().iter().any(|hook| hook.url == hook_url),
-        "{:?}",
-        host.hooks()
-    );
+    for host in [&host, &private] {
+        assert!(
+            host.hooks().iter().any(|hook| hook.url == hook_url),
+            "{:?}",
+            host.hooks()
+        );
+    }
 
     // Three refusals, each failing its attempt at once (the host asks for a
     // wait longer than the receiver waits): the Warning of the second and
@@ -320,8 +368,9 @@ async fn registration_with_a_git_host(sandbox: &Sandbox) {
     wait_for_status(sandbox, "hooked", registered).await;
 
     delete_receiver(sandbox, "hooked").await;
-    eventually(sandbox, "the Receiver and its hook are gone", || {
+    eventually(sandbox, "the Receiver and its hooks are gone", || {
         host.hooks().is_empty()
+            && private.hooks().is_empty()
             && sandbox
                 .get(
                     "notification.toolkit.fluxcd.io/v1",

@@ -13,9 +13,9 @@ use fluxhook_api::{Receiver, webhook_path};
 use fluxhook_receiver::EndpointIndex;
 use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
 use fluxhook_receiver::registration::{
-    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_SECRET_ANNOTATION, CLEANUP_FINALIZER,
-    CONDITION_TYPE, INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION,
-    REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
+    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_CONFIGMAP_ANNOTATION,
+    CA_SECRET_ANNOTATION, CLEANUP_FINALIZER, CONDITION_TYPE, INSECURE_SKIP_TLS_VERIFY_ANNOTATION,
+    PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
 };
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
 use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind};
@@ -684,6 +684,111 @@ async fn hosts_behind_a_private_ca_are_reached_with_the_ca_secret() {
     assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
 
     // The CA is remembered: the hook is deleted through it when the Receiver goes.
+    Api::<DynamicObject>::namespaced_with(
+        cluster.client.clone(),
+        NS,
+        &ApiResource::erase::<Receiver>(&()),
+    )
+    .delete(RECEIVER, &DeleteParams::default())
+    .await
+    .unwrap();
+    eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
+    assert!(cluster.host.hooks().is_empty());
+}
+
+#[tokio::test]
+async fn hosts_behind_a_private_ca_are_reached_with_a_ca_configmap() {
+    let cluster = Cluster::start_with(FakeConfig {
+        tls: true,
+        ..FakeConfig::new(HostKind::GitHub)
+    })
+    .await;
+    // A ConfigMap without the key: the condition names it and the key.
+    cluster.seed(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "git-ca", "namespace": NS},
+        "data": {"ca.pem": FakeHost::ca_pem()},
+    }));
+    cluster
+        .patch(
+            &git_repositories(),
+            "app",
+            json!({"metadata": {"annotations": {CA_CONFIGMAP_ANNOTATION: "git-ca"}}}),
+        )
+        .await;
+    let _running = cluster.run();
+    eventually("the missing key to be reported", || {
+        cluster.condition().is_some_and(|(status, _, message)| {
+            status == "False"
+                && message.contains(&format!(
+                    "CA ConfigMap {NS}/git-ca ({CA_CONFIGMAP_ANNOTATION}) has no \"ca.crt\" key"
+                ))
+        })
+    })
+    .await;
+    assert!(cluster.host.requests().is_empty());
+
+    // The key as Kubernetes' kube-root-ca.crt ConfigMap holds it: PEM text under data.
+    let config_maps = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
+    cluster
+        .patch(
+            &config_maps,
+            "git-ca",
+            json!({"data": {"ca.crt": FakeHost::ca_pem()}}),
+        )
+        .await;
+    cluster
+        .patch(
+            &ApiResource::erase::<Receiver>(&()),
+            RECEIVER,
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "ca"}}}),
+        )
+        .await;
+    eventually("the hook to be registered", || {
+        cluster
+            .condition()
+            .is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+    assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
+    let record = cluster.receiver().unwrap()["metadata"]["annotations"][REGISTERED_ANNOTATION]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(record.contains(r#""caConfigMap":"git-ca""#), "{record}");
+
+    // Both forms at once is an error naming both; the hook stays while it is.
+    cluster
+        .patch(
+            &git_repositories(),
+            "app",
+            json!({"metadata": {"annotations": {CA_SECRET_ANNOTATION: "git-ca"}}}),
+        )
+        .await;
+    eventually("the conflict to be reported", || {
+        cluster.condition().is_some_and(|(status, _, message)| {
+            status == "False"
+                && message.contains(CA_SECRET_ANNOTATION)
+                && message.contains("not both")
+        })
+    })
+    .await;
+    assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
+    cluster
+        .patch(
+            &git_repositories(),
+            "app",
+            json!({"metadata": {"annotations": {CA_SECRET_ANNOTATION: null}}}),
+        )
+        .await;
+    eventually("the hook to be registered again", || {
+        cluster
+            .condition()
+            .is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+
+    // The ConfigMap is remembered: the hook is deleted through it when the Receiver goes.
     Api::<DynamicObject>::namespaced_with(
         cluster.client.clone(),
         NS,

@@ -11,6 +11,7 @@
 //! | [`API_URL_ANNOTATION`] | optional, with the provider: the host's API URL, when it is not the one derived from `spec.url` |
 //! | [`INSECURE_SKIP_TLS_VERIFY_ANNOTATION`] | optional: `"true"` for a hook whose host delivers without verifying the receiver's certificate (a receiver behind a private CA); GitHub, GitLab and Bitbucket only |
 //! | [`CA_SECRET_ANNOTATION`] | optional: a Secret in the GitRepository's namespace whose `ca.crt` key is a PEM bundle trusted for the host's API, beside the public roots (a self-managed host behind a private CA) |
+//! | [`CA_CONFIGMAP_ANNOTATION`] | optional, instead: a ConfigMap in the GitRepository's namespace whose `ca.crt` key is that bundle |
 //!
 //! For every GitRepository so annotated that a served Receiver names in `spec.resources`,
 //! the controller makes the repository have one hook to that URL, signed with the
@@ -68,12 +69,20 @@ pub const INSECURE_SKIP_TLS_VERIFY_ANNOTATION: &str =
 /// bundle of CA certificates trusted for the Git host's API, beside the public roots.
 pub const CA_SECRET_ANNOTATION: &str = "webhooks.fluxhook.io/ca-secret";
 
-/// The key of the CA bundle in the Secret of [`CA_SECRET_ANNOTATION`]: `ca.crt`, as in the
-/// Secret of a Flux GitRepository's `spec.secretRef`.
+/// On a GitRepository, optional: the ConfigMap, in its namespace, whose [`CA_KEY`] is a PEM
+/// bundle of CA certificates trusted for the Git host's API, beside the public roots (a CA
+/// certificate is no secret: Kubernetes publishes its own in the ConfigMap
+/// `kube-root-ca.crt`, key `ca.crt`). Not with [`CA_SECRET_ANNOTATION`].
+pub const CA_CONFIGMAP_ANNOTATION: &str = "webhooks.fluxhook.io/ca-configmap";
+
+/// The key of the CA bundle in the Secret of [`CA_SECRET_ANNOTATION`] or the ConfigMap of
+/// [`CA_CONFIGMAP_ANNOTATION`]: `ca.crt`, as in the Secret of a Flux GitRepository's
+/// `spec.secretRef` and in Kubernetes' `kube-root-ca.crt` ConfigMap.
 pub const CA_KEY: &str = "ca.crt";
 
 /// On a Receiver, written by the controller: the hooks registered for it, a JSON list of
-/// `{provider, apiUrl, owner, repository, hookUrl, gitRepository, accessTokenSecret}`.
+/// `{provider, apiUrl, owner, repository, hookUrl, gitRepository, accessTokenSecret}` (and
+/// `caSecret` or `caConfigMap` when one was named).
 pub const REGISTERED_ANNOTATION: &str = "webhooks.fluxhook.io/registered";
 
 /// On a Receiver while hooks are registered for it: they are deleted before it goes.

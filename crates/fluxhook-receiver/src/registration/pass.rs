@@ -9,18 +9,18 @@ use fluxhook_register::cluster::{
 use fluxhook_register::{
     Change, HookClient, HookId, HttpClient, Operation, ReceiverEvents, Repository, Secret, Token,
 };
-use k8s_openapi::api::core::v1::{ObjectReference, Secret as KubeSecret};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret as KubeSecret};
 use kube::Resource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 
-use super::record::{self, RegisteredHook};
+use super::record::{self, CaBundle, RegisteredHook};
 use super::target::{self, HookTemplate, Wanted};
 use super::{
-    CA_KEY, CA_SECRET_ANNOTATION, CLEANUP_FINALIZER, REGISTERED_ANNOTATION, RegistrationConfig,
-    event_reason, reason,
+    CA_CONFIGMAP_ANNOTATION, CA_KEY, CA_SECRET_ANNOTATION, CLEANUP_FINALIZER,
+    REGISTERED_ANNOTATION, RegistrationConfig, event_reason, reason,
 };
 use crate::controller::Recorder;
 use crate::endpoint::{Endpoint, ReceiverKey};
@@ -458,7 +458,7 @@ impl Registrar {
     }
 
     /// A client for `repository` with the access token of the Secret `hook` names in
-    /// `namespace`, trusting the CA bundle of the Secret it names, if any.
+    /// `namespace`, trusting the CA bundle of the Secret or ConfigMap it names, if any.
     async fn hook_client(
         &self,
         repository: &Repository,
@@ -471,8 +471,8 @@ impl Registrar {
             .map_err(|error| format!("access token Secret {namespace}/{secret} {error}"))?;
         let mut builder = HookClient::builder(repository.clone(), Token::new(token))
             .retry_policy(self.config.host_retry);
-        let http = match &hook.ca_secret {
-            Some(name) => Some(self.http_trusting(namespace, name).await?),
+        let http = match hook.ca_bundle() {
+            Some(ca) => Some(self.http_trusting(namespace, &ca).await?),
             None => self.http.clone(),
         };
         if let Some(http) = http {
@@ -481,21 +481,48 @@ impl Registrar {
         builder.build().map_err(|error| error.to_string())
     }
 
-    /// An HTTP client trusting the CA bundle of Secret `namespace/name` too.
-    async fn http_trusting(&self, namespace: &str, name: &str) -> Result<HttpClient, String> {
-        let what = format!("CA Secret {namespace}/{name} ({CA_SECRET_ANNOTATION})");
-        let secrets: Api<KubeSecret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = secrets
-            .get(name)
-            .await
-            .map_err(|error| format!("{what} cannot be read: {}", kube_message(&error)))?;
-        let pem = secret
-            .data
-            .and_then(|mut data| data.remove(CA_KEY))
-            .ok_or_else(|| format!("{what} has no {CA_KEY:?} key"))?;
+    /// An HTTP client trusting the CA bundle `ca` names in `namespace` too.
+    async fn http_trusting(&self, namespace: &str, ca: &CaBundle) -> Result<HttpClient, String> {
+        let pem = match ca {
+            CaBundle::Secret(name) => {
+                let what = format!("CA Secret {namespace}/{name} ({CA_SECRET_ANNOTATION})");
+                let secrets: Api<KubeSecret> = Api::namespaced(self.client.clone(), namespace);
+                let secret = secrets
+                    .get(name)
+                    .await
+                    .map_err(|error| format!("{what} cannot be read: {}", kube_message(&error)))?;
+                let pem = secret
+                    .data
+                    .and_then(|mut data| data.remove(CA_KEY))
+                    .ok_or_else(|| format!("{what} has no {CA_KEY:?} key"))?;
+                (what, pem.0)
+            }
+            CaBundle::ConfigMap(name) => {
+                let what = format!("CA ConfigMap {namespace}/{name} ({CA_CONFIGMAP_ANNOTATION})");
+                let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+                let map = maps
+                    .get(name)
+                    .await
+                    .map_err(|error| format!("{what} cannot be read: {}", kube_message(&error)))?;
+                // Text under `data`, as kube-root-ca.crt has it; `binaryData` holds bytes.
+                let text = map
+                    .data
+                    .and_then(|mut data| data.remove(CA_KEY))
+                    .map(String::into_bytes);
+                let bytes = map
+                    .binary_data
+                    .and_then(|mut data| data.remove(CA_KEY))
+                    .map(|bytes| bytes.0);
+                let pem = text
+                    .or(bytes)
+                    .ok_or_else(|| format!("{what} has no {CA_KEY:?} key"))?;
+                (what, pem)
+            }
+        };
+        let (what, pem) = pem;
         HttpClient::builder()
             .user_agent(concat!("fluxhook-receiver/", env!("CARGO_PKG_VERSION")))
-            .ca_bundle_pem(&pem.0)
+            .ca_bundle_pem(&pem)
             .and_then(|builder| builder.build())
             .map_err(|error| format!("{what} {CA_KEY:?}: {error}"))
     }

@@ -30,6 +30,20 @@ pub(crate) struct RegisteredHook {
     /// The Secret, in the GitRepository's namespace, holding the CA bundle of the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ca_secret: Option<String>,
+    /// The ConfigMap, in the GitRepository's namespace, holding the CA bundle of the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ca_config_map: Option<String>,
+}
+
+/// Where the CA bundle trusted for a host's API is: an object in the GitRepository's
+/// namespace whose `ca.crt` key holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CaBundle {
+    /// A Secret (annotation `webhooks.fluxhook.io/ca-secret`).
+    Secret(String),
+    /// A ConfigMap (annotation `webhooks.fluxhook.io/ca-configmap`), as Kubernetes publishes
+    /// its own CA in `kube-root-ca.crt`.
+    ConfigMap(String),
 }
 
 /// Which hook a recorded hook is, whichever GitRepository and Secret it came through: its
@@ -51,8 +65,13 @@ impl RegisteredHook {
         hook_url: &Url,
         git_repository: String,
         access_token_secret: String,
-        ca_secret: Option<String>,
+        ca: Option<CaBundle>,
     ) -> Self {
+        let (ca_secret, ca_config_map) = match ca {
+            None => (None, None),
+            Some(CaBundle::Secret(name)) => (Some(name), None),
+            Some(CaBundle::ConfigMap(name)) => (None, Some(name)),
+        };
         Self {
             provider: repository.provider().name().to_string(),
             api_url: repository.api_base().to_string(),
@@ -62,6 +81,16 @@ impl RegisteredHook {
             git_repository,
             access_token_secret,
             ca_secret,
+            ca_config_map,
+        }
+    }
+
+    /// Where the CA bundle for the host's API is, if one was named.
+    pub(crate) fn ca_bundle(&self) -> Option<CaBundle> {
+        match (&self.ca_secret, &self.ca_config_map) {
+            (Some(secret), _) => Some(CaBundle::Secret(secret.clone())),
+            (None, Some(config_map)) => Some(CaBundle::ConfigMap(config_map.clone())),
+            (None, None) => None,
         }
     }
 
@@ -191,6 +220,7 @@ mod tests {
             git_repository: "flux-system/fleet".into(),
             access_token_secret: "github-token".into(),
             ca_secret: None,
+            ca_config_map: None,
         }
     }
 

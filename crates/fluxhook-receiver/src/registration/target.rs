@@ -8,10 +8,10 @@ use fluxhook_register::{
 use kube::api::DynamicObject;
 use url::Url;
 
-use super::record::RegisteredHook;
+use super::record::{CaBundle, RegisteredHook};
 use super::{
-    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_SECRET_ANNOTATION,
-    INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION, URL_ANNOTATION,
+    ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_CONFIGMAP_ANNOTATION,
+    CA_SECRET_ANNOTATION, INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION, URL_ANNOTATION,
 };
 
 /// What a Receiver's hooks carry, whichever repository they are in.
@@ -118,16 +118,24 @@ pub(crate) fn wanted(
             ));
         }
     };
-    let ca_secret = annotation(CA_SECRET_ANNOTATION)
-        .filter(|name| !name.is_empty())
-        .map(str::to_owned);
+    let named = |name: &str| annotation(name).filter(|value| !value.is_empty());
+    let ca = match (named(CA_SECRET_ANNOTATION), named(CA_CONFIGMAP_ANNOTATION)) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "set {CA_SECRET_ANNOTATION} or {CA_CONFIGMAP_ANNOTATION}, not both"
+            ));
+        }
+        (Some(secret), None) => Some(CaBundle::Secret(secret.to_owned())),
+        (None, Some(config_map)) => Some(CaBundle::ConfigMap(config_map.to_owned())),
+        (None, None) => None,
+    };
     Ok(Some(Wanted {
         hook: RegisteredHook::new(
             &repository,
             &hook_url,
             id_of(object),
             token_secret.to_string(),
-            ca_secret,
+            ca,
         ),
         desired: {
             let desired = DesiredHook::new(hook_url, secret, events)
@@ -245,6 +253,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(lone_api.contains(PROVIDER_ANNOTATION), "{lone_api}");
+    }
+
+    #[test]
+    fn a_ca_bundle_comes_from_a_secret_or_a_config_map_not_both() {
+        let path = webhook_path("t", "receiver", "flux-system");
+        let with = |extra: serde_json::Value| {
+            let mut annotations = json!({
+                URL_ANNOTATION: "https://flux.example.com",
+                ACCESS_TOKEN_SECRET_ANNOTATION: "token",
+            });
+            annotations
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            wanted(
+                &git_repository("https://github.com/acme/fleet", annotations),
+                &template(&path),
+            )
+        };
+        let secret = with(json!({CA_SECRET_ANNOTATION: "git-ca"}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            secret.hook.ca_bundle(),
+            Some(CaBundle::Secret("git-ca".into()))
+        );
+        let map = with(json!({CA_CONFIGMAP_ANNOTATION: " kube-root-ca.crt "}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            map.hook.ca_bundle(),
+            Some(CaBundle::ConfigMap("kube-root-ca.crt".into()))
+        );
+        let both =
+            with(json!({CA_SECRET_ANNOTATION: "a", CA_CONFIGMAP_ANNOTATION: "b"})).unwrap_err();
+        assert!(both.contains("not both"), "{both}");
+        let none = with(json!({})).unwrap().unwrap();
+        assert_eq!(none.hook.ca_bundle(), None);
     }
 
     #[test]
