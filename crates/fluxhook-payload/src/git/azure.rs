@@ -131,12 +131,11 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
 /// The first ref update of a `git.push`, which lists one per ref updated.
 fn parse_push(resource: &[u8]) -> Result<Push, ParseError> {
     let resource: PushResource<'_> = object(Provider::AzureDevOps, "resource", resource)?;
-    let update = resource
-        .ref_updates
-        .and_then(|updates| updates.into_iter().next())
-        .ok_or(ParseError::MissingField {
-            field: "resource.refUpdates[0]",
-        })?;
+    let mut updates = resource.ref_updates.unwrap_or_default().into_iter();
+    let update = updates.next().ok_or(ParseError::MissingField {
+        field: "resource.refUpdates[0]",
+    })?;
+    let more_refs = updates.filter_map(|u| non_empty(u.name)).collect();
     let before = required(update.old_object_id, "resource.refUpdates[0].oldObjectId")?;
     let after = required(update.new_object_id, "resource.refUpdates[0].newObjectId")?;
     Ok(Push {
@@ -152,6 +151,7 @@ fn parse_push(resource: &[u8]) -> Result<Push, ParseError> {
             })?
             .into_repository(),
         changed_paths: Vec::new(),
+        more_refs,
     })
 }
 

@@ -88,6 +88,16 @@ struct CloudRepo<'a> {
     full_name: Text<'a>,
     #[serde(borrow)]
     links: Option<CloudLinks<'a>>,
+    /// The main branch, `{"type": "branch", "name": "main"}`, when the
+    /// repository object is the full one.
+    #[serde(borrow)]
+    mainbranch: Option<Lenient<CloudBranch<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct CloudBranch<'a> {
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -109,7 +119,8 @@ impl CloudRepo<'_> {
         // URLs follow from it: https://<host>/<full_name>.git and
         // git@<host>:<full_name>.git.
         let full_name = self.full_name.as_str();
-        let mut repo = Repository::from_path(full_name, None, None, web);
+        let mut repo = Repository::from_path(full_name, None, None, web)
+            .with_default_branch(lenient(self.mainbranch).and_then(|b| non_empty(b.name)));
         if let Some(host) = repo.host.as_deref() {
             http.get_or_insert_with(|| format!("https://{host}/{full_name}.git"));
             ssh.get_or_insert_with(|| format!("git@{host}:{full_name}.git"));
@@ -142,13 +153,19 @@ pub(crate) fn parse_cloud(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, Pa
 /// The first change of a push: Bitbucket Cloud lists one per ref updated.
 fn parse_cloud_push(body: &[u8]) -> Result<Push, ParseError> {
     let body: CloudPushBody<'_> = object(Provider::BitbucketCloud, "body", body)?;
-    let change = body
+    let mut changes = body
         .push
         .and_then(|p| p.changes)
-        .and_then(|changes| changes.into_iter().next())
-        .ok_or(ParseError::MissingField {
-            field: "push.changes[0]",
-        })?;
+        .unwrap_or_default()
+        .into_iter();
+    let change = changes.next().ok_or(ParseError::MissingField {
+        field: "push.changes[0]",
+    })?;
+    // The further changes' refs; one of a kind neither branch nor tag is left out.
+    let more_refs = changes
+        .filter_map(|c| c.new.or(c.old))
+        .filter_map(|named| cloud_ref(&named))
+        .collect();
     let hash = |side: &Option<CloudRef<'_>>| {
         side.as_ref()
             .and_then(|r| r.target.as_ref())
@@ -161,16 +178,10 @@ fn parse_cloud_push(body: &[u8]) -> Result<Push, ParseError> {
     let named = change.new.or(change.old).ok_or(ParseError::MissingField {
         field: "push.changes[0].new",
     })?;
-    let git_ref = match named.kind.as_str() {
-        "branch" | "named_branch" => format!("refs/heads/{}", named.name.as_str()),
-        "tag" | "annotated_tag" => format!("refs/tags/{}", named.name.as_str()),
-        other => {
-            return Err(ParseError::InvalidField {
-                field: "push.changes[0].new.type",
-                reason: format!("{other:?} is neither a branch nor a tag"),
-            });
-        }
-    };
+    let git_ref = cloud_ref(&named).ok_or_else(|| ParseError::InvalidField {
+        field: "push.changes[0].new.type",
+        reason: format!("{:?} is neither a branch nor a tag", named.kind.as_str()),
+    })?;
     Ok(Push {
         git_ref,
         before,
@@ -184,7 +195,17 @@ fn parse_cloud_push(body: &[u8]) -> Result<Push, ParseError> {
             })?
             .into_repository(),
         changed_paths: Vec::new(),
+        more_refs,
     })
+}
+
+/// The full ref of a Bitbucket Cloud ref: `refs/heads/` or `refs/tags/` and its name.
+fn cloud_ref(named: &CloudRef<'_>) -> Option<String> {
+    match named.kind.as_str() {
+        "branch" | "named_branch" => Some(format!("refs/heads/{}", named.name.as_str())),
+        "tag" | "annotated_tag" => Some(format!("refs/tags/{}", named.name.as_str())),
+        _ => None,
+    }
 }
 
 // ---- Bitbucket Server / Data Center ----
@@ -304,12 +325,13 @@ pub(crate) fn parse_server(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, P
 /// The first change of `repo:refs_changed`, which lists one per ref updated.
 fn parse_server_push(body: &[u8]) -> Result<Push, ParseError> {
     let body: ServerPushBody<'_> = object(Provider::BitbucketServer, "body", body)?;
-    let change = body
-        .changes
-        .and_then(|changes| changes.into_iter().next())
-        .ok_or(ParseError::MissingField {
-            field: "changes[0]",
-        })?;
+    let mut changes = body.changes.unwrap_or_default().into_iter();
+    let change = changes.next().ok_or(ParseError::MissingField {
+        field: "changes[0]",
+    })?;
+    let more_refs = changes
+        .filter_map(|c| non_empty(c.git_ref.and_then(|r| r.id).or(c.ref_id)))
+        .collect();
     let git_ref = change.git_ref.and_then(|r| r.id).or(change.ref_id);
     let before = required(change.from_hash, "changes[0].fromHash")?;
     let after = required(change.to_hash, "changes[0].toHash")?;
@@ -327,6 +349,7 @@ fn parse_server_push(body: &[u8]) -> Result<Push, ParseError> {
             })?
             .into_repository(),
         changed_paths: Vec::new(),
+        more_refs,
     })
 }
 

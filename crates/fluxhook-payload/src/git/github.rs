@@ -78,6 +78,12 @@ struct RepoBody<'a> {
     clone_url: Option<Text<'a>>,
     #[serde(borrow)]
     ssh_url: Option<Text<'a>>,
+    // GitHub, Gitea and Gogs send `default_branch`; GitHub's pushes also
+    // `master_branch`, the same name. Read leniently: neither is needed.
+    #[serde(borrow)]
+    default_branch: Option<Lenient<Text<'a>>>,
+    #[serde(borrow)]
+    master_branch: Option<Lenient<Text<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +113,9 @@ impl RepoBody<'_> {
             non_empty(self.clone_url),
             non_empty(self.ssh_url),
             non_empty(self.html_url),
+        )
+        .with_default_branch(
+            non_empty(lenient(self.default_branch)).or(non_empty(lenient(self.master_branch))),
         )
     }
 }
@@ -162,6 +171,7 @@ fn parse_push(provider: Provider, body: &[u8]) -> Result<Push, ParseError> {
             })?
             .into_repository(),
         changed_paths: changed_paths(push.commits),
+        more_refs: Vec::new(),
     })
 }
 

@@ -38,6 +38,9 @@ struct ProjectBody<'a> {
     git_ssh_url: Option<Text<'a>>,
     #[serde(borrow)]
     web_url: Option<Text<'a>>,
+    /// Read leniently: it is not needed.
+    #[serde(borrow)]
+    default_branch: Option<Lenient<Text<'a>>>,
 }
 
 impl ProjectBody<'_> {
@@ -48,6 +51,7 @@ impl ProjectBody<'_> {
             non_empty(self.git_ssh_url),
             non_empty(self.web_url),
         )
+        .with_default_branch(non_empty(lenient(self.default_branch)))
     }
 }
 
@@ -71,6 +75,7 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ParseErr
                     .ok_or(ParseError::MissingField { field: "project" })?
                     .into_repository(),
                 changed_paths: changed_paths(push.commits),
+                more_refs: Vec::new(),
             })
         }
         _ => {

@@ -54,6 +54,10 @@ pub struct Push {
     /// DevOps) or when it truncates its commit list, so no path is a
     /// complete account of the change.
     pub changed_paths: Vec<String>,
+    /// The full refs of the push's further changes, after [`git_ref`](Self::git_ref):
+    /// Bitbucket lists one change per ref a push updated (a `git push --all`
+    /// updates several). Empty for hosts that send one delivery per ref.
+    pub more_refs: Vec<String>,
 }
 
 impl Push {
@@ -87,6 +91,12 @@ impl Push {
             .strip_prefix("refs/heads/")
             .or_else(|| self.git_ref.strip_prefix("refs/tags/"))
             .unwrap_or(&self.git_ref)
+    }
+
+    /// Every full ref the push updated: [`git_ref`](Self::git_ref), then
+    /// [`more_refs`](Self::more_refs).
+    pub fn refs(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.git_ref.as_str()).chain(self.more_refs.iter().map(String::as_str))
     }
 }
 
@@ -141,6 +151,11 @@ pub struct Repository {
     pub clone_ssh: Option<String>,
     /// The web page of the repository.
     pub web: Option<String>,
+    /// The repository's default branch, when the payload names it (GitHub's,
+    /// Gitea's and Gogs' `repository.default_branch`, GitLab's
+    /// `project.default_branch`, Bitbucket Cloud's `repository.mainbranch`;
+    /// Bitbucket Server's pushes do not name it).
+    pub default_branch: Option<String>,
 }
 
 impl Repository {
@@ -180,7 +195,14 @@ impl Repository {
             clone_http,
             clone_ssh,
             web,
+            default_branch: None,
         }
+    }
+
+    /// The same repository with its default branch (an empty name is none).
+    pub fn with_default_branch(mut self, default_branch: Option<String>) -> Repository {
+        self.default_branch = default_branch.filter(|branch| !branch.is_empty());
+        self
     }
 
     /// `namespace/name` as the host names the repository (GitLab's
