@@ -105,6 +105,7 @@ mod hub;
 mod provider;
 mod read;
 mod registry;
+pub mod targeting;
 
 use bytes::Bytes;
 use http::HeaderMap;
