@@ -1,6 +1,7 @@
 //! The Flux kinds a Receiver can name, with the API coordinates needed to
 //! patch them.
 
+#[cfg(feature = "kube")]
 use kube::core::ApiResource;
 
 /// A Flux custom resource kind: its group, the version Flux serves for
@@ -330,13 +331,14 @@ impl<'a> ResolvedKind<'a> {
         self.flux_kind.namespaced()
     }
 
-    /// The coordinates as kube's dynamic-API type.
+    /// The coordinates as kube's dynamic-API type (feature `kube`).
     ///
     /// ```
     /// let ar = fluxhook_api::resolve(None, "Bucket").unwrap().to_api_resource();
     /// assert_eq!(ar.plural, "buckets");
     /// assert_eq!(ar.api_version, "source.toolkit.fluxcd.io/v1");
     /// ```
+    #[cfg(feature = "kube")]
     pub fn to_api_resource(&self) -> ApiResource {
         ApiResource {
             group: self.group().to_owned(),

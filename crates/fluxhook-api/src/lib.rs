@@ -31,6 +31,14 @@
 //! `examples/embed-controller` in the repository builds on another version than
 //! fluxhook's binaries.
 //!
+//! # Features
+//!
+//! `kube` (default): the [`Receiver`] custom resource (kube's derive,
+//! k8s-openapi's `Condition` in its status) and kinds as kube `ApiResource`s.
+//! Without it the crate has no Kubernetes dependency: the spec's plain types
+//! ([`OidcProvider`], [`ReceiverResource`]), [`ReceiverType`], webhook paths
+//! and Flux's kinds, for crates that only read those (fluxhook-oidc).
+//!
 //! # Example
 //!
 //! ```
@@ -69,20 +77,23 @@
 pub mod condition;
 mod interval;
 mod kinds;
+#[cfg(feature = "kube")]
 mod receiver;
 mod receiver_type;
+mod spec;
 mod webhook;
 
 pub use interval::{DEFAULT_INTERVAL, INTERVAL_PATTERN, IntervalError, parse_interval};
 pub use kinds::{
     FLUX_KINDS, FluxKind, ResolveError, ResolvedKind, default_api_version, flux_kind, resolve,
 };
-pub use receiver::{
-    DEFAULT_OIDC_AUDIENCE, OidcProvider, OidcValidation, OidcVariable, Receiver, ReceiverResource,
-    ReceiverSpec, ReceiverStatus, SecretRef,
-};
+#[cfg(feature = "kube")]
+pub use receiver::{Receiver, ReceiverSpec, ReceiverStatus};
 pub use receiver_type::{
     Authentication, GitHost, Payload, ReceiverType, Registry, TokenScheme, UnknownReceiverType,
+};
+pub use spec::{
+    DEFAULT_OIDC_AUDIENCE, OidcProvider, OidcValidation, OidcVariable, ReceiverResource, SecretRef,
 };
 pub use webhook::{
     WEBHOOK_DIGEST_LEN, WEBHOOK_PATH_PREFIX, WebhookPath, WebhookPathError, webhook_path,
