@@ -1127,6 +1127,87 @@ async fn an_unreadable_secret_makes_the_receiver_not_ready() {
     }
 }
 
+/// A Secret read the API server does not answer, or answers 504 Gateway Timeout (which
+/// kube's client retries, for minutes), makes a ready Receiver `Ready=False`, reason
+/// `TokenNotFound`, once the bound on Secret reads has passed, rather than leaving it ready
+/// (and served with a token that may have changed) meanwhile.
+#[tokio::test]
+async fn a_secret_read_without_answer_makes_the_receiver_not_ready() {
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
+        .await;
+    cluster
+        .create_receiver(NS, named("github"), github_spec("webhook-token"))
+        .await;
+    let running = cluster.run(ControllerConfig {
+        secret_read_timeout: Duration::from_secs(1),
+        ..ControllerConfig::default()
+    });
+    running.ready().await;
+    eventually("the Receiver to be ready", || {
+        is_state(
+            &cluster.status(NS, "github"),
+            "Ready",
+            ("True", "Succeeded"),
+        )
+    })
+    .await;
+    let path = webhook_path("s3cr3t", "github", NS);
+    let read_secret = RequestMatcher::any()
+        .verb(Verb::Get)
+        .resource("secrets")
+        .name("webhook-token");
+    let faults = cluster.server.faults();
+
+    for fault in ["no answer", "504"] {
+        match fault {
+            "no answer" => faults.hang_next(usize::MAX, read_secret.clone()),
+            _ => faults.fail_next(usize::MAX, 504, read_secret.clone()),
+        }
+        let request = format!("unanswered-{fault}");
+        cluster
+            .patch_receiver(
+                NS,
+                "github",
+                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": request}}}),
+            )
+            .await;
+        eventually("the Receiver not to be ready", || {
+            let status = cluster.status(NS, "github");
+            is_state(&status, "Ready", ("False", "TokenNotFound"))
+                && status["lastHandledReconcileAt"] == request.as_str()
+        })
+        .await;
+        let status = cluster.status(NS, "github");
+        assert_eq!(
+            condition(&status, "Ready").unwrap()["message"],
+            "unable to read token from secret 'flux-system/webhook-token': \
+             timed out after 1s waiting for the API server",
+            "{fault}"
+        );
+        assert!(!status.to_string().contains("s3cr3t"), "{status}");
+        assert!(matches!(
+            running.state(&path).as_deref(),
+            Some(EndpointState::NotReady { .. })
+        ));
+
+        // Answering again: the retries serve it again.
+        faults.clear();
+        eventually("the Receiver to be ready again", || {
+            is_state(
+                &cluster.status(NS, "github"),
+                "Ready",
+                ("True", "Succeeded"),
+            ) && matches!(
+                running.state(&path).as_deref(),
+                Some(EndpointState::Ready(_))
+            )
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn a_rotated_or_deleted_unlabelled_secret_is_revoked_at_once() {
     let cluster = Cluster::start().await;

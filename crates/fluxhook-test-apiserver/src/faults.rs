@@ -278,6 +278,8 @@ impl RequestLog {
 pub(crate) struct InjectedAnswer {
     pub(crate) error: ApiError,
     pub(crate) retry_after_seconds: Option<u32>,
+    /// Given only once the faults are cleared: until then the request has no answer.
+    pub(crate) hang: bool,
 }
 
 #[derive(Debug)]
@@ -303,6 +305,8 @@ pub struct Faults {
     state: Mutex<FaultState>,
     /// Bumped to close every open watch stream.
     watch_drops: watch::Sender<u64>,
+    /// Bumped by [`Faults::clear`] to answer the requests left without one.
+    releases: watch::Sender<u64>,
 }
 
 impl Default for Faults {
@@ -310,6 +314,7 @@ impl Default for Faults {
         Self {
             state: Mutex::default(),
             watch_drops: watch::channel(0).0,
+            releases: watch::channel(0).0,
         }
     }
 }
@@ -329,6 +334,26 @@ impl Faults {
             InjectedAnswer {
                 error: ApiError::with_code(code, format!("injected fault: HTTP {code}")),
                 retry_after_seconds: None,
+                hang: false,
+            },
+        );
+    }
+
+    /// Gives no answer to the next `count` requests the matcher selects, as an apiserver
+    /// (or the network to it) that has stopped answering: each stays open until its client
+    /// gives up, or until [`Faults::clear`], which answers it 504 Timeout as kube-apiserver's
+    /// request timeout filter would have (`k8s.io/apiserver/pkg/server/filters/timeout.go`).
+    pub fn hang_next(&self, count: usize, matcher: RequestMatcher) {
+        self.add_rule(
+            count,
+            matcher,
+            InjectedAnswer {
+                error: ApiError::with_code(
+                    504,
+                    "request did not complete within the allotted timeout",
+                ),
+                retry_after_seconds: None,
+                hang: true,
             },
         );
     }
@@ -342,6 +367,7 @@ impl Faults {
             InjectedAnswer {
                 error: ApiError::too_many_requests(retry_after_seconds),
                 retry_after_seconds: Some(retry_after_seconds),
+                hang: false,
             },
         );
     }
@@ -374,9 +400,16 @@ impl Faults {
         }
     }
 
-    /// Removes every fault: no latency, no pending answers, no pending watch drop.
+    /// Removes every fault: no latency, no pending answers, no pending watch drop; the
+    /// requests left without an answer ([`Faults::hang_next`]) are answered now.
     pub fn clear(&self) {
         *lock(&self.state) = FaultState::default();
+        self.releases.send_modify(|releases| *releases += 1);
+    }
+
+    /// Changes at each [`Faults::clear`] from now on.
+    pub(crate) fn subscribe_releases(&self) -> watch::Receiver<u64> {
+        self.releases.subscribe()
     }
 
     pub(crate) fn latency(&self) -> Duration {
@@ -471,6 +504,22 @@ mod tests {
         assert_eq!(answer.map(|a| a.error.reason), Some("ServiceUnavailable"));
         assert!(faults.take(&patch_of("a")).is_some());
         assert_eq!(faults.take(&patch_of("a")), None);
+    }
+
+    #[test]
+    fn unanswered_requests_are_answered_504_when_cleared() {
+        let faults = Faults::default();
+        let releases = faults.subscribe_releases();
+        faults.hang_next(1, RequestMatcher::any().name("a"));
+        let answer = faults.take(&patch_of("a"));
+        assert_eq!(
+            answer.map(|a| (a.hang, a.error.code, a.error.reason)),
+            Some((true, 504, "Timeout"))
+        );
+        assert_eq!(faults.take(&patch_of("a")), None);
+        assert!(!releases.has_changed().unwrap_or(true));
+        faults.clear();
+        assert!(releases.has_changed().unwrap_or(false));
     }
 
     #[test]

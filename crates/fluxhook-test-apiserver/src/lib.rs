@@ -40,8 +40,8 @@
 //!   is in the [`RequestLog`].
 //! - **Errors** as `kind: Status` objects ([`ApiError`]), so kube-rs returns `kube::Error::Api`.
 //! - **Faults** injected at run time ([`Faults`]): latency, the next N matching requests
-//!   answered with a 5xx or 429 with `Retry-After`, watch streams closed now or after N events;
-//!   and a log of every request ([`RequestLog`]).
+//!   answered with a 5xx or 429 with `Retry-After` or not answered at all, watch streams closed
+//!   now or after N events; and a log of every request ([`RequestLog`]).
 //!
 //! # Simplifications
 //!

@@ -241,6 +241,8 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         (Ok(user), Some(Decision::Denied { reason })) => Some(rbac::forbidden(user, &info, reason)),
         _ => None,
     };
+    // Subscribed before the rule is taken, so that no clear() in between is missed.
+    let mut releases = shared.faults.subscribe_releases();
     let injected = match refused {
         None => shared.faults.take(&record),
         Some(_) => None,
@@ -250,6 +252,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let latency = shared.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    if injected.as_ref().is_some_and(|answer| answer.hang) {
+        // Answered at the next clear(); the sender lives as long as the server.
+        let _ = releases.changed().await;
     }
     let response = match (refused, injected, body) {
         (Some(refused), _, _) => error_response(&refused),

@@ -16,7 +16,9 @@
 //!
 //! The status follows Flux: `webhookPath`, `observedGeneration`,
 //! `lastHandledReconcileAt` and the `Ready`, `Reconciling` and `Stalled`
-//! conditions, written only when they change. A missing Secret or token is
+//! conditions, written only when they change. A missing Secret or token, or a
+//! Secret the API server refuses (403), fails (5xx) or does not give within
+//! [`ControllerConfig::secret_read_timeout`], is
 //! `Ready=False` (reason `TokenNotFound`) with `Reconciling=True` (reason
 //! `ProgressingWithRetry`) and is retried with exponential backoff; a spec
 //! that cannot be served until it is edited (unknown type, invalid CEL, ...)
@@ -142,7 +144,23 @@ pub struct ControllerConfig {
     /// [`Leadership::always`] (the default) for a single replica, an elected one for
     /// several, [`Leadership::never`] beside notification-controller.
     pub leadership: Leadership,
+    /// How long a reconciliation waits for the API server to give a Receiver's Secret
+    /// before it reports the Receiver `Ready=False`, reason `TokenNotFound`, and stops
+    /// serving it (default [`DEFAULT_SECRET_READ_TIMEOUT`]).
+    pub secret_read_timeout: Duration,
 }
+
+/// The default of [`ControllerConfig::secret_read_timeout`]: 15 seconds.
+///
+/// Without a bound, a Secret read the API server does not answer would leave a Receiver
+/// `Ready=True`, and served with a token that may have changed, for minutes: kube's client
+/// has no read timeout and retries 429, 503 and 504 answers up to 15 times with a backoff
+/// growing from 5 ms (about two and a half minutes in all), while kube-apiserver itself
+/// gives up on a request after its `--request-timeout` (one minute). One Secret is read in
+/// milliseconds, and a busy API server (priority and fairness queues) answers within
+/// seconds, so 15 seconds tells "not answering" apart without reporting a slow moment as
+/// an outage; it also frees the reconcile worker (one of `--concurrent`) the read held.
+pub const DEFAULT_SECRET_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Default for ControllerConfig {
     fn default() -> Self {
@@ -155,6 +173,7 @@ impl Default for ControllerConfig {
             registration: RegistrationConfig::default(),
             metrics: ControllerMetrics::default(),
             leadership: Leadership::always(),
+            secret_read_timeout: DEFAULT_SECRET_READ_TIMEOUT,
         }
     }
 }
@@ -210,7 +229,7 @@ pub async fn run(
             });
     let receiver_triggers = metrics.counted_triggers(receiver_triggers);
 
-    let (context, requeued) = Context::new(
+    let (mut context, requeued) = Context::new(
         client.clone(),
         index,
         resource.clone(),
@@ -222,6 +241,7 @@ pub async fn run(
         config.registration.clone(),
         config.leadership.clone(),
     );
+    context.secret_read_timeout = config.secret_read_timeout;
     let secret_changes = secrets::changes(
         client.clone(),
         config.namespace.as_deref(),

@@ -49,6 +49,8 @@ pub(crate) struct Context {
     pub(crate) initial_sync: Arc<InitialSync>,
     /// What each Receiver read of its Secret, for the Secret watch to compare.
     pub(crate) secret_versions: Arc<SecretVersions>,
+    /// How long a Secret read may take ([`super::ControllerConfig::secret_read_timeout`]).
+    pub(crate) secret_read_timeout: Duration,
     /// Registers the Receivers' webhooks with Git hosts.
     registrar: Registrar,
     /// Records Events on Receivers.
@@ -91,6 +93,7 @@ impl Context {
             retry,
             initial_sync,
             secret_versions: Arc::default(),
+            secret_read_timeout: super::DEFAULT_SECRET_READ_TIMEOUT,
             requeue,
             failures: Mutex::default(),
             leadership,
@@ -167,14 +170,15 @@ pub(crate) enum ReconcileError {
     /// The Secret or a key it needs is missing (reported on the status).
     #[error(transparent)]
     Token(InvalidReceiver),
-    /// The API server did not give the Secret for a reason other than "not found"
-    /// (reported on the status, as Flux words it).
+    /// The API server did not give the Secret for a reason other than "not found": a
+    /// refusal (403), an error (5xx), no answer in time (reported on the status, as Flux
+    /// words it).
     #[error("unable to read token from secret '{namespace}/{name}': {reason}")]
     ReadSecret {
         namespace: String,
         name: String,
         #[source]
-        reason: ApiFailure,
+        reason: ReadFailure,
     },
     /// The API server refused a write to the Receiver.
     #[error("cannot update the Receiver's {part}: {source}")]
@@ -637,14 +641,16 @@ async fn read_secret(
     name: &str,
 ) -> Result<Option<SecretRead>, ReconcileError> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret = secrets
-        .get_opt(name)
+    let failed = |reason| ReconcileError::ReadSecret {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        reason,
+    };
+    // Bounded, kube's retries included: see `DEFAULT_SECRET_READ_TIMEOUT`.
+    let secret = tokio::time::timeout(ctx.secret_read_timeout, secrets.get_opt(name))
         .await
-        .map_err(|source| ReconcileError::ReadSecret {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            reason: ApiFailure(source),
-        })?;
+        .map_err(|_| failed(ReadFailure::TimedOut(ctx.secret_read_timeout)))?
+        .map_err(|source| failed(ReadFailure::Api(ApiFailure(source))))?;
     Ok(secret.map(|secret| SecretRead {
         version: secret.metadata.resource_version,
         data: secret
@@ -654,6 +660,37 @@ async fn read_secret(
             .map(|(key, value)| (key, value.0))
             .collect(),
     }))
+}
+
+/// Why a Secret could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadFailure {
+    /// The API server refused or failed (403, 5xx), or could not be reached.
+    Api(ApiFailure),
+    /// No answer within the bound (kube's client retrying 429, 503 and 504 meanwhile).
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Api(failure) => failure.fmt(f),
+            Self::TimedOut(bound) => write!(
+                f,
+                "timed out after {} waiting for the API server",
+                events::go_duration(*bound)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReadFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Api(failure) => Some(failure),
+            Self::TimedOut(_) => None,
+        }
+    }
 }
 
 /// Why the API server did not do as asked, worded for a status message or an Event: its own
