@@ -1006,9 +1006,11 @@ async fn a_late_watched_copy_is_read_again_not_reported() {
             .any(|request| request.status == Some(200))
     })
     .await;
+    // Held: the controller's watch and lists across all namespaces; not a read of one.
     let faults = cluster.server.faults();
     faults.fail_next(usize::MAX, 500, watching.clone());
-    faults.fail_next(usize::MAX, 500, receivers.clone().verb(Verb::List));
+    let listing = receivers.clone().verb(Verb::List).all_namespaces();
+    faults.fail_next(usize::MAX, 500, listing);
     faults.drop_watches_after_events(1);
     cluster
         .create_receiver(NS, named("no-secret"), github_spec("missing"))

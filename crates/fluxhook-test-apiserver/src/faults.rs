@@ -141,6 +141,7 @@ pub struct RequestMatcher {
     name: Option<String>,
     subresource: Option<String>,
     user: Option<String>,
+    all_namespaces: bool,
 }
 
 impl RequestMatcher {
@@ -177,6 +178,14 @@ impl RequestMatcher {
         self
     }
 
+    /// Only requests across all namespaces (no namespace in the path), such as a
+    /// controller's list and watch of a namespaced kind in every namespace.
+    #[must_use]
+    pub fn all_namespaces(mut self) -> Self {
+        self.all_namespaces = true;
+        self
+    }
+
     /// Only requests for this subresource (`status`).
     #[must_use]
     pub fn subresource(mut self, subresource: &str) -> Self {
@@ -206,6 +215,7 @@ impl RequestMatcher {
                 target.and_then(|t| t.subresource.as_deref()),
             )
             && field_matches(&self.user, request.user.as_deref())
+            && (!self.all_namespaces || target.is_some_and(|t| t.namespace.is_none()))
     }
 }
 
@@ -493,6 +503,18 @@ mod tests {
                 .subresource("status")
                 .matches(&patch_of("a"))
         );
+        assert!(
+            !RequestMatcher::any()
+                .all_namespaces()
+                .matches(&patch_of("a"))
+        );
+        let mut list = patch_of("a");
+        list.target = list.target.map(|target| RequestTarget {
+            namespace: None,
+            name: None,
+            ..target
+        });
+        assert!(RequestMatcher::any().all_namespaces().matches(&list));
     }
 
     #[test]

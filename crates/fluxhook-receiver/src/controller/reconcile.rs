@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -772,13 +772,33 @@ async fn edit_finalizers(
             .await
         {
             Err(kube::Error::Api(status)) if status.code == 409 && attempt < FINALIZER_ATTEMPTS => {
-                object = api.get(name).await.map_err(write_error)?;
+                object = read_again(api, name).await.map_err(write_error)?;
             }
             written => return written.map_err(write_error),
         }
     }
     // The last attempt returned above.
     Ok(object)
+}
+
+/// The Receiver as stored now: a list of the one name (a consistent read), which needs
+/// only the `list` the watch has (deploy/base/rbac.yaml grants no `get` on Receivers), as
+/// client-go reads one object with `fields.OneTermEqualSelector("metadata.name", name)`.
+async fn read_again(api: &Api<DynamicObject>, name: &str) -> Result<DynamicObject, kube::Error> {
+    let one = ListParams::default().fields(&format!("metadata.name={name}"));
+    api.list(&one)
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            let message = format!("the Receiver \"{name}\" is gone");
+            kube::Error::Api(
+                kube::core::Status::failure(&message, "NotFound")
+                    .with_code(404)
+                    .boxed(),
+            )
+        })
 }
 
 /// Writes the fields of the status Flux owns (others are left alone).
