@@ -248,7 +248,8 @@ async fn deliveries_to_every_kind(sandbox: &Sandbox) {
 /// one on a fake GitHub behind a private CA, whose bundle a ConfigMap holds
 /// (`webhooks.fluxhook.io/ca-configmap`); a host that
 /// refuses is retried and reported in Events, the same Warning on an
-/// unchanged Receiver patching its Event's series; deleting the Receiver
+/// unchanged Receiver patching its Event's series, and not called again
+/// before the wait it asked for; deleting the Receiver
 /// deletes the hook.
 async fn registration_with_a_git_host(sandbox: &Sandbox) {
     let host = FakeHost::start(HostKind::GitHub).await.unwrap();
@@ -339,14 +340,21 @@ async fn registration_with_a_git_host(sandbox: &Sandbox) {
         );
     }
 
-    // Three refusals, each failing its attempt at once (the host asks for a
-    // wait longer than the receiver waits): the Warning of the second and
-    // third attempt is about the same, unchanged Receiver.
+    // Two refusals, each failing its attempt at once (the host asks for a
+    // wait longer than the receiver waits within a call): the Warning of
+    // the second attempt is about the same, unchanged Receiver, and each
+    // attempt comes after the wait the host asked for, never sooner.
+    let event_patches = RequestMatcher::any()
+        .user(&receiver_user())
+        .verb(Verb::Patch)
+        .resource("events");
+    let patched_before = sandbox.api().requests().count(&event_patches);
+    host.clear_requests();
     host.inject(
         Fault::TooManyRequests {
-            retry_after_secs: 3600,
+            retry_after_secs: 3,
         },
-        3,
+        2,
     );
     ok(
         sandbox,
@@ -357,15 +365,18 @@ async fn registration_with_a_git_host(sandbox: &Sandbox) {
                          "annotations": {"reconcile.fluxcd.io/requestedAt": "retry-the-host"}},
         })),
     );
-    let event_patches = RequestMatcher::any()
-        .user(&receiver_user())
-        .verb(Verb::Patch)
-        .resource("events");
     eventually(sandbox, "a repeated Event is patched", || {
-        sandbox.api().requests().count(&event_patches) > 0
+        sandbox.api().requests().count(&event_patches) > patched_before
+    })
+    .await;
+    eventually(sandbox, "the host called again after its refusals", || {
+        let statuses: Vec<u16> = host.requests().iter().map(|r| r.status).collect();
+        statuses.len() > 2 && statuses[..2] == [429, 429]
     })
     .await;
     wait_for_status(sandbox, "hooked", registered).await;
+    let early: Vec<_> = host.requests().into_iter().filter(|r| r.early).collect();
+    assert!(early.is_empty(), "called before its Retry-After: {early:?}");
 
     delete_receiver(sandbox, "hooked").await;
     eventually(sandbox, "the Receiver and its hooks are gone", || {

@@ -18,7 +18,7 @@ use fluxhook_receiver::registration::{
     PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
 };
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
-use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind};
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfter};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
@@ -835,4 +835,101 @@ async fn a_hook_without_certificate_verification_is_kept_so() {
         "{:?}",
         cluster.host.writes()
     );
+}
+
+/// Asks the controller to reconcile the Receiver now, and waits until it has.
+async fn reconcile_now(cluster: &Cluster, token: &str) {
+    cluster
+        .patch(
+            &ApiResource::erase::<Receiver>(&()),
+            RECEIVER,
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}),
+        )
+        .await;
+    eventually("the request to be handled", || {
+        cluster.receiver().unwrap()["status"]["lastHandledReconcileAt"] == token
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn github_secondary_limits_hold_the_host_back_for_the_minute_it_asks() {
+    let cluster = Cluster::start().await;
+    let _running = registered(&cluster).await;
+
+    // GitHub's secondary limit without Retry-After: at least a minute, longer than the
+    // controller waits within a call (not at all here), so the attempt ends and the host is
+    // left alone until the minute is over.
+    cluster
+        .host
+        .inject(Fault::SecondaryRateLimit { retry_after: None }, 1);
+    cluster.host.clear_requests();
+    reconcile_now(&cluster, "limited").await;
+    let (status, reason, message) = cluster.condition().unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "RegistrationFailed")
+    );
+    for part in [
+        "GitRepository flux-system/app",
+        "octocat/hello-world",
+        "rate limited (HTTP 403)",
+        "asks to wait 60s",
+        "trying again in 60s, not sooner",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    assert!(cluster.has_event("WebhookRegistrationFailed", "trying again in 60s"));
+    assert_eq!(cluster.host.requests().len(), 1);
+
+    // Reconciled again within the minute (an edit, a watch event): no call reaches GitHub,
+    // and the condition says why and for how long.
+    reconcile_now(&cluster, "again").await;
+    let requests = cluster.host.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let (status, _, message) = cluster.condition().unwrap();
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("the host asked to be left alone (rate limit): trying again in"),
+        "{message}"
+    );
+    // The hook registered before stays remembered.
+    assert_eq!(cluster.remembered(), [hook_url(RECEIVER_TOKEN)]);
+    for (_, _, note) in cluster.events() {
+        assert!(!note.contains(cluster.host.token()), "{note}");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_registration_is_retried_after_the_wait_not_sooner() {
+    let cluster = Cluster::start().await;
+    let _running = registered(&cluster).await;
+
+    // A rotation must move the hook, but GitHub rate limits the first call for 3 s (an HTTP
+    // date, as GitHub may send it), longer than the controller's per-call bound.
+    for retry_after in [RetryAfter::DateIn(3), RetryAfter::Seconds(3)] {
+        cluster.host.inject(
+            Fault::SecondaryRateLimit {
+                retry_after: Some(retry_after),
+            },
+            1,
+        );
+        cluster.host.clear_requests();
+        let token = format!("{retry_after:?}");
+        cluster.set_secret("webhook-token", &token).await;
+        eventually("the hook to move once the wait is over", || {
+            cluster.hook_urls() == [hook_url(&token)]
+                && cluster
+                    .condition()
+                    .is_some_and(|(status, _, _)| status == "True")
+        })
+        .await;
+        let requests = cluster.host.requests();
+        assert_eq!(requests[0].status, 403, "{requests:?}");
+        // The fake marks a request before the wait it asked for: there is none, though the
+        // controller's own backoff (20 ms here) is far shorter.
+        let early: Vec<_> = requests.iter().filter(|r| r.early).collect();
+        assert!(early.is_empty(), "{retry_after:?}: {early:?}");
+        assert!(cluster.has_event("WebhookRegistrationFailed", "rate limited (HTTP 403)"));
+    }
 }

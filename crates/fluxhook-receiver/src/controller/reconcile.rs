@@ -190,6 +190,10 @@ pub(crate) enum ReconcileError {
     /// the status).
     #[error("webhook registration: {0}")]
     Registration(String),
+    /// Git hosts rate limited registration (reported on the status): retried once the wait
+    /// they asked for is over, not sooner.
+    #[error("webhook registration: {why}; retrying in {wait:?}")]
+    HostWait { why: String, wait: Duration },
 }
 
 /// Reconciles one Receiver (the controller's reconciler).
@@ -205,7 +209,7 @@ pub(crate) async fn reconcile(
         }
         // As Flux: a Warning with the error on each failed reconciliation. Registration
         // failures have recorded their own, naming the GitRepository.
-        Err(ReconcileError::Registration(_)) => {}
+        Err(ReconcileError::Registration(_) | ReconcileError::HostWait { .. }) => {}
         Err(error) if object.metadata.deletion_timestamp.is_none() => {
             ctx.record(&object, &events::failed(&error.to_string()))
                 .await;
@@ -220,7 +224,7 @@ pub(crate) async fn reconcile(
 /// policy).
 pub(crate) fn retry_later(
     object: Arc<DynamicObject>,
-    _error: &ReconcileError,
+    error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
     let key = key_of(&object);
@@ -230,11 +234,21 @@ pub(crate) fn retry_later(
         *count = count.saturating_add(1);
         *count
     };
-    let delay = ctx.retry.after(failures);
+    let delay = retry_delay(ctx.retry, failures, error);
     // The error itself is logged, with the reconcile's fields, where the
     // reconciliation ends (ControllerMetrics::reconciler).
     tracing::debug!(receiver = %key, retry_in = ?delay, "retrying the Receiver's reconciliation");
     Action::requeue(delay)
+}
+
+/// The delay before retrying after `failures` consecutive failures, the last one `error`:
+/// the backoff, and never less than a Git host's requested wait.
+fn retry_delay(delays: RetryDelays, failures: u32, error: &ReconcileError) -> Duration {
+    let backoff = delays.after(failures);
+    match error {
+        ReconcileError::HostWait { wait, .. } => backoff.max(*wait),
+        _ => backoff,
+    }
 }
 
 /// What to serve for a Receiver, and how its status reads.
@@ -382,7 +396,10 @@ async fn reconcile_receiver(
             object = pass.object;
             report = pass.report;
             if let Some(why) = pass.retry {
-                result = Err(ReconcileError::Registration(why));
+                result = Err(match pass.retry_after {
+                    Some(wait) => ReconcileError::HostWait { why, wait },
+                    None => ReconcileError::Registration(why),
+                });
             }
         }
     }
@@ -475,9 +492,11 @@ async fn finalize(
             if desired != current {
                 write_status(api, key, &desired).await?;
             }
-            return Err(ReconcileError::Registration(
-                "webhooks remain to be deleted".to_string(),
-            ));
+            let why = "webhooks remain to be deleted".to_string();
+            return Err(match cleanup.retry_after {
+                Some(wait) => ReconcileError::HostWait { why, wait },
+                None => ReconcileError::Registration(why),
+            });
         }
     }
     if has(&object, FINALIZER) {
@@ -846,6 +865,28 @@ mod tests {
         assert_eq!(delays.after(4), Duration::from_secs(6));
         assert_eq!(delays.after(12), Duration::from_secs(900));
         assert_eq!(delays.after(u32::MAX), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_git_host_wait_is_retried_after_that_wait_not_sooner() {
+        let delays = RetryDelays {
+            min: Duration::from_millis(750),
+            max: Duration::from_secs(900),
+        };
+        let failed = ReconcileError::Registration("HTTP 503".into());
+        assert_eq!(retry_delay(delays, 1, &failed), Duration::from_millis(750));
+        let limited = |wait| ReconcileError::HostWait {
+            why: "rate limited".into(),
+            wait,
+        };
+        // GitHub's secondary limit: at least a minute, whatever the backoff.
+        let minute = Duration::from_secs(60);
+        assert_eq!(retry_delay(delays, 1, &limited(minute)), minute);
+        // A backoff grown longer than the wait stays.
+        assert_eq!(
+            retry_delay(delays, 12, &limited(minute)),
+            Duration::from_secs(900)
+        );
     }
 
     #[test]

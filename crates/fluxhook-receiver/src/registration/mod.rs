@@ -34,6 +34,7 @@
 mod pass;
 mod record;
 mod target;
+mod wait;
 mod watch;
 
 use std::time::Duration;
@@ -120,8 +121,12 @@ pub struct RegistrationConfig {
     /// Register hooks for annotated GitRepositories, and watch GitRepositories for it
     /// (default). When off, hooks already registered are still deleted with their Receiver.
     pub enabled: bool,
-    /// How calls to Git hosts are retried within one reconciliation (rate limits, server
-    /// errors); a failure after that is retried with the controller's backoff.
+    /// How calls to Git hosts are retried within one reconciliation (server errors, and rate
+    /// limits asking for no longer than its `max_wait`); a failure after that is retried with
+    /// the controller's backoff. A rate limit asking for longer ends the attempt at once: the
+    /// host is not called again, by any pass, before the wait it asked for is over (GitHub's
+    /// secondary limit: a minute, or its `Retry-After`), and the Receiver is reconciled again
+    /// once it is, rather than sooner.
     pub host_retry: RetryPolicy,
     /// Refuse to register for GitRepositories in another namespace than the Receiver's, as
     /// Flux's `--no-cross-namespace-refs` refuses to reconcile them.
@@ -132,9 +137,11 @@ impl Default for RegistrationConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            // The backoff of server errors (0.5 s, 1 s) fits; a rate limit asking for longer
+            // than 2 s requeues the Receiver instead of holding its reconciliation.
             host_retry: RetryPolicy {
                 max_retries: 2,
-                max_wait: Duration::from_secs(30),
+                max_wait: Duration::from_secs(2),
                 initial_backoff: Duration::from_millis(500),
             },
             no_cross_namespace_refs: false,

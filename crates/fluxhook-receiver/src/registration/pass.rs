@@ -2,12 +2,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fluxhook_register::cluster::{
     GIT_REPOSITORY, kube_message, read_access_token, select_git_repositories,
 };
 use fluxhook_register::{
-    Change, HookClient, HookId, HttpClient, Operation, ReceiverEvents, Repository, Secret, Token,
+    Change, HookClient, HookId, HttpClient, Operation, ReceiverEvents, RegisterError, Repository,
+    Secret, Token,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret as KubeSecret};
 use kube::Resource;
@@ -18,6 +20,7 @@ use serde_json::json;
 
 use super::record::{self, CaBundle, RegisteredHook};
 use super::target::{self, HookTemplate, Wanted};
+use super::wait::{HostWaits, WaitKey, requested_wait, shown};
 use super::{
     CA_CONFIGMAP_ANNOTATION, CA_KEY, CA_SECRET_ANNOTATION, CLEANUP_FINALIZER,
     REGISTERED_ANNOTATION, RegistrationConfig, event_reason, reason,
@@ -69,6 +72,9 @@ pub(crate) struct Pass {
     pub(crate) report: Report,
     /// Why the pass should be retried soon, if it should.
     pub(crate) retry: Option<String>,
+    /// When every failure that may pass is a host's rate limit: the wait before the pass may
+    /// be retried (calls to those hosts are held back until then anyway).
+    pub(crate) retry_after: Option<Duration>,
 }
 
 /// The outcome of [`Registrar::clean_up`].
@@ -80,6 +86,8 @@ pub(crate) struct Cleanup {
     pub(crate) done: bool,
     /// The condition to write.
     pub(crate) report: Report,
+    /// As [`Pass::retry_after`].
+    pub(crate) retry_after: Option<Duration>,
 }
 
 /// Something that went wrong, as the condition says it.
@@ -88,6 +96,8 @@ struct Failure {
     message: String,
     /// Whether it may pass by itself (a host or API error) rather than need an edit.
     transient: bool,
+    /// For a host's rate limit: how long the host asked to be left alone.
+    wait: Option<Duration>,
 }
 
 impl Failure {
@@ -95,6 +105,7 @@ impl Failure {
         Self {
             message,
             transient: true,
+            wait: None,
         }
     }
 
@@ -102,8 +113,68 @@ impl Failure {
         Self {
             message,
             transient: false,
+            wait: None,
         }
     }
+
+    /// A host that asked to be left alone for `wait` (a rate limit).
+    fn waiting(message: String, wait: Duration) -> Self {
+        Self {
+            message,
+            transient: true,
+            wait: Some(wait),
+        }
+    }
+}
+
+/// When every failure that may pass is a host's wait: the longest of them.
+fn retry_after(failures: &[Failure]) -> Option<Duration> {
+    let mut transient = failures
+        .iter()
+        .filter(|failure| failure.transient)
+        .peekable();
+    transient.peek()?;
+    transient.try_fold(Duration::ZERO, |longest, failure| {
+        failure.wait.map(|wait| longest.max(wait))
+    })
+}
+
+/// The calls a host's wait holds back: the hook's API, with its access token.
+fn wait_key(hook: &RegisteredHook) -> WaitKey {
+    let api = url::Url::parse(&hook.api_url)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_else(|_| hook.api_url.clone());
+    WaitKey {
+        api,
+        token_secret: format!("{}/{}", hook.namespace(), hook.access_token_secret),
+    }
+}
+
+/// The failure of a call the host's wait holds back: nothing was sent.
+fn held(hook: &RegisteredHook, doing: &str, left: Duration) -> Failure {
+    Failure::waiting(
+        format!(
+            "GitRepository {}: {doing} {}: the host asked to be left alone (rate limit): \
+             trying again in {}, not sooner",
+            hook.git_repository,
+            hook.describe(),
+            shown(left)
+        ),
+        left,
+    )
+}
+
+/// Holds back the calls of `key` for the wait `error` asks for, if any; the wait.
+fn hold_for(waits: &HostWaits, key: &WaitKey, error: &RegisterError) -> Option<Duration> {
+    let wait = requested_wait(error)?;
+    waits.hold(key.clone(), Instant::now(), wait);
+    tracing::info!(
+        api = %key.api,
+        access_token_secret = %key.token_secret,
+        wait = %shown(wait),
+        "a Git host rate limits webhook registration: no call to it before its wait is over"
+    );
+    Some(wait)
 }
 
 /// What the Receiver serves, which its hooks deliver to and are signed with.
@@ -126,6 +197,8 @@ pub(crate) struct Registrar {
     resource: ApiResource,
     patch_params: PatchParams,
     config: RegistrationConfig,
+    /// Hosts that asked to be left alone for a while.
+    waits: HostWaits,
 }
 
 impl Registrar {
@@ -149,6 +222,7 @@ impl Registrar {
             resource,
             patch_params,
             config,
+            waits: HostWaits::default(),
         }
     }
 
@@ -180,6 +254,7 @@ impl Registrar {
                         ))],
                     ),
                     retry: None,
+                    retry_after: None,
                 });
             }
         };
@@ -284,6 +359,13 @@ impl Registrar {
 
         let mut registered = Vec::new();
         for (hook, client) in &ready {
+            let key = wait_key(&hook.hook);
+            if let Some(left) = self.waits.remaining(&key, Instant::now()) {
+                // Nothing is sent, so nothing new can have been written.
+                undecided.insert(hook.hook.git_repository.clone());
+                failures.push(held(&hook.hook, "registering", left));
+                continue;
+            }
             let result = client.ensure(&hook.desired).await;
             let (event, note) = match &result {
                 Ok(ensured) => {
@@ -313,12 +395,22 @@ impl Registrar {
                     }
                 }
                 Err(error) => {
-                    let message = format!("GitRepository {}: {error}", hook.hook.git_repository);
+                    let mut message =
+                        format!("GitRepository {}: {error}", hook.hook.git_repository);
                     // A Receiver that cannot have a hook there needs an edit, not a retry.
-                    failures.push(match error.operation() {
-                        Operation::ChooseEvents => Failure::configuration(message.clone()),
-                        _ => Failure::transient(message.clone()),
-                    });
+                    failures.push(
+                        match (error.operation(), hold_for(&self.waits, &key, error)) {
+                            (Operation::ChooseEvents, _) => Failure::configuration(message.clone()),
+                            (_, Some(wait)) => {
+                                message.push_str(&format!(
+                                    "; trying again in {}, not sooner",
+                                    shown(wait)
+                                ));
+                                Failure::waiting(message.clone(), wait)
+                            }
+                            (_, None) => Failure::transient(message.clone()),
+                        },
+                    );
                     undecided.insert(hook.hook.git_repository.clone());
                     (
                         Some((
@@ -371,8 +463,8 @@ impl Registrar {
                 .iter()
                 .find(|(hook, _)| hook.hook.same_repository(&old))
                 .map(|(_, client)| client);
-            if let Err(message) = self.delete(&regarding, &old, fresh).await {
-                failures.push(Failure::transient(message));
+            if let Err(failure) = self.delete(&regarding, &old, fresh).await {
+                failures.push(failure);
                 kept.push(old);
             }
         }
@@ -384,6 +476,7 @@ impl Registrar {
             .iter()
             .any(|failure| failure.transient)
             .then(|| format!("{} webhook registration failures", failures.len()));
+        let retry_after = retry_after(&failures);
         let report = if !failures.is_empty() {
             Report::failed(reason::REGISTRATION_FAILED, &failures)
         } else if remembered.is_empty() {
@@ -403,6 +496,7 @@ impl Registrar {
             object,
             report,
             retry,
+            retry_after,
         })
     }
 
@@ -434,12 +528,13 @@ impl Registrar {
         let mut kept = Vec::new();
         let mut failures = Vec::new();
         for old in recorded {
-            if let Err(message) = self.delete(&regarding, &old, None).await {
-                failures.push(Failure::transient(message));
+            if let Err(failure) = self.delete(&regarding, &old, None).await {
+                failures.push(failure);
                 kept.push(old);
             }
         }
         let object = self.remember(api, object, &kept).await?;
+        let retry_after = retry_after(&failures);
         let report = match failures.is_empty() {
             true => Report::Keep,
             false => {
@@ -454,6 +549,7 @@ impl Registrar {
             object,
             done: kept.is_empty(),
             report,
+            retry_after,
         })
     }
 
@@ -534,7 +630,12 @@ impl Registrar {
         regarding: &ObjectReference,
         old: &RegisteredHook,
         client: Option<&HookClient>,
-    ) -> Result<Vec<HookId>, String> {
+    ) -> Result<Vec<HookId>, Failure> {
+        let key = wait_key(old);
+        if let Some(left) = self.waits.remaining(&key, Instant::now()) {
+            return Err(held(old, "deleting", left));
+        }
+        let mut wait = None;
         let result = async {
             let (repository, url) = old.location()?;
             let own;
@@ -545,13 +646,24 @@ impl Registrar {
                     &own
                 }
             };
-            client
-                .delete_hooks_to(&url)
-                .await
-                .map_err(|error| error.to_string())
+            client.delete_hooks_to(&url).await.map_err(|error| {
+                wait = hold_for(&self.waits, &key, &error);
+                error.to_string()
+            })
         }
         .await;
         let related = git_repository_ref(old);
+        let result = result.map_err(|error| {
+            let message = format!(
+                "GitRepository {}: cannot delete {}: {error}",
+                old.git_repository,
+                old.describe()
+            );
+            match wait {
+                Some(wait) => format!("{message}; trying again in {}, not sooner", shown(wait)),
+                None => message,
+            }
+        });
         match &result {
             Ok(ids) if ids.is_empty() => {}
             Ok(ids) => {
@@ -567,29 +679,21 @@ impl Registrar {
                 )
                 .await;
             }
-            Err(error) => {
-                let note = format!(
-                    "GitRepository {}: cannot delete {}: {error}",
-                    old.git_repository,
-                    old.describe()
-                );
+            Err(note) => {
                 self.publish(
                     regarding,
                     Some(&related),
                     EventType::Warning,
                     event_reason::WEBHOOK_REGISTRATION_FAILED,
                     "DeleteWebhook",
-                    &note,
+                    note,
                 )
                 .await;
             }
         }
-        result.map_err(|error| {
-            format!(
-                "GitRepository {}: cannot delete {}: {error}",
-                old.git_repository,
-                old.describe()
-            )
+        result.map_err(|message| match wait {
+            Some(wait) => Failure::waiting(message, wait),
+            None => Failure::transient(message),
         })
     }
 
@@ -700,6 +804,31 @@ mod tests {
     fn messages_are_cut_at_a_character_boundary() {
         assert_eq!(cut("abc", 5), "abc");
         assert_eq!(cut("ééé", 2), "éé…");
+    }
+
+    #[test]
+    fn a_pass_waits_for_hosts_only_when_every_failure_that_may_pass_is_a_host_wait() {
+        let minute = Duration::from_secs(60);
+        let limited = || Failure::waiting("a: rate limited".into(), minute);
+        assert_eq!(retry_after(&[]), None);
+        assert_eq!(
+            retry_after(&[Failure::configuration("b: set both".into())]),
+            None
+        );
+        assert_eq!(
+            retry_after(&[
+                limited(),
+                Failure::waiting("c: rate limited".into(), Duration::from_secs(5)),
+                Failure::configuration("b: set both".into()),
+            ]),
+            Some(minute)
+        );
+        // Another failure that may pass is retried with the backoff (the limited host is
+        // still held back until its wait is over).
+        assert_eq!(
+            retry_after(&[limited(), Failure::transient("d: HTTP 503".into())]),
+            None
+        );
     }
 
     #[test]
