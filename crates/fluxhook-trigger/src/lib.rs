@@ -19,6 +19,10 @@
 //!   with their metadata ([`SelectedObject`]), for evaluating a Receiver's
 //!   CEL resource filters before asking: one list for `*`, one read of the
 //!   metadata for a named object.
+//! - [`Trigger::select_with_spec`] for the same objects with their `spec`
+//!   ([`SelectedSpec`]), for deciding from it whether to ask (a Receiver's
+//!   payload-aware targeting reads GitRepositories' `spec.url` and
+//!   `spec.ref`): the same one list or read, of whole objects.
 //! - Every failure is a [`TriggerError`] naming the object and, when the API
 //!   server answered, its status.
 //! - [`BoundedRetry`] is the retry policy of the client a trigger patches
@@ -85,4 +89,6 @@ mod trigger;
 pub use coalesce::{Coalescer, RunAbandoned};
 pub use names::ReferenceError;
 pub use retry::{BoundedRetry, BoundedRetryLayer, BoundedRetryService};
-pub use trigger::{Action, ObjectRef, Outcome, SelectedObject, Trigger, TriggerError};
+pub use trigger::{
+    Action, ObjectRef, Outcome, SelectedObject, SelectedSpec, Trigger, TriggerError,
+};

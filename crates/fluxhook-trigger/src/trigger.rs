@@ -113,6 +113,18 @@ impl SelectedObject {
     }
 }
 
+/// An object a resource reference selected, with its metadata and its
+/// `spec` as the API server returned them, for deciding from the spec
+/// whether to ask (e.g. a GitRepository's `spec.url` and `spec.ref`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SelectedSpec {
+    /// The object and its metadata.
+    pub selected: SelectedObject,
+    /// Its `spec`; `None` when the object has none.
+    pub spec: Option<serde_json::Value>,
+}
+
 /// A reconcile request Flux will see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -316,8 +328,17 @@ struct PatchTarget {
 enum Selection {
     /// One object by name, not looked up.
     Named(ObjectRef),
-    /// The objects a `*` listed, with their metadata.
-    Listed(Vec<SelectedObject>),
+    /// The objects a `*` listed, with their metadata (and `spec` when read).
+    Listed(Vec<SelectedSpec>),
+}
+
+/// What of the listed objects to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Their metadata only.
+    Metadata,
+    /// The whole objects (for their `spec`).
+    Objects,
 }
 
 /// `apiVersion` and kind of a kind not in Flux's table.
@@ -491,10 +512,17 @@ impl Trigger {
         resource: &ReceiverResource,
         receiver_namespace: &str,
     ) -> Result<Vec<ObjectRef>, TriggerError> {
-        Ok(match self.selection(resource, receiver_namespace).await? {
-            Selection::Named(object) => vec![object],
-            Selection::Listed(selected) => selected.into_iter().map(|s| s.object).collect(),
-        })
+        Ok(
+            match self
+                .selection(resource, receiver_namespace, Read::Metadata)
+                .await?
+            {
+                Selection::Named(object) => vec![object],
+                Selection::Listed(listed) => {
+                    listed.into_iter().map(|s| s.selected.object).collect()
+                }
+            },
+        )
     }
 
     /// The objects [`select`](Self::select) names, with their metadata, for
@@ -506,7 +534,10 @@ impl Trigger {
         resource: &ReceiverResource,
         receiver_namespace: &str,
     ) -> Result<Vec<SelectedObject>, TriggerError> {
-        match self.selection(resource, receiver_namespace).await? {
+        match self
+            .selection(resource, receiver_namespace, Read::Metadata)
+            .await?
+        {
             Selection::Named(object) => {
                 let (object, kind) = self.resolve_object(&object).await?;
                 let metadata = kind
@@ -517,7 +548,42 @@ impl Trigger {
                     .metadata;
                 Ok(vec![SelectedObject { object, metadata }])
             }
-            Selection::Listed(selected) => Ok(selected),
+            Selection::Listed(listed) => Ok(listed.into_iter().map(|s| s.selected).collect()),
+        }
+    }
+
+    /// The objects [`select`](Self::select) names, with their metadata and
+    /// `spec`, for deciding from the spec whether to ask: a `*` costs one
+    /// list (of whole objects), a named object one read, as
+    /// [`select_with_metadata`](Self::select_with_metadata); a missing named
+    /// object is [`TriggerError::Api`] with status 404 and [`Action::Get`].
+    pub async fn select_with_spec(
+        &self,
+        resource: &ReceiverResource,
+        receiver_namespace: &str,
+    ) -> Result<Vec<SelectedSpec>, TriggerError> {
+        match self
+            .selection(resource, receiver_namespace, Read::Objects)
+            .await?
+        {
+            Selection::Named(object) => {
+                let (object, kind) = self.resolve_object(&object).await?;
+                let item = kind
+                    .api(self.client.clone(), &object.namespace)
+                    .get(&object.name)
+                    .await
+                    .map_err(|error| {
+                        Failure::from(error).for_object(object.clone(), Action::Get)
+                    })?;
+                Ok(vec![SelectedSpec {
+                    spec: item.data.get("spec").cloned(),
+                    selected: SelectedObject {
+                        object,
+                        metadata: item.metadata,
+                    },
+                }])
+            }
+            Selection::Listed(listed) => Ok(listed),
         }
     }
 
@@ -526,6 +592,7 @@ impl Trigger {
         &self,
         resource: &ReceiverResource,
         receiver_namespace: &str,
+        read: Read,
     ) -> Result<Selection, TriggerError> {
         let namespace = resource
             .namespace
@@ -560,23 +627,38 @@ impl Trigger {
             check_namespace(namespace).map_err(invalid(&object))?;
         }
         let api_version = kind.resource.api_version.clone();
-        let list = kind
-            .api(self.client.clone(), namespace)
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|error| Failure::from(error).for_object(object.clone(), Action::List))?;
+        let api = kind.api(self.client.clone(), namespace);
+        let params = ListParams::default().labels(&selector);
+        let listed = match read {
+            Read::Metadata => api.list_metadata(&params).await.map(|list| {
+                list.items
+                    .into_iter()
+                    .map(|item| (item.metadata, None))
+                    .collect()
+            }),
+            Read::Objects => api.list(&params).await.map(|list| {
+                list.items
+                    .into_iter()
+                    .map(|item| (item.metadata, item.data.get("spec").cloned()))
+                    .collect::<Vec<_>>()
+            }),
+        }
+        .map_err(|error| Failure::from(error).for_object(object.clone(), Action::List))?;
         Ok(Selection::Listed(
-            list.items
+            listed
                 .into_iter()
-                .filter_map(|item| {
-                    let name = item.metadata.name.clone()?;
-                    Some(SelectedObject {
-                        object: ObjectRef {
-                            api_version: Some(api_version.clone()),
-                            name,
-                            ..object.clone()
+                .filter_map(|(metadata, spec)| {
+                    let name = metadata.name.clone()?;
+                    Some(SelectedSpec {
+                        selected: SelectedObject {
+                            object: ObjectRef {
+                                api_version: Some(api_version.clone()),
+                                name,
+                                ..object.clone()
+                            },
+                            metadata,
                         },
-                        metadata: item.metadata,
+                        spec,
                     })
                 })
                 .collect(),

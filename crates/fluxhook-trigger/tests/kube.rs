@@ -319,6 +319,54 @@ async fn select_with_metadata_reads_named_objects_and_lists_wildcards_once() {
 }
 
 #[tokio::test]
+async fn select_with_spec_reads_specs_with_the_same_one_call() {
+    let (server, trigger) = cluster().await;
+    create_repo(&server, "flux-system", "podinfo", json!({"app": "podinfo"}));
+    create_repo(&server, "flux-system", "other", json!({"app": "other"}));
+    server.requests().clear();
+
+    // A wildcard costs one list, of whole objects: metadata and spec.
+    let selected = trigger
+        .select_with_spec(&wildcard(Some(&[("app", "other")])), "flux-system")
+        .await
+        .unwrap();
+    assert_eq!(selected.len(), 1);
+    assert_eq!(selected[0].selected.object.name, "other");
+    assert_eq!(
+        selected[0].selected.object.api_version.as_deref(),
+        Some(GIT)
+    );
+    assert_eq!(
+        selected[0].selected.metadata.labels.as_ref().unwrap()["app"],
+        "other"
+    );
+    let spec = selected[0].spec.as_ref().unwrap();
+    assert_eq!(spec["url"], "https://example.com/repo.git");
+    let requests = server.requests().all();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].verb, Some(Verb::List));
+
+    // A named object costs one read; a missing one is the read's 404.
+    server.requests().clear();
+    let selected = trigger
+        .select_with_spec(&by_name(None, "podinfo"), "flux-system")
+        .await
+        .unwrap();
+    assert_eq!(selected[0].selected.object.name, "podinfo");
+    assert_eq!(
+        selected[0].spec.as_ref().unwrap()["url"],
+        "https://example.com/repo.git"
+    );
+    assert_eq!(server.requests().all().len(), 1);
+    let error = trigger
+        .select_with_spec(&by_name(None, "missing"), "flux-system")
+        .await
+        .unwrap_err();
+    assert_eq!(error.status().map(|s| s.code), Some(404));
+    assert_eq!(server.requests().count(&repo_patches()), 0);
+}
+
+#[tokio::test]
 async fn select_with_metadata_reports_a_missing_object_and_keeps_the_policy() {
     let (server, trigger) = cluster().await;
     create_repo(&server, "apps", "podinfo", json!({}));
