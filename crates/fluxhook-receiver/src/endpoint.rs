@@ -153,7 +153,18 @@ pub struct Endpoint {
     pub resources: Vec<ResourceTarget>,
     /// `spec.resourceFilter`.
     pub resource_filter: Option<Expression>,
+    /// Payload-aware targeting ([`MATCH_PAYLOAD_ANNOTATION`] is `"true"` on
+    /// a Receiver of a Git host type): a push reconciles only the
+    /// GitRepositories it can change.
+    pub match_payload: bool,
 }
+
+/// The annotation that turns payload-aware targeting on for a Receiver of a
+/// Git host type (`github`, `gitlab`, `bitbucket`) when `"true"`: a push
+/// reconciles only the GitRepositories whose `spec.url` names the pushed
+/// repository and whose `spec.ref` the pushed ref can change
+/// (`fluxhook_payload::targeting`). Ignored on other types.
+pub const MATCH_PAYLOAD_ANNOTATION: &str = "receivers.fluxhook.io/match-payload";
 
 impl Endpoint {
     /// Validates `receiver` with the data of its Secret (`None`: the Secret
@@ -249,6 +260,13 @@ impl Endpoint {
             credentials,
             resources,
             resource_filter,
+            match_payload: matches!(spec.type_.payload(), fluxhook_api::Payload::GitHost(_))
+                && receiver
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|annotations| annotations.get(MATCH_PAYLOAD_ANNOTATION))
+                    .is_some_and(|value| value == "true"),
         })
     }
 
@@ -683,6 +701,35 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
         .collect()
+    }
+
+    /// Payload-aware targeting is on for `"true"` on a Git host type only.
+    #[test]
+    fn match_payload_is_read_from_the_annotation_on_git_host_types() {
+        let annotated = |type_: &str, value: Option<&str>| {
+            let mut receiver = receiver(json!({
+                "type": type_, "secretRef": {"name": "token"},
+                "resources": [{"kind": "GitRepository", "name": "app"}]
+            }));
+            if let Some(value) = value {
+                receiver.metadata.annotations = Some(BTreeMap::from([(
+                    MATCH_PAYLOAD_ANNOTATION.to_owned(),
+                    value.to_owned(),
+                )]));
+            }
+            Endpoint::compile(&receiver, Some(&secret()))
+                .unwrap()
+                .match_payload
+        };
+        for type_ in ["github", "gitlab", "bitbucket"] {
+            assert!(annotated(type_, Some("true")), "{type_}");
+            assert!(!annotated(type_, None), "{type_}");
+            assert!(!annotated(type_, Some("false")), "{type_}");
+            assert!(!annotated(type_, Some("yes")), "{type_}");
+        }
+        for type_ in ["generic", "generic-hmac", "harbor", "dockerhub"] {
+            assert!(!annotated(type_, Some("true")), "{type_}");
+        }
     }
 
     /// The spec Flux's CRD admits for `type_`, selecting one GitRepository.

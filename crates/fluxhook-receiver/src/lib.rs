@@ -79,8 +79,8 @@ pub use controller_metrics::{
     reconcile_span,
 };
 pub use endpoint::{
-    Credentials, Endpoint, GCR_AUDIENCE_KEY, GCR_EMAIL_KEY, InvalidReceiver, OidcTrust,
-    ReceiverKey, ResourceTarget, TOKEN_KEY,
+    Credentials, Endpoint, GCR_AUDIENCE_KEY, GCR_EMAIL_KEY, InvalidReceiver,
+    MATCH_PAYLOAD_ANNOTATION, OidcTrust, ReceiverKey, ResourceTarget, TOKEN_KEY,
 };
 pub use index::{Claimed, EndpointIndex, EndpointState, Standing};
 pub use metrics::{METRICS_CONTENT_TYPE, Metrics};

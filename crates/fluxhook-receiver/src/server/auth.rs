@@ -227,7 +227,7 @@ fn header_event(host: GitHost, headers: &HeaderMap) -> String {
 }
 
 /// The payload format of a Git host delivery, told from its headers.
-fn git_provider(host: GitHost, headers: &HeaderMap) -> Provider {
+pub(super) fn git_provider(host: GitHost, headers: &HeaderMap) -> Provider {
     let detected = Provider::detect_git_host(headers);
     match host {
         GitHost::GitHub => detected

@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::auth::{self, Rejection};
 use super::reconcile::{self, CelInputs};
+use super::targeting;
 use crate::endpoint::Endpoint;
 use crate::index::EndpointState;
 
@@ -152,8 +153,15 @@ async fn handle(
     } else {
         None
     };
-    let all_requested =
-        reconcile::request_reconciliation(&shared.trigger, endpoint, cel.as_ref()).await;
+    // The delivery, read only for payload-aware targeting.
+    let delivery = targeting::delivery(&shared.parser, endpoint, headers, body);
+    let all_requested = reconcile::request_reconciliation(
+        &shared.trigger,
+        endpoint,
+        cel.as_ref(),
+        delivery.as_ref(),
+    )
+    .await;
     Ok(if all_requested {
         Reply::Accepted
     } else {

@@ -102,6 +102,7 @@ mod connection;
 mod handler;
 mod limits;
 mod reconcile;
+mod targeting;
 
 use std::future::Future;
 use std::io;

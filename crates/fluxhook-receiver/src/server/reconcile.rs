@@ -3,11 +3,13 @@
 
 use bytes::Bytes;
 use fluxhook_cel::{Document, EvalError, Expression, Variables};
+use fluxhook_payload::Webhook;
 use fluxhook_trigger::{ObjectRef, Outcome, SelectedObject, Trigger, TriggerError};
 use http::HeaderMap;
 use serde_json::Value;
 
 use super::auth::{Rejection, Verified};
+use super::targeting;
 use crate::endpoint::{Endpoint, ResourceTarget};
 
 /// Whether any CEL filter of the Receiver reads the request.
@@ -68,11 +70,13 @@ impl CelInputs {
 /// its filters, resource by resource, as Flux does; `true` when none
 /// failed. A `*` that matches nothing is no failure; a filter that cannot
 /// be evaluated for an object is, for that object (Flux stops at it; the
-/// other objects are still asked here).
+/// other objects are still asked here). With `delivery` (payload-aware
+/// targeting), GitRepositories it cannot change are not asked.
 pub(super) async fn request_reconciliation(
     trigger: &Trigger,
     endpoint: &Endpoint,
     cel: Option<&CelInputs>,
+    delivery: Option<&Webhook>,
 ) -> bool {
     let namespace = endpoint.key.namespace.as_str();
     let mut all_requested = true;
@@ -82,8 +86,28 @@ pub(super) async fn request_reconciliation(
             .iter()
             .chain(target.filter.iter())
             .collect();
-        let results = match cel.filter(|_| !filters.is_empty()) {
-            None => {
+        let cel = cel.filter(|_| !filters.is_empty());
+        let delivery = delivery.filter(|_| targeting::selects_git_repositories(&target.resource));
+        let results = match (cel, delivery) {
+            // Read with their specs, from the same one list or read.
+            (cel, Some(delivery)) => {
+                match trigger.select_with_spec(&target.resource, namespace).await {
+                    Ok(selected) if selected.is_empty() => {
+                        no_match(target, namespace);
+                        Vec::new()
+                    }
+                    Ok(selected) => {
+                        let changed = targeting::changed(endpoint, delivery, selected);
+                        let accepted = match cel {
+                            Some(cel) => accept(&filters, cel, changed, &mut all_requested),
+                            None => changed.into_iter().map(|s| s.object).collect(),
+                        };
+                        trigger.request_reconcile_each(accepted).await
+                    }
+                    Err(error) => vec![Err(error)],
+                }
+            }
+            (None, None) => {
                 let results = trigger
                     .request_reconcile_selected(&target.resource, namespace)
                     .await;
@@ -92,7 +116,7 @@ pub(super) async fn request_reconciliation(
                 }
                 results
             }
-            Some(cel) => match trigger
+            (Some(cel), None) => match trigger
                 .select_with_metadata(&target.resource, namespace)
                 .await
             {
