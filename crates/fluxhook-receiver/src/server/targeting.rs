@@ -87,3 +87,39 @@ pub(super) fn changed(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_flux_git_repositories_are_narrowed() {
+        let resource = |api_version: Option<&str>, kind: &str| -> ReceiverResource {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": api_version, "kind": kind, "name": "*", "matchLabels": {}
+            }))
+            .unwrap()
+        };
+        assert!(selects_git_repositories(&resource(None, "GitRepository")));
+        for api_version in [
+            "source.toolkit.fluxcd.io/v1",
+            "source.toolkit.fluxcd.io/v1beta2",
+        ] {
+            assert!(selects_git_repositories(&resource(
+                Some(api_version),
+                "GitRepository"
+            )));
+        }
+        assert!(!selects_git_repositories(&resource(
+            Some("example.com/v1"),
+            "GitRepository"
+        )));
+        assert!(!selects_git_repositories(&resource(
+            Some("kustomize.toolkit.fluxcd.io/v1"),
+            "Kustomization"
+        )));
+        assert!(!selects_git_repositories(&resource(None, "OCIRepository")));
+    }
+}
