@@ -3,7 +3,8 @@
 //! registered by controller-runtime (`pkg/metrics/client_go_adapter.go`,
 //! v0.24.1) and fed by client-go's `updateRequestResultMetric`
 //! (`rest/request.go`): `code` is the status code of the final answer, or
-//! `<error>` when none came (connection refused, timeout); `method` the HTTP
+//! `<error>` when none came (connection refused, timeout, or the caller gave up
+//! waiting, as for a Secret read past its bound); `method` the HTTP
 //! method; `host` the API server's host and port as the client's base URL
 //! names it. A request kube retries (429, 503, 504 with its default retry
 //! policy) counts once, with its final answer, as client-go counts it.
@@ -155,15 +156,41 @@ where
         let host = Arc::clone(&self.host);
         let answer = self.inner.call(request);
         async move {
+            // Counted `<error>` if the caller gives up first (a bounded read, a write cut
+            // short), as client-go counts a request whose context ended.
+            let mut waiting = Waiting {
+                metrics,
+                method,
+                host,
+                answered: false,
+            };
             let answer = answer.await;
             let code = match &answer {
                 Ok(response) => response.status().as_u16().to_string(),
                 Err(_) => NO_ANSWER_CODE.to_owned(),
             };
-            metrics.count(code, &method, &host);
+            waiting.answered = true;
+            waiting.metrics.count(code, &waiting.method, &waiting.host);
             answer
         }
         .boxed()
+    }
+}
+
+/// A request on its way: counted as unanswered if dropped before its answer.
+struct Waiting {
+    metrics: ClientMetrics,
+    method: http::Method,
+    host: Arc<str>,
+    answered: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.metrics
+                .count(NO_ANSWER_CODE.to_owned(), &self.method, &self.host);
+        }
     }
 }
 
@@ -205,12 +232,21 @@ mod tests {
             Err::<Response<()>, _>(std::io::Error::other("connection refused"))
         }));
         assert!(failing.oneshot(get()).await.is_err());
+        // Given up on before an answer (the caller's timeout): no answer, counted once.
+        let unanswered = layer.layer(tower::service_fn(|_: Request<()>| {
+            std::future::pending::<Result<Response<()>, Infallible>>()
+        }));
+        {
+            let mut waiting = std::pin::pin!(unanswered.oneshot(patch()));
+            assert!(futures::poll!(waiting.as_mut()).is_pending());
+        }
 
         let text = exposition(&metrics);
         for line in [
             r#"rest_client_requests_total{code="200",method="GET",host="10.96.0.1:443"} 2"#,
             r#"rest_client_requests_total{code="409",method="PATCH",host="10.96.0.1:443"} 1"#,
             r#"rest_client_requests_total{code="<error>",method="GET",host="10.96.0.1:443"} 1"#,
+            r#"rest_client_requests_total{code="<error>",method="PATCH",host="10.96.0.1:443"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
