@@ -985,6 +985,111 @@ async fn events_are_recorded_as_flux_records_them_and_deduplicated() {
     assert_eq!(events_of(&cluster, NS, "github").len(), 1);
 }
 
+/// Where a test's log lines go (the controller runs on the test's thread).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    /// `(level, message, error)` of each line.
+    fn lines(&self) -> Vec<(String, String, Option<String>)> {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .map(|line| {
+                let text = |value: &Value| value.as_str().map(str::to_owned);
+                (
+                    text(&line["level"]).unwrap_or_default(),
+                    text(&line["fields"]["message"]).unwrap_or_default(),
+                    text(&line["fields"]["error"]),
+                )
+            })
+            .collect()
+    }
+}
+
+/// As notification-controller's reconciler logs: a terminal configuration error at the
+/// error level (which `flux logs --level=error` shows), the end of a reconciliation that
+/// leaves the Receiver ready and a suspended Receiver at info.
+#[tokio::test]
+async fn reconciliations_are_logged_as_flux_logs_them() {
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(log.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let cluster = Cluster::start().await;
+    cluster
+        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
+        .await;
+    cluster
+        .create_receiver(NS, named("github"), github_spec("webhook-token"))
+        .await;
+    let mut bad_filter = github_spec("webhook-token");
+    bad_filter["resourceFilter"] = json!("res.metadata.name ==");
+    cluster
+        .create_receiver(NS, named("bad-filter"), bad_filter)
+        .await;
+    let mut suspended = github_spec("webhook-token");
+    suspended["suspend"] = json!(true);
+    cluster
+        .create_receiver(NS, named("suspended"), suspended)
+        .await;
+    let _running = cluster.run(ControllerConfig::default());
+
+    let logged = |level: &str, message: &str| {
+        log.lines()
+            .into_iter()
+            .find(|line| line.0 == level && line.1 == message)
+    };
+    eventually("the three lines", || {
+        logged("INFO", "Reconciliation finished, next run in 10m0s").is_some()
+            && logged("INFO", "Reconciliation is suspended for this object").is_some()
+            && logged(
+                "ERROR",
+                "Reconciliation failed terminally due to configuration error",
+            )
+            .is_some()
+    })
+    .await;
+    let terminal = logged(
+        "ERROR",
+        "Reconciliation failed terminally due to configuration error",
+    )
+    .unwrap();
+    let error = terminal.2.unwrap();
+    assert!(
+        error.starts_with("invalid resourceFilter expression"),
+        "{error}"
+    );
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let path = webhook_path("s3cr3t", "github", NS);
+    assert!(
+        !text.contains("s3cr3t") && !text.contains(path.as_str()),
+        "{text}"
+    );
+}
+
 /// A retry that reads an older copy of the Receiver than the stored one (the watch has not
 /// yet brought the controller's own finalizer write) reads it again rather than failing: a
 /// failing Receiver has one Warning with its error, counted, and none about a conflict. The

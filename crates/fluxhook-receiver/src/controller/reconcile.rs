@@ -440,7 +440,25 @@ async fn reconcile_receiver(
         _ if result.is_ok() && is_ready(&desired) => Some(events::succeeded(next_run)),
         _ => None,
     };
+    // And logs as Flux's reconciler does: a terminal configuration error at the error
+    // level (`markTerminal`), so that `flux logs --level=error` shows it; the end of a
+    // reconciliation that leaves the Receiver ready, and a suspended one, at info. (A
+    // path conflict is not logged: its message holds the webhook path, which logs never
+    // do; its Warning Event tells it.)
+    match &outcome {
+        Outcome::Stalled { message, .. } => tracing::error!(
+            error = %message,
+            "Reconciliation failed terminally due to configuration error"
+        ),
+        Outcome::Suspended => tracing::info!("Reconciliation is suspended for this object"),
+        _ => {}
+    }
     if let Some(event) = event {
+        if event.reason == events::reason::SUCCEEDED
+            && let Some(note) = &event.note
+        {
+            tracing::info!("{note}");
+        }
         ctx.record(&object, &event).await;
     }
     result
