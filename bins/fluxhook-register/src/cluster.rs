@@ -8,6 +8,7 @@ use fluxhook_api::{Receiver, condition};
 use fluxhook_register::Secret;
 use fluxhook_register::cluster::{
     GIT_REPOSITORY, SelectError, git_url, kube_message, read_token, select_git_repositories,
+    skips_tls_verification,
 };
 use kube::api::{Api, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -34,6 +35,9 @@ pub(crate) struct NamedRepository {
     pub(crate) source: String,
     /// `spec.url`.
     pub(crate) url: Result<String, String>,
+    /// Whether it asks for a hook without certificate verification
+    /// (`webhooks.fluxhook.io/insecure-skip-tls-verify: "true"`, as the controller reads it).
+    pub(crate) skip_tls_verification: bool,
 }
 
 /// `NAMESPACE/NAME` or `NAME` with `--namespace`: `(namespace, name)`; no namespace means the
@@ -168,19 +172,27 @@ fn served_path(id: &str, receiver: &Receiver) -> anyhow::Result<String> {
 /// A GitRepository as a repository to register in, or why it cannot be one.
 fn named(selected: Result<DynamicObject, SelectError>) -> NamedRepository {
     match selected {
-        Ok(object) => NamedRepository {
-            source: format!(
-                "{GIT_REPOSITORY} {}/{}",
-                object.metadata.namespace.as_deref().unwrap_or_default(),
-                object.metadata.name.as_deref().unwrap_or_default()
-            ),
-            url: git_url(&object)
-                .map(str::to_owned)
-                .ok_or_else(|| "has no spec.url".to_owned()),
-        },
+        Ok(object) => {
+            let skip = skips_tls_verification(&object);
+            NamedRepository {
+                source: format!(
+                    "{GIT_REPOSITORY} {}/{}",
+                    object.metadata.namespace.as_deref().unwrap_or_default(),
+                    object.metadata.name.as_deref().unwrap_or_default()
+                ),
+                // A value that is neither true nor false: what it asks is unknown.
+                url: skip.clone().and_then(|_| {
+                    git_url(&object)
+                        .map(str::to_owned)
+                        .ok_or_else(|| "has no spec.url".to_owned())
+                }),
+                skip_tls_verification: skip.unwrap_or(false),
+            }
+        }
         Err(error) => NamedRepository {
             source: error.reference().to_owned(),
             url: Err(error.problem().to_owned()),
+            skip_tls_verification: false,
         },
     }
 }

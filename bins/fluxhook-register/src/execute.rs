@@ -3,7 +3,7 @@
 use fluxhook_register::{Change, HookClient, HookId, RegisterError};
 use url::Url;
 
-use crate::plan::{Mode, Operation, Plan};
+use crate::plan::{Mode, Operation, Plan, Target};
 
 /// What was (or would be) done to a repository's hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,9 @@ pub(crate) async fn execute(plan: &Plan) -> Vec<Result<Outcome, String>> {
     let mut results = Vec::with_capacity(plan.targets.len());
     for target in &plan.targets {
         let result = match &target.client {
-            Ok(client) => run(client, plan).await.map_err(|error| error.to_string()),
+            Ok(client) => run(client, target, plan)
+                .await
+                .map_err(|error| error.to_string()),
             Err(error) => Err(error.clone()),
         };
         results.push(result);
@@ -55,11 +57,11 @@ pub(crate) async fn execute(plan: &Plan) -> Vec<Result<Outcome, String>> {
     results
 }
 
-async fn run(client: &HookClient, plan: &Plan) -> Result<Outcome, RegisterError> {
+async fn run(client: &HookClient, target: &Target, plan: &Plan) -> Result<Outcome, RegisterError> {
     let write = plan.mode == Mode::Apply;
     match &plan.operation {
         Operation::Ensure(desired) if write => {
-            let ensured = client.ensure(desired).await?;
+            let ensured = client.ensure(&target.desired(desired)).await?;
             let action = action_of(ensured.change);
             Ok(Outcome {
                 action,
@@ -70,7 +72,7 @@ async fn run(client: &HookClient, plan: &Plan) -> Result<Outcome, RegisterError>
             })
         }
         Operation::Ensure(desired) => {
-            let planned = client.plan_ensure(desired).await?;
+            let planned = client.plan_ensure(&target.desired(desired)).await?;
             let action = action_of(planned.change);
             let (hook_id, replaced) = match action {
                 Action::Replace => (None, planned.hook_id),

@@ -45,6 +45,21 @@ pub(crate) struct Target {
     pub(crate) repository: Option<Repository>,
     /// A client for its hooks, or what stands in the way.
     pub(crate) client: Result<HookClient, String>,
+    /// Its GitRepository asks for a hook without certificate verification (the annotation
+    /// `webhooks.fluxhook.io/insecure-skip-tls-verify`; `--insecure-skip-tls-verify` asks it
+    /// of every repository).
+    pub(crate) skip_tls_verification: bool,
+}
+
+impl Target {
+    /// The hook wanted in this repository: `desired`, without certificate verification where
+    /// its GitRepository asks for that.
+    pub(crate) fn desired(&self, desired: &DesiredHook) -> DesiredHook {
+        match self.skip_tls_verification {
+            true => desired.clone().skip_tls_verification(),
+            false => desired.clone(),
+        }
+    }
 }
 
 /// Everything to do, decided before anything is asked of a Git host.
@@ -169,6 +184,8 @@ fn from_flags(cli: &Cli, env: Env<'_>) -> anyhow::Result<Wanted> {
     let repository = cluster::NamedRepository {
         source: String::new(),
         url: Ok(repo.clone()),
+        // --insecure-skip-tls-verify is on the hook itself.
+        skip_tls_verification: false,
     };
     Ok(Wanted {
         webhook_url: webhook_url.clone(),
@@ -254,6 +271,7 @@ impl TargetBuilder<'_> {
                         sources,
                         repository: None,
                         client: Err(error),
+                        skip_tls_verification: false,
                     });
                     continue;
                 }
@@ -267,6 +285,7 @@ impl TargetBuilder<'_> {
                         sources,
                         repository: None,
                         client: Err(format!("{shown}: {error}")),
+                        skip_tls_verification: false,
                     });
                     continue;
                 }
@@ -278,11 +297,14 @@ impl TargetBuilder<'_> {
                 same.sources.extend(sources);
                 continue;
             }
+            // GitRepositories of one repository share its hook: the first one's says how.
+            let skip = named.skip_tls_verification;
             targets.push(Target {
                 git_url: Some(shown),
                 sources,
-                client: self.client(&repository),
+                client: self.client(&repository, skip),
                 repository: Some(repository),
+                skip_tls_verification: skip,
             });
         }
         targets
@@ -296,9 +318,13 @@ impl TargetBuilder<'_> {
         self.host.filter(|_| !known)
     }
 
-    fn client(&self, repository: &Repository) -> Result<HookClient, String> {
+    fn client(&self, repository: &Repository, skip_tls: bool) -> Result<HookClient, String> {
         // A Receiver that cannot have a hook there needs an edit before any token does.
         if let Some(desired) = self.desired {
+            let desired = match skip_tls {
+                true => desired.clone().skip_tls_verification(),
+                false => desired.clone(),
+            };
             desired.check(repository).map_err(|e| e.to_string())?;
         }
         let api = repository.api_base();
@@ -357,6 +383,7 @@ mod tests {
         cluster::NamedRepository {
             source: source.into(),
             url: Ok(url.into()),
+            skip_tls_verification: false,
         }
     }
 
@@ -381,6 +408,7 @@ mod tests {
             cluster::NamedRepository {
                 source: "GitRepository ns/d".into(),
                 url: Err("has no spec.url".into()),
+                skip_tls_verification: false,
             },
         ]);
         assert_eq!(targets.len(), 3);

@@ -423,3 +423,47 @@ current-context: gone
     assert!(unknown.stderr.contains("nope"), "{unknown:?}");
     assert_eq!(cluster.app.writes(), vec![]);
 }
+
+#[tokio::test]
+async fn a_git_repository_may_ask_for_a_hook_without_certificate_verification() {
+    // As the controller reads it: webhooks.fluxhook.io/insecure-skip-tls-verify on the
+    // GitRepository, so that the command and the controller keep the same hook.
+    let cluster = Cluster::start().await;
+    cluster.ready(&served_path());
+    let annotate = |value: &str| {
+        cluster
+            .server
+            .apply_json(json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                "metadata": {"name": "app", "namespace": NAMESPACE, "annotations": {
+                    "webhooks.fluxhook.io/insecure-skip-tls-verify": value,
+                }},
+                "spec": {"url": git_url(&cluster.app), "interval": "5m"},
+            }))
+            .unwrap();
+    };
+    annotate("true");
+    let receiver = format!("{NAMESPACE}/{RECEIVER}");
+    let applied = cluster.run(&["--receiver", &receiver]).await;
+    assert_eq!(applied.status, 0, "{applied:?}");
+    assert!(!cluster.app.hooks()[0].tls_verification);
+    assert!(cluster.infra.hooks()[0].tls_verification);
+
+    // Kept: a check says in sync, a second run writes nothing.
+    let check = cluster.run(&["--receiver", &receiver, "--check"]).await;
+    assert_eq!(check.status, 0, "{check:?}");
+    assert_eq!(cluster.run(&["--receiver", &receiver]).await.status, 0);
+    assert_eq!(cluster.app.writes().len(), 1, "{:?}", cluster.app.writes());
+
+    // A value that is neither: that repository is an error naming it, the other is served.
+    annotate("yes");
+    let refused = cluster.run(&["--receiver", &receiver, "--check"]).await;
+    assert_eq!(refused.status, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains(r#"webhooks.fluxhook.io/insecure-skip-tls-verify: "yes" is neither"#),
+        "{refused:?}"
+    );
+    assert!(refused.stdout.contains("fleet-infra"), "{refused:?}");
+}

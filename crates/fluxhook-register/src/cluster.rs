@@ -223,6 +223,32 @@ pub fn git_url(object: &DynamicObject) -> Option<&str> {
         .filter(|url| !url.is_empty())
 }
 
+/// On a GitRepository: `"true"` asks for a hook whose host delivers without verifying the
+/// receiver's TLS certificate ([`DesiredHook::skip_tls_verification`](crate::DesiredHook::skip_tls_verification)),
+/// for a receiver behind a private CA. The Receiver controller and `fluxhook-register
+/// --receiver` both honour it, so that neither undoes what the other registered.
+pub const INSECURE_SKIP_TLS_VERIFY_ANNOTATION: &str =
+    "webhooks.fluxhook.io/insecure-skip-tls-verify";
+
+/// Whether a GitRepository asks for a hook without certificate verification
+/// ([`INSECURE_SKIP_TLS_VERIFY_ANNOTATION`]): absent or `"false"` no, `"true"` yes (spaces
+/// around ignored); any other value is an error saying so.
+pub fn skips_tls_verification(object: &DynamicObject) -> Result<bool, String> {
+    let value = object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(INSECURE_SKIP_TLS_VERIFY_ANNOTATION))
+        .map(|value| value.trim());
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!(
+            "{INSECURE_SKIP_TLS_VERIFY_ANNOTATION}: {other:?} is neither \"true\" nor \"false\""
+        )),
+    }
+}
+
 /// `k=v,k2=v2`: every label must match.
 fn label_selector(labels: &BTreeMap<String, String>) -> String {
     labels

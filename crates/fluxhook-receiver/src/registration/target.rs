@@ -1,7 +1,7 @@
 //! The hook one annotated GitRepository asks for. No I/O.
 
 use fluxhook_api::WebhookPath;
-use fluxhook_register::cluster::git_url;
+use fluxhook_register::cluster::{git_url, skips_tls_verification};
 use fluxhook_register::{
     DesiredHook, HostConfig, Provider, ReceiverEvents, Repository, Secret, receiver_url,
 };
@@ -11,7 +11,7 @@ use url::Url;
 use super::record::{CaBundle, RegisteredHook};
 use super::{
     ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_CONFIGMAP_ANNOTATION,
-    CA_SECRET_ANNOTATION, INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION, URL_ANNOTATION,
+    CA_SECRET_ANNOTATION, PROVIDER_ANNOTATION, URL_ANNOTATION,
 };
 
 /// What a Receiver's hooks carry, whichever repository they are in.
@@ -109,15 +109,7 @@ pub(crate) fn wanted(
             repository.api_base()
         ));
     }
-    let verify_tls = match annotation(INSECURE_SKIP_TLS_VERIFY_ANNOTATION) {
-        None | Some("false") => true,
-        Some("true") => false,
-        Some(other) => {
-            return Err(format!(
-                "{INSECURE_SKIP_TLS_VERIFY_ANNOTATION}: {other:?} is neither \"true\" nor \"false\""
-            ));
-        }
-    };
+    let verify_tls = !skips_tls_verification(object)?;
     let named = |name: &str| annotation(name).filter(|value| !value.is_empty());
     let ca = match (named(CA_SECRET_ANNOTATION), named(CA_CONFIGMAP_ANNOTATION)) {
         (Some(_), Some(_)) => {
