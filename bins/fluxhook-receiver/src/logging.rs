@@ -40,7 +40,7 @@
 //!   strings, and a field whose key differs from one of them only in case is
 //!   written with a leading `_`.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -110,8 +110,7 @@ const FLUX_FIELD_KEYS: [&str; 5] = [
 /// writes itself, or spell one `flux logs` reads in another case (Go would
 /// decode it into the same place).
 fn decodable_key(key: String) -> String {
-    let lower = key.to_ascii_lowercase();
-    let taken = OWN_KEYS.contains(&lower.as_str())
+    let taken = OWN_KEYS.iter().any(|own| own.eq_ignore_ascii_case(&key))
         || FLUX_FIELD_KEYS
             .iter()
             .any(|flux| flux.eq_ignore_ascii_case(&key) && *flux != key);
@@ -310,7 +309,7 @@ where
         };
         let mut writer = self.make_writer.make_writer_for(metadata);
         // A log line that cannot be written has nowhere to be reported.
-        let _ = writer.write_all(text.as_bytes());
+        let _ = writer.write_all(&text);
     }
 }
 
@@ -366,7 +365,10 @@ impl Line<'_> {
         let mut body = Fields::default();
         for (key, value) in std::mem::take(&mut self.fields.0) {
             let key = decodable_key(key);
-            let value = if FLUX_LOGS_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+            let value = if FLUX_LOGS_KEYS
+                .iter()
+                .any(|flux| flux.eq_ignore_ascii_case(&key))
+            {
                 Value::String(string_of(value))
             } else {
                 value
@@ -408,67 +410,74 @@ impl Line<'_> {
         (message, body)
     }
 
-    fn json(mut self, now: SystemTime) -> String {
+    /// The line as JSON, written straight into one buffer (a line is
+    /// written on every webhook request: no string per key or value).
+    fn json(mut self, now: SystemTime) -> Vec<u8> {
         let logger = self.logger();
         let (message, body) = self.body();
-        let mut text = String::with_capacity(256);
-        text.push('{');
-        push_pair(&mut text, "level", &Value::String(self.level.to_owned()));
-        text.push(',');
-        push_pair(&mut text, "ts", &Value::String(iso8601(now)));
+        let mut text = Vec::with_capacity(256);
+        text.extend_from_slice(b"{\"level\":");
+        push_json_str(&mut text, self.level);
+        text.extend_from_slice(b",\"ts\":\"");
+        push_iso8601(&mut text, now);
+        text.push(b'"');
         if let Some(logger) = logger {
-            text.push(',');
-            push_pair(&mut text, "logger", &Value::String(logger));
+            text.extend_from_slice(b",\"logger\":");
+            push_json_str(&mut text, &logger);
         }
-        text.push(',');
-        push_pair(&mut text, "msg", &Value::String(message));
+        text.extend_from_slice(b",\"msg\":");
+        push_json_str(&mut text, &message);
         for (key, value) in &body.0 {
-            text.push(',');
-            push_pair(&mut text, key, value);
+            text.push(b',');
+            push_json_str(&mut text, key);
+            text.push(b':');
+            push_json(&mut text, value);
         }
-        text.push_str("}\n");
+        text.extend_from_slice(b"}\n");
         text
     }
 
-    fn console(mut self, now: SystemTime) -> String {
+    fn console(mut self, now: SystemTime) -> Vec<u8> {
         let logger = self.logger();
         let (message, body) = self.body();
-        let mut text = String::with_capacity(256);
-        text.push_str(&iso8601(now));
-        text.push('\t');
-        text.push_str(&self.level.to_ascii_uppercase());
+        let mut text = Vec::with_capacity(256);
+        push_iso8601(&mut text, now);
+        text.push(b'\t');
+        text.extend(self.level.bytes().map(|b| b.to_ascii_uppercase()));
         if let Some(logger) = logger {
-            text.push('\t');
-            text.push_str(&logger);
+            text.push(b'\t');
+            text.extend_from_slice(logger.as_bytes());
         }
-        text.push('\t');
-        text.push_str(&message);
+        text.push(b'\t');
+        text.extend_from_slice(message.as_bytes());
         if !body.0.is_empty() {
             // zap's console encoder writes the fields as JSON with a space
             // after each colon and comma.
-            text.push('\t');
-            text.push('{');
+            text.extend_from_slice(b"\t{");
             for (at, (key, value)) in body.0.iter().enumerate() {
                 if at > 0 {
-                    text.push_str(", ");
+                    text.extend_from_slice(b", ");
                 }
-                let _ = write!(text, "{}: {}", json_string(key), value);
+                push_json_str(&mut text, key);
+                text.extend_from_slice(b": ");
+                push_json(&mut text, value);
             }
-            text.push('}');
+            text.push(b'}');
         }
-        text.push('\n');
+        text.push(b'\n');
         text
     }
 }
 
-fn push_pair(text: &mut String, key: &str, value: &Value) {
-    text.push_str(&json_string(key));
-    text.push(':');
-    text.push_str(&value.to_string());
+/// `value` as compact JSON.
+fn push_json(text: &mut Vec<u8>, value: &Value) {
+    // Writing to a Vec cannot fail, and a Value always serializes.
+    let _ = serde_json::to_writer(text, value);
 }
 
-fn json_string(text: &str) -> String {
-    Value::String(text.to_owned()).to_string()
+/// `value` as a JSON string.
+fn push_json_str(text: &mut Vec<u8>, value: &str) {
+    let _ = serde_json::to_writer(text, value);
 }
 
 fn string_of(value: Value) -> String {
@@ -480,19 +489,29 @@ fn string_of(value: Value) -> String {
 
 /// `now` in UTC as zap's `ISO8601TimeEncoder` lays it out
 /// (`2006-01-02T15:04:05.000Z0700`, which for UTC ends in `Z`).
+#[cfg(test)]
 fn iso8601(now: SystemTime) -> String {
+    let mut text = Vec::new();
+    push_iso8601(&mut text, now);
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// `now` as [`iso8601`] lays it out, written to `text`.
+fn push_iso8601(text: &mut Vec<u8>, now: SystemTime) {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     let millis = since_epoch.subsec_millis();
     let days = i64::try_from(seconds / 86_400).unwrap_or(0);
     let of_day = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        text,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         of_day / 3600,
         of_day % 3600 / 60,
         of_day % 60
-    )
+    );
 }
 
 /// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard
