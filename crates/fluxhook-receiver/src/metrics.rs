@@ -1,6 +1,6 @@
 //! Prometheus metrics of the webhook server, in the process's one registry.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -210,9 +210,18 @@ pub struct Metrics {
     unmatched: Family<CodeLabels, Counter>,
     open_connections: Gauge,
     closed_connections: Family<ReasonLabels, Counter>,
-    /// The types and codes each Receiver has series for, so that
-    /// [`Metrics::forget_receiver`] can remove them.
-    receivers: Mutex<HashMap<ReceiverKey, BTreeSet<(String, u16)>>>,
+    /// The series of each Receiver, so that a request finds them without
+    /// building its labels, and [`Metrics::forget_receiver`] can remove
+    /// them.
+    receivers: Mutex<HashMap<ReceiverKey, ReceiverSeries>>,
+}
+
+/// The series a Receiver has, per type (a Receiver whose type changed has
+/// series under both) and, for the requests, per code.
+#[derive(Default)]
+struct ReceiverSeries {
+    durations: Vec<(String, Histogram)>,
+    requests: Vec<((String, u16), Counter)>,
 }
 
 impl fmt::Debug for Metrics {
@@ -342,49 +351,82 @@ impl Metrics {
         code: u16,
         elapsed: Duration,
     ) {
-        let receiver = ReceiverLabels {
+        // The handles are kept per Receiver: after its first request, a
+        // request costs a lookup by key, not the six label strings the
+        // families are keyed by. The lock is held while counting, so that
+        // `forget_receiver` cannot remove the series in between.
+        let mut receivers = self
+            .receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let series = match receivers.get_mut(key) {
+            Some(series) => series,
+            None => receivers.entry(key.clone()).or_default(),
+        };
+        let receiver_labels = || ReceiverLabels {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             r#type: receiver_type.to_owned(),
         };
-        self.durations
-            .get_or_create(&receiver)
-            .observe(elapsed.as_secs_f64());
-        self.receivers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key.clone())
-            .or_default()
-            .insert((receiver_type.to_owned(), code));
-        let ReceiverLabels {
-            namespace,
-            name,
-            r#type,
-        } = receiver;
-        self.requests
-            .get_or_create(&RequestLabels {
-                namespace,
-                name,
-                r#type,
-                code,
-            })
-            .inc();
+        let durations = match series
+            .durations
+            .iter()
+            .position(|(t, _)| t == receiver_type)
+        {
+            Some(at) => &series.durations[at].1,
+            None => {
+                let histogram = self.durations.get_or_create_owned(&receiver_labels());
+                series.durations.push((receiver_type.to_owned(), histogram));
+                &series.durations[series.durations.len() - 1].1
+            }
+        };
+        durations.observe(elapsed.as_secs_f64());
+        let requests = series
+            .requests
+            .iter()
+            .position(|((t, c), _)| *c == code && t == receiver_type);
+        match requests {
+            Some(at) => {
+                series.requests[at].1.inc();
+            }
+            None => {
+                let ReceiverLabels {
+                    namespace,
+                    name,
+                    r#type,
+                } = receiver_labels();
+                let counter = self.requests.get_or_create_owned(&RequestLabels {
+                    namespace,
+                    name,
+                    r#type,
+                    code,
+                });
+                counter.inc();
+                series
+                    .requests
+                    .push(((receiver_type.to_owned(), code), counter));
+            }
+        }
     }
 
     /// Removes the series of the Receiver `key` (deleted, or no longer
     /// watched), so that deleted Receivers leave none behind.
     pub fn forget_receiver(&self, key: &ReceiverKey) {
-        let observed = self
+        let mut receivers = self
             .receivers
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
-        for (r#type, code) in observed.into_iter().flatten() {
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(series) = receivers.remove(key) else {
+            return;
+        };
+        for (r#type, _) in series.durations {
             self.durations.remove(&ReceiverLabels {
                 namespace: key.namespace.clone(),
                 name: key.name.clone(),
-                r#type: r#type.clone(),
+                r#type,
             });
+        }
+        for ((r#type, code), _) in series.requests {
             self.requests.remove(&RequestLabels {
                 namespace: key.namespace.clone(),
                 name: key.name.clone(),
