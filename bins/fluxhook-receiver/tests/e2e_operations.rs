@@ -13,7 +13,7 @@ use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_fluxhook-receiver");
 /// Bounds a wait that only a failure makes long.
-const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = fluxhook_sandbox::DEADLINE;
 
 /// The series docs/operations.md lists, one sample name of each.
 const DOCUMENTED: [&str; 28] = [
