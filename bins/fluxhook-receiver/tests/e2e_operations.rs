@@ -73,6 +73,14 @@ async fn logs_and_metrics_read_as_fluxs_tools_read_them() {
     for object in demo::objects() {
         sandbox.apply(object).unwrap();
     }
+    // And a Receiver whose spec cannot be served.
+    let mut stalled = demo::objects()
+        .into_iter()
+        .find(|object| object["kind"] == "Receiver")
+        .unwrap();
+    stalled["metadata"]["name"] = "bad-filter".into();
+    stalled["spec"]["resourceFilter"] = "res.metadata.name ==".into();
+    sandbox.apply(stalled).unwrap();
     sandbox.wait_until_ready().await.unwrap();
     let path = sandbox
         .wait_for_webhook_path(demo::NAMESPACE, demo::RECEIVER)
@@ -114,6 +122,21 @@ async fn logs_and_metrics_read_as_fluxs_tools_read_them() {
         .await
         .unwrap();
     assert_eq!(status, 500, "{}", sandbox.receiver_log());
+
+    // As notification-controller's reconciler logs: a terminal configuration error at
+    // error (which `flux logs --level=error` shows), a reconciliation that ends ready at
+    // info. Logged after the status is written: waited for.
+    let started = Instant::now();
+    while ![
+        "Reconciliation finished",
+        "Reconciliation failed terminally",
+    ]
+    .iter()
+    .all(|message| sandbox.receiver_log().contains(message))
+    {
+        assert!(started.elapsed() < DEADLINE, "{}", sandbox.receiver_log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Logs: every line a JSON object with Flux's keys; no secret in any.
     let log = sandbox.receiver_log();
@@ -162,6 +185,27 @@ async fn logs_and_metrics_read_as_fluxs_tools_read_them() {
     assert_eq!(reconciled["namespace"], demo::NAMESPACE);
     assert_eq!(reconciled["reconcileID"].as_str().map(str::len), Some(36));
     assert!(reconciled.get("logger").is_none());
+    let reconcile_line = |name: &str, message: &str| {
+        lines
+            .iter()
+            .find(|line| line["msg"] == message && line.get("name") == Some(&Value::from(name)))
+            .unwrap_or_else(|| panic!("no line {message:?} of {name}:\n{log}"))
+    };
+    let terminal = reconcile_line(
+        "bad-filter",
+        "Reconciliation failed terminally due to configuration error",
+    );
+    assert_eq!(terminal["level"], "error");
+    assert_eq!(terminal["controllerKind"], "Receiver");
+    assert!(
+        terminal["error"]
+            .as_str()
+            .is_some_and(|error| error.starts_with("invalid resourceFilter expression")),
+        "{terminal:?}"
+    );
+    let finished = reconcile_line(demo::RECEIVER, "Reconciliation finished, next run in 10m0s");
+    assert_eq!(finished["level"], "info");
+    assert_eq!(finished["controller"], "receiver");
     let webhook: Vec<_> = lines
         .iter()
         .filter(|line| {
