@@ -538,16 +538,9 @@ impl Trigger {
             .selection(resource, receiver_namespace, Read::Metadata)
             .await?
         {
-            Selection::Named(object) => {
-                let (object, kind) = self.resolve_object(&object).await?;
-                let metadata = kind
-                    .api(self.client.clone(), &object.namespace)
-                    .get_metadata(&object.name)
-                    .await
-                    .map_err(|error| Failure::from(error).for_object(object.clone(), Action::Get))?
-                    .metadata;
-                Ok(vec![SelectedObject { object, metadata }])
-            }
+            Selection::Named(object) => Ok(vec![
+                self.read_named(&object, Read::Metadata).await?.selected,
+            ]),
             Selection::Listed(listed) => Ok(listed.into_iter().map(|s| s.selected).collect()),
         }
     }
@@ -566,25 +559,38 @@ impl Trigger {
             .selection(resource, receiver_namespace, Read::Objects)
             .await?
         {
-            Selection::Named(object) => {
-                let (object, kind) = self.resolve_object(&object).await?;
-                let item = kind
-                    .api(self.client.clone(), &object.namespace)
-                    .get(&object.name)
-                    .await
-                    .map_err(|error| {
-                        Failure::from(error).for_object(object.clone(), Action::Get)
-                    })?;
-                Ok(vec![SelectedSpec {
-                    spec: item.data.get("spec").cloned(),
-                    selected: SelectedObject {
-                        object,
-                        metadata: item.metadata,
-                    },
-                }])
-            }
+            Selection::Named(object) => Ok(vec![self.read_named(&object, Read::Objects).await?]),
             Selection::Listed(listed) => Ok(listed),
         }
+    }
+
+    /// Reads one named object: its metadata only, or the whole object for
+    /// its `spec`. A missing one is [`TriggerError::Api`] with status 404.
+    async fn read_named(
+        &self,
+        object: &ObjectRef,
+        read: Read,
+    ) -> Result<SelectedSpec, TriggerError> {
+        let (object, kind) = self.resolve_object(object).await?;
+        let api = kind.api(self.client.clone(), &object.namespace);
+        let failed = |error| Failure::from(error).for_object(object.clone(), Action::Get);
+        let (metadata, spec) = match read {
+            Read::Metadata => (
+                api.get_metadata(&object.name)
+                    .await
+                    .map_err(failed)?
+                    .metadata,
+                None,
+            ),
+            Read::Objects => {
+                let item = api.get(&object.name).await.map_err(failed)?;
+                (item.metadata, item.data.get("spec").cloned())
+            }
+        };
+        Ok(SelectedSpec {
+            spec,
+            selected: SelectedObject { object, metadata },
+        })
     }
 
     /// What a reference selects: the named object, or the listed ones.
