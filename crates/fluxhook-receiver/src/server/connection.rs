@@ -19,7 +19,11 @@
 //! - The bytes of unfinished requests (heads and bodies as they arrive) are
 //!   counted; past [`Limits::max_unfinished_bytes`] the same rule evicts
 //!   until they fit, so heads up to 256 KiB on every connection cannot
-//!   exhaust memory either.
+//!   exhaust memory either. Except that the connection whose read went
+//!   over goes first when it belongs to that biggest peer and its request
+//!   is already over 32 KiB: a flood of big heads then costs the first
+//!   reads of each new connection, not its whole head
+//!   ([`Tracker::received`]).
 //! - A connection whose request is complete and being handled is never
 //!   evicted: the handlers in flight are bounded apart (503 past the bound).
 //! - Running out of file descriptors is another kind of full: the accept
@@ -144,6 +148,13 @@ impl CloseReason {
         }
     }
 }
+
+/// Bytes of an unfinished request past which, over the unfinished-bytes
+/// budget, the connection reading it is evicted first if its peer holds the
+/// most connections ([`Tracker::received`]). Above a Git host's usual
+/// delivery (a GitHub push is a few KB, a pull request event about 25 KB),
+/// so that a delivery through the same proxy as a flood is not the one cut.
+const READER_FIRST_BYTES: usize = 32 * 1024;
 
 /// The connections of one server: admission, eviction and byte accounting.
 pub(super) struct Tracker {
@@ -313,6 +324,12 @@ impl Tracker {
         let Some(victim) = state.victim() else {
             return false;
         };
+        self.evicted_locked(state, &victim);
+        true
+    }
+
+    /// Closes `victim`, already taken out of the evictable sets.
+    fn evicted_locked(&self, state: &mut State, victim: &Connection) {
         {
             let mut victim_state = victim.state();
             victim_state.slot = Slot::Gone;
@@ -324,7 +341,6 @@ impl Tracker {
             observer.open_changed(-1);
         }
         self.observe_closed(CloseReason::Evicted);
-        true
     }
 
     pub(super) fn observe_closed(&self, reason: CloseReason) {
@@ -340,17 +356,40 @@ impl Tracker {
 
     /// Counts `bytes` received on `connection`; past the budget, evicts
     /// until the unfinished requests fit again (or nothing is evictable).
+    ///
+    /// The first to go is `connection` itself when it is reading a request
+    /// already over [`READER_FIRST_BYTES`] for the peer holding the most
+    /// connections: a flood of big heads from one address then costs the
+    /// server the first few reads of each new connection, not the whole
+    /// head of each (the old connections, already paid for, wait for their
+    /// head timeout). Otherwise, as for connections, the oldest of that
+    /// peer goes.
     fn received(&self, connection: &Connection, bytes: usize) {
-        let total = {
+        let (total, waiting, unfinished) = {
             let mut connection = connection.state();
             if connection.slot == Slot::Gone {
                 return;
             }
             connection.unfinished += bytes;
-            self.unfinished.fetch_add(bytes, Ordering::Relaxed) + bytes
+            let total = self.unfinished.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            let waiting = match connection.slot {
+                Slot::Waiting(seq) => Some(seq),
+                _ => None,
+            };
+            (total, waiting, connection.unfinished)
         };
         if total > self.max_unfinished_bytes {
             let mut state = self.state();
+            if unfinished > READER_FIRST_BYTES
+                && let Some(seq) = waiting
+                && state
+                    .peers
+                    .last()
+                    .is_some_and(|(_, peer)| *peer == connection.peer)
+                && let Some(reader) = state.remove_waiting(connection.peer, seq)
+            {
+                self.evicted_locked(&mut state, &reader);
+            }
             while self.unfinished.load(Ordering::Relaxed) > self.max_unfinished_bytes
                 && self.evict_locked(&mut state)
             {}
@@ -734,5 +773,38 @@ mod tests {
         drop((hog, hog2, host));
         assert_eq!(tracker.unfinished.load(Ordering::Relaxed), 0);
         assert_eq!(tracker.state().open, 0);
+    }
+
+    #[test]
+    fn over_the_budget_a_big_request_of_the_biggest_peer_goes_before_older_ones() {
+        let budget = 4 * READER_FIRST_BYTES;
+        let (tracker, counts) = tracker(100, budget);
+        let held: Vec<_> = (0..3)
+            .map(|port| tracker.admit(&addr(&format!("10.0.0.9:{port}"))).unwrap())
+            .collect();
+        for registration in &held {
+            tracker.received(registration.connection(), READER_FIRST_BYTES + 1);
+        }
+        let host = tracker.admit(&addr("192.0.2.1:1")).unwrap();
+        // The flood's new connection, reading a big head past the budget,
+        // goes itself: the older ones stay.
+        let reader = tracker.admit(&addr("10.0.0.9:9")).unwrap();
+        tracker.received(reader.connection(), READER_FIRST_BYTES + 1);
+        assert!(is_evicted(&reader));
+        assert!(!held.iter().any(is_evicted) && !is_evicted(&host));
+        assert_eq!(counts.evicted.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            tracker.unfinished.load(Ordering::Relaxed),
+            3 * (READER_FIRST_BYTES + 1)
+        );
+
+        // Another peer's request over the budget evicts the biggest peer's
+        // oldest; so does a request of the biggest peer that is not big.
+        tracker.received(host.connection(), READER_FIRST_BYTES);
+        assert!(is_evicted(&held[0]) && !is_evicted(&host));
+        let small = tracker.admit(&addr("10.0.0.9:10")).unwrap();
+        tracker.received(small.connection(), READER_FIRST_BYTES);
+        assert!(is_evicted(&held[1]) && !is_evicted(&small) && !is_evicted(&host));
+        assert_eq!(counts.evicted.load(Ordering::Relaxed), 3);
     }
 }
