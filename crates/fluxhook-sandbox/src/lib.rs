@@ -118,9 +118,19 @@ pub struct SandboxBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     access: Access,
+    objects: Vec<Value>,
 }
 
 impl SandboxBuilder {
+    /// Objects stored in the API server before the receiver starts (as
+    /// [`Sandbox::apply`] stores them), e.g. thousands of Receivers and their
+    /// Secrets for a measurement of the receiver's start-up.
+    #[must_use]
+    pub fn objects(mut self, objects: impl IntoIterator<Item = Value>) -> Self {
+        self.objects.extend(objects);
+        self
+    }
+
     /// More flags for the receiver (e.g. `--no-cross-namespace-refs`).
     #[must_use]
     pub fn args(mut self, args: &[&str]) -> Self {
@@ -251,6 +261,7 @@ impl Sandbox {
             args: Vec::new(),
             envs: Vec::new(),
             access: Access::Deployed,
+            objects: Vec::new(),
         }
     }
 
@@ -260,6 +271,7 @@ impl Sandbox {
             args,
             envs,
             access,
+            objects,
         } = builder;
         let rbac = match access {
             Access::Deployed => Some(deployed_rbac()?),
@@ -301,6 +313,15 @@ impl Sandbox {
             }
             None => api.admin(),
         };
+        for object in objects {
+            let what = format!(
+                "{} {}",
+                object["kind"].as_str().unwrap_or("object"),
+                object["metadata"]["name"].as_str().unwrap_or("")
+            );
+            api.apply_json(object)
+                .map_err(|source| SandboxError::Api { what, source })?;
+        }
 
         let dir = tempfile::tempdir().map_err(io("create a scratch folder"))?;
         api.write_kubeconfig(dir.path().join("kubeconfig"))
