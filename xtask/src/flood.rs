@@ -130,7 +130,7 @@ fn open_files_limit() -> Option<usize> {
 }
 
 /// The resident memory of `pid`, now and at its peak, in KiB.
-fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+pub(crate) fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status

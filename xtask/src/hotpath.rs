@@ -560,7 +560,7 @@ impl CpuSample {
     }
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {
@@ -576,10 +576,10 @@ fn median_u32(values: &[u32]) -> u32 {
     percentile(&sorted, 0.5)
 }
 
-fn min(values: &[f64]) -> f64 {
+pub(crate) fn min(values: &[f64]) -> f64 {
     values.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-fn max(values: &[f64]) -> f64 {
+pub(crate) fn max(values: &[f64]) -> f64 {
     values.iter().copied().fold(0.0, f64::max)
 }

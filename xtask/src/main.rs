@@ -10,6 +10,8 @@
 //!   side under one load generator (see `hotpath.rs`).
 //! - `flood`: genuine deliveries while a client floods the receiver with slow
 //!   or oversized requests (see `flood.rs`).
+//! - `scale`: the release receiver serving thousands of Receivers (see
+//!   `scale.rs`).
 
 mod bench;
 mod demo;
@@ -18,6 +20,7 @@ mod fuzz;
 mod hotpath;
 mod hotpath_client;
 mod hotpath_floor;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -47,7 +50,12 @@ commands:
   flood [--connections N] [--seconds S] [--scenario NAME]
                 genuine signed deliveries to the release fluxhook-receiver
                 while one address floods it (slow heads, oversized heads or
-                bodies); prints their latency and the receiver's memory";
+                bodies); prints their latency and the receiver's memory
+  scale [--receivers N] [--starts K] [--rounds R] [--seconds S]
+                the release fluxhook-receiver started against N Receivers
+                (default 10000) and their Secrets: time until all are served,
+                its API requests by verb and resource, memory, and throughput
+                against one Receiver beside a single-Receiver run";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,10 +66,12 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
         Some("hotpath") => hotpath::run(&workspace_root(), &args[1..]),
         Some("flood") => flood::run(&workspace_root(), &args[1..]),
+        Some("scale") => scale::run(&workspace_root(), &args[1..]),
         // What those run from the release build.
         Some("__hotpath") => hotpath::measure(&args[1..]),
         Some("__floor") => hotpath_floor::run(&args[1..]),
         Some("__flood") => flood::measure(&args[1..]),
+        Some("__scale") => scale::measure(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
