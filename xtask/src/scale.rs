@@ -619,7 +619,7 @@ mod tests {
         assert!(parse(&["--receivers".into(), "0".into()]).is_err());
         assert!(parse(&["--receivers".into()]).is_err());
         assert!(parse(&["--bogus".into(), "1".into()]).is_err());
-        let options = parse(&["--receivers".into(), "50".into()]).unwrap();
+        let options = parse(&["--receivers".into(), "50".into()]).expect("valid flags");
         assert_eq!(options.receivers, 50);
         assert_eq!(objects(3).len(), 6);
     }
