@@ -196,12 +196,15 @@ fn api_client(
     counted: &ClientMetrics,
     retry: Option<BoundedRetry>,
 ) -> Result<kube::Client, kube::Error> {
+    // Retried inside the count: a request counts once, with its final answer,
+    // as client-go's rest_client_requests_total (updateRequestResultMetric in
+    // k8s.io/client-go/rest/request.go: "the final reply from the server").
     // Counted inside the limiter: a request waiting for its turn is not sent
-    // yet. Retried outside it: each attempt waits for its own turn.
+    // yet. A retry waits its backoff, not a token (three at most, 2 s in all).
     let builder = kube::client::ClientBuilder::try_from(config.clone())?
+        .with_layer(&option_layer(retry.map(BoundedRetry::layer)))
         .with_layer(&counted.layer(&config.cluster_url))
-        .with_layer(&option_layer(limit.map(RateLimitLayer::new)))
-        .with_layer(&option_layer(retry.map(BoundedRetry::layer)));
+        .with_layer(&option_layer(limit.map(RateLimitLayer::new)));
     Ok(builder.build())
 }
 

@@ -657,6 +657,21 @@ async fn api_server_failures_fail_then_recover(s: &Sandbox) {
     assert_eq!(attempts, [Some(503); 4], "one patch and three retries");
     assert_eq!(requested_at(s, NS, repo), annotation, "not annotated");
     assert_accepted(s, "after the API server is back", &path, &push, &[repo]).await;
+
+    // A retried request counts once, with its final answer, as client-go
+    // counts rest_client_requests_total: only the persistent 503 ended so.
+    let text = metrics(s).await;
+    for (code, count) in [("503", 1), ("504", 0), ("429", 0)] {
+        assert_eq!(
+            sample(
+                &text,
+                "rest_client_requests_total",
+                &[("method", "PATCH"), ("code", code)]
+            ),
+            count,
+            "PATCH {code}\n{text}"
+        );
+    }
 }
 
 /// POSTs `delivery`; the answer and what the API server answered each
