@@ -188,8 +188,8 @@ impl EndpointIndex {
     }
 
     /// Claims `state`'s path for its Receiver, created at `created`, replacing what it had
-    /// before (at this path or an old one). Whether the path serves it follows the order in
-    /// the [module documentation](self).
+    /// before (at this path or an old one). Whether the path serves it: a Receiver that can
+    /// serve before one that cannot, then the one created first, then by namespace and name.
     ///
     /// ```
     /// use std::sync::Arc;
