@@ -40,6 +40,7 @@
 //!   strings, and a field whose key differs from one of them only in case is
 //!   written with a leading `_`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -176,6 +177,14 @@ impl Fields {
         }
     }
 
+    /// [`set`](Self::set), with a key already owned (not copied again).
+    fn set_owned(&mut self, key: String, value: Value) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -301,7 +310,7 @@ where
             if normalized.is_some() && key.starts_with("log.") {
                 continue;
             }
-            line.fields.set(&key, value);
+            line.fields.set_owned(key, value);
         }
         let text = match self.encoding {
             LogEncoding::Json => line.json(SystemTime::now()),
@@ -334,22 +343,22 @@ struct Line<'a> {
 
 impl Line<'_> {
     /// The logger's name (see the module's documentation).
-    fn logger(&mut self) -> Option<String> {
+    fn logger(&mut self) -> Option<Cow<'static, str>> {
         if let Some(logger) = self.fields.remove("logger") {
-            return Some(string_of(logger));
+            return Some(Cow::Owned(string_of(logger)));
         }
         if self.reconcile {
             None
         } else if self.server || is_under(self.target, SERVER_TARGET) {
-            Some(RECEIVER_SERVER_LOGGER.to_owned())
+            Some(Cow::Borrowed(RECEIVER_SERVER_LOGGER))
         } else if self.target == "fluxhook_receiver"
             || SETUP_TARGETS.iter().any(|t| is_under(self.target, t))
         {
-            Some(SETUP_LOGGER.to_owned())
+            Some(Cow::Borrowed(SETUP_LOGGER))
         } else if is_fluxhook(self.target) {
             None
         } else {
-            Some(RUNTIME_LOGGER.to_owned())
+            Some(Cow::Borrowed(RUNTIME_LOGGER))
         }
     }
 
@@ -373,7 +382,7 @@ impl Line<'_> {
             } else {
                 value
             };
-            body.set(&key, value);
+            body.set_owned(key, value);
         }
         if self.reconcile
             && let (Some(kind), Some(name), Some(namespace)) = (
