@@ -97,6 +97,16 @@ fn spellings(host: &str, path: &str) -> Vec<String> {
     ]
 }
 
+/// The spellings of SSH over the HTTPS port: GitHub's `ssh.github.com:443`
+/// ("Using SSH over the HTTPS port"), GitLab's `altssh.gitlab.com:443`.
+fn ssh_over_https_spellings(host: &str, path: &str) -> Vec<String> {
+    vec![
+        format!("ssh://git@ssh.{host}:443/{path}.git"),
+        format!("ssh://git@altssh.{host}:443/{path}"),
+        format!("git@ssh.{host}:{path}.git"),
+    ]
+}
+
 proptest! {
     #[test]
     fn every_spelling_of_the_pushed_repository_names_it(
@@ -106,7 +116,7 @@ proptest! {
         let event = github_push("github.com", &owner, &name, "refs/heads/main", Some("main"));
         let host = if host_flip { "GitHub.com" } else { "github.com" };
         let path = recase(&format!("{owner}/{name}"), &flips);
-        for url in spellings(host, &path) {
+        for url in spellings(host, &path).into_iter().chain(ssh_over_https_spellings(host, &path)) {
             prop_assert!(reconciles(&event, &url, SourceRef::Branch("main".into())), "{url}");
         }
     }
@@ -120,6 +130,8 @@ proptest! {
         for url in spellings("github.com", &format!("{owner}/{other}"))
             .into_iter()
             .chain(spellings("gitlab.com", &format!("{owner}/{name}")))
+            .chain(ssh_over_https_spellings("gitlab.com", &format!("{owner}/{name}")))
+            .chain(spellings("notgithub.com", &format!("{owner}/{name}")))
             .chain(spellings("github.com", &format!("{owner}/{name}/{other}")))
         {
             let decision = decide(&event, &GitSource::new(&url, SourceRef::Branch("main".into())));

@@ -12,7 +12,9 @@
 //!   names. URLs are compared by host (without user or port) and path
 //!   (without a leading `/`, a trailing `/` or `.git`), whatever the scheme
 //!   (https, http, ssh, scp-like `git@host:owner/repo`), ignoring case:
-//!   GitHub, GitLab, Bitbucket and Gitea look paths up without case.
+//!   GitHub, GitLab, Bitbucket and Gitea look paths up without case. A
+//!   subdomain names the same host (`ssh.github.com:443`,
+//!   `altssh.gitlab.com:443`, `www.`), so SSH over the HTTPS port matches.
 //! - **Ref**, in Flux's precedence (commit, name, semver, tag, branch): a
 //!   `commit` pin is never changed by a push; `name` is the full ref
 //!   pushed; `semver` accepts a pushed tag whose name is a version in the
@@ -325,8 +327,24 @@ fn same_repository(repository: &Repository, url: &str) -> Option<bool> {
         return Some(wanted.path == full_name || wanted.path.ends_with(&format!("/{full_name}")));
     }
     Some(urls.iter().any(|location| {
-        location.host == wanted.host && (location.path == wanted.path || wanted.path == full_name)
+        same_host(&location.host, &wanted.host)
+            && (location.path == wanted.path || wanted.path == full_name)
     }))
+}
+
+/// Whether two (lowercase) hosts serve the same repositories: equal, or one
+/// a subdomain of the other. The hosts' SSH-over-443 names are subdomains of
+/// the name their payloads give (`ssh.github.com`, GitHub's "Using SSH over
+/// the HTTPS port"; `altssh.gitlab.com`, GitLab's "GitLab.com now supports an
+/// alternate git+ssh port"; `altssh.bitbucket.org`), and so is `www.`. Erring
+/// this way only reconciles a source that did not change, as without the
+/// annotation; erring the other way would miss a push.
+fn same_host(a: &str, b: &str) -> bool {
+    let subdomain_of = |sub: &str, parent: &str| {
+        sub.strip_suffix(parent)
+            .is_some_and(|label| label.ends_with('.') && label.len() > 1)
+    };
+    a == b || subdomain_of(a, b) || subdomain_of(b, a)
 }
 
 /// Host and path of a Git URL, for comparison.
@@ -413,6 +431,28 @@ mod tests {
         );
         for url in ["", "/srv/git/repo", "./repo:x", "https:///path"] {
             assert_eq!(Location::of(url), None, "{url:?}");
+        }
+    }
+
+    #[test]
+    fn hosts_match_their_subdomains_only() {
+        for (a, b) in [
+            ("github.com", "github.com"),
+            ("ssh.github.com", "github.com"),
+            ("github.com", "altssh.github.com"),
+            ("altssh.gitlab.com", "gitlab.com"),
+            ("www.bitbucket.org", "bitbucket.org"),
+        ] {
+            assert!(same_host(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("github.com", "gitlab.com"),
+            ("evilgithub.com", "github.com"),
+            ("github.com", "hub.com"),
+            (".github.com", "github.com"),
+            ("[::1]", "[::2]"),
+        ] {
+            assert!(!same_host(a, b), "{a} {b}");
         }
     }
 
