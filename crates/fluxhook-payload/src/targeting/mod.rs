@@ -340,9 +340,15 @@ fn same_repository(repository: &Repository, url: &str) -> Option<bool> {
 /// this way only reconciles a source that did not change, as without the
 /// annotation; erring the other way would miss a push.
 fn same_host(a: &str, b: &str) -> bool {
+    // An address has no subdomains (`127.0.0.1` is not one of `0.0.1`).
+    let is_name =
+        |host: &str| !host.starts_with('[') && host.parse::<std::net::Ipv4Addr>().is_err();
     let subdomain_of = |sub: &str, parent: &str| {
-        sub.strip_suffix(parent)
-            .is_some_and(|label| label.ends_with('.') && label.len() > 1)
+        is_name(sub)
+            && is_name(parent)
+            && sub
+                .strip_suffix(parent)
+                .is_some_and(|label| label.ends_with('.') && label.len() > 1)
     };
     a == b || subdomain_of(a, b) || subdomain_of(b, a)
 }
@@ -451,6 +457,8 @@ mod tests {
             ("github.com", "hub.com"),
             (".github.com", "github.com"),
             ("[::1]", "[::2]"),
+            ("127.0.0.1", "0.0.1"),
+            ("10.0.0.1", "0.1"),
         ] {
             assert!(!same_host(a, b), "{a} {b}");
         }
