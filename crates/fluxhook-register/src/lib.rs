@@ -17,6 +17,9 @@
 //! error naming where it pointed. Hosts behind a private CA are reached with an
 //! [`HttpClient`] trusting its bundle.
 //!
+//! Where a GitHub App authenticates (a Flux GitHub App Secret), [`github_app`] mints and
+//! caches its installation tokens.
+//!
 //! With the `kube` feature, [`cluster`] reads what a Receiver names from the Kubernetes API:
 //! its GitRepositories and the tokens of Secrets.
 //!
@@ -69,6 +72,7 @@ pub mod cluster;
 mod credentials;
 mod error;
 mod events;
+pub mod github_app;
 mod hook;
 mod hosts;
 mod http;

@@ -36,6 +36,7 @@ mod bitbucket_server;
 mod dialect;
 mod gitea;
 mod github;
+mod github_app;
 mod gitlab;
 mod gogs;
 mod server;
@@ -45,6 +46,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
+
+pub use github_app::FakeApp;
 
 /// Which Git host a [`FakeHost`] imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -331,6 +334,8 @@ struct State {
     faults: Vec<Fault>,
     /// Until when the last rate limit served asked clients to wait.
     wait_until: Option<std::time::Instant>,
+    /// GitHub Apps: the one installed, and the installation tokens issued.
+    apps: github_app::Apps,
 }
 
 #[derive(Debug)]
@@ -483,6 +488,29 @@ impl FakeHost {
         let before = state.hooks.len();
         state.hooks.retain(|hook| hook.id != id);
         state.hooks.len() != before
+    }
+
+    /// Installs `app` on the repository's owner (GitHub only): its JWTs are exchanged at
+    /// `POST /app/installations/{id}/access_tokens` for installation tokens, which the hooks
+    /// API accepts beside [`token`](Self::token) until they expire.
+    pub fn install_app(&self, app: FakeApp) {
+        self.shared.state().apps.install(app);
+    }
+
+    /// How many installation tokens the fake issued.
+    pub fn installation_tokens_issued(&self) -> usize {
+        self.shared.state().apps.issued()
+    }
+
+    /// Makes every installation token issued so far expired, as an hour passing would.
+    pub fn expire_installation_tokens(&self) {
+        self.shared.state().apps.expire_all();
+    }
+
+    /// Moves the fake's clock `by` ahead of the system's, for app JWT checks and installation
+    /// token expiry: with a client on a clock moved alike, time passes without waiting.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.shared.state().apps.clock_offset += by;
     }
 
     /// Every request received so far, in order.

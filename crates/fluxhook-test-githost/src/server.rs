@@ -183,15 +183,22 @@ fn respond(
     body: Option<&Value>,
     state: &mut crate::State,
 ) -> Reply {
-    if !dialect.authorized(ctx.config, headers) {
+    let segments = api_segments(ctx.config.kind, ctx.path);
+    if ctx.config.kind == HostKind::GitHub
+        && let Some(reply) = segments
+            .as_deref()
+            .and_then(|s| state.apps.respond(dialect, ctx, method, headers, s))
+    {
+        return reply;
+    }
+    let installation = ctx.config.kind == HostKind::GitHub && state.apps.accepts(headers);
+    if !dialect.authorized(ctx.config, headers) && !installation {
         return dialect.unauthorized(ctx);
     }
     if let Some(rejection) = dialect.check_headers(ctx, headers) {
         return rejection;
     }
-    let Some(target) =
-        api_segments(ctx.config.kind, ctx.path).and_then(|s| dialect.route(ctx.config, &s))
-    else {
+    let Some(target) = segments.and_then(|s| dialect.route(ctx.config, &s)) else {
         return dialect.not_found(ctx);
     };
     let writes_body = *method == Method::POST || *method == dialect.update_method();
