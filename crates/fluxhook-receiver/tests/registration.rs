@@ -18,7 +18,7 @@ use fluxhook_receiver::registration::{
     PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
 };
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
-use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfter};
+use fluxhook_test_githost::{FakeApp, FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfter};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
@@ -932,4 +932,165 @@ async fn a_rate_limited_registration_is_retried_after_the_wait_not_sooner() {
         assert!(early.is_empty(), "{retry_after:?}: {early:?}");
         assert!(cluster.has_event("WebhookRegistrationFailed", "rate limited (HTTP 403)"));
     }
+}
+
+/// Makes Secret `github-token` a Flux GitHub App Secret with `keys` (and no `token`).
+async fn set_app_secret(cluster: &Cluster, keys: &[(&str, &str)]) {
+    // A merge patch: every key not given is removed.
+    let mut data = serde_json::Map::new();
+    for key in [
+        "token",
+        "githubAppID",
+        "githubAppInstallationID",
+        "githubAppPrivateKey",
+    ] {
+        data.insert(key.into(), Value::Null);
+    }
+    for (key, value) in keys {
+        data.insert((*key).into(), json!(base64(value)));
+    }
+    let secrets = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+    cluster
+        .patch(&secrets, "github-token", json!({ "data": data }))
+        .await;
+}
+
+fn app_keys(app: &FakeApp) -> Vec<(&'static str, String)> {
+    vec![
+        ("githubAppID", app.app_id.to_string()),
+        ("githubAppInstallationID", app.installation_id.to_string()),
+        ("githubAppPrivateKey", FakeApp::private_key_pem().to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn a_github_app_secret_registers_with_installation_tokens_minted_anew_when_refused() {
+    let cluster = Cluster::start().await;
+    let app = FakeApp::new();
+    cluster.host.install_app(app.clone());
+    let keys = app_keys(&app);
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    set_app_secret(&cluster, &keys).await;
+
+    let _running = registered(&cluster).await;
+    assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
+    assert_eq!(cluster.host.installation_tokens_issued(), 1);
+    let exchanges = |cluster: &Cluster| {
+        cluster
+            .host
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/access_tokens"))
+            .count()
+    };
+    assert_eq!(exchanges(&cluster), 1);
+
+    // Another pass uses the cached token: an hour is far from over.
+    cluster.host.clear_requests();
+    reconcile_now(&cluster, "cached").await;
+    assert_eq!(exchanges(&cluster), 0);
+    assert!(!cluster.host.requests().is_empty());
+    assert_eq!(cluster.host.installation_tokens_issued(), 1);
+
+    // The host refuses the token (revoked, or expired by its clock): the pass fails with
+    // 401, the token is forgotten, and the retry mints another and succeeds.
+    cluster.host.expire_installation_tokens();
+    cluster.host.clear_requests();
+    reconcile_now(&cluster, "expired").await;
+    eventually("a new installation token to register with", || {
+        cluster.host.installation_tokens_issued() == 2
+            && cluster
+                .host
+                .requests()
+                .last()
+                .is_some_and(|r| r.status == 200)
+            && cluster
+                .condition()
+                .is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+    assert!(
+        cluster
+            .host
+            .requests()
+            .iter()
+            .any(|r| r.status == 401 && r.path.ends_with("/hooks")),
+        "the expired token was refused first"
+    );
+    let key_line = FakeApp::private_key_pem().lines().nth(1).unwrap();
+    for (_, _, note) in cluster.events() {
+        assert!(!note.contains("ghs_") && !note.contains(key_line), "{note}");
+    }
+}
+
+#[tokio::test]
+async fn github_app_secrets_in_error_say_what_to_fix() {
+    let cluster = Cluster::start().await;
+    let app = FakeApp::new();
+    cluster.host.install_app(app.clone());
+    let app_id = app.app_id.to_string();
+    let installation = app.installation_id.to_string();
+
+    // The Secret's keys, and what the condition must say.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case<'_>; 4] = [
+        (
+            &[
+                ("githubAppID", &app_id),
+                ("githubAppInstallationID", "999"),
+                ("githubAppPrivateKey", FakeApp::private_key_pem()),
+            ],
+            &["HTTP 404", "installation 999", "githubAppInstallationID"],
+        ),
+        (
+            &[
+                ("githubAppID", &app_id),
+                ("githubAppInstallationID", &installation),
+                ("githubAppPrivateKey", FakeApp::other_private_key_pem()),
+            ],
+            &["HTTP 401", "A JSON web token could not be decoded"],
+        ),
+        (
+            &[
+                ("githubAppID", &app_id),
+                ("githubAppInstallationID", &installation),
+                ("githubAppPrivateKey", "ghp_not_a_key"),
+            ],
+            &["githubAppPrivateKey is not a PEM private key"],
+        ),
+        (
+            &[
+                ("githubAppID", &app_id),
+                ("githubAppPrivateKey", FakeApp::private_key_pem()),
+            ],
+            &["has no githubAppInstallationID key"],
+        ),
+    ];
+    // Never a plain token: nothing is registered at any time.
+    set_app_secret(&cluster, cases[0].0).await;
+    let running = cluster.run();
+    bounded("the controller to be ready", running.readiness.wait()).await;
+    for (round, (keys, parts)) in cases.iter().enumerate() {
+        set_app_secret(&cluster, keys).await;
+        reconcile_now(&cluster, &format!("round-{round}")).await;
+        let (status, reason, message) = cluster.condition().unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "RegistrationFailed")
+        );
+        assert!(
+            message.contains("access token Secret flux-system/github-token"),
+            "{message}"
+        );
+        for part in *parts {
+            assert!(message.contains(part), "{part:?} in {message}");
+        }
+        let key_line = FakeApp::private_key_pem().lines().nth(1).unwrap();
+        assert!(
+            !message.contains(key_line) && !message.contains("eyJ"),
+            "{message}"
+        );
+    }
+    assert!(cluster.host.hooks().is_empty());
+    assert_eq!(cluster.host.installation_tokens_issued(), 0);
 }

@@ -6,7 +6,7 @@
 //! | annotation | value |
 //! | --- | --- |
 //! | [`URL_ANNOTATION`] | the public base URL the receiver server is reached at (a path prefix is kept); the Receiver's `status.webhookPath` is appended |
-//! | [`ACCESS_TOKEN_SECRET_ANNOTATION`] | the name of a Secret in the GitRepository's namespace whose `token` key is the Git host's access token |
+//! | [`ACCESS_TOKEN_SECRET_ANNOTATION`] | the name of a Secret in the GitRepository's namespace whose `token` key is the Git host's access token, or a Flux GitHub App Secret (`githubAppID`, `githubAppInstallationID`, `githubAppPrivateKey`), whose installation tokens are minted and renewed ([`fluxhook_register::github_app`]) |
 //! | [`PROVIDER_ANNOTATION`] | optional: the API family of a self-hosted host (`github`, `gitlab`, `bitbucket-server`, `bitbucket-cloud`, `gitea`, `forgejo`) |
 //! | [`API_URL_ANNOTATION`] | optional, with the provider: the host's API URL, when it is not the one derived from `spec.url` |
 //! | [`INSECURE_SKIP_TLS_VERIFY_ANNOTATION`] | optional: `"true"` for a hook whose host delivers without verifying the receiver's certificate (a receiver behind a private CA); GitHub, GitLab and Bitbucket only |
@@ -31,6 +31,7 @@
 //! registered) and Kubernetes Events ([`event_reason`]). Messages name the GitRepository,
 //! the host, the repository and the host's HTTP status; never a token.
 
+mod credentials;
 mod pass;
 mod record;
 mod target;
@@ -52,7 +53,7 @@ pub const ANNOTATION_PREFIX: &str = "webhooks.fluxhook.io/";
 pub const URL_ANNOTATION: &str = "webhooks.fluxhook.io/url";
 
 /// On a GitRepository: the Secret, in its namespace, whose `token` is the Git host's
-/// access token.
+/// access token, or a Flux GitHub App Secret (GitHub only).
 pub const ACCESS_TOKEN_SECRET_ANNOTATION: &str = "webhooks.fluxhook.io/access-token-secret";
 
 /// On a GitRepository, optional: the API family of a self-hosted Git host.

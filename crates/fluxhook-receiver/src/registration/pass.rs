@@ -4,12 +4,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fluxhook_register::cluster::{
-    GIT_REPOSITORY, kube_message, read_access_token, select_git_repositories,
-};
+use fluxhook_register::cluster::{GIT_REPOSITORY, kube_message, select_git_repositories};
 use fluxhook_register::{
-    Change, HookClient, HookId, HttpClient, Operation, ReceiverEvents, RegisterError, Repository,
-    Secret, Token,
+    Change, ErrorKind, HookClient, HookId, HttpClient, Operation, ReceiverEvents, RegisterError,
+    Repository, Secret,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret as KubeSecret};
 use kube::Resource;
@@ -18,6 +16,7 @@ use kube::discovery::ApiResource;
 use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 
+use super::credentials::AccessTokens;
 use super::record::{self, CaBundle, RegisteredHook};
 use super::target::{self, HookTemplate, Wanted};
 use super::wait::{HostWaits, WaitKey, requested_wait, shown};
@@ -199,6 +198,8 @@ pub(crate) struct Registrar {
     config: RegistrationConfig,
     /// Hosts that asked to be left alone for a while.
     waits: HostWaits,
+    /// Access tokens, GitHub App installation tokens cached among them.
+    tokens: AccessTokens,
 }
 
 impl Registrar {
@@ -223,6 +224,7 @@ impl Registrar {
             patch_params,
             config,
             waits: HostWaits::default(),
+            tokens: AccessTokens::default(),
         }
     }
 
@@ -395,6 +397,7 @@ impl Registrar {
                     }
                 }
                 Err(error) => {
+                    self.note_refusal(&hook.hook, &hook.repository, error);
                     let mut message =
                         format!("GitRepository {}: {error}", hook.hook.git_repository);
                     // A Receiver that cannot have a hook there needs an edit, not a retry.
@@ -561,20 +564,38 @@ impl Registrar {
         namespace: &str,
         hook: &RegisteredHook,
     ) -> Result<HookClient, String> {
-        let secret = &hook.access_token_secret;
-        let token = read_access_token(&self.client, namespace, secret)
-            .await
-            .map_err(|error| format!("access token Secret {namespace}/{secret} {error}"))?;
-        let mut builder = HookClient::builder(repository.clone(), Token::new(token))
-            .retry_policy(self.config.host_retry);
-        let http = match hook.ca_bundle() {
-            Some(ca) => Some(self.http_trusting(namespace, &ca).await?),
-            None => self.http.clone(),
+        let http = match (hook.ca_bundle(), &self.http) {
+            (Some(ca), _) => self.http_trusting(namespace, &ca).await?,
+            (None, Some(http)) => http.clone(),
+            (None, None) => HttpClient::builder()
+                .user_agent(concat!("fluxhook-receiver/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|error| error.to_string())?,
         };
-        if let Some(http) = http {
-            builder = builder.http(http);
+        // The HTTP client of the hooks' API mints GitHub App tokens too: same CA, no redirect.
+        let token = self
+            .tokens
+            .read(
+                &self.client,
+                namespace,
+                &hook.access_token_secret,
+                repository,
+                &http,
+            )
+            .await?;
+        HookClient::builder(repository.clone(), token)
+            .retry_policy(self.config.host_retry)
+            .http(http)
+            .build()
+            .map_err(|error| error.to_string())
+    }
+
+    /// Notes that a host refused the access token `hook` was registered with, if it did.
+    fn note_refusal(&self, hook: &RegisteredHook, repository: &Repository, error: &RegisterError) {
+        if matches!(error.kind(), ErrorKind::Api { status: 401, .. }) {
+            self.tokens
+                .refused(hook.namespace(), &hook.access_token_secret, repository);
         }
-        builder.build().map_err(|error| error.to_string())
     }
 
     /// An HTTP client trusting the CA bundle `ca` names in `namespace` too.
@@ -647,6 +668,7 @@ impl Registrar {
                 }
             };
             client.delete_hooks_to(&url).await.map_err(|error| {
+                self.note_refusal(old, &repository, &error);
                 wait = hold_for(&self.waits, &key, &error);
                 error.to_string()
             })

@@ -1,0 +1,91 @@
+//! The access token a hook is registered with: the `token` of the Secret
+//! [`ACCESS_TOKEN_SECRET_ANNOTATION`](super::ACCESS_TOKEN_SECRET_ANNOTATION) names, or, when that
+//! Secret is a Flux GitHub App Secret (`githubAppID`, `githubAppInstallationID`,
+//! `githubAppPrivateKey`, optionally `githubAppBaseURL`), an installation token minted from it,
+//! cached and minted anew before it expires.
+
+use fluxhook_register::cluster::{TOKEN_KEY, kube_message};
+use fluxhook_register::github_app::{self, GitHubApp, InstallationTokens};
+use fluxhook_register::{HttpClient, Repository, Token};
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use kube::api::Api;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+/// Reads access token Secrets, and mints GitHub App installation tokens for app Secrets.
+#[derive(Debug, Default)]
+pub(crate) struct AccessTokens {
+    installations: InstallationTokens,
+    /// The app each app Secret (`namespace/name`) held when last read, so that its token can
+    /// be forgotten when a host refuses it.
+    apps: Mutex<HashMap<String, GitHubApp>>,
+}
+
+impl AccessTokens {
+    /// The access token of Secret `namespace/name` for `repository`, reached through `http`;
+    /// an error names the Secret and what is wrong, never its data.
+    pub(crate) async fn read(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+        repository: &Repository,
+        http: &HttpClient,
+    ) -> Result<Token, String> {
+        let what = format!("access token Secret {namespace}/{name}");
+        let secrets: Api<KubeSecret> = Api::namespaced(client.clone(), namespace);
+        let secret = secrets
+            .get(name)
+            .await
+            .map_err(|error| format!("{what} cannot be read: {}", kube_message(&error)))?;
+        let data = secret.data.unwrap_or_default();
+        let app = GitHubApp::from_secret_data(|key| data.get(key).map(|bytes| bytes.0.as_slice()))
+            .map_err(|error| format!("{what} {error}"))?;
+        match (app, data.get(TOKEN_KEY)) {
+            (Some(_), Some(_)) => Err(format!(
+                "{what} holds both a {TOKEN_KEY:?} and a GitHub App ({}): keep one",
+                github_app::APP_ID_KEY
+            )),
+            (Some(app), None) => {
+                let token = self
+                    .installations
+                    .token(&app, repository, http)
+                    .await
+                    .map_err(|error| format!("{what} (GitHub App {}): {error}", app.app_id()))?;
+                self.lock().insert(format!("{namespace}/{name}"), app);
+                Ok(token)
+            }
+            (None, None) => Err(format!(
+                "{what} has no {TOKEN_KEY:?} key (nor a GitHub App's {})",
+                github_app::APP_ID_KEY
+            )),
+            (None, Some(token)) => {
+                let token = std::str::from_utf8(&token.0)
+                    .map_err(|_| format!("{what} {TOKEN_KEY:?} is not UTF-8"))?
+                    .trim();
+                if token.is_empty() {
+                    return Err(format!("{what} {TOKEN_KEY:?} is empty"));
+                }
+                Ok(Token::new(token))
+            }
+        }
+    }
+
+    /// After a host refused the access token of Secret `namespace/name` for `repository`
+    /// (HTTP 401): when it is a GitHub App's installation token (revoked, or expired sooner
+    /// than it said), forgets it, so that the next pass mints another.
+    pub(crate) fn refused(&self, namespace: &str, name: &str, repository: &Repository) {
+        if let Some(app) = self.lock().get(&format!("{namespace}/{name}")) {
+            tracing::info!(
+                secret = %format!("{namespace}/{name}"),
+                app = %app.app_id(),
+                "the Git host refused a GitHub App installation token: minting another next time"
+            );
+            self.installations.forget(app, repository);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, GitHubApp>> {
+        self.apps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
