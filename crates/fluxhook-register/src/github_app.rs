@@ -639,9 +639,10 @@ mod tests {
 
     use super::*;
 
-    const KEY: &str = include_str!("../../fluxhook-test-githost/keys/test-only-github-app.pem");
-    const PUBLIC: &str =
-        include_str!("../../fluxhook-test-githost/keys/test-only-github-app.pub.pem");
+    use fluxhook_test_githost::FakeApp;
+
+    const KEY: &str = FakeApp::private_key_pem();
+    const PUBLIC: &str = FakeApp::public_key_pem();
 
     #[test]
     fn jwts_are_rs256_back_dated_and_short_lived() {

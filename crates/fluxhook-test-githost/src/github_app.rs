@@ -67,17 +67,17 @@ impl FakeApp {
     }
 
     /// The app's PEM private key (PKCS#1, as GitHub downloads it). Test-only.
-    pub fn private_key_pem() -> &'static str {
+    pub const fn private_key_pem() -> &'static str {
         PRIVATE_KEY_PEM
     }
 
     /// The PEM public key the fake verifies the app's JWTs with.
-    pub fn public_key_pem() -> &'static str {
+    pub const fn public_key_pem() -> &'static str {
         PUBLIC_KEY_PEM
     }
 
     /// The PEM private key of no app: JWTs it signs are refused.
-    pub fn other_private_key_pem() -> &'static str {
+    pub const fn other_private_key_pem() -> &'static str {
         OTHER_PRIVATE_KEY_PEM
     }
 }
