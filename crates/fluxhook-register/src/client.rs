@@ -50,6 +50,9 @@ pub struct Ensured {
     pub replaced: Option<HookId>,
     /// Other hooks that pointed at the same URL, now deleted.
     pub removed_duplicates: Vec<HookId>,
+    /// What the host told of the last deliveries of the hook kept (for [`Change::Replaced`],
+    /// of the hook replaced), as listed before any write: delivery health.
+    pub last_delivery: Option<crate::Delivery>,
 }
 
 /// What [`HookClient::ensure`] would do, found by listing the hooks and writing nothing
@@ -478,6 +481,10 @@ impl HookClient {
         self.subscribed(desired)?;
         let hooks = self.list().await?;
         let plan = self.plan(&hooks, desired, rewrite_secret);
+        let last_delivery = hooks
+            .iter()
+            .find(|hook| Some(&hook.id) == plan.hook_id.as_ref())
+            .and_then(|hook| hook.last_delivery.clone());
         // Duplicates go first: GitHub refuses two hooks to one URL, even during an update.
         for id in &plan.duplicates {
             self.delete(id).await?;
@@ -498,6 +505,7 @@ impl HookClient {
             hook_id,
             replaced,
             removed_duplicates: plan.duplicates,
+            last_delivery,
         })
     }
 
@@ -765,6 +773,7 @@ mod tests {
             payload,
             tls_verification: true,
             secret: crate::SecretState::Hidden,
+            last_delivery: None,
         };
         let url = desired.url().as_str();
         let stale = hook("1", url, &["issues"], PayloadFormat::Json);

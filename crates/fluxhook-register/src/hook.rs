@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::client::host_of;
 use crate::events::subscriptions;
-use crate::{Operation, Provider, ReceiverEvents, RegisterError, Repository, Secret};
+use crate::{Delivery, Operation, Provider, ReceiverEvents, RegisterError, Repository, Secret};
 
 /// The hook a Receiver needs: deliveries to `url` of the host's events the Receiver accepts,
 /// signed with `secret`.
@@ -285,6 +285,10 @@ pub struct Hook {
     pub tls_verification: bool,
     /// What the host tells of the secret.
     pub secret: SecretState,
+    /// What the host tells of its last deliveries, where it tells it with the hook (GitHub's
+    /// `last_response`, GitLab's `alert_status`); `None` when it tells nothing (no delivery
+    /// yet, or a host that does not say).
+    pub last_delivery: Option<Delivery>,
 }
 
 impl Hook {
@@ -433,6 +437,7 @@ mod tests {
             payload: PayloadFormat::Json,
             tls_verification: true,
             secret: SecretState::Hidden,
+            last_delivery: None,
         };
         assert!(good.matches(&desired, Provider::GitHub));
         assert!(!good.matches(&desired, Provider::GitLab));

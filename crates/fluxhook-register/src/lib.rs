@@ -70,6 +70,7 @@ mod client;
 #[cfg(feature = "kube")]
 pub mod cluster;
 mod credentials;
+mod delivery;
 mod error;
 mod events;
 pub mod github_app;
@@ -82,6 +83,7 @@ mod retry;
 
 pub use client::{Change, EnsurePlan, Ensured, HookClient, HookClientBuilder};
 pub use credentials::{Secret, Token};
+pub use delivery::Delivery;
 pub use error::{ErrorKind, Operation, RegisterError};
 pub use events::ReceiverEvents;
 pub use hook::{

@@ -239,7 +239,10 @@ impl Dialect for GitHub {
             "test_url": format!("{self_url}/test"),
             "ping_url": format!("{self_url}/pings"),
             "deliveries_url": format!("{self_url}/deliveries"),
-            "last_response": {"code": null, "status": "unused", "message": null},
+            "last_response": match &hook.last_response {
+                Some(last) => json!({"code": last.code, "status": last.status, "message": last.message}),
+                None => json!({"code": null, "status": "unused", "message": null}),
+            },
         })
     }
 

@@ -169,15 +169,18 @@ impl Dialect for GitLab {
             "enable_ssl_verification".into(),
             json!(hook.tls_verification),
         );
-        // A hook GitLab disabled after 4xx answers (gitlab-org/gitlab!89322); an edit does
-        // not enable it again, only a successful test delivery does.
-        let alert_status = if hook.active {
-            "executable"
-        } else {
-            "disabled"
+        // A hook GitLab disabled after 4xx answers, or for a while after 5xx answers
+        // (gitlab-org/gitlab!89322: `alert_status` executable, disabled or
+        // temporarily_disabled, with `disabled_until`); an edit does not enable it again, only
+        // a successful test delivery does.
+        let alert_status = match (hook.active, &hook.disabled_until) {
+            (true, _) => "executable",
+            (false, Some(_)) => "temporarily_disabled",
+            (false, None) => "disabled",
         };
         reply.insert("alert_status".into(), json!(alert_status));
-        reply.insert("disabled_until".into(), Value::Null);
+        let until = hook.disabled_until.as_ref().filter(|_| !hook.active);
+        reply.insert("disabled_until".into(), json!(until));
         reply.insert("url_variables".into(), json!([]));
         reply.insert("custom_headers".into(), json!([]));
         reply.insert("created_at".into(), json!(CREATED_AT));

@@ -179,6 +179,27 @@ pub struct FakeHook {
     pub description: Option<String>,
     /// Gitea hook `type` (`gitea`, `forgejo`, `gogs`, `slack`, ...); GitHub's `name` (`web`).
     pub hook_type: String,
+    /// GitHub: the hook's `last_response`, the outcome of its last delivery; `None` shows
+    /// GitHub's `{"code": null, "status": "unused", "message": null}` of a hook that has
+    /// delivered nothing.
+    pub last_response: Option<LastResponse>,
+    /// GitLab: for a hook that is not [`active`](Self::active), the time until which GitLab
+    /// disabled it after 5xx answers (`alert_status: temporarily_disabled`, `disabled_until`);
+    /// `None` shows it disabled for good after 4xx answers (`alert_status: disabled`).
+    pub disabled_until: Option<String>,
+}
+
+/// GitHub's `last_response` of a hook: the outcome of its last delivery, as the hooks API
+/// shows it (`{"code": 200, "status": "active", "message": "OK"}`; `{"code": 504, "status":
+/// "timeout", "message": ""}` for a receiver that did not answer in time, DamageLabs/clahub#38).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastResponse {
+    /// The HTTP status the receiver answered, if it did.
+    pub code: Option<u16>,
+    /// GitHub's status of the delivery.
+    pub status: String,
+    /// GitHub's message, if any.
+    pub message: Option<String>,
 }
 
 impl FakeHook {
@@ -195,6 +216,8 @@ impl FakeHook {
             name: None,
             description: None,
             hook_type: String::new(),
+            last_response: None,
+            disabled_until: None,
         }
     }
 }

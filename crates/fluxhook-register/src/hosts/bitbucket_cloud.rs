@@ -79,6 +79,8 @@ impl HostApi for BitbucketCloud {
             payload: PayloadFormat::Json,
             tls_verification: !flag(item, "/skip_cert_verification", false),
             secret,
+            // The host shows no delivery with the hook.
+            last_delivery: None,
         })
     }
 

@@ -113,6 +113,8 @@ impl HostApi for BitbucketServer {
             // Some versions echo `configuration.secret`; the fingerprint in the name is what
             // every version keeps.
             secret: secret_state_from_label(item.get("name").and_then(Value::as_str)),
+            // The host shows no delivery with the hook.
+            last_delivery: None,
         })
     }
 

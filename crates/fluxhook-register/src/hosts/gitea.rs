@@ -122,6 +122,8 @@ impl HostApi for Gitea {
             tls_verification: true,
             // Gitea never shows the secret or whether one is set.
             secret: SecretState::Hidden,
+            // The host shows no delivery with the hook.
+            last_delivery: None,
         })
     }
 

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{Auth, HostApi, Profile, Subscription, flag, hook_id, link_next, string_set, text};
-use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
+use crate::delivery::host_words;
+use crate::{Delivery, DesiredHook, Hook, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct GitHub;
 
@@ -35,6 +36,37 @@ const GHE_COM: &str = ".ghe.com";
 fn ghe_com_subdomain(host: &str) -> Option<&str> {
     host.strip_suffix(GHE_COM)
         .filter(|sub| !sub.is_empty() && !sub.contains('.'))
+}
+
+/// What `last_response` tells of a hook's last delivery: `{code, status, message}`, where a
+/// hook with no delivery (or none in 30 days) has `{"code": null, "status": "unused"}` or a
+/// null `last_response` ("List repository webhooks": "last response may return null if there
+/// have not been any deliveries within 30 days"). Seen in replies: `{"code": 200, "status":
+/// "active", "message": "OK"}`, `{"code": 504, "status": "timeout", "message": ""}`
+/// (DamageLabs/clahub#38).
+fn last_delivery(item: &Value) -> Option<Delivery> {
+    let last = item.get("last_response")?.as_object()?;
+    let words = |field: &str| host_words(last.get(field).and_then(Value::as_str).unwrap_or(""));
+    let status = words("status");
+    let code = last
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|code| u16::try_from(code).ok());
+    match code {
+        Some(code) if (200..300).contains(&code) => Some(Delivery::Succeeded { code }),
+        Some(code) => Some(Delivery::Failed {
+            code: Some(code),
+            status,
+            message: words("message"),
+        }),
+        // No answer: nothing delivered yet, or a failure that reached no receiver.
+        None if matches!(status.as_str(), "" | "unused" | "active" | "ok") => None,
+        None => Some(Delivery::Failed {
+            code: None,
+            status,
+            message: words("message"),
+        }),
+    }
 }
 
 fn config(desired: &DesiredHook) -> Value {
@@ -109,6 +141,7 @@ impl HostApi for GitHub {
             payload,
             tls_verification: !insecure,
             secret,
+            last_delivery: last_delivery(item),
         })
     }
 
@@ -165,5 +198,40 @@ impl HostApi for GitHub {
             true => message.to_owned(),
             false => format!("{message} ({})", details.join("; ")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn last_responses_tell_delivery_health() {
+        let health = |last: Value| {
+            let item = json!({"id": 1, "events": ["push"], "config": {"url": "https://r.example/h"}, "last_response": last});
+            GitHub.parse_hook(&item).unwrap().last_delivery
+        };
+        assert_eq!(health(Value::Null), None);
+        assert_eq!(
+            health(json!({"code": null, "status": "unused", "message": null})),
+            None
+        );
+        assert_eq!(
+            health(json!({"code": 200, "status": "active", "message": "OK"})),
+            Some(Delivery::Succeeded { code: 200 })
+        );
+        let timeout = health(json!({"code": 504, "status": "timeout", "message": ""})).unwrap();
+        assert_eq!(
+            timeout.to_string(),
+            "last delivery failed: HTTP 504 (timeout)"
+        );
+        let unreached =
+            health(json!({"code": null, "status": "failed to connect to host", "message": null}))
+                .unwrap();
+        assert!(unreached.is_failing(), "{unreached}");
+        let item = json!({"id": 1, "events": [], "config": {"url": "https://r.example/h"}});
+        assert_eq!(GitHub.parse_hook(&item).unwrap().last_delivery, None);
     }
 }

@@ -9,9 +9,10 @@ use url::Url;
 use super::{
     Auth, HostApi, Profile, RepoPath, Subscription, flag, hook_id, link_next, text, with_query,
 };
+use crate::delivery::host_words;
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::GitUrl;
-use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
+use crate::{Delivery, DesiredHook, Hook, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct GitLab;
 
@@ -122,6 +123,17 @@ impl HostApi for GitLab {
             payload: PayloadFormat::Json,
             tls_verification: flag(item, "/enable_ssl_verification", true),
             secret,
+            last_delivery: match item.get("alert_status").and_then(Value::as_str) {
+                Some("executable") => Some(Delivery::Enabled),
+                Some("temporarily_disabled") => Some(Delivery::Disabled {
+                    until: item
+                        .get("disabled_until")
+                        .and_then(Value::as_str)
+                        .map(host_words),
+                }),
+                Some("disabled") => Some(Delivery::Disabled { until: None }),
+                _ => None,
+            },
         })
     }
 
@@ -210,6 +222,23 @@ mod tests {
         assert!(hook(json!({"alert_status": "executable"})).active);
         assert!(!hook(json!({"alert_status": "disabled"})).active);
         assert!(!hook(json!({"alert_status": "temporarily_disabled"})).active);
+        // Delivery health, as gitlab-org/gitlab!89322 added it.
+        assert_eq!(hook(json!({})).last_delivery, None);
+        assert_eq!(
+            hook(json!({"alert_status": "executable", "disabled_until": null})).last_delivery,
+            Some(Delivery::Enabled)
+        );
+        assert_eq!(
+            hook(json!({"alert_status": "temporarily_disabled", "disabled_until": "2026-12-02T13:10:00.000Z"}))
+                .last_delivery,
+            Some(Delivery::Disabled {
+                until: Some("2026-12-02T13:10:00.000Z".into())
+            })
+        );
+        assert_eq!(
+            hook(json!({"alert_status": "disabled", "disabled_until": null})).last_delivery,
+            Some(Delivery::Disabled { until: None })
+        );
         assert_eq!(hook(json!({})).secret, SecretState::Hidden);
         assert_eq!(
             hook(json!({"description": null})).secret,

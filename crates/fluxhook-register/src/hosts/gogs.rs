@@ -90,6 +90,8 @@ impl HostApi for Gogs {
             tls_verification: true,
             // `toRepositoryHook` never shows the secret.
             secret: SecretState::Hidden,
+            // The host shows no delivery with the hook.
+            last_delivery: None,
         })
     }
 
