@@ -14,11 +14,14 @@ use fluxhook_receiver::EndpointIndex;
 use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
 use fluxhook_receiver::registration::{
     ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_CONFIGMAP_ANNOTATION,
-    CA_SECRET_ANNOTATION, CLEANUP_FINALIZER, CONDITION_TYPE, INSECURE_SKIP_TLS_VERIFY_ANNOTATION,
-    PROVIDER_ANNOTATION, REGISTERED_ANNOTATION, RegistrationConfig, RetryPolicy, URL_ANNOTATION,
+    CA_SECRET_ANNOTATION, CLEANUP_FINALIZER, CONDITION_TYPE, DELIVERY_CONDITION_TYPE,
+    INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION, REGISTERED_ANNOTATION,
+    RegistrationConfig, RetryPolicy, URL_ANNOTATION,
 };
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
-use fluxhook_test_githost::{FakeApp, FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfter};
+use fluxhook_test_githost::{
+    FakeApp, FakeConfig, FakeHook, FakeHost, Fault, HostKind, LastResponse, RetryAfter,
+};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
@@ -1093,4 +1096,150 @@ async fn github_app_secrets_in_error_say_what_to_fix() {
     }
     assert!(cluster.host.hooks().is_empty());
     assert_eq!(cluster.host.installation_tokens_issued(), 0);
+}
+
+/// `(status, reason, message)` of the delivery health condition.
+fn delivery_condition(cluster: &Cluster) -> Option<(String, String, String)> {
+    let receiver = cluster.receiver()?;
+    let condition = receiver["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == DELIVERY_CONDITION_TYPE)?
+        .clone();
+    let text = |field: &str| condition[field].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+fn delivery_warnings(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .events()
+        .into_iter()
+        .filter(|(type_, reason, _)| type_ == "Warning" && reason == "WebhookDeliveryFailed")
+        .map(|(_, _, note)| note)
+        .collect()
+}
+
+#[tokio::test]
+async fn failing_github_deliveries_are_reported_until_they_pass() {
+    let cluster = Cluster::start().await;
+    let _running = registered(&cluster).await;
+    // A new hook has delivered nothing yet: nothing to tell.
+    assert_eq!(delivery_condition(&cluster), None);
+    let id = cluster.host.hooks()[0].id;
+
+    // The receiver does not answer GitHub in time.
+    cluster.host.edit_hook(id, |hook| {
+        hook.last_response = Some(LastResponse {
+            code: Some(504),
+            status: "timeout".into(),
+            message: Some(String::new()),
+        });
+    });
+    reconcile_now(&cluster, "failing").await;
+    let (status, reason, message) = delivery_condition(&cluster).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "DeliveryFailed")
+    );
+    for part in [
+        "GitRepository flux-system/app",
+        &format!("hook {id} to {}", hook_url(RECEIVER_TOKEN)),
+        "octocat/hello-world",
+        "last delivery failed: HTTP 504 (timeout)",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    eventually("a Warning Event", || delivery_warnings(&cluster).len() == 1).await;
+    assert_eq!(delivery_warnings(&cluster), std::slice::from_ref(&message));
+    // Registration itself is fine, and says so.
+    assert_eq!(cluster.condition().unwrap().0, "True");
+
+    // Seen again: the same Event, counted in its series rather than recorded anew.
+    reconcile_now(&cluster, "still failing").await;
+    assert_eq!(delivery_condition(&cluster).unwrap().2, message);
+    assert_eq!(delivery_warnings(&cluster).len(), 1);
+    eventually("the repeat counted in the Event's series", || {
+        cluster
+            .server
+            .list("events.k8s.io/v1", "Event", Some(NS))
+            .unwrap()
+            .iter()
+            .any(|event| {
+                event["reason"] == "WebhookDeliveryFailed"
+                    && event["series"]["count"].as_u64() >= Some(2)
+            })
+    })
+    .await;
+
+    // Healthy again.
+    cluster.host.edit_hook(id, |hook| {
+        hook.last_response = Some(LastResponse {
+            code: Some(200),
+            status: "active".into(),
+            message: Some("OK".into()),
+        });
+    });
+    reconcile_now(&cluster, "fixed").await;
+    let (status, reason, message) = delivery_condition(&cluster).unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    assert!(
+        message.contains("last delivery answered HTTP 200"),
+        "{message}"
+    );
+    assert_eq!(delivery_warnings(&cluster).len(), 1);
+}
+
+#[tokio::test]
+async fn a_hook_gitlab_disabled_is_reported_and_replaced() {
+    let cluster = Cluster::start_with(FakeConfig::new(HostKind::GitLab)).await;
+    let repositories = git_repositories();
+    cluster
+        .patch(
+            &repositories,
+            "app",
+            json!({"metadata": {"annotations": {PROVIDER_ANNOTATION: "gitlab"}}}),
+        )
+        .await;
+    cluster
+        .patch(
+            &ApiResource::erase::<Receiver>(&()),
+            RECEIVER,
+            json!({"spec": {"type": "gitlab", "events": ["Push Hook"]}}),
+        )
+        .await;
+    let _running = registered(&cluster).await;
+    // The pass that created it heard nothing of it; the next one lists it.
+    reconcile_now(&cluster, "listed").await;
+    let (status, reason, message) = delivery_condition(&cluster).unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    assert!(message.contains("alert_status executable"), "{message}");
+
+    // GitLab disables the hook for a while after 5xx answers.
+    let id = cluster.host.hooks()[0].id;
+    cluster.host.edit_hook(id, |hook| {
+        hook.active = false;
+        hook.disabled_until = Some("2026-12-02T13:10:00.000Z".into());
+    });
+    reconcile_now(&cluster, "disabled").await;
+    let (status, reason, message) = delivery_condition(&cluster).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "DeliveryFailed")
+    );
+    assert!(
+        message.contains("alert_status temporarily_disabled, until 2026-12-02T13:10:00.000Z"),
+        "{message}"
+    );
+    eventually("a Warning Event", || {
+        delivery_warnings(&cluster)
+            .iter()
+            .any(|note| note.contains("temporarily_disabled"))
+    })
+    .await;
+    // The disabled hook was replaced by one GitLab runs: the next pass says so.
+    let hooks = cluster.host.hooks();
+    assert_eq!(hooks.len(), 1);
+    assert!(hooks[0].active && hooks[0].id != id, "{hooks:?}");
+    reconcile_now(&cluster, "replaced").await;
+    assert_eq!(delivery_condition(&cluster).unwrap().0, "True");
 }

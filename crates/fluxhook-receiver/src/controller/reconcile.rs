@@ -34,7 +34,8 @@ use super::triggers::key_of;
 use crate::endpoint::{Endpoint, InvalidReceiver, ReceiverKey, TOKEN_KEY};
 use crate::index::{EndpointIndex, EndpointState, Standing};
 use crate::registration::{
-    CLEANUP_FINALIZER, CONDITION_TYPE, Registrar, RegistrationConfig, Report, Served,
+    CLEANUP_FINALIZER, CONDITION_TYPE, DELIVERY_CONDITION_TYPE, Registrar, RegistrationConfig,
+    Report, Served,
 };
 
 /// The field manager of the controller's writes.
@@ -378,6 +379,7 @@ async fn reconcile_receiver(
 
     // Only a served Receiver has hooks to register; otherwise they are left as they are.
     let mut report = Report::Keep;
+    let mut delivery = Report::Keep;
     if let Some((endpoint, token)) = registering
         && ctx.registrar.enabled()
     {
@@ -395,6 +397,7 @@ async fn reconcile_receiver(
             })?;
             object = pass.object;
             report = pass.report;
+            delivery = pass.delivery;
             if let Some(why) = pass.retry {
                 result = Err(match pass.retry_after {
                     Some(wait) => ReconcileError::HostWait { why, wait },
@@ -416,9 +419,14 @@ async fn reconcile_receiver(
         now: &now,
     };
     let desired = with_condition(
-        next_status(&current, &outcome, observed),
-        CONDITION_TYPE,
-        &report,
+        with_condition(
+            next_status(&current, &outcome, observed),
+            CONDITION_TYPE,
+            &report,
+            observed,
+        ),
+        DELIVERY_CONDITION_TYPE,
+        &delivery,
         observed,
     );
     if desired != current

@@ -28,10 +28,13 @@
 //! is retried with backoff; removing the finalizer gives up on it.
 //!
 //! The outcome is the Receiver's [`CONDITION_TYPE`] condition (absent while nothing is
-//! registered) and Kubernetes Events ([`event_reason`]). Messages name the GitRepository,
+//! registered) and Kubernetes Events ([`event_reason`]). What the hosts tell of the hooks'
+//! last deliveries is the [`DELIVERY_CONDITION_TYPE`] condition, with a Warning Event for a
+//! hook whose deliveries fail. Messages name the GitRepository,
 //! the host, the repository and the host's HTTP status; never a token.
 
 mod credentials;
+mod delivery;
 mod pass;
 mod record;
 mod target;
@@ -93,6 +96,20 @@ pub const CLEANUP_FINALIZER: &str = "webhooks.fluxhook.io/cleanup";
 /// The Receiver condition reporting registration.
 pub const CONDITION_TYPE: &str = "WebhooksRegistered";
 
+/// The Receiver condition reporting delivery health: what the Git hosts tell of the last
+/// deliveries of the hooks registered (GitHub's `last_response`, GitLab's `alert_status`),
+/// read on each registration pass. Absent while no host has told anything.
+pub const DELIVERY_CONDITION_TYPE: &str = "WebhookDelivery";
+
+/// The reasons of the [`DELIVERY_CONDITION_TYPE`] condition.
+pub mod delivery_reason {
+    /// Every host that tells says the last deliveries went through (`True`).
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// A host says a hook's deliveries fail: its last one failed, or the host disabled the
+    /// hook (`False`).
+    pub const FAILED: &str = "DeliveryFailed";
+}
+
 /// The reasons of the [`CONDITION_TYPE`] condition.
 pub mod reason {
     /// Every hook wanted is registered and no stale one is left (`True`).
@@ -114,6 +131,9 @@ pub mod event_reason {
     pub const WEBHOOK_DELETED: &str = "WebhookDeleted";
     /// A hook could not be registered or deleted (`Warning`).
     pub const WEBHOOK_REGISTRATION_FAILED: &str = "WebhookRegistrationFailed";
+    /// A host says a hook's deliveries fail (`Warning`): the receiver cannot be reached, or
+    /// refuses them.
+    pub const WEBHOOK_DELIVERY_FAILED: &str = "WebhookDeliveryFailed";
 }
 
 /// Whether and how the controller registers webhooks.

@@ -17,6 +17,7 @@ use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 
 use super::credentials::AccessTokens;
+use super::delivery::{self, Observed};
 use super::record::{self, CaBundle, RegisteredHook};
 use super::target::{self, HookTemplate, Wanted};
 use super::wait::{HostWaits, WaitKey, requested_wait, shown};
@@ -69,6 +70,8 @@ pub(crate) struct Pass {
     pub(crate) object: DynamicObject,
     /// The condition to write.
     pub(crate) report: Report,
+    /// The delivery health condition to write.
+    pub(crate) delivery: Report,
     /// Why the pass should be retried soon, if it should.
     pub(crate) retry: Option<String>,
     /// When every failure that may pass is a host's rate limit: the wait before the pass may
@@ -255,6 +258,7 @@ impl Registrar {
                             "{message}; fix or remove it"
                         ))],
                     ),
+                    delivery: Report::Keep,
                     retry: None,
                     retry_after: None,
                 });
@@ -360,6 +364,7 @@ impl Registrar {
         let object = self.remember(api, object, &intent).await?;
 
         let mut registered = Vec::new();
+        let mut observed = Vec::new();
         for (hook, client) in &ready {
             let key = wait_key(&hook.hook);
             if let Some(left) = self.waits.remaining(&key, Instant::now()) {
@@ -371,6 +376,11 @@ impl Registrar {
             let result = client.ensure(&hook.desired).await;
             let (event, note) = match &result {
                 Ok(ensured) => {
+                    observed.push(Observed {
+                        hook: hook.hook.clone(),
+                        id: ensured.hook_id.clone(),
+                        delivery: ensured.last_delivery.clone(),
+                    });
                     let verb = match (ensured.change, &ensured.replaced) {
                         (Change::Created, _) => {
                             Some((event_reason::WEBHOOK_CREATED, "created".to_string()))
@@ -450,6 +460,22 @@ impl Registrar {
             }
         }
 
+        // What the hosts tell of the hooks' deliveries; with no word of a hook whose
+        // registration failed, the condition stays as it was when nothing was heard.
+        let health = delivery::report(&observed, !failures.is_empty());
+        for (reason, hook, note) in delivery::warnings(&observed) {
+            let related = git_repository_ref(hook);
+            self.publish(
+                &regarding,
+                Some(&related),
+                EventType::Warning,
+                reason,
+                "CheckWebhookDelivery",
+                &note,
+            )
+            .await;
+        }
+
         let mut kept = Vec::new();
         for old in recorded {
             if registered
@@ -498,6 +524,7 @@ impl Registrar {
         Ok(Pass {
             object,
             report,
+            delivery: health,
             retry,
             retry_after,
         })
