@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`APP_ID_KEY`] (`githubAppID`) | the app's numeric ID |
 //! | [`INSTALLATION_ID_KEY`] (`githubAppInstallationID`) | the numeric ID of its installation on the repository's owner |
+//! | [`INSTALLATION_OWNER_KEY`] (`githubAppInstallationOwner`) | instead of the ID: the account the app is installed on |
 //! | [`PRIVATE_KEY_KEY`] (`githubAppPrivateKey`) | the app's private key, PEM, as GitHub's "Generate a private key" downloads it |
 //! | [`BASE_URL_KEY`] (`githubAppBaseURL`) | optional: the GitHub API URL, for GitHub Enterprise Server |
 //!
@@ -53,6 +54,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -66,8 +68,10 @@ use crate::{Clock, HttpClient, Provider, Repository, Token, TokioClock, read_err
 pub const APP_ID_KEY: &str = "githubAppID";
 /// The Secret key of the installation's numeric ID, as Flux names it.
 pub const INSTALLATION_ID_KEY: &str = "githubAppInstallationID";
-/// The Secret key Flux also accepts instead of [`INSTALLATION_ID_KEY`]: the account the app
-/// is installed on. Not supported here: an error says to give the ID.
+/// The Secret key Flux also accepts instead of [`INSTALLATION_ID_KEY`] (not both): the
+/// account (organization or user) the app is installed on, whose installation ID is looked up
+/// with the app JWT (`GET /orgs/{org}/installation`, then `GET /users/{username}/installation`,
+/// as Flux does).
 pub const INSTALLATION_OWNER_KEY: &str = "githubAppInstallationOwner";
 /// The Secret key of the app's PEM private key, as Flux names it.
 pub const PRIVATE_KEY_KEY: &str = "githubAppPrivateKey";
@@ -120,13 +124,15 @@ pub enum GitHubAppError {
         /// A hint for a likely mix-up.
         hint: &'static str,
     },
-    /// The installation is named by its owner, which is not supported.
+    /// The installation is named twice, or by an owner that is no account name.
     #[error(
-        "{INSTALLATION_OWNER_KEY} is not supported: set {INSTALLATION_ID_KEY} to the \
-         installation's numeric ID (the number ending the URL of the installation's settings \
-         page, or `id` in GET /app/installations)"
+        "set {INSTALLATION_ID_KEY} or {INSTALLATION_OWNER_KEY} (an organization or user \
+         name), not both"
     )]
-    InstallationOwner,
+    InstallationTwice,
+    /// The installation owner is no account name.
+    #[error("{INSTALLATION_OWNER_KEY} is not an organization or user name")]
+    InvalidOwner,
     /// A key is not UTF-8 text.
     #[error("{0} is not text")]
     NotText(&'static str),
@@ -162,17 +168,15 @@ pub enum GitHubAppError {
     /// The repository is not on GitHub.
     #[error("a GitHub App authenticates with GitHub only; this repository is on {0}")]
     NotGitHub(String),
-    /// GitHub refused the exchange.
-    #[error(
-        "{host}: create an installation access token for installation {installation} of app \
-         {app}: HTTP {status}: {message}{hint}"
-    )]
+    /// GitHub refused the exchange, or the look-up of the owner's installation.
+    #[error("{host}: {doing} for {installation}: HTTP {status}: {message}{hint}")]
     Refused {
         /// The API's host.
         host: String,
-        /// The app ID.
-        app: String,
-        /// The installation ID.
+        /// What was asked.
+        doing: &'static str,
+        /// The installation and its app: `installation 7 of app 42`, `the installation on
+        /// acme of app 42`.
         installation: String,
         /// HTTP status code.
         status: u16,
@@ -181,10 +185,10 @@ pub enum GitHubAppError {
         /// What to check.
         hint: &'static str,
     },
-    /// The exchange was answered with a redirect, which is not followed.
+    /// The app API answered with a redirect, which is not followed.
     #[error(
-        "{host}: create an installation access token: HTTP {status}: the host redirects to \
-         {location}; give the API URL as {BASE_URL_KEY} or in the repository's API URL"
+        "{host}: GitHub App API: HTTP {status}: the host redirects to {location}; give the API \
+         URL as {BASE_URL_KEY} or in the repository's API URL"
     )]
     Redirected {
         /// The API's host.
@@ -195,21 +199,39 @@ pub enum GitHubAppError {
         location: String,
     },
     /// The request could not be sent or its reply read.
-    #[error("{host}: create an installation access token: {detail}")]
+    #[error("{host}: GitHub App API: {detail}")]
     Transport {
         /// The API's host.
         host: String,
         /// What failed.
         detail: String,
     },
-    /// The reply is not an installation token.
-    #[error("{host}: create an installation access token: unexpected reply: {detail}")]
+    /// The reply is not what was asked for.
+    #[error("{host}: GitHub App API: unexpected reply: {detail}")]
     UnexpectedReply {
         /// The API's host.
         host: String,
         /// What is wrong with it.
         detail: String,
     },
+}
+
+/// How the installation is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Installation {
+    /// By its numeric ID.
+    Id(String),
+    /// By the account it is on, whose installation is looked up.
+    Owner(String),
+}
+
+impl fmt::Display for Installation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Installation::Id(id) => write!(f, "installation {id}"),
+            Installation::Owner(owner) => write!(f, "the installation on {owner}"),
+        }
+    }
 }
 
 /// A GitHub App installation: the keys of a Flux GitHub App Secret.
@@ -225,7 +247,7 @@ pub enum GitHubAppError {
 #[derive(Clone)]
 pub struct GitHubApp {
     app_id: String,
-    installation_id: String,
+    installation: Installation,
     key: EncodingKey,
     /// A digest of the key, telling apart Secrets whose key changed (for the cache).
     key_digest: [u8; 32],
@@ -236,7 +258,7 @@ impl fmt::Debug for GitHubApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GitHubApp")
             .field("app_id", &self.app_id)
-            .field("installation_id", &self.installation_id)
+            .field("installation", &self.installation)
             .field("private_key", &"[redacted]")
             .field("base_url", &self.base_url.as_ref().map(Url::as_str))
             .finish()
@@ -256,11 +278,40 @@ impl GitHubApp {
             app_id,
             " (the App ID on the app's settings page; the client ID, Iv1..., is not it)",
         )?;
-        let installation_id = numeric(INSTALLATION_ID_KEY, installation_id, "")?;
+        let installation = Installation::Id(numeric(INSTALLATION_ID_KEY, installation_id, "")?);
+        GitHubApp::with_installation(app_id, installation, private_key_pem)
+    }
+
+    /// An installation named by the account it is on (an organization or a user), as
+    /// [`INSTALLATION_OWNER_KEY`] names it: its ID is looked up with the app JWT.
+    pub fn for_owner(
+        app_id: &str,
+        owner: &str,
+        private_key_pem: &[u8],
+    ) -> Result<GitHubApp, GitHubAppError> {
+        let app_id = numeric(
+            APP_ID_KEY,
+            app_id,
+            " (the App ID on the app's settings page; the client ID, Iv1..., is not it)",
+        )?;
+        // GitHub account names: letters, digits and hyphens.
+        let owner = owner.trim();
+        if owner.is_empty() || !owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(GitHubAppError::InvalidOwner);
+        }
+        let installation = Installation::Owner(owner.to_owned());
+        GitHubApp::with_installation(app_id, installation, private_key_pem)
+    }
+
+    fn with_installation(
+        app_id: String,
+        installation: Installation,
+        private_key_pem: &[u8],
+    ) -> Result<GitHubApp, GitHubAppError> {
         let key = signing_key(private_key_pem)?;
         Ok(GitHubApp {
             app_id,
-            installation_id,
+            installation,
             key,
             key_digest: Sha256::digest(private_key_pem).into(),
             base_url: None,
@@ -304,15 +355,20 @@ impl GitHubApp {
         };
         let required = |key: &'static str| text(key)?.ok_or(GitHubAppError::MissingKey(key));
         let app_id = required(APP_ID_KEY)?;
-        let installation_id = match (text(INSTALLATION_ID_KEY)?, text(INSTALLATION_OWNER_KEY)?) {
-            (Some(id), _) => id,
-            (None, Some(_)) => return Err(GitHubAppError::InstallationOwner),
+        let installation = (text(INSTALLATION_ID_KEY)?, text(INSTALLATION_OWNER_KEY)?);
+        // Exactly one of the two, as Flux's GitHubAppDataFromSecret demands.
+        match installation {
+            (Some(_), Some(_)) => return Err(GitHubAppError::InstallationTwice),
             (None, None) => return Err(GitHubAppError::MissingKey(INSTALLATION_ID_KEY)),
-        };
+            _ => {}
+        }
         let private_key = value(PRIVATE_KEY_KEY)
             .filter(|key| !key.is_empty())
             .ok_or(GitHubAppError::MissingKey(PRIVATE_KEY_KEY))?;
-        let app = GitHubApp::new(app_id, installation_id, private_key)?;
+        let app = match installation {
+            (Some(id), _) => GitHubApp::new(app_id, id, private_key)?,
+            (None, owner) => GitHubApp::for_owner(app_id, owner.unwrap_or_default(), private_key)?,
+        };
         match text(BASE_URL_KEY)? {
             None => Ok(Some(app)),
             Some(base) => {
@@ -331,9 +387,20 @@ impl GitHubApp {
         &self.app_id
     }
 
-    /// The installation's numeric ID.
-    pub fn installation_id(&self) -> &str {
-        &self.installation_id
+    /// The installation's numeric ID, when given rather than looked up.
+    pub fn installation_id(&self) -> Option<&str> {
+        match &self.installation {
+            Installation::Id(id) => Some(id),
+            Installation::Owner(_) => None,
+        }
+    }
+
+    /// The account the installation is on, when it is named so.
+    pub fn installation_owner(&self) -> Option<&str> {
+        match &self.installation {
+            Installation::Owner(owner) => Some(owner),
+            Installation::Id(_) => None,
+        }
     }
 
     /// The GitHub API URL given with the app, if any.
@@ -381,7 +448,8 @@ impl GitHubApp {
     /// What tells this installation's tokens apart: app, installation, key and API.
     fn cache_key(&self, api: &Url) -> [u8; 32] {
         let mut digest = Sha256::new();
-        for part in [self.app_id.as_bytes(), self.installation_id.as_bytes()] {
+        let installation = self.installation.to_string();
+        for part in [self.app_id.as_bytes(), installation.as_bytes()] {
             digest.update(part);
             digest.update([0]);
         }
@@ -491,7 +559,7 @@ impl InstallationTokens {
         tracing::debug!(
             host = %host_of(&api),
             app = %app.app_id,
-            installation = %app.installation_id,
+            installation = %app.installation,
             expires_in = ?minted.expires_at.duration_since(now).unwrap_or_default(),
             "minted a GitHub App installation token"
         );
@@ -517,112 +585,189 @@ impl InstallationTokens {
     }
 }
 
-/// Exchanges a new app JWT for an installation token at `api`.
+/// Exchanges a new app JWT for an installation token at `api`, after looking up the
+/// installation's ID when it is named by its owner.
 async fn mint(
     app: &GitHubApp,
     api: &Url,
     http: &HttpClient,
     now: SystemTime,
 ) -> Result<Minted, GitHubAppError> {
-    let host = host_of(api);
-    let jwt = app.jwt(now)?;
-    let mut url = api.clone();
-    url.path_segments_mut()
-        .map_err(|()| GitHubAppError::InvalidBaseUrl(api.to_string()))?
-        .pop_if_empty()
-        .extend([
-            "app",
-            "installations",
-            app.installation_id.as_str(),
-            "access_tokens",
-        ]);
-    let mut bearer = HeaderValue::from_str(&format!("Bearer {jwt}"))
-        .map_err(|error| GitHubAppError::InvalidKey(error.to_string()))?;
-    bearer.set_sensitive(true);
-    let transport = |detail: String| GitHubAppError::Transport {
-        host: host.clone(),
-        detail,
+    let call = AppCall {
+        app,
+        api,
+        http,
+        jwt: app.jwt(now)?,
     };
-    let response = http
-        .inner
-        .post(url.clone())
-        .header(AUTHORIZATION, bearer)
-        .header(ACCEPT, "application/vnd.github+json")
-        .header("x-github-api-version", API_VERSION)
-        .send()
-        .await
-        .map_err(|error| transport(error_chain(&error)))?;
-    let status = response.status();
-    let location = response
-        .headers()
-        .get(LOCATION)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let body = response
-        .bytes()
-        .await
-        .map_err(|error| transport(error_chain(&error)))?;
-    if status.is_redirection() {
-        let location = location
-            .and_then(|location| url.join(&location).ok())
-            .map(|mut target| {
-                target.set_query(None);
-                target.set_fragment(None);
-                let _ = target.set_username("");
-                let _ = target.set_password(None);
-                target.to_string()
-            })
-            .unwrap_or_else(|| "nowhere (no Location header)".to_owned());
-        return Err(GitHubAppError::Redirected {
-            host,
-            status: status.as_u16(),
-            location,
-        });
-    }
-    if !status.is_success() {
-        let message = read_error_message(Provider::GitHub, &body)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
-        let message = cut(&message.replace(&jwt, "[redacted]"));
-        let hint = match status.as_u16() {
-            401 => {
-                ": check that githubAppPrivateKey is a current key of the app githubAppID names, \
-                 and this machine's clock"
-            }
-            404 => ": no such installation of this app: check githubAppInstallationID",
-            403 => ": the installation is suspended, or the API refuses this client",
-            _ => "",
-        };
-        return Err(GitHubAppError::Refused {
-            host,
-            app: app.app_id.clone(),
-            installation: app.installation_id.clone(),
-            status: status.as_u16(),
-            message,
-            hint,
-        });
-    }
-    let unexpected = |detail: &str| GitHubAppError::UnexpectedReply {
-        host: host.clone(),
-        detail: detail.to_owned(),
+    let id = match &app.installation {
+        Installation::Id(id) => id.clone(),
+        Installation::Owner(owner) => call.installation_of(owner).await?,
     };
-    let reply: Value =
-        serde_json::from_slice(&body).map_err(|_| unexpected("the body is not JSON"))?;
+    let reply = call
+        .send(
+            Method::POST,
+            &["app", "installations", &id, "access_tokens"],
+            "create an installation access token",
+        )
+        .await?;
     let token = reply
         .get("token")
         .and_then(Value::as_str)
         .filter(|token| !token.is_empty() && HeaderValue::from_str(token).is_ok())
-        .ok_or_else(|| unexpected("no token"))?;
+        .ok_or_else(|| call.unexpected("no token"))?;
     let expires_at = reply
         .get("expires_at")
         .and_then(Value::as_str)
         .and_then(|text| text.parse::<jiff::Timestamp>().ok())
-        .ok_or_else(|| unexpected("no expires_at time"))?;
+        .ok_or_else(|| call.unexpected("no expires_at time"))?;
     let expires_at =
         UNIX_EPOCH + Duration::from_secs(u64::try_from(expires_at.as_second()).unwrap_or_default());
     Ok(Minted {
         token: Token::new(token),
         expires_at,
     })
+}
+
+/// Requests to the app API with one app JWT.
+struct AppCall<'a> {
+    app: &'a GitHubApp,
+    api: &'a Url,
+    http: &'a HttpClient,
+    jwt: String,
+}
+
+impl AppCall<'_> {
+    /// The ID of the app's installation on `owner`: an organization's, else a user's
+    /// ("Get an organization installation for the authenticated app", "Get a user
+    /// installation for the authenticated app"), as Flux looks it up.
+    async fn installation_of(&self, owner: &str) -> Result<String, GitHubAppError> {
+        const DOING: &str = "find the installation";
+        let not_found =
+            |error: &GitHubAppError| matches!(error, GitHubAppError::Refused { status: 404, .. });
+        let reply = match self
+            .send(Method::GET, &["orgs", owner, "installation"], DOING)
+            .await
+        {
+            Err(error) if not_found(&error) => self
+                .send(Method::GET, &["users", owner, "installation"], DOING)
+                .await
+                .map_err(|error| match error {
+                    GitHubAppError::Refused {
+                        host,
+                        doing,
+                        installation,
+                        status: 404,
+                        message,
+                        ..
+                    } => GitHubAppError::Refused {
+                        host,
+                        doing,
+                        installation,
+                        status: 404,
+                        message,
+                        hint: ": the app is not installed on that organization or user: check \
+                               githubAppInstallationOwner",
+                    },
+                    other => other,
+                })?,
+            other => other?,
+        };
+        reply
+            .get("id")
+            .and_then(Value::as_u64)
+            .map(|id| id.to_string())
+            .ok_or_else(|| self.unexpected("no installation id"))
+    }
+
+    /// Sends `method` to the API path `segments` with the JWT; the JSON reply, or an error
+    /// saying what was `doing`.
+    async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        doing: &'static str,
+    ) -> Result<Value, GitHubAppError> {
+        let host = host_of(self.api);
+        let mut url = self.api.clone();
+        url.path_segments_mut()
+            .map_err(|()| GitHubAppError::InvalidBaseUrl(self.api.to_string()))?
+            .pop_if_empty()
+            .extend(segments);
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", self.jwt))
+            .map_err(|error| GitHubAppError::InvalidKey(error.to_string()))?;
+        bearer.set_sensitive(true);
+        let transport = |detail: String| GitHubAppError::Transport {
+            host: host.clone(),
+            detail,
+        };
+        let response = self
+            .http
+            .inner
+            .request(method, url.clone())
+            .header(AUTHORIZATION, bearer)
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", API_VERSION)
+            .send()
+            .await
+            .map_err(|error| transport(error_chain(&error)))?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| transport(error_chain(&error)))?;
+        if status.is_redirection() {
+            let location = location
+                .and_then(|location| url.join(&location).ok())
+                .map(|mut target| {
+                    target.set_query(None);
+                    target.set_fragment(None);
+                    let _ = target.set_username("");
+                    let _ = target.set_password(None);
+                    target.to_string()
+                })
+                .unwrap_or_else(|| "nowhere (no Location header)".to_owned());
+            return Err(GitHubAppError::Redirected {
+                host,
+                status: status.as_u16(),
+                location,
+            });
+        }
+        if !status.is_success() {
+            let message = read_error_message(Provider::GitHub, &body)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+            let message = cut(&message.replace(&self.jwt, "[redacted]"));
+            let hint = match status.as_u16() {
+                401 => {
+                    ": check that githubAppPrivateKey is a current key of the app githubAppID \
+                     names, and this machine's clock"
+                }
+                404 => ": no such installation of this app: check githubAppInstallationID",
+                403 => ": the installation is suspended, or the API refuses this client",
+                _ => "",
+            };
+            return Err(GitHubAppError::Refused {
+                host,
+                doing,
+                installation: format!("{} of app {}", self.app.installation, self.app.app_id),
+                status: status.as_u16(),
+                message,
+                hint,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|_| self.unexpected("the body is not JSON"))
+    }
+
+    fn unexpected(&self, detail: &str) -> GitHubAppError {
+        GitHubAppError::UnexpectedReply {
+            host: host_of(self.api),
+            detail: detail.to_owned(),
+        }
+    }
 }
 
 /// `text` cut to a readable length.
@@ -700,7 +845,7 @@ mod tests {
             (PRIVATE_KEY_KEY, KEY),
         ];
         let app = read(&full).unwrap().unwrap();
-        assert_eq!((app.app_id(), app.installation_id()), ("42", "7"));
+        assert_eq!((app.app_id(), app.installation_id()), ("42", Some("7")));
         assert!(!format!("{app:?}").contains("PRIVATE KEY"));
         for missing in [APP_ID_KEY, INSTALLATION_ID_KEY, PRIVATE_KEY_KEY] {
             let partial: Vec<_> = full
@@ -715,13 +860,20 @@ mod tests {
         }
         let by_owner = [
             (APP_ID_KEY, "42"),
-            (INSTALLATION_OWNER_KEY, "acme"),
+            (INSTALLATION_OWNER_KEY, "acme-corp\n"),
             (PRIVATE_KEY_KEY, KEY),
         ];
+        let app = read(&by_owner).unwrap().unwrap();
         assert_eq!(
-            read(&by_owner).unwrap_err(),
-            GitHubAppError::InstallationOwner
+            (app.installation_owner(), app.installation_id()),
+            (Some("acme-corp"), None)
         );
+        let mut both = by_owner.to_vec();
+        both.push((INSTALLATION_ID_KEY, "7"));
+        assert_eq!(read(&both).unwrap_err(), GitHubAppError::InstallationTwice);
+        let mut odd = by_owner.to_vec();
+        odd[1] = (INSTALLATION_OWNER_KEY, "acme/../app");
+        assert_eq!(read(&odd).unwrap_err(), GitHubAppError::InvalidOwner);
         let client_id = [
             (APP_ID_KEY, "Iv1.8a61f9b3a7aba766"),
             (INSTALLATION_ID_KEY, "7"),

@@ -346,3 +346,74 @@ async fn the_fake_refuses_jwts_github_refuses() {
     );
     assert_eq!(github.installation_tokens_issued(), 1);
 }
+
+#[tokio::test]
+async fn an_installation_named_by_its_owner_is_looked_up_as_flux_does() {
+    let http = HttpClient::new().unwrap();
+    for organization in [true, false] {
+        let github = FakeHost::start(HostKind::GitHub).await.unwrap();
+        let fake = FakeApp {
+            organization,
+            ..FakeApp::new()
+        };
+        github.install_app(fake.clone());
+        let repository = Repository::new(
+            Provider::GitHub,
+            github.api_base().parse().unwrap(),
+            github.owner(),
+            github.repo(),
+        );
+        let tokens = InstallationTokens::new();
+        // Logins are compared ignoring case, as GitHub does.
+        let app = GitHubApp::for_owner(
+            &fake.app_id.to_string(),
+            &github.owner().to_uppercase(),
+            FakeApp::private_key_pem().as_bytes(),
+        )
+        .unwrap();
+        let token = tokens.token(&app, &repository, &http).await.unwrap();
+        let client = HookClient::builder(repository.clone(), token)
+            .http(http.clone())
+            .build()
+            .unwrap();
+        assert!(client.list().await.is_ok());
+        let paths: Vec<String> = github
+            .requests()
+            .iter()
+            .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+            .collect();
+        let org = format!(
+            "GET /api/v3/orgs/{}/installation",
+            github.owner().to_uppercase()
+        );
+        let user = org.replace("/orgs/", "/users/");
+        let exchange = format!(
+            "POST /api/v3/app/installations/{}/access_tokens 201",
+            fake.installation_id
+        );
+        let expected = match organization {
+            true => vec![format!("{org} 200"), exchange],
+            false => vec![format!("{org} 404"), format!("{user} 200"), exchange],
+        };
+        assert_eq!(paths[..expected.len()], expected[..], "{paths:?}");
+
+        let stranger = GitHubApp::for_owner(
+            &fake.app_id.to_string(),
+            "someone-else",
+            FakeApp::private_key_pem().as_bytes(),
+        )
+        .unwrap();
+        let error = tokens
+            .token(&stranger, &repository, &http)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("find the installation for the installation on someone-else"),
+            "{error}"
+        );
+        assert!(error.contains("HTTP 404"), "{error}");
+        assert!(error.contains("githubAppInstallationOwner"), "{error}");
+        assert_eq!(github.installation_tokens_issued(), 1);
+    }
+}

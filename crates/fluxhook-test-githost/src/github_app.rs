@@ -19,6 +19,11 @@
 //!   `201` with `token`, `expires_at` (an hour later), `permissions` and
 //!   `repository_selection`; `404 Not Found` for an installation the app does not have.
 //!   An installation token that has expired gets `401 Bad credentials`, as any bad token.
+//! - "Get an organization installation for the authenticated app" (`GET
+//!   /orgs/{org}/installation`) and "Get a user installation for the authenticated app" (`GET
+//!   /users/{username}/installation`), with the JWT: the installation (`id`, `account`,
+//!   `app_id`, `target_type`), or `404 Not Found` when the app is not installed on that
+//!   account (or the account is of the other kind).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,6 +53,9 @@ pub struct FakeApp {
     pub installation_id: u64,
     /// How long installation tokens last: an hour on GitHub.
     pub token_lifetime: Duration,
+    /// Whether the repository's owner, which the app is installed on, is an organization
+    /// (else a user): which of the two installation look-ups finds it.
+    pub organization: bool,
 }
 
 impl Default for FakeApp {
@@ -63,6 +71,7 @@ impl FakeApp {
             app_id: 424_242,
             installation_id: 5151,
             token_lifetime: Duration::from_secs(3600),
+            organization: true,
         }
     }
 
@@ -140,13 +149,26 @@ impl Apps {
         headers: &HeaderMap,
         segments: &[String],
     ) -> Option<Reply> {
-        let [app, installations, id, access_tokens] = segments else {
-            return None;
+        let lookup = match segments {
+            [kind, owner, installation]
+                if matches!(kind.as_str(), "orgs" | "users") && installation == "installation" =>
+            {
+                Some((kind.as_str() == "orgs", owner.as_str()))
+            }
+            [app, installations, _, access_tokens]
+                if app == "app"
+                    && installations == "installations"
+                    && access_tokens == "access_tokens" =>
+            {
+                None
+            }
+            _ => return None,
         };
-        if app != "app" || installations != "installations" || access_tokens != "access_tokens" {
-            return None;
-        }
-        if *method != Method::POST {
+        let wanted = match lookup {
+            Some(_) => Method::GET,
+            None => Method::POST,
+        };
+        if *method != wanted {
             return Some(dialect.not_found(ctx));
         }
         let unauthorized = |message: &str| dialect.error(ctx, StatusCode::UNAUTHORIZED, message);
@@ -156,6 +178,36 @@ impl Apps {
         if let Err(message) = self.check_jwt(&app, headers) {
             return Some(unauthorized(message));
         }
+        if let Some((organization, owner)) = lookup {
+            let installed =
+                organization == app.organization && owner.eq_ignore_ascii_case(&ctx.config.owner);
+            let kind = if app.organization {
+                "Organization"
+            } else {
+                "User"
+            };
+            return Some(match installed {
+                true => Reply::json(
+                    StatusCode::OK,
+                    json!({
+                        "id": app.installation_id,
+                        "account": {"login": ctx.config.owner, "type": kind},
+                        "app_id": app.app_id,
+                        "target_type": kind,
+                        "repository_selection": "selected",
+                    }),
+                ),
+                false => Reply::json(
+                    StatusCode::NOT_FOUND,
+                    json!({
+                        "message": "Not Found",
+                        "documentation_url": "https://docs.github.com/rest/apps/apps#get-an-organization-installation-for-the-authenticated-app",
+                        "status": "404",
+                    }),
+                ),
+            });
+        }
+        let id = segments.get(2).map(String::as_str).unwrap_or_default();
         if id.parse::<u64>().ok() != Some(app.installation_id) {
             return Some(Reply::json(
                 StatusCode::NOT_FOUND,
