@@ -6,11 +6,10 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use fluxhook_api::{Receiver, condition};
 use fluxhook_register::Secret;
-use fluxhook_register::cluster::{
-    GIT_REPOSITORY, SelectError, git_url, kube_message, read_token, select_git_repositories,
-    skips_tls_verification,
-};
-use kube::api::{Api, DynamicObject};
+use fluxhook_trigger::git_repository::{SelectError, skips_tls_verification, url as git_url};
+use fluxhook_trigger::secret::read_token;
+use fluxhook_trigger::{SelectedSpec, Trigger, kube_message};
+use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// What one Receiver serves.
@@ -126,9 +125,11 @@ pub(crate) async fn read_receiver(
              the Receiver has not reconciled since the token changed; run again once it has"
         );
     }
+    let trigger = Trigger::new(client);
     let mut repositories: Vec<NamedRepository> = Vec::new();
     for resource in &receiver.spec.resources {
-        for found in select_git_repositories(&client, namespace, resource)
+        for found in trigger
+            .select_git_repositories(resource, namespace)
             .await
             .into_iter()
             .map(named)
@@ -170,16 +171,12 @@ fn served_path(id: &str, receiver: &Receiver) -> anyhow::Result<String> {
 }
 
 /// A GitRepository as a repository to register in, or why it cannot be one.
-fn named(selected: Result<DynamicObject, SelectError>) -> NamedRepository {
+fn named(selected: Result<SelectedSpec, SelectError>) -> NamedRepository {
     match selected {
         Ok(object) => {
-            let skip = skips_tls_verification(&object);
+            let skip = skips_tls_verification(&object.selected.metadata);
             NamedRepository {
-                source: format!(
-                    "{GIT_REPOSITORY} {}/{}",
-                    object.metadata.namespace.as_deref().unwrap_or_default(),
-                    object.metadata.name.as_deref().unwrap_or_default()
-                ),
+                source: object.selected.object.to_string(),
                 // A value that is neither true nor false: what it asks is unknown.
                 url: skip.clone().and_then(|_| {
                     git_url(&object)

@@ -14,6 +14,10 @@
 //!   [`WebhookPath::parse`] to read it back from a request.
 //! - The table of Flux kinds a Receiver names, [`flux_kind`] and [`resolve`],
 //!   to find the group, version and plural of the objects to annotate.
+//! - Which objects a `spec.resources` entry names, by Flux's rules
+//!   ([`ReceiverResource::selector`]), and the reverse, whether an entry names
+//!   an object ([`ReceiverResource::selects`]): the one statement of those
+//!   rules, which every reader of the cluster applies.
 //! - The names Flux uses: [`RECONCILE_REQUEST_ANNOTATION`], the Secret watch
 //!   label, and the [`condition`] types and reasons.
 //!
@@ -80,6 +84,7 @@ mod kinds;
 #[cfg(feature = "kube")]
 mod receiver;
 mod receiver_type;
+mod selection;
 mod spec;
 mod webhook;
 
@@ -92,6 +97,7 @@ pub use receiver::{Receiver, ReceiverSpec, ReceiverStatus};
 pub use receiver_type::{
     Authentication, GitHost, Payload, ReceiverType, Registry, TokenScheme, UnknownReceiverType,
 };
+pub use selection::{Candidate, Names, Selector, SelectorError, WILDCARD_NAME};
 pub use spec::{
     DEFAULT_OIDC_AUDIENCE, OidcProvider, OidcValidation, OidcVariable, ReceiverResource, SecretRef,
 };

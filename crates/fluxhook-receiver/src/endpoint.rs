@@ -5,7 +5,7 @@ use std::fmt;
 
 use fluxhook_api::{
     Authentication, OidcProvider, Receiver, ReceiverResource, ReceiverSpec, ReceiverType,
-    TokenScheme, WebhookPath, condition, flux_kind, webhook_path,
+    SelectorError, TokenScheme, WebhookPath, condition, flux_kind, webhook_path,
 };
 use fluxhook_cel::{ClaimRules, CompileError, Expression, RuleCompileError};
 use fluxhook_signature::Policy;
@@ -350,9 +350,9 @@ fn target(
     filter: Option<Expression>,
 ) -> Result<ResourceTarget, InvalidReceiver> {
     let field = format!("spec.resources[{index}]");
-    // Only an absent matchLabels is refused: `{}` selects every object of
-    // the kind, as in Flux (`notifyDynamicResources` tests for nil).
-    if resource.name == "*" && resource.match_labels.is_none() {
+    // Flux's rule (fluxhook-api): only an absent matchLabels is refused, `{}`
+    // selects every object of the kind.
+    if let Err(SelectorError::WildcardWithoutMatchLabels) = resource.names() {
         return Err(InvalidReceiver::WildcardWithoutMatchLabels {
             field,
             kind: resource.kind.clone(),

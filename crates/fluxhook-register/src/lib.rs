@@ -20,8 +20,8 @@
 //! Where a GitHub App authenticates (a Flux GitHub App Secret), [`github_app`] mints and
 //! caches its installation tokens.
 //!
-//! With the `kube` feature, [`cluster`] reads what a Receiver names from the Kubernetes API:
-//! its GitRepositories and the tokens of Secrets.
+//! The crate is a Git host client only: what a Receiver names is read from the Kubernetes API
+//! by `fluxhook-trigger` (`Trigger::select_git_repositories`, `secret::read_token`).
 //!
 //! Hosts never show a hook's secret. Where a hook has a free-text label (GitLab and
 //! Bitbucket), the client records an HMAC fingerprint of the secret in it, so `ensure` sees a
@@ -51,24 +51,8 @@
 //! # Ok(())
 //! # }
 //! ```
-//!
-//! # Kubernetes version
-//!
-//! Like every library built on k8s-openapi, this crate does not choose the
-//! Kubernetes version: the binary that embeds it does, by enabling one version
-//! feature of k8s-openapi (fluxhook's binaries use `v1_33`, the oldest version
-//! Flux supports):
-//!
-//! ```toml
-//! k8s-openapi = { version = "0.29", features = ["v1_35"] }
-//! ```
-//!
-//! `examples/embed-controller` in the repository builds on another version than
-//! fluxhook's binaries.
 
 mod client;
-#[cfg(feature = "kube")]
-pub mod cluster;
 mod credentials;
 mod delivery;
 mod error;

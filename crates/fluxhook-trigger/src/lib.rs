@@ -23,6 +23,12 @@
 //!   ([`SelectedSpec`]), for deciding from it whether to ask (a Receiver's
 //!   payload-aware targeting reads GitRepositories' `spec.url` and
 //!   `spec.ref`): the same one list or read, of whole objects.
+//! - Which objects a reference names is decided by Flux's rules as
+//!   [`fluxhook_api::ReceiverResource::selector`] states them; this crate only
+//!   reads what they describe.
+//! - [`git_repository`]: the GitRepositories a Receiver names, for webhook
+//!   registration, and [`secret`]: the token of a Secret. Every Kubernetes read
+//!   of a Receiver's references is in this crate.
 //! - Every failure is a [`TriggerError`] naming the object and, when the API
 //!   server answered, its status.
 //! - [`BoundedRetry`] is the retry policy of the client a trigger patches
@@ -82,11 +88,15 @@
 
 mod clock;
 mod coalesce;
+pub mod git_repository;
+mod message;
 mod names;
 mod retry;
+pub mod secret;
 mod trigger;
 
 pub use coalesce::{Coalescer, RunAbandoned};
+pub use message::kube_message;
 pub use names::ReferenceError;
 pub use retry::{BoundedRetry, BoundedRetryLayer, BoundedRetryService};
 pub use trigger::{

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use fluxhook_api::{RECONCILE_REQUEST_ANNOTATION, ReceiverResource, ResolveError};
+use fluxhook_api::{
+    Names, RECONCILE_REQUEST_ANNOTATION, ReceiverResource, ResolveError, SelectorError,
+};
 use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
@@ -123,6 +125,13 @@ pub struct SelectedSpec {
     pub selected: SelectedObject,
     /// Its `spec`; `None` when the object has none.
     pub spec: Option<serde_json::Value>,
+}
+
+impl SelectedSpec {
+    /// An object with its metadata and `spec`, as a selection gives it.
+    pub fn new(selected: SelectedObject, spec: Option<serde_json::Value>) -> Self {
+        Self { selected, spec }
+    }
 }
 
 /// A reconcile request Flux will see.
@@ -600,28 +609,29 @@ impl Trigger {
         receiver_namespace: &str,
         read: Read,
     ) -> Result<Selection, TriggerError> {
-        let namespace = resource
-            .namespace
-            .as_deref()
-            .filter(|namespace| !namespace.is_empty())
-            .unwrap_or(receiver_namespace);
+        let namespace = resource.namespace_or(receiver_namespace);
         let object = ObjectRef {
             api_version: resource.api_version.clone(),
             kind: resource.kind.clone(),
             namespace: namespace.to_owned(),
             name: resource.name.clone(),
         };
-        if self.no_cross_namespace_refs && namespace != receiver_namespace {
-            return Err(TriggerError::CrossNamespaceRef {
-                object,
-                receiver_namespace: receiver_namespace.to_owned(),
-            });
-        }
-        if resource.name != "*" {
-            return Ok(Selection::Named(object));
-        }
-        let Some(labels) = &resource.match_labels else {
-            return Err(TriggerError::WildcardWithoutMatchLabels { object });
+        // Flux's rules, stated once in fluxhook-api; this reads what they describe.
+        let selector = match resource.selector(receiver_namespace, self.no_cross_namespace_refs) {
+            Ok(selector) => selector,
+            Err(SelectorError::CrossNamespace { .. }) => {
+                return Err(TriggerError::CrossNamespaceRef {
+                    object,
+                    receiver_namespace: receiver_namespace.to_owned(),
+                });
+            }
+            Err(SelectorError::WildcardWithoutMatchLabels) => {
+                return Err(TriggerError::WildcardWithoutMatchLabels { object });
+            }
+        };
+        let labels = match selector.names {
+            Names::Name(_) => return Ok(Selection::Named(object)),
+            Names::Labels(labels) => labels,
         };
         let invalid = |object: &ObjectRef| {
             let object = object.clone();

@@ -90,7 +90,7 @@ use std::time::Duration;
 
 use fluxhook_api::{Receiver, resolve};
 pub use fluxhook_leader_election::Leadership;
-use fluxhook_register::cluster::GIT_REPOSITORY;
+use fluxhook_trigger::git_repository::KIND as GIT_REPOSITORY;
 use futures::{Stream, StreamExt, stream};
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::discovery::ApiResource;
@@ -321,6 +321,7 @@ fn watch_git_repositories(
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, &git_repository),
         None => Api::all_with(client.clone(), &git_repository),
     };
+    let no_cross_namespace_refs = config.registration.no_cross_namespace_refs;
     let mut changes = RepositoryChanges::default();
     let changed = watcher(repositories, watcher::Config::default())
         .default_backoff()
@@ -334,7 +335,12 @@ fn watch_git_repositories(
     controller.watches_stream_with(
         changed,
         config.metrics.counted_mapper(move |repository| {
-            receivers_naming(&repository, &receivers.state(), &resource)
+            receivers_naming(
+                &repository,
+                &receivers.state(),
+                &resource,
+                no_cross_namespace_refs,
+            )
         }),
         git_repository,
     )

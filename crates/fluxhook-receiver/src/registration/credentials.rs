@@ -4,9 +4,10 @@
 //! `githubAppPrivateKey`, optionally `githubAppBaseURL`), an installation token minted from it,
 //! cached and minted anew before it expires.
 
-use fluxhook_register::cluster::{TOKEN_KEY, kube_message};
 use fluxhook_register::github_app::{self, GitHubApp, InstallationTokens};
 use fluxhook_register::{HttpClient, Repository, Token};
+use fluxhook_trigger::kube_message;
+use fluxhook_trigger::secret::TOKEN_KEY;
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::api::Api;
 use std::collections::HashMap;

@@ -68,7 +68,7 @@ pub const API_URL_ANNOTATION: &str = "webhooks.fluxhook.io/api-url";
 /// On a GitRepository, optional: `"true"` asks for a hook whose host does not verify the
 /// receiver's TLS certificate (for a receiver behind a private CA); kept so by every pass.
 pub const INSECURE_SKIP_TLS_VERIFY_ANNOTATION: &str =
-    fluxhook_register::cluster::INSECURE_SKIP_TLS_VERIFY_ANNOTATION;
+    fluxhook_trigger::git_repository::INSECURE_SKIP_TLS_VERIFY_ANNOTATION;
 
 /// On a GitRepository, optional: the Secret, in its namespace, whose [`CA_KEY`] is a PEM
 /// bundle of CA certificates trusted for the Git host's API, beside the public roots.

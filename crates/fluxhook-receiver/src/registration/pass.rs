@@ -4,11 +4,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fluxhook_register::cluster::{GIT_REPOSITORY, kube_message, select_git_repositories};
 use fluxhook_register::{
     Change, ErrorKind, HookClient, HookId, HttpClient, Operation, ReceiverEvents, RegisterError,
     Repository, Secret,
 };
+use fluxhook_trigger::{Trigger, kube_message};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret as KubeSecret};
 use kube::Resource;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -190,6 +190,8 @@ pub(crate) struct Served<'a> {
 /// Registers and deletes the hooks of Receivers.
 pub(crate) struct Registrar {
     client: kube::Client,
+    /// Reads the GitRepositories a Receiver names, as the webhook server selects them.
+    trigger: Trigger,
     /// One HTTP client for every host, so that connections are reused; `None` if it could not
     /// be built, and then each hook client builds its own (and reports why it cannot).
     http: Option<HttpClient>,
@@ -221,6 +223,8 @@ impl Registrar {
             .ok();
         Self {
             recorder,
+            trigger: Trigger::new(client.clone())
+                .no_cross_namespace_refs(config.no_cross_namespace_refs),
             client,
             http,
             resource,
@@ -282,28 +286,19 @@ impl Registrar {
         };
         let mut wanted: Vec<Wanted> = Vec::new();
         for target in &served.endpoint.resources {
-            let resource = &target.resource;
-            let elsewhere = resource
-                .namespace
-                .as_deref()
-                .filter(|namespace| !namespace.is_empty() && *namespace != key.namespace);
-            if let Some(namespace) = elsewhere
-                && resource.kind == GIT_REPOSITORY
-                && self.config.no_cross_namespace_refs
-            {
-                failures.push(Failure::configuration(format!(
-                    "GitRepository {namespace}/{}: references to other namespaces are not \
-                     allowed (--no-cross-namespace-refs)",
-                    resource.name
-                )));
-                continue;
-            }
-            let selected =
-                select_git_repositories(&self.client, &key.namespace, &target.resource).await;
+            let selected = self
+                .trigger
+                .select_git_repositories(&target.resource, &key.namespace)
+                .await;
             for selected in selected {
                 let repository = match selected {
                     Ok(repository) => repository,
                     Err(error) if error.is_not_found() => continue,
+                    // Refused by --no-cross-namespace-refs: an edit fixes it, not a retry.
+                    Err(error) if error.is_cross_namespace() => {
+                        failures.push(Failure::configuration(error.to_string()));
+                        continue;
+                    }
                     Err(error) => {
                         all_read = false;
                         unread.push(Failure::transient(error.to_string()));

@@ -1,11 +1,11 @@
 //! The hook one annotated GitRepository asks for. No I/O.
 
 use fluxhook_api::WebhookPath;
-use fluxhook_register::cluster::{git_url, skips_tls_verification};
 use fluxhook_register::{
     DesiredHook, HostConfig, Provider, ReceiverEvents, Repository, Secret, receiver_url,
 };
-use kube::api::DynamicObject;
+use fluxhook_trigger::SelectedSpec;
+use fluxhook_trigger::git_repository::{skips_tls_verification, url as git_url};
 use url::Url;
 
 use super::record::{CaBundle, RegisteredHook};
@@ -36,28 +36,25 @@ pub(crate) struct Wanted {
     pub(crate) desired: DesiredHook,
 }
 
-/// `namespace/name` of an object.
-pub(crate) fn id_of(object: &DynamicObject) -> String {
-    format!(
-        "{}/{}",
-        object.metadata.namespace.as_deref().unwrap_or_default(),
-        object.metadata.name.as_deref().unwrap_or_default()
-    )
+/// `namespace/name` of a selected object.
+pub(crate) fn id_of(object: &SelectedSpec) -> String {
+    let object = &object.selected.object;
+    format!("{}/{}", object.namespace, object.name)
 }
 
 /// The hook the GitRepository `object` asks for: none when it carries neither the URL nor
 /// the access token annotation, or is being deleted; an error, saying what to fix, when its
 /// annotations cannot be registered.
 pub(crate) fn wanted(
-    object: &DynamicObject,
+    object: &SelectedSpec,
     template: &HookTemplate<'_>,
 ) -> Result<Option<Wanted>, String> {
-    if object.metadata.deletion_timestamp.is_some() {
+    let metadata = &object.selected.metadata;
+    if metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
     let annotation = |name: &str| {
-        object
-            .metadata
+        metadata
             .annotations
             .as_ref()
             .and_then(|annotations| annotations.get(name))
@@ -109,7 +106,7 @@ pub(crate) fn wanted(
             repository.api_base()
         ));
     }
-    let verify_tls = !skips_tls_verification(object)?;
+    let verify_tls = !skips_tls_verification(metadata)?;
     let named = |name: &str| annotation(name).filter(|value| !value.is_empty());
     let ca = match (named(CA_SECRET_ANNOTATION), named(CA_CONFIGMAP_ANNOTATION)) {
         (Some(_), Some(_)) => {
@@ -146,23 +143,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use fluxhook_api::webhook_path;
-    use kube::discovery::ApiResource;
+    use fluxhook_trigger::{ObjectRef, SelectedObject};
     use serde_json::json;
 
     use super::*;
 
-    fn git_repository(url: &str, annotations: serde_json::Value) -> DynamicObject {
-        let resource = ApiResource {
-            group: "source.toolkit.fluxcd.io".into(),
-            version: "v1".into(),
-            api_version: "source.toolkit.fluxcd.io/v1".into(),
-            kind: "GitRepository".into(),
-            plural: "gitrepositories".into(),
-        };
-        let mut object = DynamicObject::new("fleet", &resource).within("flux-system");
-        object.metadata.annotations = serde_json::from_value(annotations).unwrap();
-        object.data = json!({"spec": {"url": url}});
-        object
+    fn git_repository(url: &str, annotations: serde_json::Value) -> SelectedSpec {
+        let object = ObjectRef::new("GitRepository", "flux-system", "fleet")
+            .with_api_version("source.toolkit.fluxcd.io/v1");
+        let metadata = serde_json::from_value(json!({
+            "name": "fleet", "namespace": "flux-system", "annotations": annotations
+        }))
+        .unwrap();
+        SelectedSpec::new(
+            SelectedObject { object, metadata },
+            Some(json!({"url": url})),
+        )
     }
 
     fn template(path: &WebhookPath) -> HookTemplate<'_> {

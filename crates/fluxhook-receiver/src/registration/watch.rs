@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use fluxhook_api::ReceiverResource;
-use fluxhook_register::cluster::GIT_REPOSITORY;
+use fluxhook_api::{Candidate, ReceiverResource};
+use fluxhook_trigger::git_repository;
 use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::discovery::ApiResource;
 use kube::runtime::reflector::ObjectRef;
@@ -98,28 +98,28 @@ impl RepositoryChanges {
     }
 }
 
-/// The Receivers among `receivers` that name the GitRepository `meta`: by name, or `*` with
-/// `matchLabels` its labels satisfy, in the entry's namespace or else the Receiver's.
+/// The Receivers among `receivers` that name the GitRepository `meta`, by the rules that
+/// select it forward ([`ReceiverResource::selects`]): by name, or `*` with `matchLabels` its
+/// labels satisfy, in the entry's namespace or else the Receiver's (not another namespace
+/// when `no_cross_namespace_refs`).
 pub(crate) fn receivers_naming(
     meta: &RepositoryMeta,
     receivers: &[Arc<DynamicObject>],
     resource: &ApiResource,
+    no_cross_namespace_refs: bool,
 ) -> Vec<ObjectRef<DynamicObject>> {
     let (namespace, name) = key_of(meta);
     let labels = meta.metadata.labels.clone().unwrap_or_default();
+    let repository = Candidate {
+        group: git_repository::GROUP,
+        kind: git_repository::KIND,
+        namespace: &namespace,
+        name: &name,
+        labels: &labels,
+    };
     let names_it = |receiver: &DynamicObject, entry: &ReceiverResource| {
-        let entry_namespace = entry
-            .namespace
-            .as_deref()
-            .filter(|namespace| !namespace.is_empty())
-            .or(receiver.metadata.namespace.as_deref());
-        entry.kind == GIT_REPOSITORY
-            && entry_namespace == Some(namespace.as_str())
-            && (entry.name == name
-                || (entry.name == "*"
-                    && entry.match_labels.as_ref().is_some_and(|wanted| {
-                        wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
-                    })))
+        let receiver_namespace = receiver.metadata.namespace.as_deref().unwrap_or_default();
+        entry.selects(receiver_namespace, no_cross_namespace_refs, &repository)
     };
     receivers
         .iter()
@@ -259,7 +259,7 @@ mod tests {
             receiver("not-a-receiver", "ns", json!("resources")),
         ];
         let found = |meta: &RepositoryMeta| {
-            receivers_naming(meta, &receivers, &resource)
+            receivers_naming(meta, &receivers, &resource, false)
                 .into_iter()
                 .map(|r| r.name)
                 .collect::<Vec<_>>()
@@ -273,5 +273,13 @@ mod tests {
             ["by-name", "elsewhere"]
         );
         assert_eq!(found(&repository("b", &[("app", "x")], &[])), ["by-labels"]);
+        // Under --no-cross-namespace-refs, the forward selection refuses the entry of a
+        // Receiver in another namespace, so a change does not call for it either.
+        let same_namespace: Vec<_> =
+            receivers_naming(&repository("a", &[], &[]), &receivers, &resource, true)
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+        assert_eq!(same_namespace, ["by-name"]);
     }
 }
