@@ -9,6 +9,12 @@
 //! page size so that clients must follow the host's pagination, can inject rate limiting and
 //! server errors, and records every request so that tests can assert what was (not) written.
 //!
+//! The fake GitHub also serves GitHub Apps ([`FakeHost::install_app`]): it checks app JWTs
+//! as GitHub does and issues installation tokens that expire on a clock tests can move
+//! ([`FakeHost::advance_clock`]). Hooks carry what the hosts tell of their deliveries
+//! (GitHub's [`FakeHook::last_response`], GitLab's `alert_status` from
+//! [`FakeHook::active`] and [`FakeHook::disabled_until`]).
+//!
 //! ```
 //! use fluxhook_test_githost::{FakeHost, FakeHook, HostKind};
 //!
