@@ -38,6 +38,7 @@ mod receiver;
 mod register;
 mod seeds;
 mod signature;
+mod targeting;
 
 use std::path::Path;
 
@@ -61,17 +62,21 @@ pub enum Target {
     Receiver,
     /// Git repository URLs and Git host API replies (fluxhook-register).
     Register,
+    /// Deliveries against GitRepositories' `spec.url` and `spec.ref`, and
+    /// semver ranges and versions (fluxhook-payload's `targeting`).
+    Targeting,
 }
 
 impl Target {
     /// Every target, in the order `cargo xtask fuzz` runs them.
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Payload,
         Target::Signature,
         Target::Cel,
         Target::Oidc,
         Target::Receiver,
         Target::Register,
+        Target::Targeting,
     ];
 
     /// The target's name: its `fuzz_target` binary and its folders.
@@ -83,6 +88,7 @@ impl Target {
             Target::Oidc => "oidc",
             Target::Receiver => "receiver",
             Target::Register => "register",
+            Target::Targeting => "targeting",
         }
     }
 
@@ -101,6 +107,7 @@ impl Target {
             Target::Oidc => oidc::run(data),
             Target::Receiver => receiver::run(data),
             Target::Register => register::run(data),
+            Target::Targeting => targeting::run(data),
         }
     }
 

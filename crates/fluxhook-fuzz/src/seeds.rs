@@ -21,6 +21,7 @@ pub(crate) fn of(target: Target, corpus: Option<&Path>) -> Vec<Vec<u8>> {
         Target::Oidc => crate::oidc::seeds(),
         Target::Receiver => receiver(),
         Target::Register => register(corpus.as_ref()),
+        Target::Targeting => crate::targeting::seeds(&payload(corpus.as_ref())),
     }
 }
 

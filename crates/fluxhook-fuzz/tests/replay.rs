@@ -89,3 +89,8 @@ fn receiver() {
 fn register() {
     replay(Target::Register);
 }
+
+#[test]
+fn targeting() {
+    replay(Target::Targeting);
+}
