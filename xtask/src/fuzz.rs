@@ -1,6 +1,8 @@
-//! `cargo xtask fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets
-//! of `fuzz/` one after the other, each for N seconds (default 60), and
-//! prints libFuzzer's figures for each.
+//! `cargo xtask fuzz [--seconds N | --cpu-seconds N] [TARGET...]`: builds the
+//! cargo-fuzz targets of `fuzz/`, runs them one after the other, each for N
+//! seconds (default 60) of wall time or, with `--cpu-seconds`, until the
+//! fuzzer itself has used N seconds of CPU (on a shared machine the wall
+//! time says little), and prints libFuzzer's figures for each.
 //!
 //! Each target reads three corpus folders: a scratch folder where libFuzzer
 //! keeps what it finds (`target/fuzz/corpus/<target>`, kept between runs),
@@ -10,30 +12,50 @@
 //! go to `target/fuzz/artifacts/<target>/`; full logs to
 //! `target/fuzz/logs/<target>.log`.
 //!
-//! Only the stable toolchain is needed: targets run without a sanitizer
-//! (`-s none`); panics and broken invariants are what they catch.
+//! Only the stable toolchain is needed: targets are built without a
+//! sanitizer (`cargo fuzz build -s none`); panics and broken invariants are
+//! what they catch. The fuzzer binary is run directly (as `cargo fuzz run`
+//! does after building), so that its CPU time can be read from `/proc`.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use fluxhook_corpus::Corpus;
 use fluxhook_fuzz::Target;
 
-const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [TARGET...]";
+const USAGE: &str = "usage: cargo xtask fuzz [--seconds N | --cpu-seconds N] [TARGET...]";
 
-/// libFuzzer's figures at the end of a run.
+/// libFuzzer's exit status after SIGINT (its `-interrupted_exitcode`).
+const INTERRUPTED: i32 = 72;
+
+/// How long each target runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// Seconds of wall time (libFuzzer's `-max_total_time`).
+    Wall(u64),
+    /// Seconds of the fuzzer's own CPU time (user + system).
+    Cpu(u64),
+}
+
+/// libFuzzer's figures at the end of a run, and what the run cost.
 #[derive(Debug, Default)]
 struct Figures {
     execs: Option<u64>,
+    exec_per_sec: Option<u64>,
     cov: Option<u64>,
     ft: Option<u64>,
     corpus: Option<String>,
+    cpu_seconds: Option<f64>,
+    wall_seconds: f64,
 }
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    let (seconds, targets) = parse_args(args)?;
+    let (budget, targets) = parse_args(args)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let installed = Command::new(&cargo)
         .args(["fuzz", "--version"])
@@ -50,6 +72,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             "xtask: ../shared/corpus not found (FLUXHOOK_CORPUS); seeding from fluxhook-fuzz's own inputs only"
         );
     }
+    build(root, &cargo, &targets)?;
+    let binaries = root
+        .join("fuzz")
+        .join("target")
+        .join(host_triple()?)
+        .join("release");
     let work = root.join("target").join("fuzz");
     let mut report = Vec::new();
     let mut failed = Vec::new();
@@ -70,22 +98,38 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
         let log = logs.join(format!("{name}.log"));
         eprintln!(
-            "xtask: fuzzing {name} for {seconds} s (log: {})",
+            "xtask: fuzzing {name} for {} (log: {})",
+            match budget {
+                Budget::Wall(s) => format!("{s} s"),
+                Budget::Cpu(s) => format!("{s} CPU-seconds"),
+            },
             log.display()
         );
-        let (ok, figures) = fuzz_one(root, &cargo, name, seconds, &dirs, &artifacts, &log)?;
+        let run = Run {
+            binary: &binaries.join(name),
+            budget,
+            dirs: &dirs,
+            artifacts: &artifacts,
+            log: &log,
+        };
+        let (ok, figures) = run.fuzz()?;
         if !ok {
             failed.push(name);
         }
         report.push((name, ok, figures));
     }
-    println!("| target | seconds | executions | cov | ft | corpus | result |");
-    println!("| --- | ---: | ---: | ---: | ---: | --- | --- |");
+    println!(
+        "| target | wall s | CPU s | executions | exec/s | cov | ft | corpus (inputs/size) | result |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
     for (name, ok, f) in &report {
         let show = |v: Option<u64>| v.map_or("?".to_owned(), |v| v.to_string());
         println!(
-            "| {name} | {seconds} | {} | {} | {} | {} | {} |",
+            "| {name} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            f.wall_seconds,
+            f.cpu_seconds.map_or("?".to_owned(), |s| format!("{s:.0}")),
             show(f.execs),
+            show(f.exec_per_sec),
             show(f.cov),
             show(f.ft),
             f.corpus.as_deref().unwrap_or("?"),
@@ -102,17 +146,21 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
 }
 
-fn parse_args(args: &[String]) -> Result<(u64, Vec<Target>), String> {
-    let mut seconds = 60;
+fn parse_args(args: &[String]) -> Result<(Budget, Vec<Target>), String> {
+    let mut budget = Budget::Wall(60);
     let mut targets = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => {
+            flag @ ("--seconds" | "--cpu-seconds") => {
                 let value = args.next().ok_or(USAGE)?;
-                seconds = value.parse().map_err(|_| {
-                    format!("--seconds wants a whole number, not {value:?}\n{USAGE}")
-                })?;
+                let seconds = value
+                    .parse()
+                    .map_err(|_| format!("{flag} wants a whole number, not {value:?}\n{USAGE}"))?;
+                budget = match flag {
+                    "--seconds" => Budget::Wall(seconds),
+                    _ => Budget::Cpu(seconds),
+                };
             }
             "-h" | "--help" => return Err(USAGE.into()),
             name => {
@@ -130,7 +178,42 @@ fn parse_args(args: &[String]) -> Result<(u64, Vec<Target>), String> {
     if targets.is_empty() {
         targets = Target::ALL.to_vec();
     }
-    Ok((seconds, targets))
+    Ok((budget, targets))
+}
+
+/// `cargo fuzz build -s none`, for every target at once or each named one.
+fn build(root: &Path, cargo: &str, targets: &[Target]) -> Result<(), String> {
+    let names: Vec<Option<&str>> = if targets.len() == Target::ALL.len() {
+        vec![None]
+    } else {
+        targets.iter().map(|t| Some(t.name())).collect()
+    };
+    for name in names {
+        let status = Command::new(cargo)
+            .current_dir(root)
+            .args(["fuzz", "build", "--fuzz-dir", "fuzz", "-s", "none"])
+            .args(name)
+            .status()
+            .map_err(|e| format!("cannot run cargo fuzz build: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo fuzz build failed ({status})"));
+        }
+    }
+    Ok(())
+}
+
+/// The host's target triple, under which cargo-fuzz puts its binaries.
+fn host_triple() -> Result<String, String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("cannot run rustc -vV: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_owned)
+        .ok_or_else(|| "rustc -vV names no host".to_string())
 }
 
 /// Writes `seeds` as files named by their index, replacing older seeds.
@@ -146,63 +229,118 @@ fn write_seeds(dir: &Path, seeds: &[Vec<u8>]) -> Result<(), String> {
     Ok(())
 }
 
-fn fuzz_one(
-    root: &Path,
-    cargo: &str,
-    name: &str,
-    seconds: u64,
-    dirs: &[PathBuf],
-    artifacts: &Path,
-    log: &Path,
-) -> Result<(bool, Figures), String> {
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(root)
-        .args(["fuzz", "run", "--fuzz-dir", "fuzz", "-s", "none", name])
-        .args(dirs)
-        .arg("--")
-        .arg(format!("-max_total_time={seconds}"))
-        .arg(format!("-artifact_prefix={}/", artifacts.display()))
-        // An input that takes over 10 s is a hang, well before libFuzzer's 20 minutes.
-        .arg("-timeout=10")
-        .arg("-rss_limit_mb=2048")
-        .arg("-print_final_stats=1")
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
-    let mut file =
-        fs::File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-    let mut figures = Figures::default();
-    let mut tail: Vec<String> = Vec::new();
-    if let Some(stderr) = child.stderr.take() {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(file, "{line}");
-            read_figures(&line, &mut figures);
-            tail.push(line);
-            if tail.len() > 40 {
-                tail.remove(0);
-            }
-        }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| format!("cargo fuzz did not finish: {e}"))?;
-    if !status.success() {
-        eprintln!("xtask: {name} failed ({status}); the end of its log:");
-        for line in &tail {
-            eprintln!("  {line}");
-        }
-    }
-    Ok((status.success(), figures))
+/// One fuzzer run.
+struct Run<'a> {
+    binary: &'a Path,
+    budget: Budget,
+    dirs: &'a [PathBuf],
+    artifacts: &'a Path,
+    log: &'a Path,
 }
 
-/// Reads libFuzzer's status lines (`#1234 NEW cov: 56 ft: 78 corp: 9/10Kb ...`)
-/// and final stats (`stat::number_of_executed_units: 1234`).
+impl Run<'_> {
+    fn fuzz(&self) -> Result<(bool, Figures), String> {
+        let mut command = Command::new(self.binary);
+        command
+            .args(self.dirs)
+            .arg(format!("-artifact_prefix={}/", self.artifacts.display()))
+            // An input that takes over 10 s is a hang, well before libFuzzer's 20 minutes.
+            .arg("-timeout=10")
+            .arg("-rss_limit_mb=2048")
+            .arg("-print_final_stats=1")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped());
+        if let Budget::Wall(seconds) = self.budget {
+            command.arg(format!("-max_total_time={seconds}"));
+        }
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
+        let pid = child.id();
+        // With a CPU budget, a watcher interrupts the fuzzer once it is spent:
+        // libFuzzer then prints its final figures and exits with 72.
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let watcher = match self.budget {
+            Budget::Cpu(seconds) => {
+                let (interrupted, done) = (interrupted.clone(), done.clone());
+                Some(std::thread::spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        if cpu_seconds(pid).is_some_and(|used| used >= seconds as f64) {
+                            interrupted.store(true, Ordering::Relaxed);
+                            let _ = Command::new("kill")
+                                .args(["-INT", &pid.to_string()])
+                                .status();
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }))
+            }
+            Budget::Wall(_) => None,
+        };
+        let mut file = fs::File::create(self.log)
+            .map_err(|e| format!("cannot write {}: {e}", self.log.display()))?;
+        let mut figures = Figures::default();
+        let mut tail: Vec<String> = Vec::new();
+        if let Some(stderr) = child.stderr.take() {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+                read_figures(&line, &mut figures);
+                tail.push(line);
+                if tail.len() > 40 {
+                    tail.remove(0);
+                }
+            }
+        }
+        // Its stderr closed: the fuzzer has exited, and /proc keeps its CPU
+        // time until it is waited for.
+        figures.cpu_seconds = cpu_seconds(pid);
+        let status = child
+            .wait()
+            .map_err(|e| format!("the fuzzer did not finish: {e}"))?;
+        figures.wall_seconds = started.elapsed().as_secs_f64();
+        done.store(true, Ordering::Relaxed);
+        if let Some(watcher) = watcher {
+            let _ = watcher.join();
+        }
+        let ok = status.success()
+            || (interrupted.load(Ordering::Relaxed) && status.code() == Some(INTERRUPTED));
+        if !ok {
+            eprintln!(
+                "xtask: {} failed ({status}); the end of its log:",
+                self.binary.display()
+            );
+            for line in &tail {
+                eprintln!("  {line}");
+            }
+        }
+        Ok((ok, figures))
+    }
+}
+
+/// User and system CPU time of process `pid`, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis, utime and stime are the
+    // 12th and 13th fields (14 and 15 of the whole line), in clock ticks
+    // of 1/100 s on Linux.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Reads libFuzzer's status lines (`#1234 NEW cov: 56 ft: 78 corp: 9/10Kb
+/// ... exec/s: 900 ...`) and final stats (`stat::number_of_executed_units:
+/// 1234`, `stat::average_exec_per_sec: 900`).
 fn read_figures(line: &str, figures: &mut Figures) {
     if let Some(execs) = line.strip_prefix("stat::number_of_executed_units:") {
         figures.execs = execs.trim().parse().ok();
+        return;
+    }
+    if let Some(rate) = line.strip_prefix("stat::average_exec_per_sec:") {
+        figures.exec_per_sec = rate.trim().parse().ok();
         return;
     }
     if !line.starts_with('#') {
@@ -217,6 +355,7 @@ fn read_figures(line: &str, figures: &mut Figures) {
             "cov:" => figures.cov = words.next().and_then(|v| v.parse().ok()),
             "ft:" => figures.ft = words.next().and_then(|v| v.parse().ok()),
             "corp:" => figures.corpus = words.next().map(str::to_owned),
+            "exec/s:" => figures.exec_per_sec = words.next().and_then(|v| v.parse().ok()),
             _ => {}
         }
     }
@@ -237,8 +376,11 @@ mod tests {
         assert_eq!(figures.cov, Some(1234));
         assert_eq!(figures.ft, Some(5678));
         assert_eq!(figures.corpus.as_deref(), Some("321/45Kb"));
+        assert_eq!(figures.exec_per_sec, Some(2048));
         read_figures("stat::number_of_executed_units: 5000", &mut figures);
         assert_eq!(figures.execs, Some(5000));
+        read_figures("stat::average_exec_per_sec:     1999", &mut figures);
+        assert_eq!(figures.exec_per_sec, Some(1999));
         read_figures("INFO: Seed: 1", &mut figures);
         assert_eq!(figures.cov, Some(1234));
     }
@@ -248,10 +390,28 @@ mod tests {
         let args = |a: &[&str]| parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert_eq!(
             args(&[]).map(|(s, t)| (s, t.len())),
-            Ok((60, Target::ALL.len()))
+            Ok((Budget::Wall(60), Target::ALL.len()))
         );
-        assert_eq!(args(&["--seconds", "5", "cel"]), Ok((5, vec![Target::Cel])));
+        assert_eq!(
+            args(&["--seconds", "5", "cel"]),
+            Ok((Budget::Wall(5), vec![Target::Cel]))
+        );
+        assert_eq!(
+            args(&["targeting", "--cpu-seconds", "600"]),
+            Ok((Budget::Cpu(600), vec![Target::Targeting]))
+        );
         assert!(args(&["--seconds", "x"]).is_err());
+        assert!(args(&["--cpu-seconds"]).is_err());
         assert!(args(&["nope"]).is_err());
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod proc_tests {
+    #[test]
+    fn reads_a_process_cpu_time() {
+        let used = super::cpu_seconds(std::process::id()).expect("/proc/self/stat reads");
+        assert!(used >= 0.0);
+        assert_eq!(super::cpu_seconds(u32::MAX), None);
     }
 }
