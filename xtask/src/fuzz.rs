@@ -1,8 +1,10 @@
-//! `cargo xtask fuzz [--seconds N | --cpu-seconds N] [TARGET...]`: builds the
-//! cargo-fuzz targets of `fuzz/`, runs them one after the other, each for N
-//! seconds (default 60) of wall time or, with `--cpu-seconds`, until the
-//! fuzzer itself has used N seconds of CPU (on a shared machine the wall
-//! time says little), and prints libFuzzer's figures for each.
+//! `cargo xtask fuzz [--seconds N] [--cpu-seconds N] [TARGET...]`: builds
+//! the cargo-fuzz targets of `fuzz/`, runs them one after the other, each
+//! for N seconds of wall time (default 60, unless a CPU budget is given)
+//! and/or until the fuzzer itself has used N seconds of CPU (on a shared
+//! machine the wall time says little), and prints libFuzzer's figures.
+//! An interrupted fuzzer (SIGINT, from the CPU budget or from outside) is
+//! not a failure: libFuzzer prints its figures and exits with 72.
 //!
 //! Each target reads three corpus folders: a scratch folder where libFuzzer
 //! keeps what it finds (`target/fuzz/corpus/<target>`, kept between runs),
@@ -28,18 +30,29 @@ use std::time::{Duration, Instant};
 use fluxhook_corpus::Corpus;
 use fluxhook_fuzz::Target;
 
-const USAGE: &str = "usage: cargo xtask fuzz [--seconds N | --cpu-seconds N] [TARGET...]";
+const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [--cpu-seconds N] [TARGET...]";
 
 /// libFuzzer's exit status after SIGINT (its `-interrupted_exitcode`).
 const INTERRUPTED: i32 = 72;
 
-/// How long each target runs.
+/// How long each target runs: until the first budget given is spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Budget {
+struct Budget {
     /// Seconds of wall time (libFuzzer's `-max_total_time`).
-    Wall(u64),
+    wall: Option<u64>,
     /// Seconds of the fuzzer's own CPU time (user + system).
-    Cpu(u64),
+    cpu: Option<u64>,
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.wall, self.cpu) {
+            (Some(wall), Some(cpu)) => write!(f, "{cpu} CPU-seconds, at most {wall} s"),
+            (None, Some(cpu)) => write!(f, "{cpu} CPU-seconds"),
+            (Some(wall), None) => write!(f, "{wall} s"),
+            (None, None) => f.write_str("ever"),
+        }
+    }
 }
 
 /// libFuzzer's figures at the end of a run, and what the run cost.
@@ -98,11 +111,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
         let log = logs.join(format!("{name}.log"));
         eprintln!(
-            "xtask: fuzzing {name} for {} (log: {})",
-            match budget {
-                Budget::Wall(s) => format!("{s} s"),
-                Budget::Cpu(s) => format!("{s} CPU-seconds"),
-            },
+            "xtask: fuzzing {name} for {budget} (log: {})",
             log.display()
         );
         let run = Run {
@@ -147,7 +156,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 fn parse_args(args: &[String]) -> Result<(Budget, Vec<Target>), String> {
-    let mut budget = Budget::Wall(60);
+    let mut budget = Budget {
+        wall: None,
+        cpu: None,
+    };
     let mut targets = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -157,10 +169,10 @@ fn parse_args(args: &[String]) -> Result<(Budget, Vec<Target>), String> {
                 let seconds = value
                     .parse()
                     .map_err(|_| format!("{flag} wants a whole number, not {value:?}\n{USAGE}"))?;
-                budget = match flag {
-                    "--seconds" => Budget::Wall(seconds),
-                    _ => Budget::Cpu(seconds),
-                };
+                match flag {
+                    "--seconds" => budget.wall = Some(seconds),
+                    _ => budget.cpu = Some(seconds),
+                }
             }
             "-h" | "--help" => return Err(USAGE.into()),
             name => {
@@ -177,6 +189,9 @@ fn parse_args(args: &[String]) -> Result<(Budget, Vec<Target>), String> {
     }
     if targets.is_empty() {
         targets = Target::ALL.to_vec();
+    }
+    if budget.cpu.is_none() {
+        budget.wall = budget.wall.or(Some(60));
     }
     Ok((budget, targets))
 }
@@ -250,7 +265,7 @@ impl Run<'_> {
             .arg("-print_final_stats=1")
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped());
-        if let Budget::Wall(seconds) = self.budget {
+        if let Some(seconds) = self.budget.wall {
             command.arg(format!("-max_total_time={seconds}"));
         }
         let started = Instant::now();
@@ -262,8 +277,8 @@ impl Run<'_> {
         // libFuzzer then prints its final figures and exits with 72.
         let interrupted = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
-        let watcher = match self.budget {
-            Budget::Cpu(seconds) => {
+        let watcher = match self.budget.cpu {
+            Some(seconds) => {
                 let (interrupted, done) = (interrupted.clone(), done.clone());
                 Some(std::thread::spawn(move || {
                     while !done.load(Ordering::Relaxed) {
@@ -278,7 +293,7 @@ impl Run<'_> {
                     }
                 }))
             }
-            Budget::Wall(_) => None,
+            None => None,
         };
         let mut file = fs::File::create(self.log)
             .map_err(|e| format!("cannot write {}: {e}", self.log.display()))?;
@@ -305,8 +320,10 @@ impl Run<'_> {
         if let Some(watcher) = watcher {
             let _ = watcher.join();
         }
-        let ok = status.success()
-            || (interrupted.load(Ordering::Relaxed) && status.code() == Some(INTERRUPTED));
+        if status.code() == Some(INTERRUPTED) && !interrupted.load(Ordering::Relaxed) {
+            eprintln!("xtask: {} was interrupted", self.binary.display());
+        }
+        let ok = status.success() || status.code() == Some(INTERRUPTED);
         if !ok {
             eprintln!(
                 "xtask: {} failed ({status}); the end of its log:",
@@ -385,20 +402,40 @@ mod tests {
         assert_eq!(figures.cov, Some(1234));
     }
 
+    fn wall(seconds: u64) -> Budget {
+        Budget {
+            wall: Some(seconds),
+            cpu: None,
+        }
+    }
+
     #[test]
     fn arguments() {
         let args = |a: &[&str]| parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert_eq!(
             args(&[]).map(|(s, t)| (s, t.len())),
-            Ok((Budget::Wall(60), Target::ALL.len()))
+            Ok((wall(60), Target::ALL.len()))
         );
         assert_eq!(
             args(&["--seconds", "5", "cel"]),
-            Ok((Budget::Wall(5), vec![Target::Cel]))
+            Ok((wall(5), vec![Target::Cel]))
         );
         assert_eq!(
             args(&["targeting", "--cpu-seconds", "600"]),
-            Ok((Budget::Cpu(600), vec![Target::Targeting]))
+            Ok((
+                Budget {
+                    wall: None,
+                    cpu: Some(600)
+                },
+                vec![Target::Targeting]
+            ))
+        );
+        assert_eq!(
+            args(&["--cpu-seconds", "600", "--seconds", "3000"]).map(|(b, _)| b),
+            Ok(Budget {
+                wall: Some(3000),
+                cpu: Some(600)
+            })
         );
         assert!(args(&["--seconds", "x"]).is_err());
         assert!(args(&["--cpu-seconds"]).is_err());

@@ -38,11 +38,11 @@ commands:
                 run the criterion benchmarks and print medians and ratios as
                 Markdown tables; arguments go to criterion (a filter, timings),
                 default: --warm-up-time 0.5 --measurement-time 1
-  fuzz [--seconds N | --cpu-seconds N] [TARGET...]
+  fuzz [--seconds N] [--cpu-seconds N] [TARGET...]
                 run each fuzz target (payload, signature, cel, oidc, receiver,
                 register, targeting; default all) for N seconds (default 60)
-                or N seconds of the fuzzer's CPU time, one at a time, and print
-                libFuzzer's figures; needs cargo-fuzz
+                and/or N seconds of the fuzzer's CPU time, one at a time, and
+                print libFuzzer's figures; needs cargo-fuzz
   hotpath [--rounds N] [--seconds S] [--connections C]
                 the release fluxhook-receiver against a floor server (hyper,
                 HMAC-SHA256, constant-time compare) in alternating rounds under
