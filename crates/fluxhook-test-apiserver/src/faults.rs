@@ -91,6 +91,13 @@ pub struct RequestRecord {
     pub user: Option<String>,
     /// How it was authorized; `None` when it was not authenticated.
     pub decision: Option<Decision>,
+    /// When it was received, as a point of [`RequestLog::mark`]'s order: taken as it is
+    /// logged, before any injected latency or fault and before it is served.
+    pub received: u64,
+    /// When it was answered, in the same order: taken once its answer is ready, before
+    /// the answer is sent; `None` while the request is in flight, or when its client gave
+    /// up first.
+    pub answered: Option<u64>,
     id: u64,
 }
 
@@ -117,6 +124,8 @@ impl RequestRecord {
             user_agent: None,
             user: None,
             decision: None,
+            received: 0,
+            answered: None,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -223,6 +232,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The order of [`RequestLog::mark`], shared by every server of the process so that a
+/// test's marks and any server's records compare.
+static ORDER: AtomicU64 = AtomicU64::new(1);
+
 /// Every request the server received, in arrival order.
 #[derive(Debug, Default)]
 pub struct RequestLog {
@@ -230,6 +243,24 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
+    /// A point in the order of events of every test API server of this process: each
+    /// [`RequestRecord::received`] and [`RequestRecord::answered`] taken after this call is
+    /// larger, each taken before it smaller.
+    ///
+    /// A test marks what it does around the requests it causes, e.g. a webhook delivery:
+    /// marked before it is sent and after its answer came, every API request it caused
+    /// lies between the two marks.
+    ///
+    /// ```
+    /// use fluxhook_test_apiserver::RequestLog;
+    ///
+    /// let before = RequestLog::mark();
+    /// assert!(RequestLog::mark() > before);
+    /// ```
+    pub fn mark() -> u64 {
+        ORDER.fetch_add(1, Ordering::SeqCst)
+    }
+
     /// A copy of every record.
     pub fn all(&self) -> Vec<RequestRecord> {
         lock(&self.records).clone()
@@ -266,19 +297,24 @@ impl RequestLog {
         lock(&self.records).clear();
     }
 
-    pub(crate) fn push(&self, record: RequestRecord) -> u64 {
+    pub(crate) fn push(&self, mut record: RequestRecord) -> u64 {
         let id = record.id;
-        lock(&self.records).push(record);
+        let mut records = lock(&self.records);
+        // Taken under the lock, so that the log is in the order of `received`.
+        record.received = Self::mark();
+        records.push(record);
         id
     }
 
     pub(crate) fn set_status(&self, id: u64, status: u16) {
+        let answered = Self::mark();
         if let Some(record) = lock(&self.records)
             .iter_mut()
             .rev()
             .find(|record| record.id == id)
         {
             record.status = Some(status);
+            record.answered = Some(answered);
         }
     }
 }
@@ -296,6 +332,8 @@ pub(crate) struct InjectedAnswer {
 struct FaultRule {
     matcher: RequestMatcher,
     remaining: usize,
+    /// The chance that the rule answers a request it selects; `None`: always.
+    chance: Option<f64>,
     answer: InjectedAnswer,
 }
 
@@ -304,12 +342,43 @@ struct FaultState {
     latency: Duration,
     rules: Vec<FaultRule>,
     drop_watches_after_events: Option<usize>,
+    /// The state of the generator the `*_fraction` rules draw from ([`Faults::seed`]).
+    random: u64,
+}
+
+/// The next number of SplitMix64 (Steele, Lea and Flood, 2014), in `[0, 1)`: small, seedable
+/// and the same on every platform, which is all a fault schedule needs.
+fn next_unit(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // The top 53 bits, exactly representable.
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Faults to inject, changed at run time from the test.
 ///
 /// Rules are tried in the order they were added; the first one with answers left that selects a
-/// request answers it.
+/// request answers it. A rule of a fraction of the requests ([`Faults::fail_fraction`],
+/// [`Faults::throttle_fraction`], [`Faults::hang_fraction`]) answers one it selects only when
+/// a draw from a generator seeded by [`Faults::seed`] says so, else the next rule is tried:
+/// with one seed, the same requests in the same order meet the same faults.
+///
+/// ```
+/// use fluxhook_test_apiserver::{Faults, RequestMatcher, Verb};
+///
+/// let faults = Faults::default();
+/// faults.seed(7);
+/// // About one patch in five is refused 500, one in ten throttled as priority and
+/// // fairness does, one in twenty not answered until `clear`.
+/// let patches = RequestMatcher::any().verb(Verb::Patch);
+/// faults.fail_fraction(0.2, 500, patches.clone());
+/// faults.throttle_fraction(0.1, 1, patches.clone());
+/// faults.hang_fraction(0.05, patches);
+/// faults.clear();
+/// ```
 #[derive(Debug)]
 pub struct Faults {
     state: Mutex<FaultState>,
@@ -387,6 +456,78 @@ impl Faults {
             lock(&self.state).rules.push(FaultRule {
                 matcher,
                 remaining: count,
+                chance: None,
+                answer,
+            });
+        }
+    }
+
+    /// Seeds the generator the `*_fraction` rules draw from (0 until seeded, and again after
+    /// [`Faults::clear`]).
+    pub fn seed(&self, seed: u64) {
+        lock(&self.state).random = seed;
+    }
+
+    /// Answers each request the matcher selects with HTTP `code` and the `Status` Kubernetes
+    /// gives it, with probability `fraction` (0 to 1), until [`Faults::clear`]: a flaky
+    /// apiserver, or the load balancer in front of it.
+    pub fn fail_fraction(&self, fraction: f64, code: u16, matcher: RequestMatcher) {
+        self.add_fraction_rule(
+            fraction,
+            matcher,
+            InjectedAnswer {
+                error: ApiError::with_code(code, format!("injected fault: HTTP {code}")),
+                retry_after_seconds: None,
+                hang: false,
+            },
+        );
+    }
+
+    /// Answers each request the matcher selects with probability `fraction` as
+    /// [`Faults::throttle_next`] does (429 with `Retry-After`), until [`Faults::clear`]: an
+    /// apiserver shedding load. kube-apiserver's max-in-flight and priority and fairness
+    /// filters answer 429 with `Retry-After: 1` (`tooManyRequests`,
+    /// `k8s.io/apiserver/pkg/server/filters/maxinflight.go`).
+    pub fn throttle_fraction(
+        &self,
+        fraction: f64,
+        retry_after_seconds: u32,
+        matcher: RequestMatcher,
+    ) {
+        self.add_fraction_rule(
+            fraction,
+            matcher,
+            InjectedAnswer {
+                error: ApiError::too_many_requests(retry_after_seconds),
+                retry_after_seconds: Some(retry_after_seconds),
+                hang: false,
+            },
+        );
+    }
+
+    /// Gives no answer, with probability `fraction`, to each request the matcher selects, as
+    /// [`Faults::hang_next`] does, until [`Faults::clear`] (which answers them 504).
+    pub fn hang_fraction(&self, fraction: f64, matcher: RequestMatcher) {
+        self.add_fraction_rule(
+            fraction,
+            matcher,
+            InjectedAnswer {
+                error: ApiError::with_code(
+                    504,
+                    "request did not complete within the allotted timeout",
+                ),
+                retry_after_seconds: None,
+                hang: true,
+            },
+        );
+    }
+
+    fn add_fraction_rule(&self, fraction: f64, matcher: RequestMatcher, answer: InjectedAnswer) {
+        if fraction > 0.0 {
+            lock(&self.state).rules.push(FaultRule {
+                matcher,
+                remaining: usize::MAX,
+                chance: Some(fraction.min(1.0)),
                 answer,
             });
         }
@@ -429,15 +570,16 @@ impl Faults {
     /// The injected answer for this request, if a rule selects it (using up one answer).
     pub(crate) fn take(&self, request: &RequestRecord) -> Option<InjectedAnswer> {
         let mut state = lock(&self.state);
-        let index = state
-            .rules
-            .iter()
-            .position(|rule| rule.matcher.matches(request))?;
-        let rule = state.rules.get_mut(index)?;
+        let FaultState { rules, random, .. } = &mut *state;
+        let index = rules.iter().position(|rule| {
+            rule.matcher.matches(request)
+                && rule.chance.is_none_or(|chance| next_unit(random) < chance)
+        })?;
+        let rule = rules.get_mut(index)?;
         rule.remaining -= 1;
         let answer = rule.answer.clone();
         if rule.remaining == 0 {
-            state.rules.remove(index);
+            rules.remove(index);
         }
         Some(answer)
     }
@@ -526,6 +668,45 @@ mod tests {
         assert_eq!(answer.map(|a| a.error.reason), Some("ServiceUnavailable"));
         assert!(faults.take(&patch_of("a")).is_some());
         assert_eq!(faults.take(&patch_of("a")), None);
+    }
+
+    #[test]
+    fn fraction_rules_fire_on_about_their_fraction_and_repeat_with_the_seed() {
+        let schedule = |seed| {
+            let faults = Faults::default();
+            faults.seed(seed);
+            faults.fail_fraction(0.25, 500, RequestMatcher::any().name("a"));
+            faults.throttle_fraction(0.5, 1, RequestMatcher::any().name("a"));
+            (0..2000)
+                .map(|_| faults.take(&patch_of("a")).map(|answer| answer.error.code))
+                .collect::<Vec<_>>()
+        };
+        let first = schedule(42);
+        assert_eq!(first, schedule(42), "one seed, one schedule");
+        assert_ne!(first, schedule(43));
+        let count = |code| first.iter().filter(|answer| **answer == Some(code)).count();
+        // 500 on a quarter; 429 on half of the other three quarters.
+        assert!((400..600).contains(&count(500)), "{}", count(500));
+        assert!((650..850).contains(&count(429)), "{}", count(429));
+        let faults = Faults::default();
+        faults.fail_fraction(1.0, 503, RequestMatcher::any().name("a"));
+        assert_eq!(faults.take(&patch_of("b")), None, "not selected");
+        faults.clear();
+        assert_eq!(faults.take(&patch_of("a")), None, "cleared");
+    }
+
+    #[test]
+    fn log_orders_receipts_and_answers_with_marks() {
+        let log = RequestLog::default();
+        let before = RequestLog::mark();
+        let id = log.push(patch_of("a"));
+        let between = RequestLog::mark();
+        log.set_status(id, 200);
+        let after = RequestLog::mark();
+        let record = &log.all()[0];
+        assert!(before < record.received && record.received < between);
+        let answered = record.answered.unwrap_or_default();
+        assert!(between < answered && answered < after);
     }
 
     #[test]

@@ -39,9 +39,11 @@
 //!   apiserver's message otherwise; each request's [`Decision`] (the rule that allowed it)
 //!   is in the [`RequestLog`].
 //! - **Errors** as `kind: Status` objects ([`ApiError`]), so kube-rs returns `kube::Error::Api`.
-//! - **Faults** injected at run time ([`Faults`]): latency, the next N matching requests
-//!   answered with a 5xx or 429 with `Retry-After` or not answered at all, watch streams closed
-//!   now or after N events; and a log of every request ([`RequestLog`]).
+//! - **Faults** injected at run time ([`Faults`]): latency, the next N matching requests (or a
+//!   seeded random fraction of them) answered with a 5xx or 429 with `Retry-After` or not
+//!   answered at all, watch streams closed now or after N events; and a log of every request
+//!   ([`RequestLog`]), each with when it was received and answered in an order a test can
+//!   mark its own steps in ([`RequestLog::mark`]).
 //!
 //! # Simplifications
 //!
