@@ -98,7 +98,7 @@ mod trigger;
 pub use coalesce::{Coalescer, RunAbandoned};
 pub use message::kube_message;
 pub use names::ReferenceError;
-pub use retry::{BoundedRetry, BoundedRetryLayer, BoundedRetryService};
+pub use retry::{BoundedRetry, BoundedRetryLayer, BoundedRetryService, DeadlineExceeded};
 pub use trigger::{
     Action, ObjectRef, Outcome, SelectedObject, SelectedSpec, Trigger, TriggerError,
 };

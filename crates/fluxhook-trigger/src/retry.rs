@@ -2,6 +2,8 @@
 //! through: bounded by what a webhook sender waits for, not by what a
 //! controller can afford.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,7 +32,13 @@ use tower::{BoxError, Layer, Service};
 ///
 /// The bound counts waits, not the time the requests themselves take, so
 /// whether a request is retried depends only on the answers, never on how
-/// busy the machine is. Each retry is a new request: a
+/// busy the machine is. Apart from it, a `deadline` ends a request that has
+/// no answer by then, its attempts and waits included, with an error: an API
+/// server (or the network to it) that stopped answering is waited for as
+/// long as the sender can wait, not until kube's 295 s read timeout or the
+/// API server's own 60 s request timeout (`--request-timeout`, after which
+/// it answers 504). A [`Trigger`](crate::Trigger) patch that ends so frees
+/// its object for the requests queued behind it. Each retry is a new request: a
 /// [`Trigger`](crate::Trigger) patch retried writes the annotation as the
 /// first attempt would have, so retrying a request that may have been
 /// applied is harmless.
@@ -73,6 +81,7 @@ pub struct BoundedRetry {
     max_retries: u32,
     first_backoff: Duration,
     max_wait: Duration,
+    deadline: Option<Duration>,
     /// The state of one request's attempts (the layer clones the policy
     /// for each request).
     retries: u32,
@@ -81,28 +90,60 @@ pub struct BoundedRetry {
 
 impl Default for BoundedRetry {
     /// Three retries, backoffs of 100, 200 and 400 ms, and at most 2 s of
-    /// waiting in all: well within the 10 s GitHub, GitLab and Gitea wait for
-    /// a webhook's answer, with room for the requests themselves.
+    /// waiting in all: well within the 10 s GitHub and GitLab wait for a
+    /// webhook's answer, with room for the requests themselves; and a
+    /// deadline of [`BoundedRetry::DEFAULT_DEADLINE`] per request.
     fn default() -> Self {
         Self::new(3, Duration::from_millis(100), Duration::from_secs(2))
+            .deadline(Self::DEFAULT_DEADLINE)
     }
 }
 
 impl BoundedRetry {
+    /// The default [`deadline`](Self::deadline) of a request: 8 s, so that a
+    /// delivery whose patch gets no answer is answered 500 before GitHub or
+    /// GitLab stop waiting at 10 s.
+    pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(8);
+
     /// At most `max_retries` retries of one request, the first after
     /// `first_backoff` (doubling after each), waiting at most `max_wait` in
-    /// all.
+    /// all; no deadline.
     pub fn new(max_retries: u32, first_backoff: Duration, max_wait: Duration) -> Self {
         Self {
             max_retries,
             first_backoff,
             max_wait,
+            deadline: None,
             retries: 0,
             waited: Duration::ZERO,
         }
     }
 
-    /// No retry: every answer is returned as it came.
+    /// The same policy, ending a request without an answer after `deadline`
+    /// (its attempts and waits included) with an error, for a caller that
+    /// cannot wait longer. The error is not an API status: the request may
+    /// still reach the API server.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fluxhook_trigger::BoundedRetry;
+    ///
+    /// let retry = BoundedRetry::default().deadline(Duration::from_secs(4));
+    /// assert_eq!(retry.max_duration(), Some(Duration::from_secs(4)));
+    /// assert_eq!(BoundedRetry::never().max_duration(), None);
+    /// ```
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The deadline of a request, if it has one.
+    pub fn max_duration(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// No retry and no deadline: every answer is returned as it came.
     pub fn never() -> Self {
         Self::new(0, Duration::ZERO, Duration::ZERO)
     }
@@ -216,6 +257,7 @@ where
     fn layer(&self, inner: S) -> Self::Service {
         BoundedRetryService {
             inner: Retry::new(self.policy, Buffer::new(inner, BUFFER)),
+            deadline: self.policy.deadline,
         }
     }
 }
@@ -226,6 +268,7 @@ where
     S: Service<Request<Body>>,
 {
     inner: Retry<BoundedRetry, Buffer<Request<Body>, S::Future>>,
+    deadline: Option<Duration>,
 }
 
 impl<S> Clone for BoundedRetryService<S>
@@ -236,9 +279,15 @@ where
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            deadline: self.deadline,
         }
     }
 }
+
+/// A request without an answer at its [`BoundedRetry::deadline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the API server did not answer within {0:?}")]
+pub struct DeadlineExceeded(pub Duration);
 
 impl<S> std::fmt::Debug for BoundedRetryService<S>
 where
@@ -252,24 +301,32 @@ where
 
 impl<S, B> Service<Request<Body>> for BoundedRetryService<S>
 where
+    B: Send + 'static,
     S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError> + Send + Sync,
 {
     type Response = Response<B>;
     type Error = BoxError;
-    type Future = tower::retry::future::ResponseFuture<
-        BoundedRetry,
-        Buffer<Request<Body>, S::Future>,
-        Request<Body>,
-    >;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        self.inner.call(request)
+        let attempts = self.inner.call(request);
+        match self.deadline {
+            None => Box::pin(attempts),
+            Some(deadline) => Box::pin(async move {
+                // Dropping the attempts on time closes their connection, as a
+                // client-go request whose context ends does.
+                match tokio::time::timeout(deadline, attempts).await {
+                    Ok(result) => result,
+                    Err(_) => Err(DeadlineExceeded(deadline).into()),
+                }
+            }),
+        }
     }
 }
 

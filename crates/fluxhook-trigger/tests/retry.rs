@@ -121,3 +121,51 @@ async fn never_sends_each_request_once() {
     assert_eq!(error.status().map(|status| status.code), Some(503));
     assert_eq!(answers(&server), [Some(503)]);
 }
+
+/// How long a test waits for what must end by itself: a hang guard, never a
+/// speed check.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+#[tokio::test]
+async fn a_patch_without_an_answer_fails_at_the_deadline_and_frees_the_object() {
+    let (server, trigger) = cluster(quick().deadline(Duration::from_millis(200))).await;
+    // Not answered until the faults are cleared, which this test never does.
+    server.faults().hang_next(1, patches());
+    let first = tokio::time::timeout(HANG_GUARD, trigger.request_reconcile(&podinfo()))
+        .await
+        .expect("the patch without an answer never ended");
+    let error = first.unwrap_err();
+    assert!(error.status().is_none(), "no API status: {error}");
+    assert!(
+        error.to_string().contains("did not answer within 200ms"),
+        "{error}"
+    );
+    // The object's next request is not queued behind the hung patch.
+    let second = tokio::time::timeout(HANG_GUARD, trigger.request_reconcile(&podinfo()))
+        .await
+        .expect("the next request waited for the hung patch");
+    second.unwrap();
+    assert_eq!(answers(&server).last(), Some(&Some(200)));
+}
+
+#[tokio::test]
+async fn the_deadline_covers_the_retries() {
+    let (server, trigger) = cluster(
+        BoundedRetry::new(3, Duration::from_millis(1), Duration::from_secs(30))
+            .deadline(Duration::from_millis(300)),
+    )
+    .await;
+    // Answered 503 at once, then not at all: the retry waits in vain.
+    server.faults().fail_next(1, 503, patches());
+    server.faults().hang_next(1, patches());
+    let result = tokio::time::timeout(HANG_GUARD, trigger.request_reconcile(&podinfo()))
+        .await
+        .expect("the retried patch never ended");
+    let error = result.unwrap_err();
+    assert!(error.status().is_none(), "{error}");
+    assert_eq!(
+        server.requests().count(&patches()),
+        2,
+        "one retry, then the deadline"
+    );
+}
