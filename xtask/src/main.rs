@@ -12,9 +12,13 @@
 //!   or oversized requests (see `flood.rs`).
 //! - `scale`: the release receiver serving thousands of Receivers (see
 //!   `scale.rs`).
+//! - `faults`: a burst of deliveries while the API server fails and the
+//!   receiver restarts, checked against the API server's patch log (see
+//!   `faults.rs`).
 
 mod bench;
 mod demo;
+mod faults;
 mod flood;
 mod fuzz;
 mod hotpath;
@@ -56,7 +60,14 @@ commands:
                 the release fluxhook-receiver started against N Receivers
                 (default 10000) and their Secrets: time until all are served,
                 its API requests by verb and resource, memory, and throughput
-                against one Receiver beside a single-Receiver run";
+                against one Receiver beside a single-Receiver run
+  faults [--clients N] [--deliveries D] [--seed S]
+                a burst of deliveries from N senders (default 8 x 50) to
+                fluxhook-receiver while the test API answers 429, 5xx or
+                nothing, adds latency and drops watches, and the receiver
+                restarts; prints the answers, violations (a 200 without a
+                patch begun after the delivery, a failure other than 5xx) and
+                the recovery time once the faults stop; fails on a violation";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,6 +79,7 @@ fn main() -> ExitCode {
         Some("hotpath") => hotpath::run(&workspace_root(), &args[1..]),
         Some("flood") => flood::run(&workspace_root(), &args[1..]),
         Some("scale") => scale::run(&workspace_root(), &args[1..]),
+        Some("faults") => faults::run(&workspace_root(), &args[1..]),
         // What those run from the release build.
         Some("__hotpath") => hotpath::measure(&args[1..]),
         Some("__floor") => hotpath_floor::run(&args[1..]),

@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod burst;
 pub mod demo;
 mod replica;
 
@@ -216,10 +217,55 @@ pub struct Sandbox {
     identity: Identity,
     dir: TempDir,
     child: Child,
+    /// How the receiver was started, to start it again.
+    process: Process,
     receiver_url: String,
     health_url: String,
     metrics_url: String,
     http: reqwest::Client,
+}
+
+/// The receiver's command line and ports, kept to start it again the same way.
+#[derive(Debug, Clone)]
+struct Process {
+    binary: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    /// Webhooks, health, metrics.
+    ports: [u16; 3],
+}
+
+impl Process {
+    /// Starts the receiver with the kubeconfig in `dir`, its output appended to the log
+    /// there.
+    fn spawn(&self, dir: &Path) -> Result<Child, SandboxError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("receiver.log"))
+            .map_err(io("open the receiver log"))?;
+        let stderr = log.try_clone().map_err(io("share the receiver log"))?;
+        let [receiver, health, metrics] = self.ports;
+        Command::new(&self.binary)
+            .args([
+                format!("--receiverAddr=127.0.0.1:{receiver}"),
+                format!("--health-addr=127.0.0.1:{health}"),
+                format!("--metrics-addr=127.0.0.1:{metrics}"),
+                "--log-encoding=console".to_string(),
+                "--log-level=debug".to_string(),
+            ])
+            .args(&self.args)
+            .env("KUBECONFIG", dir.join("receiver.kubeconfig"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("RUNTIME_NAMESPACE")
+            .envs(self.envs.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("start {}", self.binary.display())))
+    }
 }
 
 impl Sandbox {
@@ -329,36 +375,22 @@ impl Sandbox {
         let receiver_kubeconfig = dir.path().join("receiver.kubeconfig");
         api.write_kubeconfig_for(&identity, &receiver_kubeconfig)
             .map_err(io("write the receiver's kubeconfig"))?;
-        let log_path = dir.path().join("receiver.log");
-        let log = std::fs::File::create(&log_path).map_err(io("create the receiver log"))?;
-        let stderr = log.try_clone().map_err(io("share the receiver log"))?;
-
-        let [receiver, health, metrics] = [free_port()?, free_port()?, free_port()?];
-        let child = Command::new(&binary)
-            .args([
-                format!("--receiverAddr=127.0.0.1:{receiver}"),
-                format!("--health-addr=127.0.0.1:{health}"),
-                format!("--metrics-addr=127.0.0.1:{metrics}"),
-                "--log-encoding=console".to_string(),
-                "--log-level=debug".to_string(),
-            ])
-            .args(&args)
-            .env("KUBECONFIG", &receiver_kubeconfig)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("RUNTIME_NAMESPACE")
-            .envs(envs)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(format!("start {}", binary.display())))?;
+        let ports = [free_port()?, free_port()?, free_port()?];
+        let process = Process {
+            binary,
+            args,
+            envs,
+            ports,
+        };
+        let child = process.spawn(dir.path())?;
+        let [receiver, health, metrics] = ports;
 
         Ok(Self {
             api,
             identity,
             dir,
             child,
+            process,
             receiver_url: format!("http://127.0.0.1:{receiver}"),
             health_url: format!("http://127.0.0.1:{health}"),
             metrics_url: format!("http://127.0.0.1:{metrics}"),
@@ -596,6 +628,21 @@ impl Sandbox {
             }
         }
         self.wait_for_exit().await
+    }
+
+    /// Restarts the receiver as a rolling update does: SIGTERM and a wait (bounded) for it to
+    /// drain and exit, then the same binary with the same flags on the same ports, and a wait
+    /// until it is ready. Its log goes on in the same file. The exit status of the old
+    /// process is returned.
+    ///
+    /// Between the two, connections to its ports are refused. Another process could take a
+    /// port in that moment, as with any port the sandbox picks; the new receiver then fails
+    /// to start, loudly.
+    pub async fn restart(&mut self) -> Result<ExitStatus, SandboxError> {
+        let status = self.stop().await?;
+        self.child = self.process.spawn(self.dir.path())?;
+        self.wait_until_ready().await?;
+        Ok(status)
     }
 
     fn receiver_error(&self, problem: String) -> SandboxError {
