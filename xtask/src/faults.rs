@@ -1,7 +1,7 @@
 //! `cargo xtask faults`: a burst of deliveries while the API server fails
 //! and the receiver restarts.
 //!
-//! The test Kubernetes API of `fluxhook-sandbox` serves eight Receivers to
+//! The test Kubernetes API of `fluxhook-sandbox` serves seven Receivers to
 //! the `fluxhook-receiver` binary (built for the run, unoptimised, as the
 //! tests run it): a `github` one checking HMAC signatures, five `generic`
 //! ones each selecting one GitRepository by name, two of them the same one
