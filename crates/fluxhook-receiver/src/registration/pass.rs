@@ -53,6 +53,26 @@ pub(crate) enum Report {
 }
 
 impl Report {
+    /// The condition after a pass: its failures, else the hooks now remembered (none: the
+    /// condition goes).
+    fn registered(failures: &[Failure], remembered: &[RegisteredHook]) -> Self {
+        if !failures.is_empty() {
+            return Self::failed(reason::REGISTRATION_FAILED, failures);
+        }
+        if remembered.is_empty() {
+            return Self::Remove;
+        }
+        let hooks: Vec<String> = remembered.iter().map(RegisteredHook::describe).collect();
+        Self::Set {
+            registered: true,
+            reason: reason::SUCCEEDED,
+            message: cut(
+                &format!("Webhooks registered: {}", hooks.join("; ")),
+                MAX_MESSAGE_CHARS,
+            ),
+        }
+    }
+
     fn failed(reason: &'static str, failures: &[Failure]) -> Self {
         let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
         Self::Set {
@@ -179,6 +199,20 @@ fn hold_for(waits: &HostWaits, key: &WaitKey, error: &RegisterError) -> Option<D
     Some(wait)
 }
 
+/// The hooks a Receiver's GitRepositories ask for ([`Registrar::asked`]).
+struct Asked {
+    /// Each wanted hook once.
+    wanted: Vec<Wanted>,
+    /// What needs an edit (annotations, cross-namespace references).
+    failures: Vec<Failure>,
+    /// GitRepositories whose remembered hooks must stay: what they want is not known.
+    undecided: HashSet<String>,
+    /// Whether every GitRepository named could be read.
+    all_read: bool,
+    /// Why some could not.
+    unread: Vec<Failure>,
+}
+
 /// What the Receiver serves, which its hooks deliver to and are signed with.
 pub(crate) struct Served<'a> {
     /// The compiled Receiver.
@@ -273,58 +307,18 @@ impl Registrar {
             name: object.metadata.name.clone().unwrap_or_default(),
         };
         let regarding = object.object_ref(&self.resource);
-        let mut failures = Vec::new();
-        // GitRepositories whose remembered hooks must stay: what they want is not known.
-        let mut undecided: HashSet<String> = HashSet::new();
-        let mut all_read = true;
-        let mut unread = Vec::new();
-
         let template = HookTemplate {
             path: served.endpoint.webhook_path(),
             receiver_type: served.endpoint.receiver_type.as_str(),
             signed: signing(&served),
         };
-        let mut wanted: Vec<Wanted> = Vec::new();
-        for target in &served.endpoint.resources {
-            let selected = self
-                .trigger
-                .select_git_repositories(&target.resource, &key.namespace)
-                .await;
-            for selected in selected {
-                let repository = match selected {
-                    Ok(repository) => repository,
-                    Err(error) if error.is_not_found() => continue,
-                    // Refused by --no-cross-namespace-refs: an edit fixes it, not a retry.
-                    Err(error) if error.is_cross_namespace() => {
-                        failures.push(Failure::configuration(error.to_string()));
-                        continue;
-                    }
-                    Err(error) => {
-                        all_read = false;
-                        unread.push(Failure::transient(error.to_string()));
-                        continue;
-                    }
-                };
-                let id = target::id_of(&repository);
-                match target::wanted(&repository, &template) {
-                    Ok(Some(hook)) => {
-                        let known = wanted
-                            .iter()
-                            .any(|w| w.hook.identity() == hook.hook.identity());
-                        if !known {
-                            wanted.push(hook);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(message) => {
-                        undecided.insert(id.clone());
-                        failures.push(Failure::configuration(format!(
-                            "GitRepository {id}: {message}"
-                        )));
-                    }
-                }
-            }
-        }
+        let Asked {
+            wanted,
+            mut failures,
+            mut undecided,
+            all_read,
+            mut unread,
+        } = self.asked(&served, &key.namespace, &template).await;
 
         // A Receiver that registers nothing is not told about GitRepositories it could not
         // read: whether they ask for a hook is unknown, and its next interval looks again.
@@ -336,31 +330,85 @@ impl Registrar {
             failures.append(&mut unread);
         }
 
-        let mut ready: Vec<(Wanted, HookClient)> = Vec::new();
-        for hook in wanted {
-            let namespace = hook.hook.namespace().to_string();
-            match self
-                .hook_client(&hook.repository, &namespace, &hook.hook)
-                .await
-            {
-                Ok(client) => ready.push((hook, client)),
-                Err(message) => {
-                    undecided.insert(hook.hook.git_repository.clone());
-                    failures.push(Failure::transient(format!(
-                        "GitRepository {}: {message}",
-                        hook.hook.git_repository
-                    )));
-                }
-            }
-        }
+        let ready = self
+            .clients_for(wanted, &mut undecided, &mut failures)
+            .await;
 
         let mut intent = recorded.clone();
         intent.extend(ready.iter().map(|(hook, _)| hook.hook.clone()));
         let object = self.remember(api, object, &intent).await?;
 
+        let (mut registered, observed) = self
+            .ensure_each(&regarding, &ready, &mut undecided, &mut failures)
+            .await;
+
+        // What the hosts tell of the hooks' deliveries; with no word of a hook whose
+        // registration failed, the condition stays as it was when nothing was heard.
+        let health = delivery::report(&observed, !failures.is_empty());
+        for (reason, hook, note) in delivery::warnings(&observed) {
+            let related = git_repository_ref(hook);
+            self.publish(
+                &regarding,
+                Some(&related),
+                EventType::Warning,
+                reason,
+                "CheckWebhookDelivery",
+                &note,
+            )
+            .await;
+        }
+
+        let mut kept = Vec::new();
+        for old in recorded {
+            if registered
+                .iter()
+                .any(|hook| hook.identity() == old.identity())
+            {
+                continue;
+            }
+            if !all_read || undecided.contains(&old.git_repository) {
+                kept.push(old);
+                continue;
+            }
+            let fresh = ready
+                .iter()
+                .find(|(hook, _)| hook.hook.same_repository(&old))
+                .map(|(_, client)| client);
+            if let Err(failure) = self.delete(&regarding, &old, fresh).await {
+                failures.push(failure);
+                kept.push(old);
+            }
+        }
+
+        registered.extend(kept);
+        let remembered = record::normalized(registered);
+        let object = self.remember(api, object, &remembered).await?;
+        let retry = failures
+            .iter()
+            .any(|failure| failure.transient)
+            .then(|| format!("{} webhook registration failures", failures.len()));
+        let retry_after = retry_after(&failures);
+        Ok(Pass {
+            object,
+            report: Report::registered(&failures, &remembered),
+            delivery: health,
+            retry,
+            retry_after,
+        })
+    }
+
+    /// Step three of a pass: makes each hook be as wanted on its host, recording an Event for
+    /// each change or failure; the hooks that may now exist, and what the hosts said of them.
+    async fn ensure_each(
+        &self,
+        regarding: &ObjectReference,
+        ready: &[(Wanted, HookClient)],
+        undecided: &mut HashSet<String>,
+        failures: &mut Vec<Failure>,
+    ) -> (Vec<RegisteredHook>, Vec<Observed>) {
         let mut registered = Vec::new();
         let mut observed = Vec::new();
-        for (hook, client) in &ready {
+        for (hook, client) in ready {
             let key = wait_key(&hook.hook);
             if let Some(left) = self.waits.remaining(&key, Instant::now()) {
                 // Nothing is sent, so nothing new can have been written.
@@ -432,7 +480,7 @@ impl Registrar {
             if let Some((type_, reason)) = event {
                 let related = git_repository_ref(&hook.hook);
                 self.publish(
-                    &regarding,
+                    regarding,
                     Some(&related),
                     type_,
                     reason,
@@ -454,75 +502,96 @@ impl Registrar {
                 registered.push(hook.hook.clone());
             }
         }
+        (registered, observed)
+    }
 
-        // What the hosts tell of the hooks' deliveries; with no word of a hook whose
-        // registration failed, the condition stays as it was when nothing was heard.
-        let health = delivery::report(&observed, !failures.is_empty());
-        for (reason, hook, note) in delivery::warnings(&observed) {
-            let related = git_repository_ref(hook);
-            self.publish(
-                &regarding,
-                Some(&related),
-                EventType::Warning,
-                reason,
-                "CheckWebhookDelivery",
-                &note,
-            )
-            .await;
-        }
-
-        let mut kept = Vec::new();
-        for old in recorded {
-            if registered
-                .iter()
-                .any(|hook| hook.identity() == old.identity())
+    /// Step two of a pass: a client for each wanted hook, with its access token; a hook
+    /// whose client cannot be had is left undecided.
+    async fn clients_for(
+        &self,
+        wanted: Vec<Wanted>,
+        undecided: &mut HashSet<String>,
+        failures: &mut Vec<Failure>,
+    ) -> Vec<(Wanted, HookClient)> {
+        let mut ready = Vec::new();
+        for hook in wanted {
+            let namespace = hook.hook.namespace().to_string();
+            match self
+                .hook_client(&hook.repository, &namespace, &hook.hook)
+                .await
             {
-                continue;
-            }
-            if !all_read || undecided.contains(&old.git_repository) {
-                kept.push(old);
-                continue;
-            }
-            let fresh = ready
-                .iter()
-                .find(|(hook, _)| hook.hook.same_repository(&old))
-                .map(|(_, client)| client);
-            if let Err(failure) = self.delete(&regarding, &old, fresh).await {
-                failures.push(failure);
-                kept.push(old);
+                Ok(client) => ready.push((hook, client)),
+                Err(message) => {
+                    undecided.insert(hook.hook.git_repository.clone());
+                    failures.push(Failure::transient(format!(
+                        "GitRepository {}: {message}",
+                        hook.hook.git_repository
+                    )));
+                }
             }
         }
+        ready
+    }
 
-        registered.extend(kept);
-        let remembered = record::normalized(registered);
-        let object = self.remember(api, object, &remembered).await?;
-        let retry = failures
-            .iter()
-            .any(|failure| failure.transient)
-            .then(|| format!("{} webhook registration failures", failures.len()));
-        let retry_after = retry_after(&failures);
-        let report = if !failures.is_empty() {
-            Report::failed(reason::REGISTRATION_FAILED, &failures)
-        } else if remembered.is_empty() {
-            Report::Remove
-        } else {
-            let hooks: Vec<String> = remembered.iter().map(RegisteredHook::describe).collect();
-            Report::Set {
-                registered: true,
-                reason: reason::SUCCEEDED,
-                message: cut(
-                    &format!("Webhooks registered: {}", hooks.join("; ")),
-                    MAX_MESSAGE_CHARS,
-                ),
-            }
+    /// Step one of a pass: the hooks the annotated GitRepositories the Receiver names ask
+    /// for, each once, and what could not be read or decided.
+    async fn asked(
+        &self,
+        served: &Served<'_>,
+        namespace: &str,
+        template: &HookTemplate<'_>,
+    ) -> Asked {
+        let mut asked = Asked {
+            wanted: Vec::new(),
+            failures: Vec::new(),
+            undecided: HashSet::new(),
+            all_read: true,
+            unread: Vec::new(),
         };
-        Ok(Pass {
-            object,
-            report,
-            delivery: health,
-            retry,
-            retry_after,
-        })
+        for target in &served.endpoint.resources {
+            let selected = self
+                .trigger
+                .select_git_repositories(&target.resource, namespace)
+                .await;
+            for selected in selected {
+                let repository = match selected {
+                    Ok(repository) => repository,
+                    Err(error) if error.is_not_found() => continue,
+                    // Refused by --no-cross-namespace-refs: an edit fixes it, not a retry.
+                    Err(error) if error.is_cross_namespace() => {
+                        asked
+                            .failures
+                            .push(Failure::configuration(error.to_string()));
+                        continue;
+                    }
+                    Err(error) => {
+                        asked.all_read = false;
+                        asked.unread.push(Failure::transient(error.to_string()));
+                        continue;
+                    }
+                };
+                let id = target::id_of(&repository);
+                match target::wanted(&repository, template) {
+                    Ok(Some(hook)) => {
+                        let known = asked
+                            .wanted
+                            .iter()
+                            .any(|w| w.hook.identity() == hook.hook.identity());
+                        if !known {
+                            asked.wanted.push(hook);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(message) => {
+                        asked.undecided.insert(id.clone());
+                        asked.failures.push(Failure::configuration(format!(
+                            "GitRepository {id}: {message}"
+                        )));
+                    }
+                }
+            }
+        }
+        asked
     }
 
     /// Deletes every hook remembered on a Receiver that is being deleted; once none is left,
