@@ -3,7 +3,8 @@
 //! requests for the selected objects with 500, 502, 503, 504 or 429 (with
 //! `Retry-After`), leaves some unanswered, adds latency to every request and
 //! drops every watch twice, and while the receiver is restarted (SIGTERM,
-//! then started again on the same ports).
+//! then started again on the same ports); then pairs of deliveries to one
+//! Receiver, the second sent while the first one's patch is in flight.
 //!
 //! Checked from the API server's request log ([`fluxhook_sandbox::burst`]):
 //! no delivery is answered 200 unless, for every object its Receiver selects,
@@ -90,6 +91,10 @@ async fn a_burst_under_api_faults_and_a_restart_is_never_answered_200_unpatched(
             (429, 0.1),
         ],
         hang: 0.03,
+        // Long enough for a second delivery to arrive while a patch is in
+        // flight (which only makes a correct build wait longer).
+        latency: std::time::Duration::from_millis(20),
+        overlapping: 8,
         ..Plan::every_fault(4, 8, 0x5eed)
     };
     let report = match burst::run(&mut sandbox, targets, &plan).await {

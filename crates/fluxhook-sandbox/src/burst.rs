@@ -239,13 +239,18 @@ pub struct Plan {
     pub drop_watches_at: Vec<f64>,
     /// The receiver is restarted after this fraction of the deliveries have been answered.
     pub restart_at: Option<f64>,
+    /// After the burst, still under the faults: this many pairs of deliveries to one
+    /// Receiver, the second sent once the first one's patch has reached the API server, so
+    /// that it arrives while that patch is in flight (its answer must wait for a patch that
+    /// begins after it).
+    pub overlapping: usize,
 }
 
 impl Plan {
     /// Every kind of fault: 500, 502, 503, 504 and 429 each on a few percent of the
     /// requests for the selected objects, a hang on one in a hundred, 5 ms of latency on
-    /// every request, watches dropped at a quarter and three quarters of the burst, and a
-    /// restart half way.
+    /// every request, watches dropped at a quarter and three quarters of the burst, a
+    /// restart half way, and 20 overlapping pairs after it.
     pub fn every_fault(clients: usize, per_client: usize, seed: u64) -> Self {
         Self {
             clients,
@@ -262,6 +267,7 @@ impl Plan {
             latency: Duration::from_millis(5),
             drop_watches_at: vec![0.25, 0.75],
             restart_at: Some(0.5),
+            overlapping: 20,
         }
     }
 
@@ -469,17 +475,26 @@ pub async fn run(
         return Err(stalled(sandbox, &answered, total));
     }
 
-    // The faults stop: every Receiver answers 200 again, without a restart.
-    sandbox.api().faults().clear();
-    let cleared = Instant::now();
-    let sender = Sender {
+    let sender = Arc::new(Sender {
         http: http_client(),
         url: sandbox.receiver_url().to_owned(),
         targets: Arc::clone(&targets),
         answered: Arc::new(AtomicUsize::new(0)),
         progress: watch::channel(0).0,
         up: up_watch,
-    };
+    });
+    for pair in 0..plan.overlapping {
+        let target = pair % targets.len();
+        let overlapping = overlap(sandbox, &sender, target).await;
+        match overlapping {
+            Some(pair) => deliveries.extend(pair),
+            None => return Err(stalled(sandbox, &answered, total)),
+        }
+    }
+
+    // The faults stop: every Receiver answers 200 again, without a restart.
+    sandbox.api().faults().clear();
+    let cleared = Instant::now();
     let recovery = loop {
         let mut all_accepted = true;
         for target in 0..targets.len() {
@@ -520,6 +535,41 @@ pub async fn run(
         api_requests,
         clients: plan.clients,
     })
+}
+
+/// Two deliveries to `target`, the second sent once a patch of its first object has reached
+/// the API server after the first was sent (or once the first is answered, if none does);
+/// `None` if the first never ends.
+async fn overlap(sandbox: &Sandbox, sender: &Arc<Sender>, target: usize) -> Option<[Delivery; 2]> {
+    let object = sender.targets.get(target)?.objects.first()?.clone();
+    let patches = RequestMatcher::any()
+        .verb(Verb::Patch)
+        .resource(&object.resource)
+        .namespace(&object.namespace)
+        .name(&object.name);
+    let before = RequestLog::mark();
+    let first = tokio::spawn({
+        let sender = Arc::clone(sender);
+        async move { sender.deliver(target, false).await }
+    });
+    let started = Instant::now();
+    // A poll of the log: the patch is in flight from when it is logged.
+    while !first.is_finished()
+        && !sandbox
+            .api()
+            .requests()
+            .matching(&patches)
+            .iter()
+            .any(|patch| patch.received > before)
+    {
+        if started.elapsed() > DEADLINE {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let second = sender.deliver(target, false).await;
+    let first = tokio::time::timeout(DEADLINE, first).await.ok()?.ok()?;
+    Some([first, second])
 }
 
 /// The faults of `plan` on the requests for the targets' objects; latency on every request.
