@@ -1189,13 +1189,12 @@ async fn failing_github_deliveries_are_reported_until_they_pass() {
     assert_eq!(delivery_warnings(&cluster).len(), 1);
 }
 
-#[tokio::test]
-async fn a_hook_gitlab_disabled_is_reported_and_replaced() {
+/// A cluster whose Receiver and GitRepository are on a fake GitLab.
+async fn gitlab_cluster() -> Cluster {
     let cluster = Cluster::start_with(FakeConfig::new(HostKind::GitLab)).await;
-    let repositories = git_repositories();
     cluster
         .patch(
-            &repositories,
+            &git_repositories(),
             "app",
             json!({"metadata": {"annotations": {PROVIDER_ANNOTATION: "gitlab"}}}),
         )
@@ -1207,6 +1206,109 @@ async fn a_hook_gitlab_disabled_is_reported_and_replaced() {
             json!({"spec": {"type": "gitlab", "events": ["Push Hook"]}}),
         )
         .await;
+    cluster
+}
+
+/// The reads of a GitLab hook's events (its delivery log) so far, and of the hook list (one
+/// per pass).
+fn event_reads(cluster: &Cluster) -> (usize, usize) {
+    let requests = cluster.host.requests();
+    let gets = |suffix: &str| {
+        requests
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(suffix))
+            .count()
+    };
+    (gets("/events"), gets("/hooks"))
+}
+
+#[tokio::test]
+async fn gitlab_hook_events_tell_a_failing_newest_delivery_until_one_passes() {
+    let cluster = gitlab_cluster().await;
+    let _running = registered(&cluster).await;
+    let id = cluster.host.hooks()[0].id;
+
+    // GitLab still runs the hook (`alert_status: executable`), but its newest delivery got a
+    // 500, an older one a 200.
+    cluster.host.edit_hook(id, |hook| {
+        hook.delivery_events = vec!["500".into(), "200".into()];
+    });
+    reconcile_now(&cluster, "failing").await;
+    let (status, reason, message) = delivery_condition(&cluster).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "DeliveryFailed")
+    );
+    assert!(
+        message.contains(&format!("hook {id} to {}", hook_url(RECEIVER_TOKEN)))
+            && message.ends_with("last delivery failed: HTTP 500"),
+        "{message}"
+    );
+    eventually("a Warning Event", || delivery_warnings(&cluster).len() == 1).await;
+    assert_eq!(delivery_warnings(&cluster), std::slice::from_ref(&message));
+    assert_eq!(cluster.condition().unwrap().0, "True");
+    // One read per pass that kept the hook (every pass but the one creating it, which
+    // had nothing to read), for its newest event only.
+    let (events, lists) = event_reads(&cluster);
+    assert_eq!(events, lists - 1);
+    let reads: Vec<_> = cluster
+        .host
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/events"))
+        .collect();
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.query.as_deref() == Some("per_page=1")),
+        "{reads:?}"
+    );
+
+    // A later delivery passes.
+    cluster.host.edit_hook(id, |hook| {
+        hook.delivery_events.insert(0, "200".into());
+    });
+    reconcile_now(&cluster, "fixed").await;
+    let (status, reason, message) = delivery_condition(&cluster).unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    assert!(
+        message.ends_with("last delivery answered HTTP 200"),
+        "{message}"
+    );
+    assert_eq!(delivery_warnings(&cluster).len(), 1);
+    let (events, lists) = event_reads(&cluster);
+    assert_eq!(events, lists - 1);
+}
+
+#[tokio::test]
+async fn a_gitlab_without_hook_events_is_not_asked_again() {
+    let cluster = gitlab_cluster().await;
+    // GitLab before 17.3: the events route is unknown (404).
+    cluster.host.without_hook_events();
+    let _running = registered(&cluster).await;
+    let id = cluster.host.hooks()[0].id;
+    cluster.host.edit_hook(id, |hook| {
+        hook.delivery_events = vec!["500".into()];
+    });
+    reconcile_now(&cluster, "listed").await;
+    // As before hook events: what `alert_status` says, no error, no warning.
+    let (status, reason, message) = delivery_condition(&cluster).unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    assert!(message.contains("alert_status executable"), "{message}");
+    let (status, reason, _) = cluster.condition().unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    assert!(delivery_warnings(&cluster).is_empty());
+    let (asked, _) = event_reads(&cluster);
+    assert_eq!(asked, 1);
+
+    reconcile_now(&cluster, "again").await;
+    assert_eq!(delivery_condition(&cluster).unwrap().0, "True");
+    assert_eq!(event_reads(&cluster).0, asked, "the host was asked again");
+}
+
+#[tokio::test]
+async fn a_hook_gitlab_disabled_is_reported_and_replaced() {
+    let cluster = gitlab_cluster().await;
     let _running = registered(&cluster).await;
     // The pass that created it heard nothing of it; the next one lists it.
     reconcile_now(&cluster, "listed").await;

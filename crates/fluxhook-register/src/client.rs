@@ -13,8 +13,8 @@ use crate::hosts::{self, HostApi};
 use crate::http::error_chain;
 use crate::retry::{Clock, TokioClock, is_rate_limited, rate_limit_wait};
 use crate::{
-    DesiredHook, Hook, HookId, HttpClient, Provider, RegisterError, Repository, RetryPolicy,
-    Secret, Token, read_error_message, read_hook, read_hooks_page,
+    DeliveryLog, DesiredHook, Hook, HookId, HttpClient, Provider, RegisterError, Repository,
+    RetryPolicy, Secret, Token, read_error_message, read_hook, read_hooks_page,
 };
 
 /// Pages of hooks read at most: far more than any repository has, short of a loop.
@@ -507,6 +507,61 @@ impl HookClient {
             removed_duplicates: plan.duplicates,
             last_delivery,
         })
+    }
+
+    /// What the host's log of hook `id`'s deliveries tells of the newest one: one `GET` on
+    /// GitLab 17.3+ (`/projects/:id/hooks/:hook_id/events?per_page=1`), none on hosts that
+    /// keep no log this client reads. A GitLab before 17.3 (404) gives
+    /// [`DeliveryLog::NotKept`], a token not allowed to read the log (403)
+    /// [`DeliveryLog::NotAllowed`]: neither is an error.
+    ///
+    /// ```
+    /// use fluxhook_register::{DeliveryLog, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, Secret, Token};
+    /// use fluxhook_test_githost::{FakeHost, HostKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let gitlab = FakeHost::start(HostKind::GitLab).await?;
+    /// let repository = Repository::new(Provider::GitLab, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
+    /// let client = HookClient::new(repository, Token::new(gitlab.token()))?;
+    /// let hook = DesiredHook::new("https://flux.example.com/hook/5a1b0c".parse()?, Secret::new("t"), ReceiverEvents::all());
+    /// let id = client.ensure(&hook).await?.hook_id;
+    /// assert_eq!(client.newest_delivery(&id).await?, DeliveryLog::Newest(None));
+    ///
+    /// gitlab.edit_hook(id.as_str().parse()?, |hook| hook.delivery_events = vec!["502".into()]);
+    /// let DeliveryLog::Newest(Some(newest)) = client.newest_delivery(&id).await? else { panic!() };
+    /// assert_eq!(newest.to_string(), "last delivery failed: HTTP 502");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn newest_delivery(&self, id: &HookId) -> Result<DeliveryLog, RegisterError> {
+        let Some((path, query)) = self.api.deliveries_path(&self.repository, id) else {
+            return Ok(DeliveryLog::NotKept);
+        };
+        let operation = Operation::ReadDeliveries(id.clone());
+        let mut url = self.api_url(&operation, path)?;
+        url.query_pairs_mut().extend_pairs(query);
+        let call = Call {
+            operation: operation.clone(),
+            method: Method::GET,
+            url,
+            body: None,
+            secret: None,
+        };
+        let reply = match self.send(call).await {
+            Ok(reply) => reply,
+            Err(error) => match error.kind() {
+                ErrorKind::Api { status: 404, .. } => return Ok(DeliveryLog::NotKept),
+                ErrorKind::Api { status: 403, .. } => return Ok(DeliveryLog::NotAllowed),
+                _ => return Err(error),
+            },
+        };
+        let body: Value = serde_json::from_slice(&reply.body)
+            .map_err(|e| self.unexpected(&operation, &reply, format!("not JSON: {e}")))?;
+        self.api
+            .newest_delivery(&body)
+            .map(DeliveryLog::Newest)
+            .map_err(|detail| self.unexpected(&operation, &reply, detail))
     }
 
     async fn send_for_hook(&self, call: Call<'_>) -> Result<Hook, RegisterError> {

@@ -1,5 +1,5 @@
-//! What hosts tell of a hook's deliveries, where they tell it in the hook itself: GitHub's
-//! `last_response` and GitLab's `alert_status`.
+//! What hosts tell of a hook's deliveries: in the hook itself (GitHub's `last_response`,
+//! GitLab's `alert_status`), or in a log of its deliveries (GitLab 17.3+'s hook events).
 
 use std::fmt;
 
@@ -85,6 +85,19 @@ impl fmt::Display for Delivery {
             ),
         }
     }
+}
+
+/// What a host's log of a hook's deliveries tells ([`HookClient::newest_delivery`](crate::HookClient::newest_delivery)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryLog {
+    /// The host keeps no log this client reads: every host but GitLab, and a GitLab before
+    /// 17.3 (which answers 404).
+    NotKept,
+    /// The host refused the token the log (403): it tells nothing to this token.
+    NotAllowed,
+    /// The newest delivery logged; `None` when the log holds none (GitLab keeps 7 days).
+    Newest(Option<Delivery>),
 }
 
 /// Cuts a host's words to a readable length.

@@ -22,6 +22,8 @@ pub enum Operation {
     Connect,
     /// Choosing the host's events the Receiver accepts, before any request.
     ChooseEvents,
+    /// Reading the host's log of a hook's deliveries (GitLab's hook events).
+    ReadDeliveries(HookId),
 }
 
 impl fmt::Display for Operation {
@@ -33,6 +35,7 @@ impl fmt::Display for Operation {
             Operation::DeleteHook(id) => write!(f, "delete hook {id}"),
             Operation::Connect => f.write_str("set up the HTTP client"),
             Operation::ChooseEvents => f.write_str("choose events"),
+            Operation::ReadDeliveries(id) => write!(f, "read the deliveries of hook {id}"),
         }
     }
 }

@@ -67,7 +67,7 @@ mod retry;
 
 pub use client::{Change, EnsurePlan, Ensured, HookClient, HookClientBuilder};
 pub use credentials::{Secret, Token};
-pub use delivery::Delivery;
+pub use delivery::{Delivery, DeliveryLog};
 pub use error::{ErrorKind, Operation, RegisterError};
 pub use events::ReceiverEvents;
 pub use hook::{

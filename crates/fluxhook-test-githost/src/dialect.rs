@@ -44,6 +44,8 @@ pub(crate) enum Target {
     Collection,
     /// One hook, by the reference the host uses in paths (already percent-decoded).
     Item(String),
+    /// The log of one hook's deliveries (GitLab's hook events).
+    Events(String),
 }
 
 /// The request being served, for dialects that build URLs or read the query.
@@ -242,6 +244,11 @@ pub(crate) trait Dialect: Send + Sync {
 
     /// One page of the hook list, with the host's pagination.
     fn list(&self, ctx: &Ctx<'_>, hooks: &[FakeHook]) -> Reply;
+
+    /// One page of the log of `hook`'s deliveries, for hosts that route [`Target::Events`].
+    fn events(&self, ctx: &Ctx<'_>, _hook: &FakeHook) -> Reply {
+        self.not_found(ctx)
+    }
 }
 
 pub(crate) fn for_kind(kind: HostKind) -> &'static dyn Dialect {

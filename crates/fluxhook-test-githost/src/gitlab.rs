@@ -93,6 +93,7 @@ impl Dialect for GitLab {
         match (project_matches, rest) {
             (true, []) => Some(Target::Collection),
             (true, [id]) => Some(Target::Item(id.clone())),
+            (true, [id, events]) if events == "events" => Some(Target::Events(id.clone())),
             _ => None,
         }
     }
@@ -189,36 +190,71 @@ impl Dialect for GitLab {
 
     fn list(&self, ctx: &Ctx<'_>, hooks: &[FakeHook]) -> Reply {
         let per_page = ctx.page_size("per_page", 20, 100);
-        let page = ctx.query_number("page", 1);
-        let (start, end) = page_window(hooks.len(), page, per_page);
-        let items: Vec<Value> = hooks
-            .get(start..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|h| self.render(ctx, h))
-            .collect();
-        let last = page_count(hooks.len(), per_page);
-        let next = if page < last {
-            (page + 1).to_string()
-        } else {
-            String::new()
-        };
-        let prev = if page > 1 {
-            (page - 1).to_string()
-        } else {
-            String::new()
-        };
-        let mut reply = Reply::json(StatusCode::OK, Value::Array(items))
-            .with_header("x-page", page.to_string())
-            .with_header("x-per-page", per_page.to_string())
-            .with_header("x-next-page", next)
-            .with_header("x-prev-page", prev)
-            .with_header("x-total", hooks.len().to_string())
-            .with_header("x-total-pages", last.to_string());
-        let link = link_header(ctx, "per_page", per_page, page, last);
-        if !link.is_empty() {
-            reply = reply.with_header("link", link);
-        }
-        reply
+        paged(ctx, per_page, hooks, |hook| self.render(ctx, hook))
     }
+
+    /// "Get a list of project webhook events" (GitLab 17.3+, gitlab-org/gitlab!151048,
+    /// doc/api/project_webhooks.md): the hook's deliveries of the past 7 days, newest first,
+    /// `per_page` 20 by default, each shaped as the docs' example response (the token in
+    /// the request headers shown as `[REDACTED]`, `response_status` a string).
+    fn events(&self, ctx: &Ctx<'_>, hook: &FakeHook) -> Reply {
+        let per_page = ctx.page_size("per_page", 20, 100);
+        let count = hook.delivery_events.len();
+        let numbered: Vec<(usize, &String)> = hook.delivery_events.iter().enumerate().collect();
+        paged(ctx, per_page, &numbered, |(index, status)| {
+            json!({
+                "id": count - index,
+                "url": hook.url,
+                "trigger": "push_hooks",
+                "request_headers": {
+                    "Content-Type": "application/json",
+                    "User-Agent": "GitLab/17.3.0",
+                    "X-Gitlab-Event": "Push Hook",
+                    "X-Gitlab-Instance": ctx.base_url,
+                    "X-Gitlab-Token": "[REDACTED]",
+                },
+                "request_data": {"object_kind": "push", "event_name": "push", "project_id": PROJECT_ID},
+                "response_headers": {},
+                "response_body": "",
+                "execution_duration": 0.05,
+                "response_status": status,
+            })
+        })
+    }
+}
+
+/// One page of `items` with GitLab's pagination headers (`x-page`, `x-next-page`, ...,
+/// and `Link`).
+fn paged<T>(ctx: &Ctx<'_>, per_page: usize, items: &[T], render: impl Fn(&T) -> Value) -> Reply {
+    let page = ctx.query_number("page", 1);
+    let (start, end) = page_window(items.len(), page, per_page);
+    let shown: Vec<Value> = items
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(render)
+        .collect();
+    let last = page_count(items.len(), per_page);
+    let next = if page < last {
+        (page + 1).to_string()
+    } else {
+        String::new()
+    };
+    let prev = if page > 1 {
+        (page - 1).to_string()
+    } else {
+        String::new()
+    };
+    let mut reply = Reply::json(StatusCode::OK, Value::Array(shown))
+        .with_header("x-page", page.to_string())
+        .with_header("x-per-page", per_page.to_string())
+        .with_header("x-next-page", next)
+        .with_header("x-prev-page", prev)
+        .with_header("x-total", items.len().to_string())
+        .with_header("x-total-pages", last.to_string());
+    let link = link_header(ctx, "per_page", per_page, page, last);
+    if !link.is_empty() {
+        reply = reply.with_header("link", link);
+    }
+    reply
 }

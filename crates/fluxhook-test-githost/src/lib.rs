@@ -13,7 +13,9 @@
 //! as GitHub does and issues installation tokens that expire on a clock tests can move
 //! ([`FakeHost::advance_clock`]). Hooks carry what the hosts tell of their deliveries
 //! (GitHub's [`FakeHook::last_response`], GitLab's `alert_status` from
-//! [`FakeHook::active`] and [`FakeHook::disabled_until`]).
+//! [`FakeHook::active`] and [`FakeHook::disabled_until`]); the fake GitLab serves each hook's
+//! events, its deliveries newest first ([`FakeHook::delivery_events`]), unless it plays a
+//! GitLab before 17.3 ([`FakeHost::without_hook_events`]).
 //!
 //! ```
 //! use fluxhook_test_githost::{FakeHost, FakeHook, HostKind};
@@ -193,6 +195,9 @@ pub struct FakeHook {
     /// disabled it after 5xx answers (`alert_status: temporarily_disabled`, `disabled_until`);
     /// `None` shows it disabled for good after 4xx answers (`alert_status: disabled`).
     pub disabled_until: Option<String>,
+    /// GitLab: the `response_status` of the hook's logged deliveries (its hook events),
+    /// newest first: `"200"`, `"500"`, or GitLab's words such as `"internal error"`.
+    pub delivery_events: Vec<String>,
 }
 
 /// GitHub's `last_response` of a hook: the outcome of its last delivery, as the hooks API
@@ -224,6 +229,7 @@ impl FakeHook {
             hook_type: String::new(),
             last_response: None,
             disabled_until: None,
+            delivery_events: Vec::new(),
         }
     }
 }
@@ -365,6 +371,8 @@ struct State {
     wait_until: Option<std::time::Instant>,
     /// GitHub Apps: the one installed, and the installation tokens issued.
     apps: github_app::Apps,
+    /// GitLab: serve a GitLab before 17.3, without hook events.
+    no_hook_events: bool,
 }
 
 #[derive(Debug)]
@@ -540,6 +548,13 @@ impl FakeHost {
     /// token expiry: with a client on a clock moved alike, time passes without waiting.
     pub fn advance_clock(&self, by: std::time::Duration) {
         self.shared.state().apps.clock_offset += by;
+    }
+
+    /// Serves a GitLab before 17.3, where `GET /projects/:id/hooks/:hook_id/events` is an
+    /// unknown route (404) and hooks' [`delivery_events`](FakeHook::delivery_events) are not
+    /// shown.
+    pub fn without_hook_events(&self) {
+        self.shared.state().no_hook_events = true;
     }
 
     /// Every request received so far, in order.

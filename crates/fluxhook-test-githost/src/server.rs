@@ -229,6 +229,20 @@ fn respond(
             },
             _ => dialect.not_found(ctx),
         },
+        Target::Events(reference) => {
+            // GitLab before 17.3 has no such route: its catch-all answers 404.
+            if *method != Method::GET || state.no_hook_events {
+                return dialect.not_found(ctx);
+            }
+            match state
+                .hooks
+                .iter()
+                .find(|h| dialect.hook_ref(h) == reference)
+            {
+                Some(hook) => dialect.events(ctx, hook),
+                None => dialect.hook_not_found(ctx),
+            }
+        }
         Target::Item(reference) => {
             if !dialect.item_methods().contains(method) {
                 return dialect.not_found(ctx);

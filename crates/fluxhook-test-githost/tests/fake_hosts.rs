@@ -562,3 +562,43 @@ async fn gitea_reads_events_back_expanded() {
         "no events given means push"
     );
 }
+
+#[tokio::test]
+async fn gitlab_hook_events_are_paged_newest_first_and_missing_before_17_3() {
+    let host = FakeHost::start(HostKind::GitLab).await.unwrap();
+    let mut hook = FakeHook::new("https://r.example/hook", &["push_events"]);
+    hook.delivery_events = vec!["500".into(), "internal error".into(), "200".into()];
+    let id = host.seed(hook);
+    let events = format!("{}/{id}/events", hooks_path(&host));
+    let token = || auth(HostKind::GitLab, host.token());
+
+    let (status, headers, body) = call(&host, Method::GET, &events, token(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let statuses: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response_status"].as_str().unwrap())
+        .collect();
+    // The fake's page size (2) caps GitLab's default of 20.
+    assert_eq!(statuses, ["500", "internal error"]);
+    assert_eq!(headers["x-next-page"], "2");
+    assert_eq!(body[0]["request_headers"]["X-Gitlab-Token"], "[REDACTED]");
+    assert!(body[0]["execution_duration"].is_f64());
+
+    let newest = format!("{events}?per_page=1");
+    let (_, headers, body) = call(&host, Method::GET, &newest, token(), None).await;
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    assert_eq!(body[0]["response_status"], "500");
+    assert_eq!(headers["x-total"], "3");
+
+    let missing = format!("{}/999/events", hooks_path(&host));
+    let (status, _, _) = call(&host, Method::GET, &missing, token(), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    host.without_hook_events();
+    let (status, _, body) = call(&host, Method::GET, &events, token(), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _, _) = call(&host, Method::GET, &hooks_path(&host), token(), None).await;
+    assert_eq!(status, StatusCode::OK);
+}

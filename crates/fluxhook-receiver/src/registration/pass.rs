@@ -1,12 +1,12 @@
 //! One registration pass for one Receiver, and the cleanup before it goes.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fluxhook_register::{
-    Change, ErrorKind, HookClient, HookId, HttpClient, Operation, ReceiverEvents, RegisterError,
-    Repository, Secret,
+    Change, Delivery, DeliveryLog, Ensured, ErrorKind, HookClient, HookId, HttpClient, Operation,
+    ReceiverEvents, RegisterError, Repository, Secret,
 };
 use fluxhook_trigger::{Trigger, kube_message};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret as KubeSecret};
@@ -239,6 +239,9 @@ pub(crate) struct Registrar {
     waits: HostWaits,
     /// Access tokens, GitHub App installation tokens cached among them.
     tokens: AccessTokens,
+    /// The API URLs of hosts that keep no delivery log this client reads (a GitLab before
+    /// 17.3 answers 404): not asked again while the process runs.
+    logless_hosts: Mutex<HashSet<String>>,
 }
 
 impl Registrar {
@@ -266,6 +269,7 @@ impl Registrar {
             config,
             waits: HostWaits::default(),
             tokens: AccessTokens::default(),
+            logless_hosts: Mutex::default(),
         }
     }
 
@@ -417,13 +421,15 @@ impl Registrar {
                 continue;
             }
             let result = client.ensure(&hook.desired).await;
+            if let Ok(ensured) = &result {
+                observed.push(Observed {
+                    hook: hook.hook.clone(),
+                    id: ensured.hook_id.clone(),
+                    delivery: self.delivery_of(client, ensured).await,
+                });
+            }
             let (event, note) = match &result {
                 Ok(ensured) => {
-                    observed.push(Observed {
-                        hook: hook.hook.clone(),
-                        id: ensured.hook_id.clone(),
-                        delivery: ensured.last_delivery.clone(),
-                    });
                     let verb = match (ensured.change, &ensured.replaced) {
                         (Change::Created, _) => {
                             Some((event_reason::WEBHOOK_CREATED, "created".to_string()))
@@ -592,6 +598,37 @@ impl Registrar {
             }
         }
         asked
+    }
+
+    /// What the host tells of the deliveries of the hook `ensured` kept: what it listed with
+    /// the hook, or, unless that already says they fail, the newest delivery in the host's log
+    /// (GitLab 17.3+: one GET per hook kept in place, per pass). A host that keeps no log is
+    /// not asked again; a refused or failed read tells nothing.
+    async fn delivery_of(&self, client: &HookClient, ensured: &Ensured) -> Option<Delivery> {
+        let listed = ensured.last_delivery.clone();
+        // A new hook has delivered nothing yet.
+        let kept = matches!(ensured.change, Change::Unchanged | Change::Updated);
+        let host = client.repository().api_base().to_string();
+        let logless = || {
+            self.logless_hosts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if !kept || listed.as_ref().is_some_and(Delivery::is_failing) || logless().contains(&host) {
+            return listed;
+        }
+        match client.newest_delivery(&ensured.hook_id).await {
+            Ok(DeliveryLog::Newest(Some(newest))) => Some(newest),
+            Ok(DeliveryLog::NotKept) => {
+                logless().insert(host);
+                listed
+            }
+            Ok(_) => listed,
+            Err(error) => {
+                tracing::debug!(%error, "cannot read the hook's delivery log");
+                listed
+            }
+        }
     }
 
     /// Deletes every hook remembered on a Receiver that is being deleted; once none is left,

@@ -7,12 +7,13 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use super::{
-    Auth, HostApi, Profile, RepoPath, Subscription, flag, hook_id, link_next, text, with_query,
+    Auth, HostApi, Profile, Query, RepoPath, Subscription, flag, hook_id, kind, link_next, text,
+    with_query,
 };
 use crate::delivery::host_words;
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::GitUrl;
-use crate::{Delivery, DesiredHook, Hook, PayloadFormat, Repository, SecretState};
+use crate::{Delivery, DesiredHook, Hook, HookId, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct GitLab;
 
@@ -53,6 +54,36 @@ const EVENT_FLAGS: [&str; 16] = [
     "milestone_events",
     "resource_access_token_events",
 ];
+
+/// The delivery a hook event tells of. `response_status` is the receiver's HTTP status as a
+/// string (`"200"` in the docs' example) or GitLab's words when no status came back
+/// (`"internal error"`: the receiver was not reached or did not answer).
+fn event_delivery(event: &Value) -> Result<Delivery, String> {
+    let status = match event.get("response_status") {
+        Some(Value::String(status)) => status.trim().to_owned(),
+        Some(Value::Number(code)) => code.to_string(),
+        Some(other) => {
+            return Err(format!(
+                "a hook event's `response_status` is {}, not a string",
+                kind(other)
+            ));
+        }
+        None => return Err("a hook event without a `response_status`".to_owned()),
+    };
+    Ok(match status.parse::<u16>() {
+        Ok(code) if (200..300).contains(&code) => Delivery::Succeeded { code },
+        Ok(code) => Delivery::Failed {
+            code: Some(code),
+            status: String::new(),
+            message: String::new(),
+        },
+        Err(_) => Delivery::Failed {
+            code: None,
+            status: host_words(&status),
+            message: String::new(),
+        },
+    })
+}
 
 impl HostApi for GitLab {
     fn profile(&self) -> &'static Profile {
@@ -175,6 +206,24 @@ impl HostApi for GitLab {
         Method::PUT
     }
 
+    /// "Get a list of project webhook events" (GitLab 17.3+, gitlab-org/gitlab!151048): the
+    /// deliveries of the past 7 days, newest first, paged by `per_page`; one is enough.
+    fn deliveries_path(&self, repo: &Repository, id: &HookId) -> Option<(Vec<String>, Query)> {
+        let mut path = self.hooks_path(repo);
+        path.extend([id.as_str().to_owned(), "events".to_owned()]);
+        Some((path, &[("per_page", "1")]))
+    }
+
+    fn newest_delivery(&self, body: &Value) -> Result<Option<Delivery>, String> {
+        match body {
+            Value::Array(events) => events.first().map(event_delivery).transpose(),
+            other => Err(format!(
+                "expected a JSON array of hook events, got {}",
+                kind(other)
+            )),
+        }
+    }
+
     fn error_message(&self, body: &Value) -> Option<String> {
         // `{"message": "404 Not found"}`, `{"message": {"url": ["is blocked"]}}`,
         // `{"error": "url is missing"}`.
@@ -248,6 +297,38 @@ mod tests {
             hook(json!({"description": "CI"})).secret,
             SecretState::Unrecorded
         );
+    }
+
+    #[test]
+    fn the_newest_hook_event_tells_the_last_delivery() {
+        let newest = |status: Value| {
+            GitLab.newest_delivery(&json!([
+                {"id": 2, "trigger": "push_hooks", "execution_duration": 1.07, "response_status": status},
+                {"id": 1, "trigger": "push_hooks", "execution_duration": 1.09, "response_status": "200"}
+            ]))
+        };
+        assert_eq!(
+            newest(json!("200")).unwrap(),
+            Some(Delivery::Succeeded { code: 200 })
+        );
+        let failed = newest(json!("500")).unwrap().unwrap();
+        assert_eq!(failed.to_string(), "last delivery failed: HTTP 500");
+        assert_eq!(
+            newest(json!(404)).unwrap(),
+            Some(Delivery::Failed {
+                code: Some(404),
+                status: String::new(),
+                message: String::new()
+            })
+        );
+        let unreached = newest(json!("internal error")).unwrap().unwrap();
+        assert_eq!(
+            unreached.to_string(),
+            "last delivery failed: internal error"
+        );
+        assert!(newest(json!(null)).is_err());
+        assert_eq!(GitLab.newest_delivery(&json!([])).unwrap(), None);
+        assert!(GitLab.newest_delivery(&json!({"message": "x"})).is_err());
     }
 
     #[test]

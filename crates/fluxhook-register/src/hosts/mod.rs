@@ -81,6 +81,9 @@ pub(crate) struct RepoPath {
     pub(crate) name: String,
 }
 
+/// Fixed query parameters of a request, `(name, value)`.
+pub(crate) type Query = &'static [(&'static str, &'static str)];
+
 /// How the token goes into a request.
 pub(crate) struct Auth {
     pub(crate) header: &'static str,
@@ -169,6 +172,17 @@ pub(crate) trait HostApi: Send + Sync {
 
     /// The host's message in an error reply.
     fn error_message(&self, body: &Value) -> Option<String>;
+
+    /// Path segments and query of the log of hook `id`'s deliveries, asking for the newest
+    /// one only; `None` for hosts that keep no log this client reads.
+    fn deliveries_path(&self, _repo: &Repository, _id: &HookId) -> Option<(Vec<String>, Query)> {
+        None
+    }
+
+    /// The newest delivery in a reply to [`deliveries_path`](Self::deliveries_path).
+    fn newest_delivery(&self, _body: &Value) -> Result<Option<crate::Delivery>, String> {
+        Ok(None)
+    }
 }
 
 pub(crate) fn for_provider(provider: Provider) -> &'static dyn HostApi {
