@@ -284,15 +284,19 @@ fn split_path(path: &str) -> Result<Vec<String>, RepoUrlError> {
         let segment = percent_encoding::percent_decode_str(raw)
             .decode_utf8()
             .map_err(|_| RepoUrlError::Malformed(format!("path segment {raw:?} is not UTF-8")))?;
-        if segment.is_empty() || segment == "." || segment == ".." {
-            return Err(RepoUrlError::Malformed(format!("invalid path {path:?}")));
-        }
         segments.push(segment.into_owned());
     }
     if let Some(last) = segments.last_mut()
         && let Some(stripped) = last.strip_suffix(".git").filter(|s| !s.is_empty())
     {
         *last = stripped.to_owned();
+    }
+    // Checked after `.git` is cut: `...git` would otherwise become `..`.
+    if segments
+        .iter()
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(RepoUrlError::Malformed(format!("invalid path {path:?}")));
     }
     Ok(segments)
 }
@@ -716,6 +720,23 @@ mod tests {
             RepoUrlError::Malformed(_)
         ));
         assert!(matches!(err("git@:o/r", None), RepoUrlError::MissingHost));
+        // Found by the `register` fuzz target: a name that is `.` or `..` once
+        // `.git` is cut would put `..` in the host's API path.
+        for url in [
+            "git@github.com:owner/...git",
+            "https://github.com/owner/..git",
+            "https://github.com/owner/%2e%2e.git",
+            "ssh:/..git",
+        ] {
+            assert!(
+                matches!(GitUrl::parse(url), Err(RepoUrlError::Malformed(_))),
+                "{url}"
+            );
+            assert!(
+                matches!(err(url, None), RepoUrlError::Malformed(_)),
+                "{url}"
+            );
+        }
         let bbs = self_hosted(Provider::BitbucketServer, None);
         assert!(matches!(
             err("https://bb.example.com/prj/repo", Some(&bbs)),
