@@ -340,12 +340,14 @@ fn same_repository(repository: &Repository, url: &str) -> Option<bool> {
 /// this way only reconciles a source that did not change, as without the
 /// annotation; erring the other way would miss a push.
 fn same_host(a: &str, b: &str) -> bool {
-    // An address has no subdomains (`127.0.0.1` is not one of `0.0.1`).
+    // An address has no subdomains (`127.0.0.1` is not one of `0.0.1`), and
+    // a top-level domain alone names no host (`com` is not `github.com`).
     let is_name =
         |host: &str| !host.starts_with('[') && host.parse::<std::net::Ipv4Addr>().is_err();
     let subdomain_of = |sub: &str, parent: &str| {
         is_name(sub)
             && is_name(parent)
+            && parent.contains('.')
             && sub
                 .strip_suffix(parent)
                 .is_some_and(|label| label.ends_with('.') && label.len() > 1)
@@ -458,6 +460,8 @@ mod tests {
             (".github.com", "github.com"),
             ("[::1]", "[::2]"),
             ("127.0.0.1", "0.0.1"),
+            ("com", "github.com"),
+            ("github.com", "com"),
             ("10.0.0.1", "0.1"),
         ] {
             assert!(!same_host(a, b), "{a} {b}");
