@@ -50,14 +50,19 @@
 //! needs.
 //!
 //! Memory is bounded: what is remembered of an object is dropped when it is deleted or has
-//! recorded nothing for an hour (its Events have then expired), and at most
-//! [`MAX_EVENTS_PER_OBJECT`] distinct Events are remembered per object.
+//! recorded nothing for an hour (its Events have then expired), at most
+//! [`MAX_EVENTS_PER_OBJECT`] distinct Events are remembered per object, and at most
+//! [`MAX_OBJECTS`] objects, the least recently recorded about forgotten first, as
+//! client-go's correlator keeps its caches in LRUs of 4,096 entries (`maxLruCacheEntries`
+//! in `tools/record/events_cache.go`, the default of `CorrelatorOptions.LRUCacheSize`).
+//! A forgotten object's next Event is created anew rather than counted: what client-go
+//! does once its LRU has dropped an Event's key.
 //!
 //! Every Event the controller writes goes through [`Recorder::publish`], so that whether
 //! this replica may write at all is decided in one place.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -98,6 +103,10 @@ const AGGREGATE_PREFIX: &str = "(combined from similar events): ";
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// The distinct Events remembered per object; the least recently seen go first.
 pub(crate) const MAX_EVENTS_PER_OBJECT: usize = 32;
+/// The objects whose Events are remembered; the least recently recorded about go first.
+/// client-go's `maxLruCacheEntries`: with 10,000 Receivers each recording an Event at
+/// start-up, remembering them all for an hour held about 19 MiB.
+pub(crate) const MAX_OBJECTS: usize = 4096;
 
 /// `Normal`/`Succeeded`: the reconciliation ended with the Receiver ready.
 pub(crate) fn succeeded(interval: Duration) -> Event {
@@ -420,6 +429,8 @@ struct ObjectEvents {
     logged: HashMap<EventKey, Logged>,
     similar: HashMap<SimilarKey, Similar>,
     last_seen: Option<Timestamp>,
+    /// Its place in [`Correlator::recency`].
+    touched: u64,
 }
 
 /// What to write for an occurrence.
@@ -439,6 +450,10 @@ enum Write {
 #[derive(Debug, Default)]
 struct Correlator {
     objects: HashMap<ObjectKey, ObjectEvents>,
+    /// The objects by when an Event was last recorded about them (a counter, oldest
+    /// first): the LRU order of [`MAX_OBJECTS`].
+    recency: BTreeMap<u64, ObjectKey>,
+    clock: u64,
     last_sweep: Option<Timestamp>,
 }
 
@@ -452,7 +467,22 @@ impl Correlator {
     ) -> Write {
         self.sweep(now);
         let object = ObjectKey::of(regarding);
+        self.clock += 1;
+        let touched = self.clock;
+        match self.objects.get(&object) {
+            Some(known) => {
+                self.recency.remove(&known.touched);
+            }
+            None if self.objects.len() >= MAX_OBJECTS => {
+                if let Some((_, oldest)) = self.recency.pop_first() {
+                    self.objects.remove(&oldest);
+                }
+            }
+            None => {}
+        }
         let record = self.objects.entry(object.clone()).or_default();
+        record.touched = touched;
+        self.recency.insert(touched, object);
         record.last_seen = Some(now);
         let type_ = match event.type_ {
             EventType::Normal => "Normal",
@@ -544,8 +574,14 @@ impl Correlator {
     }
 
     fn forget_object(&mut self, namespace: &str, name: &str) {
-        self.objects
-            .retain(|object, _| object.namespace != namespace || object.name != name);
+        let recency = &mut self.recency;
+        self.objects.retain(|object, record| {
+            let keep = object.namespace != namespace || object.name != name;
+            if !keep {
+                recency.remove(&record.touched);
+            }
+            keep
+        });
     }
 
     /// Drops what has recorded nothing for [`FORGET_AFTER`], at most once a minute.
@@ -557,6 +593,7 @@ impl Correlator {
             return;
         }
         self.last_sweep = Some(now);
+        let recency = &mut self.recency;
         self.objects.retain(|_, record| {
             record
                 .logged
@@ -564,9 +601,13 @@ impl Correlator {
             record
                 .similar
                 .retain(|_, similar| elapsed(similar.last, now) <= AGGREGATE_INTERVAL);
-            record
+            let keep = record
                 .last_seen
-                .is_some_and(|seen| elapsed(seen, now) <= FORGET_AFTER)
+                .is_some_and(|seen| elapsed(seen, now) <= FORGET_AFTER);
+            if !keep {
+                recency.remove(&record.touched);
+            }
+            keep
         });
     }
 }
@@ -784,6 +825,30 @@ mod tests {
         assert_eq!(correlator.objects.len(), 1);
         correlator.forget_object("flux-system", "other");
         assert!(correlator.objects.is_empty());
+        assert!(correlator.recency.is_empty());
+    }
+
+    #[test]
+    fn at_most_max_objects_are_remembered_the_least_recent_forgotten_first() {
+        let mut correlator = Correlator::default();
+        let success = succeeded(Duration::from_secs(600));
+        let first = receiver("first", "uid-first");
+        correlator.correlate(&first, &success, "pod", at(0));
+        for n in 1..MAX_OBJECTS {
+            correlator.correlate(&receiver(&format!("r{n}"), "uid"), &success, "pod", at(1));
+        }
+        // Full: recording about `first` again keeps it the most recent.
+        assert!(outcome(&correlator.correlate(&first, &success, "pod", at(2))).is_err());
+        // One more object: the least recently recorded about (`r1`) goes.
+        correlator.correlate(&receiver("new", "uid-new"), &success, "pod", at(3));
+        assert_eq!(correlator.objects.len(), MAX_OBJECTS);
+        assert_eq!(correlator.recency.len(), MAX_OBJECTS);
+        assert!(outcome(&correlator.correlate(&first, &success, "pod", at(4))).is_err());
+        // Forgotten, its next Event is created anew, as client-go's after its LRU drops it.
+        let r1 = correlator.correlate(&receiver("r1", "uid"), &success, "pod", at(5));
+        assert!(outcome(&r1).is_ok());
+        assert_eq!(correlator.objects.len(), MAX_OBJECTS);
+        assert_eq!(correlator.recency.len(), MAX_OBJECTS);
     }
 
     #[test]
