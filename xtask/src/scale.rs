@@ -43,10 +43,13 @@ use super::hotpath::{
 };
 use super::hotpath_client::{exchange, load};
 
-const USAGE: &str = "usage: cargo xtask scale [--receivers N] [--starts K] [--rounds R] [--seconds S] [--connections C]
+const USAGE: &str = "usage: cargo xtask scale [--receivers N] [--starts K] [--rounds R] [--seconds S] [--connections C] [--baseline PATH]
 
   --receivers N    Receivers (each with its Secret) in the API (default 10000)
   --starts K       start-ups of the receiver with N Receivers (default 1)
+  --baseline PATH  another fluxhook-receiver binary (e.g. main's, built before a
+                   change): its start-ups with N Receivers alternate with this
+                   build's, K of each, and are reported beside them
   --rounds R       alternating throughput rounds, 1 vs N Receivers (default 5)
   --seconds S      measured seconds per receiver and round (default 2)
   --connections C  kept-alive connections of the load generator (default 16)
@@ -68,6 +71,8 @@ struct Options {
     connections: usize,
     /// The receivers' `--kube-api-qps` flag.
     kube_api_qps: String,
+    /// Another receiver binary whose start-ups are measured beside this build's.
+    baseline: Option<std::path::PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -78,6 +83,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seconds: 2.0,
         connections: 16,
         kube_api_qps: "-1".to_string(),
+        baseline: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -91,6 +97,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--starts" => options.starts = count()?,
             "--rounds" => options.rounds = count()?,
             "--connections" => options.connections = count()?,
+            "--baseline" => {
+                let path = std::path::PathBuf::from(value);
+                if !path.is_file() {
+                    return Err(format!("--baseline {value:?} is not a file\n\n{USAGE}"));
+                }
+                options.baseline = Some(path);
+            }
             "--kube-api-qps" => {
                 value.parse::<f32>().map_err(|_| invalid())?;
                 options.kube_api_qps.clone_from(value);
@@ -196,6 +209,9 @@ async fn deliver(addr: SocketAddr, path: &str, body: &[u8], secret: &str) -> Res
     exchange(&mut stream, &request, &mut Vec::new()).await
 }
 
+/// A start-up milestone: its name, and when it was reached.
+type Milestone = (&'static str, fn(&Startup) -> Duration);
+
 /// What one start-up with N Receivers measured.
 struct Startup {
     ready: Duration,
@@ -209,13 +225,13 @@ struct Startup {
 
 /// Starts the receiver against N seeded Receivers and measures its start-up.
 async fn start_many(
+    binary: &std::path::Path,
     receivers: usize,
     body: &[u8],
     qps_flag: &str,
 ) -> Result<(Sandbox, Startup), String> {
-    let binary = own_dir()?.join("fluxhook-receiver");
     eprintln!("scale: storing {receivers} Receivers and Secrets in the test API");
-    let mut sandbox = Sandbox::builder(&binary)
+    let mut sandbox = Sandbox::builder(binary)
         .args(&["--log-level=info", "--log-encoding=json", qps_flag])
         .objects(objects(receivers))
         .launch()
@@ -371,13 +387,28 @@ async fn measure_async(options: Options) -> Result<(), String> {
     let single_requests = receiver_requests(&single);
     let single_memory = idle_memory(single_pid).await;
 
+    let this_build = own_dir()?.join("fluxhook-receiver");
     let mut startups = Vec::new();
+    let mut baseline_startups = Vec::new();
     let mut many = None;
     for start in 0..options.starts {
         // Only the last start-up is kept for the throughput rounds.
         drop(many.take());
+        if let Some(baseline) = &options.baseline {
+            eprintln!(
+                "scale: start-up {} of {}, baseline {}",
+                start + 1,
+                options.starts,
+                baseline.display()
+            );
+            let (sandbox, startup) =
+                start_many(baseline, options.receivers, &body, &qps_flag).await?;
+            drop(sandbox);
+            baseline_startups.push(startup);
+        }
         eprintln!("scale: start-up {} of {}", start + 1, options.starts);
-        let (sandbox, startup) = start_many(options.receivers, &body, &qps_flag).await?;
+        let (sandbox, startup) =
+            start_many(&this_build, options.receivers, &body, &qps_flag).await?;
         startups.push(startup);
         many = Some(sandbox);
     }
@@ -439,49 +470,78 @@ async fn measure_async(options: Options) -> Result<(), String> {
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
     let n = options.receivers;
-    let seconds = |pick: fn(&Startup) -> Duration| -> Vec<f64> {
-        startups.iter().map(|s| pick(s).as_secs_f64()).collect()
+    let compared = !baseline_startups.is_empty();
+    let seconds = |startups: &[Startup], pick: fn(&Startup) -> Duration| -> String {
+        let values: Vec<f64> = startups.iter().map(|s| pick(s).as_secs_f64()).collect();
+        format!(
+            "{:.2} ({:.2}–{:.2})",
+            median(&values),
+            min(&values),
+            max(&values)
+        )
     };
     let mut report = String::new();
     let _ = writeln!(
         report,
         "Start-up with {n} Receivers and their Secrets, seconds since the process started, \
-         median (min–max) of {} start-ups:\n",
-        startups.len()
+         median (min–max) of {} start-ups{}:\n",
+        startups.len(),
+        if compared {
+            " of each build, alternated"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(report, "| milestone | seconds |");
-    let _ = writeln!(report, "| --- | ---: |");
-    for (name, values) in [
-        ("`/readyz` answers 200", seconds(|s| s.ready)),
+    if compared {
+        let _ = writeln!(report, "| milestone | this build | baseline |");
+        let _ = writeln!(report, "| --- | ---: | ---: |");
+    } else {
+        let _ = writeln!(report, "| milestone | seconds |");
+        let _ = writeln!(report, "| --- | ---: |");
+    }
+    let milestones: [Milestone; 3] = [
+        ("`/readyz` answers 200", |s| s.ready),
         (
             "the last Receiver's path answers a signed push 200 (all served)",
-            seconds(|s| s.served),
+            |s| s.served,
         ),
-        (
-            "every Receiver `Ready=True` in the API",
-            seconds(|s| s.statuses),
-        ),
-    ] {
-        let _ = writeln!(
-            report,
-            "| {name} | {:.2} ({:.2}–{:.2}) |",
-            median(&values),
-            min(&values),
-            max(&values)
-        );
+        ("every Receiver `Ready=True` in the API", |s| s.statuses),
+    ];
+    for (name, pick) in milestones {
+        let _ = write!(report, "| {name} | {} |", seconds(&startups, pick));
+        if compared {
+            let _ = write!(report, " {} |", seconds(&baseline_startups, pick));
+        }
+        let _ = writeln!(report);
     }
 
     let single_calls = count_calls(&single_requests);
     let last_startup = startups.last().ok_or("no start-up")?;
     let many_calls = count_calls(&last_startup.requests);
+    let baseline_calls = baseline_startups
+        .last()
+        .map(|startup| count_calls(&startup.requests))
+        .unwrap_or_default();
     let _ = writeln!(
         report,
         "\nThe receiver's API requests until every Receiver was Ready (last start-up), \
          by verb and resource:\n"
     );
-    let _ = writeln!(report, "| request | 1 Receiver | {n} Receivers | |");
-    let _ = writeln!(report, "| --- | ---: | ---: | --- |");
-    let mut keys: Vec<&String> = single_calls.keys().chain(many_calls.keys()).collect();
+    if compared {
+        let _ = writeln!(
+            report,
+            "| request | 1 Receiver | {n} Receivers | {n}, baseline | |"
+        );
+        let _ = writeln!(report, "| --- | ---: | ---: | ---: | --- |");
+    } else {
+        let _ = writeln!(report, "| request | 1 Receiver | {n} Receivers | |");
+        let _ = writeln!(report, "| --- | ---: | ---: | --- |");
+    }
+    let mut keys: Vec<&String> = single_calls
+        .keys()
+        .chain(many_calls.keys())
+        .chain(baseline_calls.keys())
+        .collect();
     keys.sort();
     keys.dedup();
     let mut per_receiver = Vec::new();
@@ -493,18 +553,26 @@ async fn measure_async(options: Options) -> Result<(), String> {
         if grows {
             per_receiver.push(format!("{key} ({all})"));
         }
-        let _ = writeln!(
-            report,
-            "| {key} | {one} | {all} | {} |",
-            if grows { "**per Receiver**" } else { "" }
-        );
+        let _ = write!(report, "| {key} | {one} | {all} |");
+        if compared {
+            let _ = write!(
+                report,
+                " {} |",
+                baseline_calls.get(key).copied().unwrap_or(0)
+            );
+        }
+        let _ = writeln!(report, " {} |", if grows { "**per Receiver**" } else { "" });
     }
-    let _ = writeln!(
+    let _ = write!(
         report,
-        "| all | {} | {} | |",
+        "| all | {} | {} |",
         single_requests.len(),
         last_startup.requests.len()
     );
+    if let Some(baseline) = baseline_startups.last() {
+        let _ = write!(report, " {} |", baseline.requests.len());
+    }
+    let _ = writeln!(report, " |");
 
     let _ = writeln!(
         report,
@@ -524,16 +592,22 @@ async fn measure_async(options: Options) -> Result<(), String> {
         mib(single_after.0),
         mib(single_after.1)
     );
-    let idle_rss: Vec<f64> = startups.iter().map(|s| mib(s.memory_kib.0)).collect();
-    let idle_hwm: Vec<f64> = startups.iter().map(|s| mib(s.memory_kib.1)).collect();
+    let idle = |startups: &[Startup]| -> (f64, f64) {
+        let rss: Vec<f64> = startups.iter().map(|s| mib(s.memory_kib.0)).collect();
+        let hwm: Vec<f64> = startups.iter().map(|s| mib(s.memory_kib.1)).collect();
+        (median(&rss), median(&hwm))
+    };
+    let (idle_rss, idle_hwm) = idle(&startups);
     let _ = writeln!(
         report,
-        "| {n} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        median(&idle_rss),
-        median(&idle_hwm),
+        "| {n} | {idle_rss:.1} | {idle_hwm:.1} | {:.1} | {:.1} |",
         mib(many_after.0),
         mib(many_after.1)
     );
+    if compared {
+        let (rss, hwm) = idle(&baseline_startups);
+        let _ = writeln!(report, "| {n}, baseline | {rss:.1} | {hwm:.1} | | |");
+    }
 
     let _ = writeln!(
         report,
