@@ -1210,6 +1210,83 @@ async fn a_secret_read_without_answer_makes_the_receiver_not_ready() {
     }
 }
 
+/// At start-up, the Secrets of a namespace whose Receivers reference many are listed once
+/// rather than read one by one (a Secret not found counts as missing, as a GET's 404); once
+/// the controller is ready, Secrets are read by name again.
+#[tokio::test]
+async fn at_start_up_many_secrets_are_listed_not_read_one_by_one() {
+    let cluster = Cluster::start().await;
+    let receivers = 12;
+    for n in 0..receivers {
+        let token = format!("t{n}");
+        cluster
+            .create_secret(NS, &format!("token-{n}"), &[("token", &token)], false)
+            .await;
+        cluster
+            .create_receiver(
+                NS,
+                named(&format!("r{n}")),
+                github_spec(&format!("token-{n}")),
+            )
+            .await;
+    }
+    cluster
+        .create_receiver(NS, named("missing"), github_spec("absent"))
+        .await;
+    let running = cluster.run(ControllerConfig::default());
+    running.ready().await;
+    let reads = |name: &str| {
+        cluster.server.requests().count(
+            &RequestMatcher::any()
+                .verb(Verb::Get)
+                .resource("secrets")
+                .name(name),
+        )
+    };
+    for n in 0..receivers {
+        let path = webhook_path(&format!("t{n}"), &format!("r{n}"), NS);
+        assert!(
+            matches!(
+                running.state(&path).as_deref(),
+                Some(EndpointState::Ready(_))
+            ),
+            "r{n}"
+        );
+        assert_eq!(reads(&format!("token-{n}")), 0, "token-{n}");
+    }
+    eventually("the Receiver without its Secret not to be ready", || {
+        is_state(
+            &cluster.status(NS, "missing"),
+            "Ready",
+            ("False", "TokenNotFound"),
+        )
+    })
+    .await;
+    let lists = cluster
+        .server
+        .requests()
+        .count(&RequestMatcher::any().verb(Verb::List).resource("secrets"));
+    // The metadata watch's list, and the start-up list.
+    assert!(lists >= 2, "{lists}");
+
+    // Ready: a rotated token is read by name.
+    let rotated = json!({"data": {"token": ByteString(b"new".to_vec())}});
+    cluster
+        .secrets(NS)
+        .patch("token-0", &PatchParams::default(), &Patch::Merge(&rotated))
+        .await
+        .unwrap();
+    let new = webhook_path("new", "r0", NS);
+    eventually("the rotated token to be served", || {
+        matches!(
+            running.state(&new).as_deref(),
+            Some(EndpointState::Ready(_))
+        )
+    })
+    .await;
+    assert_eq!(reads("token-0"), 1);
+}
+
 #[tokio::test]
 async fn a_rotated_or_deleted_unlabelled_secret_is_revoked_at_once() {
     let cluster = Cluster::start().await;

@@ -79,6 +79,7 @@
 //! ```
 
 mod events;
+mod prefetch;
 mod readiness;
 mod reconcile;
 mod secrets;
@@ -217,18 +218,23 @@ pub async fn run(
     let writer = Writer::new(resource.clone());
     let store = writer.as_reader();
     let mut triggers = Triggers::new(resource.clone(), Arc::clone(&initial_sync));
-    let receiver_triggers =
-        watcher(receivers, receiver_watch)
-            .reflect(writer)
-            .flat_map(move |event| {
-                let triggered = match event {
-                    Ok(event) => triggers.on_event(event).into_iter().map(Ok).collect(),
-                    Err(error) => vec![Err(error)],
-                };
-                stream::iter(triggered)
-            });
+    let receiver_triggers = watcher(receivers, receiver_watch)
+        .modify(reconcile::slim)
+        .reflect(writer)
+        .flat_map(move |event| {
+            let triggered = match event {
+                Ok(event) => triggers.on_event(event).into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(error)],
+            };
+            stream::iter(triggered)
+        });
     let receiver_triggers = metrics.counted_triggers(receiver_triggers);
 
+    let prefetch = Arc::new(prefetch::SecretPrefetch::new(
+        client.clone(),
+        store.clone(),
+        config.secret_read_timeout,
+    ));
     let (mut context, requeued) = Context::new(
         client.clone(),
         index,
@@ -242,10 +248,12 @@ pub async fn run(
         config.leadership.clone(),
     );
     context.secret_read_timeout = config.secret_read_timeout;
+    context.prefetch = Some(Arc::clone(&prefetch));
     let secret_changes = secrets::changes(
         client.clone(),
         config.namespace.as_deref(),
         Arc::clone(&context.secret_versions),
+        prefetch,
         resource.clone(),
     );
     let context = Arc::new(context);

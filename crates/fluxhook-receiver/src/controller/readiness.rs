@@ -81,8 +81,9 @@ impl InitialSync {
         }
     }
 
-    /// The Receiver `key` has been reconciled, or found gone.
-    pub(crate) fn reconciled(&self, key: &ReceiverKey) {
+    /// The Receiver `key` has been reconciled, or found gone; whether every Receiver of
+    /// the first list now has been.
+    pub(crate) fn reconciled(&self, key: &ReceiverKey) -> bool {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match &mut *state {
             SyncState::Listing(reconciled) => {
@@ -94,6 +95,7 @@ impl InitialSync {
             }
             SyncState::Done => {}
         }
+        matches!(*state, SyncState::Done)
     }
 
     fn settle(&self, state: &mut SyncState) {

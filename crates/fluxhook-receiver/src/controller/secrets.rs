@@ -23,6 +23,7 @@ use kube::discovery::ApiResource;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 
+use super::prefetch::SecretPrefetch;
 use crate::endpoint::ReceiverKey;
 
 /// A Secret: its namespace and name.
@@ -172,10 +173,14 @@ fn version_of(secret: &PartialObjectMeta<Secret>) -> Option<&str> {
 /// The Receivers to reconcile because a Secret they read changed or went, from a
 /// metadata-only watch of the Secrets of `namespace` (all namespaces: `None`). Watch errors
 /// are logged and retried with backoff.
+///
+/// Every version seen is also reported to `prefetch`, so that a Secret listed at start-up is
+/// not given to a reconciliation once it has changed.
 pub(crate) fn changes(
     client: kube::Client,
     namespace: Option<&str>,
     versions: Arc<SecretVersions>,
+    prefetch: Arc<SecretPrefetch>,
     resource: ApiResource,
 ) -> impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static {
     // `PartialObjectMeta`: kube asks for metadata only (`as=PartialObjectMetadata`).
@@ -196,6 +201,13 @@ pub(crate) fn changes(
             })
         })
         .flat_map(move |event| {
+            match &event {
+                watcher::Event::InitApply(secret) | watcher::Event::Apply(secret) => {
+                    prefetch.seen(&secret.metadata, version_of(secret));
+                }
+                watcher::Event::Delete(secret) => prefetch.seen(&secret.metadata, None),
+                watcher::Event::Init | watcher::Event::InitDone => {}
+            }
             let receivers = changes.on_event(event);
             let resource = resource.clone();
             stream::iter(receivers.into_iter().map(move |receiver| {
