@@ -22,9 +22,10 @@
 //! - `msg`: the event's message; `error`: its `error` field, with causes.
 //! - fields of fluxhook's own spans (the reconcile span's `controller`,
 //!   `controllerGroup`, `controllerKind`, `namespace`, `name`, `reconcileID`;
-//!   the webhook span's Receiver) come first, the event's own after them; a
-//!   field set twice is written once, the innermost value winning. Spans of
-//!   libraries (kube, hyper) add nothing.
+//!   the webhook span's Receiver, at debug level) come first, the event's own
+//!   after them; a field set twice is written once, the innermost value
+//!   winning. Spans of libraries (kube, hyper) add nothing. The webhook
+//!   server's lines name their Receiver with fields of their own.
 //! - A reconcile line also carries the Receiver as controller-runtime writes
 //!   it, `"Receiver":{"name":…,"namespace":…}`, and a webhook line carries
 //!   `"reconciler kind":"Receiver"`, as notification-controller's receiver
@@ -290,7 +291,8 @@ where
             target: metadata.target(),
             fields: Fields::default(),
             reconcile: false,
-            server: false,
+            // The webhook server's lines carry the Receiver's fields themselves.
+            server: is_under(metadata.target(), SERVER_TARGET),
         };
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {

@@ -222,6 +222,48 @@ fn webhook_lines_name_the_receiver_as_notification_controller_does() {
     assert_eq!(lines[1]["code"], 503);
 }
 
+/// The webhook server names the Receiver with fields of each line rather than a span (see
+/// `fluxhook_receiver::server`): the lines read as they did with the span, key for key.
+#[test]
+fn webhook_lines_with_their_own_fields_read_as_with_the_span() {
+    let without_time = |line: &String| {
+        let start = line.find(",\"ts\":").unwrap();
+        let end = start + line[start + 1..].find(',').unwrap() + 1;
+        format!("{}{}", &line[..start], &line[end..])
+    };
+    let with_span = capture(LogEncoding::Json, || {
+        let span = tracing::info_span!(
+            target: "fluxhook_receiver::server::handler",
+            "webhook",
+            name = "gitlab",
+            namespace = "apps",
+            r#type = "gitlab",
+            peer = "10.0.0.1:4242",
+        );
+        let _entered = span.entered();
+        tracing::info!(target: "fluxhook_receiver::server::auth", "handling GitLab event: \"Push Hook\"");
+        tracing::error!(target: "fluxhook_receiver::server::handler", error = "bad", "unable to validate payload");
+        tracing::info!(target: "fluxhook_receiver::server::handler", code = 400u16, "webhook request answered");
+    });
+    let own_fields = capture(LogEncoding::Json, || {
+        tracing::info!(target: "fluxhook_receiver::server::auth", name = "gitlab", namespace = "apps", r#type = "gitlab", peer = "10.0.0.1:4242", "handling GitLab event: \"Push Hook\"");
+        tracing::error!(target: "fluxhook_receiver::server::handler", name = "gitlab", namespace = "apps", r#type = "gitlab", peer = "10.0.0.1:4242", error = "bad", "unable to validate payload");
+        tracing::info!(target: "fluxhook_receiver::server::handler", name = "gitlab", namespace = "apps", r#type = "gitlab", peer = "10.0.0.1:4242", code = 400u16, "webhook request answered");
+    });
+    assert_eq!(with_span.len(), 3);
+    assert_eq!(
+        with_span.iter().map(without_time).collect::<Vec<_>>(),
+        own_fields.iter().map(without_time).collect::<Vec<_>>()
+    );
+    assert!(
+        with_span[2].ends_with(
+            r#""logger":"receiver-server","msg":"webhook request answered","reconciler kind":"Receiver","name":"gitlab","namespace":"apps","type":"gitlab","peer":"10.0.0.1:4242","code":400}"#
+        ),
+        "{}",
+        with_span[2]
+    );
+}
+
 /// An error with a cause, as a kube or HTTP error has.
 #[derive(Debug)]
 struct RequestFailed(io::Error);

@@ -58,7 +58,7 @@ pub(super) async fn authenticate(
     let webhook = match kind.payload() {
         Payload::Unread => {
             if *kind == ReceiverType::Harbor {
-                tracing::info!("handling Harbor event");
+                request_log!(info!("handling Harbor event"));
             }
             None
         }
@@ -75,19 +75,23 @@ pub(super) async fn authenticate(
             }
             let event = header_event(host, headers);
             check_event(endpoint, &format!("{} event", host.flux_name()), &event)?;
-            tracing::info!("handling {} event: {}", host.flux_name(), quoted(&event));
+            request_log!(info!(
+                "handling {} event: {}",
+                host.flux_name(),
+                quoted(&event)
+            ));
             // Flux reads the event header alone. Parsing the body would only
             // name the repository in a debug line: not worth its cost on
             // every delivery (about an HMAC's, see docs/performance.md).
             if tracing::enabled!(tracing::Level::DEBUG) {
                 let provider = git_provider(host, headers);
                 match parse(provider) {
-                    Ok(webhook) => tracing::debug!(
+                    Ok(webhook) => request_log!(debug!(
                         repository = webhook.repository().map(|r| r.full_name()),
                         %provider,
                         "payload read"
-                    ),
-                    Err(error) => tracing::debug!(%provider, %error, "payload not parsed"),
+                    )),
+                    Err(error) => request_log!(debug!(%provider, %error, "payload not parsed")),
                 }
             }
             None
@@ -99,7 +103,7 @@ pub(super) async fn authenticate(
             let webhook = parse(Provider::CdEvents)
                 .map_err(|e| Rejection::new(format!("unable to validate CDEvent event: {e}")))?;
             check_event(endpoint, "CDEvent", &event)?;
-            tracing::info!("handling CDEvent: {}", quoted(&event));
+            request_log!(info!("handling CDEvent: {}", quoted(&event)));
             Some(webhook)
         }
         Payload::Registry(registry) => {
@@ -274,11 +278,11 @@ fn log_registry_event(source: &str, webhook: &Webhook) {
     };
     let from = quoted(from);
     match tag {
-        Some(tag) => tracing::info!(
+        Some(tag) => request_log!(info!(
             "handling {source} event from {from} for tag {}",
             quoted(tag)
-        ),
-        None => tracing::info!("handling {source} event from {from}"),
+        )),
+        None => request_log!(info!("handling {source} event from {from}")),
     }
 }
 

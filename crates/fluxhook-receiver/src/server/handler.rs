@@ -4,8 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Extension;
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -14,6 +12,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::auth::{self, Rejection};
+use super::log::{REQUEST, RequestLog};
 use super::reconcile::{self, CelInputs};
 use super::targeting;
 use crate::endpoint::Endpoint;
@@ -66,12 +65,12 @@ impl IntoResponse for Reply {
     }
 }
 
-/// The webhook handler.
+/// The webhook handler: the request from `peer` for `uri`, whose body has been read.
 pub(super) async fn receive(
-    State(shared): State<Arc<Shared>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    uri: Uri,
-    headers: HeaderMap,
+    shared: &Shared,
+    peer: Option<SocketAddr>,
+    uri: &Uri,
+    headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
@@ -82,29 +81,37 @@ pub(super) async fn receive(
         .strip_prefix(WEBHOOK_PATH_PREFIX)
         .unwrap_or_default();
     let Some(state) = shared.index.lookup(digest) else {
-        return not_found_for(&shared);
-    };
-    let key = state.key();
-    let receiver_type = match &*state {
-        EndpointState::Ready(endpoint) | EndpointState::Suspended(endpoint) => {
-            endpoint.receiver_type.as_str()
-        }
-        EndpointState::NotReady { .. } => "",
+        return not_found_for(shared);
     };
     // The fields of the log contract: the Receiver's name, namespace and
     // type, and the answer's code (never the path, a token or a signature).
-    let span = tracing::info_span!(
+    let request = RequestLog {
+        state: Arc::clone(&state),
+        peer,
+    };
+    let (key, receiver_type) = (state.key(), super::log::receiver_type(&state));
+    // For the lines of the libraries called, when debug lines are on (see `log`).
+    let span = tracing::debug_span!(
         "webhook",
         name = %key.name,
         namespace = %key.namespace,
         "type" = receiver_type,
-        peer = peer.map(|Extension(ConnectInfo(peer))| tracing::field::display(peer)),
+        peer = request.peer.map(tracing::field::display),
     );
-    let reply = answer(&shared, &state, &headers, &body)
-        .instrument(span.clone())
+    let peer = request.peer;
+    let reply = REQUEST
+        .scope(request, answer(shared, &state, headers, &body))
+        .instrument(span)
         .await;
     let code = reply.status().as_u16();
-    span.in_scope(|| tracing::info!(code, "webhook request answered"));
+    tracing::info!(
+        name = key.name.as_str(),
+        namespace = key.namespace.as_str(),
+        "type" = receiver_type,
+        peer = peer.map(tracing::field::display),
+        code,
+        "webhook request answered"
+    );
     shared
         .metrics
         .observe_request(key, receiver_type, code, started.elapsed());
@@ -120,17 +127,19 @@ async fn answer(
 ) -> Reply {
     match state {
         EndpointState::Suspended(_) => {
-            tracing::error!("unable to process request: receiver is suspended");
+            request_log!(error!("unable to process request: receiver is suspended"));
             Reply::Suspended
         }
         EndpointState::NotReady { message, .. } => {
-            tracing::error!(reason = %message, "unable to process request: receiver is not ready");
+            request_log!(
+                error!(reason = %message, "unable to process request: receiver is not ready")
+            );
             Reply::NotReady
         }
         EndpointState::Ready(endpoint) => match handle(shared, endpoint, headers, body).await {
             Ok(reply) => reply,
             Err(rejection) => {
-                tracing::error!(error = %rejection, "unable to validate payload");
+                request_log!(error!(error = %rejection, "unable to validate payload"));
                 Reply::Invalid
             }
         },
@@ -169,20 +178,15 @@ async fn handle(
     })
 }
 
-fn not_found_for(shared: &Shared) -> Response {
+pub(super) fn not_found_for(shared: &Shared) -> Response {
     shared
         .metrics
         .observe_unmatched(Reply::NotFound.status().as_u16());
     Reply::NotFound.into_response()
 }
 
-/// Any path but `/hook/<digest>`.
-pub(super) async fn not_found(State(shared): State<Arc<Shared>>) -> Response {
-    not_found_for(&shared)
-}
-
 /// A method other than `POST` on `/hook/<digest>`.
-pub(super) async fn method_not_allowed() -> Response {
+pub(super) fn method_not_allowed() -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
         [(axum::http::header::ALLOW, "POST")],

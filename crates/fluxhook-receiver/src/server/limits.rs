@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -20,10 +20,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::{BoxError, ServiceExt};
+use tower::ServiceExt;
 
 use super::connection::{
-    CloseReason, ConnectionHandle, ConnectionObserver, Linger, TrackedIo, Tracker,
+    CloseReason, ConnectionHandle, ConnectionObserver, HandlingGuard, Linger, TrackedIo, Tracker,
 };
 
 /// The limits a server applies. The defaults are Flux's where Flux has one
@@ -282,8 +282,10 @@ fn automatic_answer(error: &hyper::Error) -> Option<u16> {
     Some(400)
 }
 
-/// Answers 503 for a request the load shedder refused.
-pub(super) async fn overloaded(error: BoxError) -> Response {
+/// Answers 503 for a request past the bound on requests handled at once.
+pub(super) fn overloaded() -> Response {
+    // Worded as tower's load shedder worded it (`Overloaded`).
+    let error = "service overloaded";
     tracing::warn!(%error, "refusing a request: too many requests in flight");
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -308,47 +310,45 @@ impl From<&Limits> for BodyLimits {
     }
 }
 
-/// Middleware reading the whole body before the handler runs, within
-/// `max_body_bytes` (413) and `body_read_timeout` (408). Once the body is
-/// in, the request is complete: its connection is no longer evictable
-/// until it is answered.
+/// Reads the whole body of the request of `parts` before the handler runs,
+/// within `max_body_bytes` (413) and `body_read_timeout` (408); the answer
+/// when it cannot. Once the body is in, the request is complete: its
+/// connection is no longer evictable until the guard returned is dropped,
+/// when it is answered.
 pub(super) async fn read_body(
-    axum::extract::State(limits): axum::extract::State<BodyLimits>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
+    limits: BodyLimits,
+    parts: &Parts,
+    body: Body,
+) -> Result<(Bytes, Option<HandlingGuard>), Response> {
     // A Content-Length over the limit is refused before anything is read
     // (and before hyper answers `Expect: 100-continue`, so the client need
     // not send the body at all).
     let declared = body.size_hint().lower();
     if usize::try_from(declared).map_or(true, |length| length > limits.max_bytes) {
-        return too_large(limits);
+        return Err(too_large(limits));
     }
     let read = tokio::time::timeout(limits.read_timeout, collect(body, limits.max_bytes)).await;
     match read {
         Ok(Ok(bytes)) => {
             let connection = parts.extensions.get::<ConnectionHandle>();
-            let _handling = connection.map(ConnectionHandle::handling);
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+            Ok((bytes, connection.map(ConnectionHandle::handling)))
         }
-        Ok(Err(BodyError::TooLarge)) => too_large(limits),
+        Ok(Err(BodyError::TooLarge)) => Err(too_large(limits)),
         Ok(Err(BodyError::Read(error))) => {
             tracing::warn!(%error, "reading the request body failed");
-            (StatusCode::BAD_REQUEST, "unable to read the request body\n").into_response()
+            Err((StatusCode::BAD_REQUEST, "unable to read the request body\n").into_response())
         }
         Err(_) => {
             tracing::warn!(
                 timeout = ?limits.read_timeout,
                 "refusing a request: the body was not received in time"
             );
-            (
+            Err((
                 StatusCode::REQUEST_TIMEOUT,
                 [(header::CONNECTION, "close")],
                 "request body not received in time\n",
             )
-                .into_response()
+                .into_response())
         }
     }
 }

@@ -45,7 +45,7 @@
 //! keeping new ones waiting. A connection closed after an answer lingers to
 //! read what the client still sends (within bounds), so that the client
 //! reads the answer (a 413, say) instead of a reset. Responses are short
-//! fixed texts; the reasons go to the log, in a span naming the Receiver,
+//! fixed texts; the reasons go to the log, on lines naming the Receiver,
 //! never with a token, a signature or the webhook path. Every answer is
 //! counted in [`Metrics`] as notification-controller counts its own.
 //!
@@ -97,6 +97,8 @@
 //! listener with the limits applied, until a shutdown signal, then lets the
 //! requests in flight finish.
 
+#[macro_use]
+mod log;
 mod auth;
 mod connection;
 mod handler;
@@ -104,25 +106,26 @@ mod limits;
 mod reconcile;
 mod targeting;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::HttpBody as _;
-use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::Method;
 use axum::response::Response;
-use axum::routing::post;
+use fluxhook_api::WEBHOOK_PATH_PREFIX;
 use fluxhook_oidc::OidcVerifier;
 use fluxhook_payload::Parser;
 use fluxhook_trigger::Trigger;
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
 
 pub(crate) use connection::{CloseReason, ConnectionObserver};
 pub use limits::{App, Limits, serve};
@@ -199,11 +202,13 @@ impl ReceiverServer {
         &self.limits
     }
 
-    /// The routes with their request layers: every answer counted in the
-    /// metrics; the body read within its limit and time; then, once the
-    /// request is complete, the bound on requests handled at once (shared
-    /// by every router of this server). The connection limits (head size,
-    /// head read time, connections) are [`serve`]'s.
+    /// The routes with their request limits, in this order: every answer
+    /// counted in the metrics; the body read within its limit and time; then
+    /// `POST /hook/<digest>` (any other path: 404; another method: 405) and,
+    /// once the request is complete, the bound on requests handled at once
+    /// (shared by every router of this server; past it: 503 at once). The
+    /// connection limits (head size, head read time, connections) are
+    /// [`serve`]'s.
     pub fn router(&self) -> Router {
         let shared = Arc::new(Shared {
             index: Arc::clone(&self.index),
@@ -212,33 +217,14 @@ impl ReceiverServer {
             metrics: Arc::clone(&self.metrics),
             parser: Parser::new().with_max_body_bytes(self.limits.max_body_bytes),
         });
-        let handling = ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(limits::overloaded))
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::with_semaphore(Arc::clone(
-                &self.handling,
-            )));
-        let requests = ServiceBuilder::new()
-            .layer(middleware::from_fn_with_state(
-                Arc::clone(&self.metrics),
-                count_answer,
-            ))
-            .layer(middleware::from_fn_with_state(
-                limits::BodyLimits::from(&self.limits),
-                limits::read_body,
-            ));
-        Router::new()
-            .route(
-                "/hook/{digest}",
-                post(handler::receive)
-                    .layer(handling)
-                    .fallback(handler::method_not_allowed),
-            )
-            .fallback(handler::not_found)
-            .with_state(shared)
-            // The body is read, within its limits, before the handler runs.
-            .layer(DefaultBodyLimit::disable())
-            .layer(requests)
+        // One service rather than a stack of layers and a route: each layer
+        // boxed the request and its future again, on every delivery (see
+        // docs/performance.md).
+        Router::new().fallback_service(Hooks {
+            shared,
+            body_limits: limits::BodyLimits::from(&self.limits),
+            handling: Arc::clone(&self.handling),
+        })
     }
 
     /// Serves the webhook routes ([`app`](Self::app)) on `listener` with the limits applied,
@@ -265,25 +251,78 @@ impl ReceiverServer {
     }
 }
 
-/// Counts every answer of the router, as notification-controller's HTTP
-/// middleware counts its receiver server's.
-async fn count_answer(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let method = HttpMethod::of(request.method());
-    let started = Instant::now();
-    let in_flight = metrics.request_in_flight();
-    let response = next.run(request).await;
-    drop(in_flight);
-    // The answers are whole bodies of known length.
-    let body_bytes = response.body().size_hint().exact().unwrap_or(0);
-    metrics.observe_http(
-        method,
-        response.status().as_u16(),
-        body_bytes,
-        started.elapsed(),
-    );
-    response
+/// The webhook routes: see [`ReceiverServer::router`].
+#[derive(Clone)]
+struct Hooks {
+    shared: Arc<Shared>,
+    body_limits: limits::BodyLimits,
+    /// The requests being handled.
+    handling: Arc<Semaphore>,
+}
+
+impl tower::Service<Request> for Hooks {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let hooks = self.clone();
+        Box::pin(async move { Ok(hooks.count_answer(request).await) })
+    }
+}
+
+impl Hooks {
+    /// Counts every answer, as notification-controller's HTTP middleware
+    /// counts its receiver server's.
+    async fn count_answer(&self, request: Request) -> Response {
+        let metrics = &self.shared.metrics;
+        let method = HttpMethod::of(request.method());
+        let started = Instant::now();
+        let in_flight = metrics.request_in_flight();
+        let response = self.read_body(request).await;
+        drop(in_flight);
+        // The answers are whole bodies of known length.
+        let body_bytes = response.body().size_hint().exact().unwrap_or(0);
+        metrics.observe_http(
+            method,
+            response.status().as_u16(),
+            body_bytes,
+            started.elapsed(),
+        );
+        response
+    }
+
+    /// Reads the whole body within its limits ([`limits::read_body`]), then
+    /// routes the request.
+    async fn read_body(&self, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        match limits::read_body(self.body_limits, &parts, body).await {
+            Ok((body, _handling)) => self.route(&parts, body).await,
+            Err(refused) => refused,
+        }
+    }
+
+    /// `POST /hook/<digest>`, within the bound on requests handled at once.
+    async fn route(&self, parts: &http::request::Parts, body: bytes::Bytes) -> Response {
+        // As the route `/hook/{digest}` matched: one segment, not empty.
+        let digest = parts.uri.path().strip_prefix(WEBHOOK_PATH_PREFIX);
+        if digest.is_none_or(|digest| digest.is_empty() || digest.contains('/')) {
+            return handler::not_found_for(&self.shared);
+        }
+        if parts.method != Method::POST {
+            return handler::method_not_allowed();
+        }
+        let Ok(_permit) = Arc::clone(&self.handling).try_acquire_owned() else {
+            return limits::overloaded();
+        };
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        handler::receive(&self.shared, peer, &parts.uri, &parts.headers, body).await
+    }
 }

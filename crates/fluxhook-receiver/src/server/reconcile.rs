@@ -139,12 +139,12 @@ pub(super) async fn request_reconciliation(
 /// Logs that a `*` selected nothing (only a `*` can); Flux carries on.
 fn no_match(target: &ResourceTarget, namespace: &str) {
     let resource = &target.resource;
-    tracing::error!(
+    request_log!(error!(
         "no '{}' resources found with matching labels {:?} in '{}' namespace",
         resource.kind,
         resource.match_labels.clone().unwrap_or_default(),
         resource.namespace.as_deref().unwrap_or(namespace),
-    );
+    ));
 }
 
 /// The objects for which every filter holds. One whose filters cannot be
@@ -160,20 +160,18 @@ fn accept(
         let object = &selected.object;
         match evaluate(filters, cel, &selected) {
             Ok(true) => accepted.push(selected.object),
-            Ok(false) => tracing::info!(
+            Ok(false) => request_log!(info!(
                 "resource '{}/{}.{}' NOT annotated because CEL expression returned false",
-                object.kind,
-                object.name,
-                object.namespace
-            ),
+                object.kind, object.name, object.namespace
+            )),
             Err(error) => {
-                tracing::error!(
+                request_log!(error!(
                     error = %error,
                     "unable to request reconciliation of '{}/{}.{}'",
                     object.kind,
                     object.name,
                     object.namespace
-                );
+                ));
                 *all_requested = false;
             }
         }
@@ -213,15 +211,15 @@ fn report(results: Vec<Result<Outcome, TriggerError>>) -> bool {
     let mut all_requested = true;
     for result in results {
         match result {
-            Ok(outcome) => tracing::info!(
+            Ok(outcome) => request_log!(info!(
                 requested_at = %outcome.requested_at,
                 "resource '{}/{}.{}' annotated",
                 outcome.object.kind,
                 outcome.object.name,
                 outcome.object.namespace
-            ),
+            )),
             Err(error) => {
-                tracing::error!(%error, "unable to request reconciliation");
+                request_log!(error!(%error, "unable to request reconciliation"));
                 all_requested = false;
             }
         }

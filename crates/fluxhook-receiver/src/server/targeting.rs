@@ -37,10 +37,10 @@ pub(super) fn delivery(
         Ok(webhook) if webhook.repository().is_none() => None,
         Ok(webhook) => Some(webhook),
         Err(error) => {
-            tracing::info!(
+            request_log!(info!(
                 %provider, %error,
                 "payload not read: every selected object is asked to reconcile"
-            );
+            ));
             None
         }
     }
@@ -72,7 +72,7 @@ pub(super) fn changed(
                 Decision::Reconcile => Some(selected),
                 Decision::Skip(reason) => {
                     let object = &selected.object;
-                    tracing::info!(
+                    request_log!(info!(
                         receiver = %endpoint.key,
                         object = %object,
                         %reason,
@@ -80,7 +80,7 @@ pub(super) fn changed(
                         object.kind,
                         object.name,
                         object.namespace
-                    );
+                    ));
                     None
                 }
             }
