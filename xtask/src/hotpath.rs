@@ -31,11 +31,14 @@ use tokio::process::{Child, Command};
 
 use super::hotpath_client::{LoadResult, WireRequest, load, percentile};
 
-const USAGE: &str = "usage: cargo xtask hotpath [--rounds N] [--seconds S] [--connections C]
+const USAGE: &str =
+    "usage: cargo xtask hotpath [--rounds N] [--seconds S] [--connections C] [--baseline PATH]
 
   --rounds N       alternating rounds (default 7)
   --seconds S      measured seconds per server, scenario and round (default 2)
-  --connections C  kept-alive connections of the load generator (default 16)";
+  --connections C  kept-alive connections of the load generator (default 16)
+  --baseline PATH  another fluxhook-receiver binary (e.g. main's, built before
+                   a change), measured in the same rounds as a third server";
 
 /// The corpus delivery measured: a 7.3 KB GitHub push.
 const DELIVERY: &str = "payloads/github/octokit-push.json";
@@ -43,11 +46,12 @@ const SECRET: &str = "hotpath-webhook-secret";
 const NAMESPACE: &str = "flux-system";
 const RECEIVER: &str = "hotpath";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Options {
     rounds: usize,
     seconds: f64,
     connections: usize,
+    baseline: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -55,6 +59,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         rounds: 7,
         seconds: 2.0,
         connections: 16,
+        baseline: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -87,6 +92,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or_else(|| invalid(v))?;
+            }
+            "--baseline" => {
+                let v = value()?;
+                let path = PathBuf::from(v);
+                if !path.is_file() {
+                    return Err(invalid(v));
+                }
+                options.baseline = Some(path);
             }
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
@@ -198,9 +211,17 @@ pub(crate) async fn start_receiver(extra_args: &[&str]) -> Result<(Sandbox, Stri
         Some(binary) => PathBuf::from(binary),
         None => own_dir()?.join("fluxhook-receiver"),
     };
+    start_receiver_binary(&binary, extra_args).await
+}
+
+/// [`start_receiver`] with the receiver binary `binary`.
+async fn start_receiver_binary(
+    binary: &Path,
+    extra_args: &[&str],
+) -> Result<(Sandbox, String), String> {
     let mut args = vec!["--log-level=info", "--log-encoding=json"];
     args.extend_from_slice(extra_args);
-    let sandbox = Sandbox::start_with_args(&binary, &args)
+    let sandbox = Sandbox::start_with_args(binary, &args)
         .await
         .map_err(|e| e.to_string())?;
     sandbox
@@ -273,6 +294,7 @@ async fn start_floor() -> Result<(Child, SocketAddr), String> {
 enum Target {
     Receiver,
     Floor,
+    Baseline,
 }
 
 struct Scenario {
@@ -319,11 +341,27 @@ async fn measure_async(options: Options) -> Result<(), String> {
     let (sandbox, path) = start_receiver(&[]).await?;
     let receiver = receiver_addr(&sandbox)?;
     let (floor_process, floor) = start_floor().await?;
+    let baseline = match &options.baseline {
+        Some(binary) => Some(start_receiver_binary(binary, &[]).await?),
+        None => None,
+    };
+    let baseline_addr = match &baseline {
+        Some((sandbox, _)) => Some(receiver_addr(sandbox)?),
+        None => None,
+    };
     let pids = [
         Some(std::process::id()),
         sandbox.receiver_pid(),
         floor_process.id(),
+        baseline
+            .as_ref()
+            .and_then(|(sandbox, _)| sandbox.receiver_pid()),
     ];
+    let targets: &[Target] = if baseline.is_some() {
+        &[Target::Receiver, Target::Floor, Target::Baseline]
+    } else {
+        &[Target::Receiver, Target::Floor]
+    };
 
     let scenarios = [
         Scenario {
@@ -340,13 +378,15 @@ async fn measure_async(options: Options) -> Result<(), String> {
     let addr = |target| match target {
         Target::Receiver => receiver,
         Target::Floor => floor,
+        // Only measured when started.
+        Target::Baseline => baseline_addr.unwrap_or(receiver),
     };
     let settle = Duration::from_millis(300);
     let window = Duration::from_secs_f64(options.seconds);
     // Check each pair answers as expected before measuring (for up to 10 s:
     // a receiver run under a profiler is slow).
     for scenario in &scenarios {
-        for target in [Target::Receiver, Target::Floor] {
+        for &target in targets {
             let mut probe = LoadResult::default();
             for _ in 0..100 {
                 probe = load(
@@ -383,20 +423,23 @@ async fn measure_async(options: Options) -> Result<(), String> {
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cpu_before = CpuSample::take(&pids);
     let started = Instant::now();
-    let mut results: Vec<[Series; 2]> = scenarios.iter().map(|_| Default::default()).collect();
+    let mut results: Vec<[Series; 3]> = scenarios.iter().map(|_| Default::default()).collect();
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    let mut baseline_ratios: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
     for round in 0..options.rounds {
         for (index, scenario) in scenarios.iter().enumerate() {
-            let order = if round % 2 == 0 {
-                [Target::Receiver, Target::Floor]
-            } else {
-                [Target::Floor, Target::Receiver]
-            };
-            let mut rates = [0.0; 2];
+            // Each server first in turn, the order reversed every other round.
+            let mut order = targets.to_vec();
+            order.rotate_left(round / 2 % targets.len());
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            let mut rates = [0.0; 3];
             for target in order {
                 let pid = match target {
                     Target::Receiver => pids[1],
                     Target::Floor => pids[2],
+                    Target::Baseline => pids[3],
                 };
                 let cpu_before = CpuSample::take(&[pid]);
                 let result = load(
@@ -417,7 +460,7 @@ async fn measure_async(options: Options) -> Result<(), String> {
                 results[index][slot].add(result);
             }
             ratios[index].push(rates[Target::Receiver as usize] / rates[Target::Floor as usize]);
-            eprintln!(
+            let mut line = format!(
                 "  round {}: {}: receiver {:.0}/s, floor {:.0}/s, ratio {:.2}",
                 round + 1,
                 scenario.name,
@@ -425,6 +468,16 @@ async fn measure_async(options: Options) -> Result<(), String> {
                 rates[1],
                 rates[0] / rates[1]
             );
+            if baseline.is_some() {
+                let ratio = rates[Target::Baseline as usize] / rates[Target::Floor as usize];
+                baseline_ratios[index].push(ratio);
+                let _ = write!(
+                    line,
+                    "; baseline {:.0}/s, ratio {ratio:.2}",
+                    rates[Target::Baseline as usize]
+                );
+            }
+            eprintln!("{line}");
         }
     }
     let elapsed = started.elapsed();
@@ -442,7 +495,11 @@ async fn measure_async(options: Options) -> Result<(), String> {
         for (target, name) in [
             (Target::Floor, "floor"),
             (Target::Receiver, "fluxhook-receiver"),
+            (Target::Baseline, "baseline receiver"),
         ] {
+            if !targets.contains(&target) {
+                continue;
+            }
             let series = &results[index][target as usize];
             let _ = writeln!(
                 report,
@@ -456,7 +513,7 @@ async fn measure_async(options: Options) -> Result<(), String> {
                 series.cpu_us_per_request(),
             );
         }
-        let [receiver, floor] = &results[index];
+        let [receiver, floor, base] = &results[index];
         let _ = writeln!(
             report,
             "| {} | **receiver ÷ floor, same round** | **{:.2}** ({:.2}–{:.2}) | | | floor ÷ receiver: **{:.2}** |",
@@ -466,6 +523,17 @@ async fn measure_async(options: Options) -> Result<(), String> {
             max(&ratios[index]),
             floor.cpu_us_per_request() / receiver.cpu_us_per_request().max(f64::MIN_POSITIVE),
         );
+        if baseline.is_some() {
+            let _ = writeln!(
+                report,
+                "| {} | baseline ÷ floor, same round | {:.2} ({:.2}–{:.2}) | | | floor ÷ baseline: {:.2} |",
+                scenario.name,
+                median(&baseline_ratios[index]),
+                min(&baseline_ratios[index]),
+                max(&baseline_ratios[index]),
+                floor.cpu_us_per_request() / base.cpu_us_per_request().max(f64::MIN_POSITIVE),
+            );
+        }
     }
     let failures: u64 = results.iter().flatten().map(|s| s.failures).sum();
     print!("{report}");
