@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use fluxhook_corpus::{Corpus, Entry};
-use fluxhook_payload::{Event, Provider, parse};
+use fluxhook_payload::{Event, Sender, parse};
 use fluxhook_signature::VerifyError;
 
 fn corpus() -> Corpus {
@@ -17,9 +17,9 @@ fn corpus() -> Corpus {
 
 /// Checks one entry, returning what is wrong with it.
 fn check_parse(corpus: &Corpus, entry: &Entry) -> Result<(), String> {
-    let provider: Provider = entry.provider.parse().map_err(|e| format!("{e}"))?;
+    let sender: Sender = entry.provider.parse().map_err(|e| format!("{e}"))?;
     let body = Bytes::from(corpus.read_body(entry).map_err(|e| e.to_string())?);
-    let webhook = parse(provider, &entry.headers, body).map_err(|e| format!("parse: {e}"))?;
+    let webhook = parse(sender, &entry.headers, body).map_err(|e| format!("parse: {e}"))?;
 
     let event_type = match &entry.body_event_type {
         Some(from_body) => from_body.as_str(),

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use fluxhook_corpus::{Corpus, Entry};
 use fluxhook_payload::targeting::{Decision, GitSource, Skip, SourceRef, decide};
-use fluxhook_payload::{Event, Provider, RefKind, Webhook, parse};
+use fluxhook_payload::{Event, RefKind, Sender, Webhook, parse};
 
 /// The hosts of the Receiver types the annotation applies to (`github`
 /// takes Gitea's and Gogs' deliveries).
@@ -29,9 +29,9 @@ fn corpus() -> Corpus {
 }
 
 fn webhook(corpus: &Corpus, entry: &Entry) -> Webhook {
-    let provider: Provider = entry.provider.parse().unwrap();
+    let sender: Sender = entry.provider.parse().unwrap();
     let body = Bytes::from(corpus.read_body(entry).unwrap());
-    parse(provider, &entry.headers, body).unwrap_or_else(|e| panic!("{}: {e}", entry.file))
+    parse(sender, &entry.headers, body).unwrap_or_else(|e| panic!("{}: {e}", entry.file))
 }
 
 fn decision(event: &Event, url: &str, reference: SourceRef) -> Decision {

@@ -1,26 +1,26 @@
-//! Deliveries of every provider.
+//! Deliveries of every sender.
 //!
-//! Input: a provider selector byte (an index into `Provider::ALL`), then
+//! Input: a sender selector byte (an index into `Sender::ALL`), then
 //! `headers NUL body`.
 
 use bytes::Bytes;
-use fluxhook_payload::{Event, ParseError, Parser, Provider, RefKind, check_hub_delivery};
+use fluxhook_payload::{Event, ParseError, Parser, RefKind, Sender, check_hub_delivery};
 
 use crate::input::{fields, headers, selector};
 
 pub(crate) fn run(data: &[u8]) {
     let (select, rest) = selector(data);
-    let provider = Provider::ALL[usize::from(select) % Provider::ALL.len()];
+    let sender = Sender::ALL[usize::from(select) % Sender::ALL.len()];
     let parts = fields(rest, 2);
     let headers = headers(parts[0]);
     let body = Bytes::copy_from_slice(parts[1]);
 
-    let _ = Provider::detect_git_host(&headers);
+    let _ = Sender::detect_git_host(&headers);
     let _ = check_hub_delivery(&headers, &body);
 
-    match Parser::new().parse(provider, &headers, body.clone()) {
+    match Parser::new().parse(sender, &headers, body.clone()) {
         Ok(webhook) => {
-            assert_eq!(webhook.provider(), provider);
+            assert_eq!(webhook.sender(), sender);
             assert_eq!(webhook.body(), &body, "the body is kept as received");
             if let Event::Push(push) = webhook.event() {
                 assert_eq!(push.ref_kind(), RefKind::of(&push.git_ref));
@@ -42,7 +42,7 @@ pub(crate) fn run(data: &[u8]) {
         let refused =
             Parser::new()
                 .with_max_body_bytes(limit)
-                .parse(provider, &headers, body.clone());
+                .parse(sender, &headers, body.clone());
         assert!(
             matches!(refused, Err(ParseError::BodyTooLarge { size, limit: l }) if size == body.len() && l == limit),
             "a body over the limit is refused for its size: {refused:?}"

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use fluxhook_corpus::Corpus;
-use fluxhook_payload::Provider as PayloadProvider;
+use fluxhook_payload::Sender;
 use fluxhook_register::Provider as HostProvider;
 use fluxhook_signature::Policy;
 use serde_json::json;
@@ -25,8 +25,8 @@ pub(crate) fn of(target: Target, corpus: Option<&Path>) -> Vec<Vec<u8>> {
     }
 }
 
-fn payload_index(provider: PayloadProvider) -> u8 {
-    let index = PayloadProvider::ALL.iter().position(|p| *p == provider);
+fn payload_index(provider: Sender) -> u8 {
+    let index = Sender::ALL.iter().position(|p| *p == provider);
     u8::try_from(index.unwrap_or(0)).unwrap_or(0)
 }
 
@@ -34,7 +34,7 @@ fn payload(corpus: Option<&Corpus>) -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
     for entry in corpus.map(Corpus::entries).unwrap_or_default() {
         let (Ok(provider), Ok(body)) = (
-            entry.provider.parse::<PayloadProvider>(),
+            entry.provider.parse::<Sender>(),
             corpus.map_or(Ok(Vec::new()), |c| c.read_body(entry)),
         ) else {
             continue;
@@ -47,45 +47,45 @@ fn payload(corpus: Option<&Corpus>) -> Vec<Vec<u8>> {
         headers.extend_from_slice(b"Content-Type: application/json\n");
         seeds.push(join(payload_index(provider), &[&headers, &body]));
     }
-    let registries: [(PayloadProvider, &str, &str); 8] = [
+    let registries: [(Sender, &str, &str); 8] = [
         (
-            PayloadProvider::Harbor,
+            Sender::Harbor,
             "",
             r#"{"type": "PUSH_ARTIFACT", "occur_at": 1680502375, "operator": "admin", "event_data": {"resources": [{"digest": "sha256:954b378c", "tag": "latest", "resource_url": "harbor.example/library/alpine:latest"}], "repository": {"name": "alpine", "namespace": "library", "repo_full_name": "library/alpine", "repo_type": "private"}}}"#,
         ),
         (
-            PayloadProvider::DockerHub,
+            Sender::DockerHub,
             "",
             r#"{"callback_url": "https://registry.hub.docker.com/u/svendowideit/testhook/hook/2141b5bi5i5b02bec211i4eeih0242eg11000a/", "push_data": {"pushed_at": 1417566161, "pusher": "trustedbuilder", "tag": "latest"}, "repository": {"name": "testhook", "namespace": "svendowideit", "repo_name": "svendowideit/testhook", "repo_url": "https://registry.hub.docker.com/u/svendowideit/testhook/"}}"#,
         ),
         (
-            PayloadProvider::Quay,
+            Sender::Quay,
             "",
             r#"{"name": "repository", "repository": "mynamespace/repository", "namespace": "mynamespace", "docker_url": "quay.io/mynamespace/repository", "homepage": "https://quay.io/repository/mynamespace/repository", "updated_tags": ["latest", "v1"]}"#,
         ),
         (
-            PayloadProvider::Nexus,
+            Sender::Nexus,
             "X-Nexus-Webhook-Id: rm:repository:component\nX-Nexus-Webhook-Delivery: 7f3d7b0e\n",
             r#"{"timestamp": "2016-11-14T19:32:13.515+0000", "nodeId": "7FFA7361", "initiator": "anonymous/127.0.0.1", "repositoryName": "npmproxy", "action": "CREATED", "component": {"id": "08909bf0", "componentId": "08909bf0", "format": "npm", "name": "angular2", "group": "types", "version": "0.0.2"}}"#,
         ),
         (
-            PayloadProvider::Acr,
+            Sender::Acr,
             "",
             r#"{"id": "cb8c3971-9adc-488b-bdd8-43cbb4974ff5", "timestamp": "2017-11-17T16:52:01.343145347Z", "action": "push", "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": 524, "digest": "sha256:80f0d5c8", "length": 524, "repository": "hello-world", "tag": "v1"}, "request": {"id": "3cbb6949", "host": "myregistry.azurecr.io", "method": "PUT", "useragent": "docker/17.09.0-ce"}}"#,
         ),
         (
-            PayloadProvider::Gcr,
+            Sender::Gcr,
             "",
             // data: {"action":"INSERT","digest":"gcr.io/my-project/hello@sha256:6ec128e2","tag":"gcr.io/my-project/hello:latest"}
             r#"{"message": {"attributes": {"key": "value"}, "data": "eyJhY3Rpb24iOiJJTlNFUlQiLCJkaWdlc3QiOiJnY3IuaW8vbXktcHJvamVjdC9oZWxsb0BzaGEyNTY6NmVjMTI4ZTIiLCJ0YWciOiJnY3IuaW8vbXktcHJvamVjdC9oZWxsbzpsYXRlc3QifQ==", "messageId": "136969346945", "publishTime": "2014-10-02T15:01:23.045123456Z"}, "subscription": "projects/myproject/subscriptions/mysubscription"}"#,
         ),
         (
-            PayloadProvider::CdEvents,
+            Sender::CdEvents,
             "Ce-Type: dev.cdevents.change.merged.0.2.0\n",
             r#"{"context": {"version": "0.4.1", "id": "271069a8-fc18-44f1-b38f-9d70a1695819", "source": "/event/source/123", "type": "dev.cdevents.change.merged.0.2.0", "timestamp": "2023-03-20T14:27:05.315384Z"}, "subject": {"id": "mySubject123", "source": "/event/source/123", "type": "change", "content": {"repository": {"id": "cdevents/service", "source": "https://github.com"}}}}"#,
         ),
         (
-            PayloadProvider::Generic,
+            Sender::Generic,
             "Content-Type: application/x-www-form-urlencoded\n",
             "a=1&b=%20",
         ),

@@ -2,7 +2,7 @@
 //! and `spec.ref` (fluxhook-payload's `targeting`), and the Masterminds
 //! versions and ranges `spec.ref.semver` is read with.
 //!
-//! Input: a provider selector byte (an index into `Provider::ALL`), then
+//! Input: a sender selector byte (an index into `Sender::ALL`), then
 //! `headers NUL body NUL url NUL branch NUL tag NUL semver NUL name NUL
 //! commit`; an empty ref field is unset. The `tag` and `semver` fields are
 //! also read alone, as a version and a range.
@@ -11,14 +11,14 @@ use bytes::Bytes;
 use fluxhook_payload::targeting::{
     Constraints, Decision, GitSource, Skip, SourceRef, Version, decide,
 };
-use fluxhook_payload::{Event, Parser, Provider, Repository};
+use fluxhook_payload::{Event, Parser, Repository, Sender};
 use serde_json::json;
 
 use crate::input::{fields, headers, join, join_fields, selector, text};
 
 pub(crate) fn run(data: &[u8]) {
     let (select, rest) = selector(data);
-    let provider = Provider::ALL[usize::from(select) % Provider::ALL.len()];
+    let sender = Sender::ALL[usize::from(select) % Sender::ALL.len()];
     let parts = fields(rest, 8);
     let headers = headers(parts[0]);
     let body = Bytes::copy_from_slice(parts[1]);
@@ -44,7 +44,7 @@ pub(crate) fn run(data: &[u8]) {
     });
     assert_eq!(GitSource::from_spec(&spec).as_ref(), Some(&source));
 
-    let Ok(webhook) = Parser::new().parse(provider, &headers, body) else {
+    let Ok(webhook) = Parser::new().parse(sender, &headers, body) else {
         return;
     };
     let event = webhook.event();
@@ -162,13 +162,11 @@ pub(crate) fn seeds(payloads: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
     for payload in payloads {
         let (select, rest) = selector(payload);
-        let provider = Provider::ALL[usize::from(select) % Provider::ALL.len()];
+        let sender = Sender::ALL[usize::from(select) % Sender::ALL.len()];
         let parts = fields(rest, 2);
-        let Ok(webhook) = Parser::new().parse(
-            provider,
-            &headers(parts[0]),
-            Bytes::copy_from_slice(parts[1]),
-        ) else {
+        let Ok(webhook) =
+            Parser::new().parse(sender, &headers(parts[0]), Bytes::copy_from_slice(parts[1]))
+        else {
             continue;
         };
         let (repository, git_ref) = match webhook.event() {

@@ -14,14 +14,14 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fluxhook_corpus::{BASELINE_GROUP, Corpus};
-use fluxhook_payload::{Parser, Provider};
+use fluxhook_payload::{Parser, Sender};
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
 
 struct Input {
     id: String,
-    provider: Provider,
+    sender: Sender,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -38,7 +38,7 @@ fn inputs() -> Vec<Input> {
         .iter()
         .map(|entry| Input {
             id: entry.bench_id().to_owned(),
-            provider: entry
+            sender: entry
                 .provider
                 .parse()
                 .unwrap_or_else(|e| fail(format!("{}: {e}", entry.file))),
@@ -58,19 +58,13 @@ fn parse(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("parse_typed");
     for input in &inputs {
-        if let Err(e) = parser.parse(input.provider, &input.headers, input.body.clone()) {
+        if let Err(e) = parser.parse(input.sender, &input.headers, input.body.clone()) {
             eprintln!("{} does not parse: {e}", input.id);
             std::process::exit(1);
         }
         group.throughput(Throughput::Bytes(input.body.len() as u64));
         group.bench_function(input.id.as_str(), |b| {
-            b.iter(|| {
-                parser.parse(
-                    input.provider,
-                    &input.headers,
-                    black_box(input.body.clone()),
-                )
-            })
+            b.iter(|| parser.parse(input.sender, &input.headers, black_box(input.body.clone())))
         });
     }
     group.finish();

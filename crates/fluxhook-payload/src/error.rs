@@ -17,7 +17,7 @@ pub enum ParseError {
         /// The limit in force.
         limit: usize,
     },
-    /// A header the provider always sends is absent or empty.
+    /// A header the sender always sends is absent or empty.
     #[error("header {name} is missing")]
     MissingHeader {
         /// The header's name.
@@ -49,13 +49,13 @@ pub enum ParseError {
         /// Column where the limit was reached.
         column: usize,
     },
-    /// The JSON is invalid or does not have the shape the provider sends:
+    /// The JSON is invalid or does not have the shape the sender sends:
     /// a syntax error, a field of the wrong type, a missing field serde
     /// reports. The message carries serde_json's field name and position.
-    #[error("{location} is not a valid {provider} payload: {source}")]
+    #[error("{location} is not a valid {sender} payload: {source}")]
     Json {
-        /// The provider whose shape was expected.
-        provider: crate::Provider,
+        /// The sender whose shape was expected.
+        sender: crate::Sender,
         /// What was read.
         location: &'static str,
         /// serde_json's error, with line and column.
@@ -92,7 +92,7 @@ pub enum ParseError {
 impl ParseError {
     /// Maps a serde_json error, telling nesting-limit errors apart.
     pub(crate) fn json(
-        provider: crate::Provider,
+        sender: crate::Sender,
         location: &'static str,
         source: serde_json::Error,
     ) -> Self {
@@ -106,7 +106,7 @@ impl ParseError {
             }
         } else {
             Self::Json {
-                provider,
+                sender,
                 location,
                 source,
             }
@@ -114,9 +114,9 @@ impl ParseError {
     }
 }
 
-/// A provider name that is not one of [`Provider::ALL`](crate::Provider::ALL).
+/// A sender name that is not one of [`Sender::ALL`](crate::Sender::ALL).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown provider {0:?}; expected one of: github, gitea, gogs, gitlab, bitbucket-cloud, bitbucket-server, azure-devops, harbor, dockerhub, quay, nexus, acr, gcr, cdevents, generic"
+    "unknown sender {0:?}; expected one of: github, gitea, gogs, gitlab, bitbucket-cloud, bitbucket-server, azure-devops, harbor, dockerhub, quay, nexus, acr, gcr, cdevents, generic"
 )]
-pub struct UnknownProvider(pub String);
+pub struct UnknownSender(pub String);

@@ -3,7 +3,7 @@
 //!
 //! A receiver that has checked a delivery is genuine hands its headers and
 //! body to [`parse`] (or a [`Parser`] with its own limits) with the
-//! [`Provider`] it expects. The result is a [`Webhook`]: the event type and
+//! [`Sender`] it expects. The result is a [`Webhook`]: the event type and
 //! delivery id the sender names, and an [`Event`] with the facts Flux logs
 //! or filters on. For pushes and tag pushes of every Git host that is a
 //! [`Push`]: full ref, old and new commit, whether the ref was created or
@@ -27,7 +27,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use fluxhook_payload::{Event, Provider, RefKind, parse};
+//! use fluxhook_payload::{Event, Sender, RefKind, parse};
 //! use http::HeaderMap;
 //!
 //! let mut headers = HeaderMap::new();
@@ -47,7 +47,7 @@
 //!   }
 //! }"#);
 //!
-//! let webhook = parse(Provider::GitHub, &headers, body)?;
+//! let webhook = parse(Sender::GitHub, &headers, body)?;
 //! assert_eq!(webhook.event_type(), Some("push"));
 //! assert_eq!(webhook.delivery_id(), Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
 //!
@@ -69,9 +69,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # Providers
+//! # Senders
 //!
-//! | provider | event type | delivery id | event |
+//! | sender | event type | delivery id | event |
 //! | --- | --- | --- | --- |
 //! | `github` | `X-GitHub-Event` | `X-GitHub-Delivery` | `push`: [`Event::Push`], `ping`: [`Event::Ping`] |
 //! | `gitea` (and Forgejo) | `X-Forgejo-Event`, `X-Gitea-Event` | `X-Forgejo-Delivery`, `X-Gitea-Delivery` | `push`: [`Event::Push`] |
@@ -93,7 +93,7 @@
 //! the payload names one. Bitbucket and Azure DevOps pushes can update
 //! several refs at once; the [`Push`] is the first one listed.
 //!
-//! The `generic` provider accepts any body, JSON or not, even empty, as
+//! The `generic` sender accepts any body, JSON or not, even empty, as
 //! Flux's generic receiver does; [`Webhook::json`] tells whether it is JSON.
 
 mod cdevents;
@@ -102,24 +102,24 @@ mod filter;
 mod git;
 mod go;
 mod hub;
-mod provider;
 mod read;
 mod registry;
+mod sender;
 pub mod targeting;
 
 use bytes::Bytes;
 use http::HeaderMap;
 
 pub use cdevents::CdEvent;
-pub use error::{ParseError, UnknownProvider};
+pub use error::{ParseError, UnknownSender};
 pub use filter::is_json_content;
 pub use git::{Ping, Push, RefKind, Repository, ZERO_ID, is_zero_id};
 pub use hub::check_hub_delivery;
-pub use provider::Provider;
 pub use registry::{
     AcrEvent, DockerHubEvent, GcrEvent, HarborEvent, HarborResource, NexusAsset, NexusComponent,
     NexusEvent, QuayEvent,
 };
+pub use sender::Sender;
 
 /// What a delivery says happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Webhook {
-    provider: Provider,
+    sender: Sender,
     event_type: Option<String>,
     delivery_id: Option<String>,
     event: Event,
@@ -163,9 +163,9 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// The provider it was parsed as.
-    pub fn provider(&self) -> Provider {
-        self.provider
+    /// The sender it was parsed as.
+    pub fn sender(&self) -> Sender {
+        self.sender
     }
 
     /// The event type as the sender names it (`push`, `Tag Push Hook`,
@@ -217,14 +217,14 @@ impl Webhook {
     ///
     /// ```
     /// use bytes::Bytes;
-    /// use fluxhook_payload::{Provider, parse};
+    /// use fluxhook_payload::{Sender, parse};
     /// use http::HeaderMap;
     ///
-    /// let webhook = parse(Provider::Generic, &HeaderMap::new(), Bytes::from_static(br#"{"app": "podinfo"}"#))?;
+    /// let webhook = parse(Sender::Generic, &HeaderMap::new(), Bytes::from_static(br#"{"app": "podinfo"}"#))?;
     /// assert_eq!(webhook.json()?["app"], "podinfo");
     ///
     /// let deep = "[".repeat(10_000);
-    /// let webhook = parse(Provider::Generic, &HeaderMap::new(), Bytes::from(deep))?;
+    /// let webhook = parse(Sender::Generic, &HeaderMap::new(), Bytes::from(deep))?;
     /// assert!(webhook.json().is_err());
     /// # Ok::<(), fluxhook_payload::ParseError>(())
     /// ```
@@ -236,11 +236,11 @@ impl Webhook {
                 "tag": gcr.tag,
             }));
         }
-        serde_json::from_slice(&self.body).map_err(|e| ParseError::json(self.provider, "body", e))
+        serde_json::from_slice(&self.body).map_err(|e| ParseError::json(self.sender, "body", e))
     }
 }
 
-/// What a provider's parser found; [`Parser::parse`] adds the provider and body.
+/// What a sender's parser found; [`Parser::parse`] adds the sender and body.
 #[derive(Debug)]
 struct Parsed {
     event_type: Option<String>,
@@ -252,12 +252,12 @@ struct Parsed {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use fluxhook_payload::{ParseError, Parser, Provider};
+/// use fluxhook_payload::{ParseError, Parser, Sender};
 /// use http::HeaderMap;
 ///
 /// let parser = Parser::new().with_max_body_bytes(16);
 /// let err = parser
-///     .parse(Provider::Generic, &HeaderMap::new(), Bytes::from(vec![b' '; 17]))
+///     .parse(Sender::Generic, &HeaderMap::new(), Bytes::from(vec![b' '; 17]))
 ///     .unwrap_err();
 /// assert!(matches!(err, ParseError::BodyTooLarge { size: 17, limit: 16 }));
 /// ```
@@ -300,12 +300,12 @@ impl Parser {
         self.max_body_bytes
     }
 
-    /// Parses a delivery from `provider`.
+    /// Parses a delivery from `sender`.
     ///
-    /// See the [crate documentation](crate) for what each provider yields.
+    /// See the [crate documentation](crate) for what each sender yields.
     pub fn parse(
         &self,
-        provider: Provider,
+        sender: Sender,
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Webhook, ParseError> {
@@ -315,29 +315,29 @@ impl Parser {
                 limit: self.max_body_bytes,
             });
         }
-        let parsed = match provider {
-            Provider::GitHub | Provider::Gitea | Provider::Gogs => {
-                git::github::parse(provider, headers, &body)?
+        let parsed = match sender {
+            Sender::GitHub | Sender::Gitea | Sender::Gogs => {
+                git::github::parse(sender, headers, &body)?
             }
-            Provider::GitLab => git::gitlab::parse(headers, &body)?,
-            Provider::BitbucketCloud => git::bitbucket::parse_cloud(headers, &body)?,
-            Provider::BitbucketServer => git::bitbucket::parse_server(headers, &body)?,
-            Provider::AzureDevOps => git::azure::parse(&body)?,
-            Provider::Harbor => registry::parse_harbor(&body)?,
-            Provider::DockerHub => registry::parse_dockerhub(&body)?,
-            Provider::Quay => registry::parse_quay(&body)?,
-            Provider::Nexus => registry::parse_nexus(headers, &body)?,
-            Provider::Acr => registry::parse_acr(&body)?,
-            Provider::Gcr => registry::parse_gcr(&body)?,
-            Provider::CdEvents => cdevents::parse(&body)?,
-            Provider::Generic => Parsed {
+            Sender::GitLab => git::gitlab::parse(headers, &body)?,
+            Sender::BitbucketCloud => git::bitbucket::parse_cloud(headers, &body)?,
+            Sender::BitbucketServer => git::bitbucket::parse_server(headers, &body)?,
+            Sender::AzureDevOps => git::azure::parse(&body)?,
+            Sender::Harbor => registry::parse_harbor(&body)?,
+            Sender::DockerHub => registry::parse_dockerhub(&body)?,
+            Sender::Quay => registry::parse_quay(&body)?,
+            Sender::Nexus => registry::parse_nexus(headers, &body)?,
+            Sender::Acr => registry::parse_acr(&body)?,
+            Sender::Gcr => registry::parse_gcr(&body)?,
+            Sender::CdEvents => cdevents::parse(&body)?,
+            Sender::Generic => Parsed {
                 event_type: None,
                 delivery_id: None,
                 event: Event::Other { repository: None },
             },
         };
         Ok(Webhook {
-            provider,
+            sender,
             event_type: parsed.event_type,
             delivery_id: parsed.delivery_id,
             event: parsed.event,
@@ -346,8 +346,8 @@ impl Parser {
     }
 }
 
-/// Parses a delivery from `provider` with the default limits:
-/// `Parser::new().parse(provider, headers, body)`.
-pub fn parse(provider: Provider, headers: &HeaderMap, body: Bytes) -> Result<Webhook, ParseError> {
-    Parser::new().parse(provider, headers, body)
+/// Parses a delivery from `sender` with the default limits:
+/// `Parser::new().parse(sender, headers, body)`.
+pub fn parse(sender: Sender, headers: &HeaderMap, body: Bytes) -> Result<Webhook, ParseError> {
+    Parser::new().parse(sender, headers, body)
 }

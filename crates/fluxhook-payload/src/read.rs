@@ -1,4 +1,4 @@
-//! Reading headers and typed JSON: the helpers every provider shares.
+//! Reading headers and typed JSON: the helpers every sender shares.
 
 use std::borrow::Cow;
 
@@ -6,7 +6,7 @@ use http::HeaderMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::{ParseError, Provider};
+use crate::{ParseError, Sender};
 
 /// A JSON string, borrowed from the body unless it has escapes.
 ///
@@ -51,7 +51,7 @@ pub(crate) fn lenient<T>(value: Option<Lenient<T>>) -> Option<T> {
 
 /// Parses a JSON object into `T`, naming `location` in errors.
 pub(crate) fn object<'a, T: Deserialize<'a>>(
-    provider: Provider,
+    sender: Sender,
     location: &'static str,
     json: &'a [u8],
 ) -> Result<T, ParseError> {
@@ -61,7 +61,7 @@ pub(crate) fn object<'a, T: Deserialize<'a>>(
     if first != Some(&b'{') {
         return Err(ParseError::NotAnObject { location });
     }
-    serde_json::from_slice(json).map_err(|e| ParseError::json(provider, location, e))
+    serde_json::from_slice(json).map_err(|e| ParseError::json(sender, location, e))
 }
 
 /// A header's value, if present; an error if it is not visible ASCII.
@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn object_refuses_other_top_levels() {
         for json in ["", "  ", "[]", "null", "\"x\"", "1"] {
-            let err = object::<serde::de::IgnoredAny>(Provider::GitHub, "body", json.as_bytes());
+            let err = object::<serde::de::IgnoredAny>(Sender::GitHub, "body", json.as_bytes());
             assert!(
                 matches!(err, Err(ParseError::NotAnObject { location: "body" })),
                 "{json:?}"

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::go::json::{self, DecodeError, Kind, Members};
 use crate::go::{base64, time};
 use crate::read::{Text, first_header, non_empty, object};
-use crate::{Event, ParseError, Parsed, Provider};
+use crate::{Event, ParseError, Parsed, Sender};
 
 /// A Harbor event (`PUSH_ARTIFACT`, `DELETE_ARTIFACT`, `SCANNING_COMPLETED`, ...;
 /// the type is [`Webhook::event_type`](crate::Webhook::event_type)).
@@ -180,7 +180,7 @@ struct HarborRepository<'a> {
 
 /// Parses a Harbor delivery.
 pub(crate) fn parse_harbor(body: &[u8]) -> Result<Parsed, ParseError> {
-    let body: HarborBody<'_> = object(Provider::Harbor, "body", body)?;
+    let body: HarborBody<'_> = object(Sender::Harbor, "body", body)?;
     let event_type = non_empty(body.kind).ok_or(ParseError::MissingField { field: "type" })?;
     let (resources, repository) = match body.event_data {
         Some(data) => (data.resources, data.repository),
@@ -217,7 +217,7 @@ pub(crate) fn parse_harbor(body: &[u8]) -> Result<Parsed, ParseError> {
 /// The top-level object Flux decodes; `None` for `null`, which Go decodes
 /// into a struct as nothing.
 fn flux_object<'a>(
-    provider: Provider,
+    sender: Sender,
     body: &'a [u8],
     decoder: bool,
 ) -> Result<Option<Members<'a>>, ParseError> {
@@ -226,12 +226,12 @@ fn flux_object<'a>(
     } else {
         json::unmarshal_value(body)
     }
-    .map_err(|e| ParseError::json(provider, "body", e))?;
+    .map_err(|e| ParseError::json(sender, "body", e))?;
     match Kind::of(value) {
         Kind::Null => Ok(None),
         Kind::Object => Members::of(value)
             .map(Some)
-            .map_err(|e| ParseError::json(provider, "body", e)),
+            .map_err(|e| ParseError::json(sender, "body", e)),
         other => Err(DecodeError::mismatch("body", other, "struct").into()),
     }
 }
@@ -262,7 +262,7 @@ pub(crate) fn parse_dockerhub(body: &[u8]) -> Result<Parsed, ParseError> {
         repo_name: None,
         callback_url: None,
     };
-    if let Some(members) = flux_object(Provider::DockerHub, body, true)? {
+    if let Some(members) = flux_object(Sender::DockerHub, body, true)? {
         json::struct_field(&members, "", "push_data", |push, at| {
             json::string_field(push, at, "tag", &mut event.tag)
         })?;
@@ -289,7 +289,7 @@ pub(crate) fn parse_quay(body: &[u8]) -> Result<Parsed, ParseError> {
         namespace: None,
         name: None,
     };
-    if let Some(members) = flux_object(Provider::Quay, body, true)? {
+    if let Some(members) = flux_object(Sender::Quay, body, true)? {
         json::string_field(&members, "", "docker_url", &mut event.docker_url)?;
         json::strings_field(&members, "", "updated_tags", &mut event.updated_tags)?;
         event.repository = lenient_string(&members, "repository");
@@ -313,7 +313,7 @@ pub(crate) fn parse_nexus(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, Pa
         component: None,
         asset: None,
     };
-    if let Some(members) = flux_object(Provider::Nexus, body, false)? {
+    if let Some(members) = flux_object(Sender::Nexus, body, false)? {
         json::string_field(&members, "", "action", &mut event.action)?;
         json::string_field(&members, "", "repositoryName", &mut event.repository_name)?;
         event.component = lenient_object(&members, "component").map(|c| NexusComponent {
@@ -345,7 +345,7 @@ pub(crate) fn parse_acr(body: &[u8]) -> Result<Parsed, ParseError> {
         host: None,
     };
     let mut delivery_id = None;
-    if let Some(members) = flux_object(Provider::Acr, body, true)? {
+    if let Some(members) = flux_object(Sender::Acr, body, true)? {
         json::string_field(&members, "", "action", &mut event.action)?;
         json::struct_field(&members, "", "target", |target, at| {
             json::string_field(target, at, "repository", &mut event.repository)?;
@@ -377,7 +377,7 @@ pub(crate) fn parse_gcr(body: &[u8]) -> Result<Parsed, ParseError> {
     let mut publish_time = None;
     let mut attributes = BTreeMap::new();
     let mut subscription = None;
-    if let Some(envelope) = flux_object(Provider::Gcr, body, true)? {
+    if let Some(envelope) = flux_object(Sender::Gcr, body, true)? {
         json::struct_field(&envelope, "", "message", |message, at| {
             json::string_field(message, at, "data", &mut data)?;
             json::string_field(message, at, "messageId", &mut message_id)?;
@@ -409,7 +409,7 @@ pub(crate) fn parse_gcr(body: &[u8]) -> Result<Parsed, ParseError> {
     // Flux ignores the decoding error and goes on with what decoded.
     let decoded = base64::decode_std_lenient(data.as_bytes());
     let notification = json::unmarshal_value(&decoded)
-        .map_err(|e| ParseError::json(Provider::Gcr, "message.data", e))?;
+        .map_err(|e| ParseError::json(Sender::Gcr, "message.data", e))?;
     let (mut action, mut digest, mut tag) = (String::new(), String::new(), String::new());
     json::decode_struct(notification, "message.data", |members| {
         json::string_field(members, "message.data", "action", &mut action)?;

@@ -6,13 +6,13 @@
 
 use bytes::Bytes;
 use fluxhook_payload::{
-    Event, ParseError, Parser, Provider, Push, RefKind, ZERO_ID, is_zero_id, parse,
+    Event, ParseError, Parser, Push, RefKind, Sender, ZERO_ID, is_zero_id, parse,
 };
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-/// Every header some provider reads, and a few it does not.
+/// Every header some sender reads, and a few it does not.
 const HEADER_NAMES: &[&str] = &[
     "X-GitHub-Event",
     "X-GitHub-Delivery",
@@ -167,14 +167,14 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-fn provider() -> impl Strategy<Value = Provider> {
-    proptest::sample::select(Provider::ALL.to_vec())
+fn sender() -> impl Strategy<Value = Sender> {
+    proptest::sample::select(Sender::ALL.to_vec())
 }
 
 /// Whatever the input, parsing returns; and so does building the JSON tree.
-fn parse_returns(provider: Provider, headers: &HeaderMap, body: Vec<u8>) {
-    if let Ok(webhook) = parse(provider, headers, Bytes::from(body)) {
-        assert_eq!(webhook.provider(), provider);
+fn parse_returns(sender: Sender, headers: &HeaderMap, body: Vec<u8>) {
+    if let Ok(webhook) = parse(sender, headers, Bytes::from(body)) {
+        assert_eq!(webhook.sender(), sender);
         let _ = webhook.json();
     }
 }
@@ -182,20 +182,20 @@ fn parse_returns(provider: Provider, headers: &HeaderMap, body: Vec<u8>) {
 proptest! {
     #[test]
     fn never_panics_on_arbitrary_bytes(
-        provider in provider(),
+        sender in sender(),
         headers in headers(),
         body in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        parse_returns(provider, &headers, body);
+        parse_returns(sender, &headers, body);
     }
 
     #[test]
     fn never_panics_on_arbitrary_json(
-        provider in provider(),
+        sender in sender(),
         headers in headers(),
         body in json_value(),
     ) {
-        parse_returns(provider, &headers, body.to_string().into_bytes());
+        parse_returns(sender, &headers, body.to_string().into_bytes());
     }
 
     #[test]
@@ -204,7 +204,7 @@ proptest! {
     ) {
         let mut headers = HeaderMap::new();
         headers.insert("X-GitHub-Event", HeaderValue::from_bytes(&value).unwrap());
-        let err = parse(Provider::GitHub, &headers, Bytes::from_static(b"{}")).unwrap_err();
+        let err = parse(Sender::GitHub, &headers, Bytes::from_static(b"{}")).unwrap_err();
         prop_assert!(
             matches!(err, ParseError::InvalidHeader { name: "X-GitHub-Event" }),
             "{err}"
@@ -402,14 +402,14 @@ fn azure_body(facts: &Facts) -> Value {
     })
 }
 
-fn headers_for(provider: Provider) -> HeaderMap {
-    let (name, value) = match provider {
-        Provider::GitHub => ("x-github-event", "push"),
-        Provider::Gitea => ("x-gitea-event", "push"),
-        Provider::Gogs => ("x-gogs-event", "push"),
-        Provider::GitLab => ("x-gitlab-event", "Push Hook"),
-        Provider::BitbucketCloud => ("x-event-key", "repo:push"),
-        Provider::BitbucketServer => ("x-event-key", "repo:refs_changed"),
+fn headers_for(sender: Sender) -> HeaderMap {
+    let (name, value) = match sender {
+        Sender::GitHub => ("x-github-event", "push"),
+        Sender::Gitea => ("x-gitea-event", "push"),
+        Sender::Gogs => ("x-gogs-event", "push"),
+        Sender::GitLab => ("x-gitlab-event", "Push Hook"),
+        Sender::BitbucketCloud => ("x-event-key", "repo:push"),
+        Sender::BitbucketServer => ("x-event-key", "repo:refs_changed"),
         _ => ("content-type", "application/json"),
     };
     let mut headers = HeaderMap::new();
@@ -417,16 +417,11 @@ fn headers_for(provider: Provider) -> HeaderMap {
     headers
 }
 
-fn parse_push(provider: Provider, body: &Value) -> Push {
-    let webhook = parse(
-        provider,
-        &headers_for(provider),
-        Bytes::from(body.to_string()),
-    )
-    .unwrap();
+fn parse_push(sender: Sender, body: &Value) -> Push {
+    let webhook = parse(sender, &headers_for(sender), Bytes::from(body.to_string())).unwrap();
     match webhook.event() {
         Event::Push(push) => push.clone(),
-        other => panic!("{provider}: not a push: {other:?}"),
+        other => panic!("{sender}: not a push: {other:?}"),
     }
 }
 
@@ -452,12 +447,12 @@ fn assert_same_facts(push: &Push, facts: &Facts) {
 proptest! {
     #[test]
     fn github_family_round_trips(facts in facts(1)) {
-        for (provider, with_flags) in [
-            (Provider::GitHub, true),
-            (Provider::Gitea, false),
-            (Provider::Gogs, false),
+        for (sender, with_flags) in [
+            (Sender::GitHub, true),
+            (Sender::Gitea, false),
+            (Sender::Gogs, false),
         ] {
-            let push = parse_push(provider, &github_family_body(&facts, with_flags));
+            let push = parse_push(sender, &github_family_body(&facts, with_flags));
             assert_same_facts(&push, &facts);
             let full_name = facts.full_name();
             prop_assert_eq!(push.repository.host.as_deref(), Some("git.example"));
@@ -472,7 +467,7 @@ proptest! {
 
     #[test]
     fn gitlab_round_trips_with_subgroups(facts in facts(4)) {
-        let push = parse_push(Provider::GitLab, &gitlab_body(&facts));
+        let push = parse_push(Sender::GitLab, &gitlab_body(&facts));
         assert_same_facts(&push, &facts);
         prop_assert_eq!(push.repository.full_name(), facts.full_name());
         prop_assert_eq!(push.repository.urls().len(), 3);
@@ -481,7 +476,7 @@ proptest! {
 
     #[test]
     fn bitbucket_cloud_round_trips(facts in facts(1)) {
-        let push = parse_push(Provider::BitbucketCloud, &bitbucket_cloud_body(&facts));
+        let push = parse_push(Sender::BitbucketCloud, &bitbucket_cloud_body(&facts));
         assert_same_facts(&push, &facts);
         let full_name = facts.full_name();
         prop_assert_eq!(push.repository.urls(), [
@@ -493,14 +488,14 @@ proptest! {
 
     #[test]
     fn bitbucket_server_round_trips(facts in facts(1)) {
-        let push = parse_push(Provider::BitbucketServer, &bitbucket_server_body(&facts));
+        let push = parse_push(Sender::BitbucketServer, &bitbucket_server_body(&facts));
         assert_same_facts(&push, &facts);
         prop_assert!(push.repository.urls().is_empty());
     }
 
     #[test]
     fn azure_devops_round_trips(facts in facts(2)) {
-        let push = parse_push(Provider::AzureDevOps, &azure_body(&facts));
+        let push = parse_push(Sender::AzureDevOps, &azure_body(&facts));
         assert_same_facts(&push, &facts);
         prop_assert_eq!(push.repository.host.as_deref(), Some("dev.azure.com"));
     }
@@ -532,8 +527,8 @@ fn deep_nesting_never_overflows_the_stack() {
 
     // Skipped without recursion: the push is read, the tree is refused.
     let webhook = parse(
-        Provider::GitHub,
-        &headers_for(Provider::GitHub),
+        Sender::GitHub,
+        &headers_for(Sender::GitHub),
         push_with(&deep_array),
     )
     .unwrap();
@@ -553,19 +548,19 @@ fn deep_nesting_never_overflows_the_stack() {
 
     // Where a parser reads, deep input is a typed error.
     let deep_object = format!("{}{}", "{\"ref\":".repeat(depth), "}".repeat(depth));
-    for provider in Provider::ALL {
+    for sender in Sender::ALL {
         let result = parse(
-            provider,
-            &headers_for(provider),
+            sender,
+            &headers_for(sender),
             Bytes::from(deep_object.clone()),
         );
         match result {
             Ok(webhook) => {
-                assert_eq!(provider, Provider::Generic);
+                assert_eq!(sender, Sender::Generic);
                 assert!(matches!(webhook.json(), Err(ParseError::TooDeep { .. })));
             }
             Err(ParseError::Json { .. } | ParseError::MissingField { .. }) => {}
-            Err(other) => panic!("{provider}: {other}"),
+            Err(other) => panic!("{sender}: {other}"),
         }
     }
 }
@@ -574,7 +569,7 @@ fn deep_nesting_never_overflows_the_stack() {
 fn json_tree_nests_up_to_the_limit() {
     let nested = |depth: usize| {
         let body = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-        parse(Provider::Generic, &HeaderMap::new(), Bytes::from(body))
+        parse(Sender::Generic, &HeaderMap::new(), Bytes::from(body))
             .unwrap()
             .json()
     };
@@ -592,13 +587,9 @@ fn json_tree_nests_up_to_the_limit() {
 #[test]
 fn bodies_over_the_limit_are_refused_for_every_provider() {
     let parser = Parser::new().with_max_body_bytes(64);
-    for provider in Provider::ALL {
+    for sender in Sender::ALL {
         let err = parser
-            .parse(
-                provider,
-                &headers_for(provider),
-                Bytes::from(vec![b' '; 65]),
-            )
+            .parse(sender, &headers_for(sender), Bytes::from(vec![b' '; 65]))
             .unwrap_err();
         assert!(
             matches!(
@@ -608,14 +599,10 @@ fn bodies_over_the_limit_are_refused_for_every_provider() {
                     limit: 64
                 }
             ),
-            "{provider}: {err}"
+            "{sender}: {err}"
         );
         // At the limit, the size is accepted and the body judged on its content.
-        let at_limit = parser.parse(
-            provider,
-            &headers_for(provider),
-            Bytes::from(vec![b' '; 64]),
-        );
+        let at_limit = parser.parse(sender, &headers_for(sender), Bytes::from(vec![b' '; 64]));
         assert!(!matches!(at_limit, Err(ParseError::BodyTooLarge { .. })));
     }
 }
@@ -624,7 +611,7 @@ fn bodies_over_the_limit_are_refused_for_every_provider() {
 fn default_limit_is_flux_3_mib() {
     assert_eq!(Parser::default().max_body_bytes(), 3 * 1024 * 1024);
     let body = push_with(&format!("\"{}\"", "x".repeat(3 * 1024 * 1024)));
-    let err = parse(Provider::GitHub, &headers_for(Provider::GitHub), body).unwrap_err();
+    let err = parse(Sender::GitHub, &headers_for(Sender::GitHub), body).unwrap_err();
     assert!(matches!(err, ParseError::BodyTooLarge { .. }), "{err}");
 }
 
@@ -632,7 +619,7 @@ fn default_limit_is_flux_3_mib() {
 fn generic_accepts_any_body() {
     for body in [&b""[..], b"not json", b"\xff\xfe", br#"{"a": 1}"#] {
         let webhook = parse(
-            Provider::Generic,
+            Sender::Generic,
             &HeaderMap::new(),
             Bytes::copy_from_slice(body),
         )

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use fluxhook_payload::targeting::{
     Constraints, Decision, GitSource, Skip, SourceRef, Version, decide,
 };
-use fluxhook_payload::{Event, Provider, parse};
+use fluxhook_payload::{Event, Sender, parse};
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use serde_json::json;
@@ -41,7 +41,7 @@ fn github_push(
     });
     let mut headers = HeaderMap::new();
     headers.insert("X-GitHub-Event", HeaderValue::from_static("push"));
-    parse(Provider::GitHub, &headers, Bytes::from(body.to_string()))
+    parse(Sender::GitHub, &headers, Bytes::from(body.to_string()))
         .unwrap()
         .event()
         .clone()

@@ -66,7 +66,7 @@ pub struct CdEvent {
 /// Parses and validates a CDEvent (the body of a binary-mode delivery).
 pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
     let top = json::unmarshal_value(body)
-        .map_err(|e| ParseError::json(crate::Provider::CdEvents, "body", e))?;
+        .map_err(|e| ParseError::json(crate::Sender::CdEvents, "body", e))?;
     let decoded = decode(top).map_err(ParseError::from)?;
     let event = validate(decoded)?;
     Ok(Parsed {

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 
 use super::{Push, Repository, is_zero_id, required};
 use crate::read::{Lenient, Text, lenient, non_empty, object};
-use crate::{Event, ParseError, Parsed, Provider};
+use crate::{Event, ParseError, Parsed, Sender};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -105,7 +105,7 @@ fn namespace_of(url: &str) -> Option<String> {
 
 /// Parses an Azure DevOps service hook delivery.
 pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
-    let envelope: Envelope<'_> = object(Provider::AzureDevOps, "body", body)?;
+    let envelope: Envelope<'_> = object(Sender::AzureDevOps, "body", body)?;
     let event_type = required(envelope.event_type, "eventType")?;
     let resource = envelope.resource.map_or("{}", RawValue::get).as_bytes();
     let event = if event_type == "git.push" {
@@ -130,7 +130,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
 
 /// The first ref update of a `git.push`, which lists one per ref updated.
 fn parse_push(resource: &[u8]) -> Result<Push, ParseError> {
-    let resource: PushResource<'_> = object(Provider::AzureDevOps, "resource", resource)?;
+    let resource: PushResource<'_> = object(Sender::AzureDevOps, "resource", resource)?;
     let mut updates = resource.ref_updates.unwrap_or_default().into_iter();
     let update = updates.next().ok_or(ParseError::MissingField {
         field: "resource.refUpdates[0]",

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{Push, Repository, ZERO_ID, is_zero_id, required};
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
-use crate::{Event, ParseError, Parsed, Provider};
+use crate::{Event, ParseError, Parsed, Sender};
 
 /// A link as both Bitbucket flavours write one.
 #[derive(Deserialize)]
@@ -138,7 +138,7 @@ pub(crate) fn parse_cloud(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, Pa
     let event = if event_type == "repo:push" {
         Event::Push(parse_cloud_push(body)?)
     } else {
-        let other: CloudOtherBody<'_> = object(Provider::BitbucketCloud, "body", body)?;
+        let other: CloudOtherBody<'_> = object(Sender::BitbucketCloud, "body", body)?;
         Event::Other {
             repository: lenient(other.repository).map(CloudRepo::into_repository),
         }
@@ -152,7 +152,7 @@ pub(crate) fn parse_cloud(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, Pa
 
 /// The first change of a push: Bitbucket Cloud lists one per ref updated.
 fn parse_cloud_push(body: &[u8]) -> Result<Push, ParseError> {
-    let body: CloudPushBody<'_> = object(Provider::BitbucketCloud, "body", body)?;
+    let body: CloudPushBody<'_> = object(Sender::BitbucketCloud, "body", body)?;
     let mut changes = body
         .push
         .and_then(|p| p.changes)
@@ -308,7 +308,7 @@ pub(crate) fn parse_server(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, P
     let event = if event_type == "repo:refs_changed" {
         Event::Push(parse_server_push(body)?)
     } else {
-        let other: ServerOtherBody<'_> = object(Provider::BitbucketServer, "body", body)?;
+        let other: ServerOtherBody<'_> = object(Sender::BitbucketServer, "body", body)?;
         let repo = lenient(other.repository)
             .or_else(|| lenient(other.pull_request).map(|pr| pr.to_ref.repository));
         Event::Other {
@@ -324,7 +324,7 @@ pub(crate) fn parse_server(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, P
 
 /// The first change of `repo:refs_changed`, which lists one per ref updated.
 fn parse_server_push(body: &[u8]) -> Result<Push, ParseError> {
-    let body: ServerPushBody<'_> = object(Provider::BitbucketServer, "body", body)?;
+    let body: ServerPushBody<'_> = object(Sender::BitbucketServer, "body", body)?;
     let mut changes = body.changes.unwrap_or_default().into_iter();
     let change = changes.next().ok_or(ParseError::MissingField {
         field: "changes[0]",

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{CommitPaths, Ping, Push, Repository, changed_paths, required};
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
-use crate::{Event, ParseError, Parsed, Provider};
+use crate::{Event, ParseError, Parsed, Sender};
 
 /// The headers one host of the family sends.
 struct Headers {
@@ -14,14 +14,14 @@ struct Headers {
     delivery: &'static [&'static str],
 }
 
-fn headers_of(provider: Provider) -> Headers {
-    match provider {
+fn headers_of(sender: Sender) -> Headers {
+    match sender {
         // Forgejo sends X-Forgejo-* beside Gitea's headers; either names the event.
-        Provider::Gitea => Headers {
+        Sender::Gitea => Headers {
             event: &["X-Forgejo-Event", "X-Gitea-Event"],
             delivery: &["X-Forgejo-Delivery", "X-Gitea-Delivery"],
         },
-        Provider::Gogs => Headers {
+        Sender::Gogs => Headers {
             event: &["X-Gogs-Event"],
             delivery: &["X-Gogs-Delivery"],
         },
@@ -120,20 +120,20 @@ impl RepoBody<'_> {
     }
 }
 
-/// Parses a delivery of GitHub, Gitea/Forgejo or Gogs (`provider` says which).
+/// Parses a delivery of GitHub, Gitea/Forgejo or Gogs (`sender` says which).
 pub(crate) fn parse(
-    provider: Provider,
+    sender: Sender,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Parsed, ParseError> {
-    let names = headers_of(provider);
+    let names = headers_of(sender);
     let event_type = required_header(headers, names.event)?;
     let delivery_id = first_header(headers, names.delivery)?;
     let event = match event_type.as_str() {
-        "push" => Event::Push(parse_push(provider, body)?),
+        "push" => Event::Push(parse_push(sender, body)?),
         // Gitea and Gogs send no ping; a "ping" header from them is read like any other event.
-        "ping" if provider == Provider::GitHub => {
-            let ping: PingBody<'_> = object(provider, "body", body)?;
+        "ping" if sender == Sender::GitHub => {
+            let ping: PingBody<'_> = object(sender, "body", body)?;
             Event::Ping(Ping {
                 zen: non_empty(ping.zen),
                 hook_id: ping.hook_id,
@@ -141,7 +141,7 @@ pub(crate) fn parse(
             })
         }
         _ => {
-            let other: OtherBody<'_> = object(provider, "body", body)?;
+            let other: OtherBody<'_> = object(sender, "body", body)?;
             Event::Other {
                 repository: lenient(other.repository).map(RepoBody::into_repository),
             }
@@ -154,8 +154,8 @@ pub(crate) fn parse(
     })
 }
 
-fn parse_push(provider: Provider, body: &[u8]) -> Result<Push, ParseError> {
-    let push: PushBody<'_> = object(provider, "body", body)?;
+fn parse_push(sender: Sender, body: &[u8]) -> Result<Push, ParseError> {
+    let push: PushBody<'_> = object(sender, "body", body)?;
     let before = required(push.before, "before")?;
     let after = required(push.after, "after")?;
     Ok(Push {
@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn github_push() {
         let parsed = parse(
-            Provider::GitHub,
+            Sender::GitHub,
             &headers(&[
                 ("X-GitHub-Event", "push"),
                 ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
@@ -265,7 +265,7 @@ mod tests {
         for event_header in ["X-Gitea-Event", "X-Forgejo-Event"] {
             let mut map = headers(&[("X-Gitea-Delivery", "d-1")]);
             map.insert(event_header, http::HeaderValue::from_static("push"));
-            let parsed = parse(Provider::Gitea, &map, body.as_bytes()).unwrap();
+            let parsed = parse(Sender::Gitea, &map, body.as_bytes()).unwrap();
             assert_eq!(parsed.delivery_id.as_deref(), Some("d-1"));
             let Event::Push(push) = parsed.event else {
                 panic!("not a push")
@@ -283,7 +283,7 @@ mod tests {
           "repository": {"id": 61, "owner": {"login": "gogits"}, "name": "hello-world",
             "full_name": "gogits/hello-world", "html_url": "http://try.gogs.io/gogits/hello-world"}}"#;
         let parsed = parse(
-            Provider::Gogs,
+            Sender::Gogs,
             &headers(&[("X-Gogs-Event", "create"), ("X-Gogs-Delivery", "g-1")]),
             body.as_bytes(),
         )
@@ -307,7 +307,7 @@ mod tests {
           "repository": {"name": "Hello-World", "full_name": "Octocoders/Hello-World",
             "owner": {"login": "Octocoders"}}}"#;
         let parsed = parse(
-            Provider::GitHub,
+            Sender::GitHub,
             &headers(&[("X-GitHub-Event", "ping")]),
             body.as_bytes(),
         )
@@ -328,7 +328,7 @@ mod tests {
 
         let org = r#"{"zen": "z", "hook_id": 1, "organization": {"login": "Octocoders"}}"#;
         let parsed = parse(
-            Provider::GitHub,
+            Sender::GitHub,
             &headers(&[("X-GitHub-Event", "ping")]),
             org.as_bytes(),
         )
@@ -348,7 +348,7 @@ mod tests {
           "repository": {"id": 1, "name": "Hello-World", "owner": {"login": "octocat"},
             "html_url": "https://github.com/octocat/Hello-World"}}"#;
         let parsed = parse(
-            Provider::GitHub,
+            Sender::GitHub,
             &headers(&[("X-GitHub-Event", "check_run")]),
             body.as_bytes(),
         )
@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn other_events_tolerate_unexpected_repository_shapes() {
         let parsed = parse(
-            Provider::GitHub,
+            Sender::GitHub,
             &headers(&[("X-GitHub-Event", "issues")]),
             br#"{"repository": "just a string"}"#,
         )
@@ -377,7 +377,7 @@ mod tests {
     fn push_errors_name_the_field() {
         let push_headers = headers(&[("X-GitHub-Event", "push")]);
         let err = parse(
-            Provider::GitHub,
+            Sender::GitHub,
             &push_headers,
             br#"{"ref": "refs/heads/x", "before": "a", "repository": {"name": "r"}}"#,
         )
@@ -387,11 +387,11 @@ mod tests {
             "{err}"
         );
 
-        let err = parse(Provider::GitHub, &push_headers, br#"{"ref": 5}"#).unwrap_err();
+        let err = parse(Sender::GitHub, &push_headers, br#"{"ref": 5}"#).unwrap_err();
         assert!(matches!(err, ParseError::Json { .. }), "{err}");
         assert!(err.to_string().contains("line 1 column 9"), "{err}");
 
-        let err = parse(Provider::GitHub, &HeaderMap::new(), b"{}").unwrap_err();
+        let err = parse(Sender::GitHub, &HeaderMap::new(), b"{}").unwrap_err();
         assert!(matches!(
             err,
             ParseError::MissingHeader {

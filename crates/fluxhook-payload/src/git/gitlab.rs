@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{CommitPaths, Push, Repository, changed_paths, required};
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
-use crate::{Event, ParseError, Parsed, Provider};
+use crate::{Event, ParseError, Parsed, Sender};
 
 #[derive(Deserialize)]
 struct PushBody<'a> {
@@ -61,7 +61,7 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ParseErr
     let delivery_id = first_header(headers, &["X-Gitlab-Event-UUID"])?;
     let event = match event_type.as_str() {
         "Push Hook" | "Tag Push Hook" => {
-            let push: PushBody<'_> = object(Provider::GitLab, "body", body)?;
+            let push: PushBody<'_> = object(Sender::GitLab, "body", body)?;
             let before = required(push.before, "before")?;
             let after = required(push.after, "after")?;
             Event::Push(Push {
@@ -79,7 +79,7 @@ pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ParseErr
             })
         }
         _ => {
-            let other: OtherBody<'_> = object(Provider::GitLab, "body", body)?;
+            let other: OtherBody<'_> = object(Sender::GitLab, "body", body)?;
             Event::Other {
                 repository: lenient(other.project).map(ProjectBody::into_repository),
             }

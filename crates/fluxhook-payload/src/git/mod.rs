@@ -64,7 +64,7 @@ impl Push {
     /// Whether a branch or a tag was pushed.
     ///
     /// ```
-    /// use fluxhook_payload::{Event, Provider, RefKind, parse};
+    /// use fluxhook_payload::{Event, Sender, RefKind, parse};
     ///
     /// let mut headers = http::HeaderMap::new();
     /// headers.insert("X-Gitlab-Event", "Tag Push Hook".parse()?);
@@ -74,7 +74,7 @@ impl Push {
     ///   "after": "2adc9465c4edfc33834e173fe89436a7cb899a1d",
     ///   "project": {"path_with_namespace": "gitlab-org/hello-world"}
     /// }"#);
-    /// let webhook = parse(Provider::GitLab, &headers, body)?;
+    /// let webhook = parse(Sender::GitLab, &headers, body)?;
     /// let Event::Push(push) = webhook.event() else { panic!("a push") };
     /// assert_eq!(push.ref_kind(), RefKind::Tag);
     /// assert_eq!(push.ref_name(), "v1.0.0");

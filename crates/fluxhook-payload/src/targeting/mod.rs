@@ -33,7 +33,7 @@
 //!
 //! ```
 //! use fluxhook_payload::targeting::{Decision, GitSource, SourceRef, decide};
-//! use fluxhook_payload::{Provider, parse};
+//! use fluxhook_payload::{Sender, parse};
 //!
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("X-GitHub-Event", "push".parse()?);
@@ -44,7 +44,7 @@
 //!     "html_url": "https://github.com/Codertocat/Hello-World",
 //!     "default_branch": "main"}
 //! }"#);
-//! let webhook = parse(Provider::GitHub, &headers, body)?;
+//! let webhook = parse(Sender::GitHub, &headers, body)?;
 //!
 //! let app = GitSource::new("ssh://git@github.com/codertocat/hello-world.git", SourceRef::Branch("main".into()));
 //! assert_eq!(decide(webhook.event(), &app), Decision::Reconcile);

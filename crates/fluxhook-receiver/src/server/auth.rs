@@ -7,7 +7,7 @@ use bytes::Bytes;
 use fluxhook_api::{GitHost, Payload, ReceiverType, Registry, TokenScheme};
 use fluxhook_cel::Document;
 use fluxhook_oidc::{GcrRequirements, OidcVerifier};
-use fluxhook_payload::{Event, Parser, Provider, Webhook, check_hub_delivery};
+use fluxhook_payload::{Event, Parser, Sender, Webhook, check_hub_delivery};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
@@ -100,7 +100,7 @@ pub(super) async fn authenticate(
             // Flux filters on the CloudEvent type the header names, and
             // validates the body as a CDEvent of whatever type it says.
             let event = header_text(headers, "Ce-Type");
-            let webhook = parse(Provider::CdEvents)
+            let webhook = parse(Sender::CdEvents)
                 .map_err(|e| Rejection::new(format!("unable to validate CDEvent event: {e}")))?;
             check_event(endpoint, "CDEvent", &event)?;
             request_log!(info!("handling CDEvent: {}", quoted(&event)));
@@ -117,7 +117,7 @@ pub(super) async fn authenticate(
             Some(webhook)
         }
         Payload::GcrPubSub => {
-            let webhook = parse(Provider::Gcr)
+            let webhook = parse(Sender::Gcr)
                 .map_err(|e| Rejection::new(format!("cannot decode GCR webhook payload: {e}")))?;
             log_registry_event("GCR", &webhook);
             Some(webhook)
@@ -231,25 +231,25 @@ fn header_event(host: GitHost, headers: &HeaderMap) -> String {
 }
 
 /// The payload format of a Git host delivery, told from its headers.
-pub(super) fn git_provider(host: GitHost, headers: &HeaderMap) -> Provider {
-    let detected = Provider::detect_git_host(headers);
+pub(super) fn git_provider(host: GitHost, headers: &HeaderMap) -> Sender {
+    let detected = Sender::detect_git_host(headers);
     match host {
         GitHost::GitHub => detected
-            .filter(|p| matches!(p, Provider::GitHub | Provider::Gitea | Provider::Gogs))
-            .unwrap_or(Provider::GitHub),
-        GitHost::GitLab => Provider::GitLab,
+            .filter(|p| matches!(p, Sender::GitHub | Sender::Gitea | Sender::Gogs))
+            .unwrap_or(Sender::GitHub),
+        GitHost::GitLab => Sender::GitLab,
         GitHost::Bitbucket => detected
-            .filter(|p| matches!(p, Provider::BitbucketCloud | Provider::BitbucketServer))
-            .unwrap_or(Provider::BitbucketServer),
+            .filter(|p| matches!(p, Sender::BitbucketCloud | Sender::BitbucketServer))
+            .unwrap_or(Sender::BitbucketServer),
     }
 }
 
-fn registry_provider(registry: Registry) -> Provider {
+fn registry_provider(registry: Registry) -> Sender {
     match registry {
-        Registry::DockerHub => Provider::DockerHub,
-        Registry::Quay => Provider::Quay,
-        Registry::Nexus => Provider::Nexus,
-        Registry::Acr => Provider::Acr,
+        Registry::DockerHub => Sender::DockerHub,
+        Registry::Quay => Sender::Quay,
+        Registry::Nexus => Sender::Nexus,
+        Registry::Acr => Sender::Acr,
     }
 }
 
@@ -347,22 +347,22 @@ mod tests {
         let gitlab_headers = headers(&[("X-Gitlab-Event", "Push Hook")]);
         assert_eq!(
             git_provider(GitHost::GitHub, &gitlab_headers),
-            Provider::GitHub
+            Sender::GitHub
         );
         assert_eq!(
             git_provider(GitHost::GitHub, &headers(&[("X-Gitea-Event", "push")])),
-            Provider::Gitea
+            Sender::Gitea
         );
         assert_eq!(
             git_provider(
                 GitHost::Bitbucket,
                 &headers(&[("X-Event-Key", "repo:push")])
             ),
-            Provider::BitbucketCloud
+            Sender::BitbucketCloud
         );
         assert_eq!(
             git_provider(GitHost::Bitbucket, &headers(&[])),
-            Provider::BitbucketServer
+            Sender::BitbucketServer
         );
     }
 

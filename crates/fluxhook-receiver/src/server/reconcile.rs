@@ -36,7 +36,7 @@ impl CelInputs {
     ) -> Result<Self, Rejection> {
         let req = if fluxhook_payload::is_json_content(headers) {
             let json = match &verified.webhook {
-                Some(webhook) if webhook.provider() == fluxhook_payload::Provider::Gcr => {
+                Some(webhook) if webhook.sender() == fluxhook_payload::Sender::Gcr => {
                     webhook.json().map_err(|e| e.to_string())
                 }
                 _ => serde_json::from_slice(body).map_err(|e| e.to_string()),

@@ -5,12 +5,12 @@ use std::str::FromStr;
 
 use http::HeaderMap;
 
-use crate::error::UnknownProvider;
+use crate::error::UnknownSender;
 
 /// The sender of a webhook delivery: a Git host, a registry, a CDEvents
 /// producer, or anything else (`Generic`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Provider {
+pub enum Sender {
     /// GitHub and GitHub Enterprise Server.
     GitHub,
     /// Gitea and Forgejo.
@@ -43,66 +43,66 @@ pub enum Provider {
     Generic,
 }
 
-impl Provider {
-    /// Every provider, Git hosts first.
-    pub const ALL: [Provider; 15] = [
-        Provider::GitHub,
-        Provider::Gitea,
-        Provider::Gogs,
-        Provider::GitLab,
-        Provider::BitbucketCloud,
-        Provider::BitbucketServer,
-        Provider::AzureDevOps,
-        Provider::Harbor,
-        Provider::DockerHub,
-        Provider::Quay,
-        Provider::Nexus,
-        Provider::Acr,
-        Provider::Gcr,
-        Provider::CdEvents,
-        Provider::Generic,
+impl Sender {
+    /// Every sender, Git hosts first.
+    pub const ALL: [Sender; 15] = [
+        Sender::GitHub,
+        Sender::Gitea,
+        Sender::Gogs,
+        Sender::GitLab,
+        Sender::BitbucketCloud,
+        Sender::BitbucketServer,
+        Sender::AzureDevOps,
+        Sender::Harbor,
+        Sender::DockerHub,
+        Sender::Quay,
+        Sender::Nexus,
+        Sender::Acr,
+        Sender::Gcr,
+        Sender::CdEvents,
+        Sender::Generic,
     ];
 
-    /// The provider's name, as [`FromStr`] reads it.
+    /// The sender's name, as [`FromStr`] reads it.
     ///
     /// ```
-    /// use fluxhook_payload::Provider;
+    /// use fluxhook_payload::Sender;
     ///
-    /// assert_eq!(Provider::BitbucketServer.as_str(), "bitbucket-server");
-    /// assert_eq!("bitbucket-server".parse(), Ok(Provider::BitbucketServer));
+    /// assert_eq!(Sender::BitbucketServer.as_str(), "bitbucket-server");
+    /// assert_eq!("bitbucket-server".parse(), Ok(Sender::BitbucketServer));
     /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
-            Provider::GitHub => "github",
-            Provider::Gitea => "gitea",
-            Provider::Gogs => "gogs",
-            Provider::GitLab => "gitlab",
-            Provider::BitbucketCloud => "bitbucket-cloud",
-            Provider::BitbucketServer => "bitbucket-server",
-            Provider::AzureDevOps => "azure-devops",
-            Provider::Harbor => "harbor",
-            Provider::DockerHub => "dockerhub",
-            Provider::Quay => "quay",
-            Provider::Nexus => "nexus",
-            Provider::Acr => "acr",
-            Provider::Gcr => "gcr",
-            Provider::CdEvents => "cdevents",
-            Provider::Generic => "generic",
+            Sender::GitHub => "github",
+            Sender::Gitea => "gitea",
+            Sender::Gogs => "gogs",
+            Sender::GitLab => "gitlab",
+            Sender::BitbucketCloud => "bitbucket-cloud",
+            Sender::BitbucketServer => "bitbucket-server",
+            Sender::AzureDevOps => "azure-devops",
+            Sender::Harbor => "harbor",
+            Sender::DockerHub => "dockerhub",
+            Sender::Quay => "quay",
+            Sender::Nexus => "nexus",
+            Sender::Acr => "acr",
+            Sender::Gcr => "gcr",
+            Sender::CdEvents => "cdevents",
+            Sender::Generic => "generic",
         }
     }
 
-    /// Whether the provider is a Git host, whose pushes parse into
+    /// Whether the sender is a Git host, whose pushes parse into
     /// [`Event::Push`](crate::Event::Push).
     pub const fn is_git_host(self) -> bool {
         matches!(
             self,
-            Provider::GitHub
-                | Provider::Gitea
-                | Provider::Gogs
-                | Provider::GitLab
-                | Provider::BitbucketCloud
-                | Provider::BitbucketServer
-                | Provider::AzureDevOps
+            Sender::GitHub
+                | Sender::Gitea
+                | Sender::Gogs
+                | Sender::GitLab
+                | Sender::BitbucketCloud
+                | Sender::BitbucketServer
+                | Sender::AzureDevOps
         )
     }
 
@@ -120,27 +120,27 @@ impl Provider {
     /// detected here; `None` means no Git host's event header is present.
     ///
     /// ```
-    /// use fluxhook_payload::Provider;
+    /// use fluxhook_payload::Sender;
     /// use http::HeaderMap;
     ///
     /// let mut headers = HeaderMap::new();
     /// headers.insert("X-GitHub-Event", "push".parse().unwrap());
     /// headers.insert("X-Gitea-Event", "push".parse().unwrap());
-    /// assert_eq!(Provider::detect_git_host(&headers), Some(Provider::Gitea));
+    /// assert_eq!(Sender::detect_git_host(&headers), Some(Sender::Gitea));
     ///
     /// let mut headers = HeaderMap::new();
     /// headers.insert("X-Event-Key", "repo:refs_changed".parse().unwrap());
-    /// assert_eq!(Provider::detect_git_host(&headers), Some(Provider::BitbucketServer));
+    /// assert_eq!(Sender::detect_git_host(&headers), Some(Sender::BitbucketServer));
     /// ```
-    pub fn detect_git_host(headers: &HeaderMap) -> Option<Provider> {
+    pub fn detect_git_host(headers: &HeaderMap) -> Option<Sender> {
         if headers.contains_key("X-Forgejo-Event") || headers.contains_key("X-Gitea-Event") {
-            Some(Provider::Gitea)
+            Some(Sender::Gitea)
         } else if headers.contains_key("X-Gogs-Event") {
-            Some(Provider::Gogs)
+            Some(Sender::Gogs)
         } else if headers.contains_key("X-GitHub-Event") {
-            Some(Provider::GitHub)
+            Some(Sender::GitHub)
         } else if headers.contains_key("X-Gitlab-Event") {
-            Some(Provider::GitLab)
+            Some(Sender::GitLab)
         } else {
             let event_key = headers.get("X-Event-Key")?;
             Some(detect_bitbucket(
@@ -151,7 +151,7 @@ impl Provider {
     }
 }
 
-fn detect_bitbucket(headers: &HeaderMap, event_key: &str) -> Provider {
+fn detect_bitbucket(headers: &HeaderMap, event_key: &str) -> Sender {
     let user_agent = headers
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -160,11 +160,11 @@ fn detect_bitbucket(headers: &HeaderMap, event_key: &str) -> Provider {
         || headers.contains_key("X-Hook-UUID")
         || user_agent.starts_with("Bitbucket-Webhooks/")
     {
-        Provider::BitbucketCloud
+        Sender::BitbucketCloud
     } else if headers.contains_key("X-Request-Id") || is_bitbucket_server_event_key(event_key) {
-        Provider::BitbucketServer
+        Sender::BitbucketServer
     } else {
-        Provider::BitbucketCloud
+        Sender::BitbucketCloud
     }
 }
 
@@ -180,20 +180,20 @@ fn is_bitbucket_server_event_key(key: &str) -> bool {
         )
 }
 
-impl fmt::Display for Provider {
+impl fmt::Display for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for Provider {
-    type Err = UnknownProvider;
+impl FromStr for Sender {
+    type Err = UnknownSender;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Provider::ALL
+        Sender::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownProvider(s.to_owned()))
+            .ok_or_else(|| UnknownSender(s.to_owned()))
     }
 }
 
@@ -211,74 +211,71 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for provider in Provider::ALL {
-            assert_eq!(provider.as_str().parse(), Ok(provider));
-            assert_eq!(provider.to_string(), provider.as_str());
+        for sender in Sender::ALL {
+            assert_eq!(sender.as_str().parse(), Ok(sender));
+            assert_eq!(sender.to_string(), sender.as_str());
         }
         assert_eq!(
-            "GitHub".parse::<Provider>(),
-            Err(UnknownProvider("GitHub".into()))
+            "GitHub".parse::<Sender>(),
+            Err(UnknownSender("GitHub".into()))
         );
     }
 
     #[test]
     fn detects_each_git_host() {
         let cases = [
-            (
-                headers(&[("X-GitHub-Event", "push")]),
-                Some(Provider::GitHub),
-            ),
+            (headers(&[("X-GitHub-Event", "push")]), Some(Sender::GitHub)),
             (
                 headers(&[("X-GitHub-Event", "push"), ("X-Gogs-Event", "push")]),
-                Some(Provider::Gogs),
+                Some(Sender::Gogs),
             ),
             (
                 headers(&[("X-GitHub-Event", "push"), ("X-Forgejo-Event", "push")]),
-                Some(Provider::Gitea),
+                Some(Sender::Gitea),
             ),
             (
                 headers(&[("X-Gitlab-Event", "Push Hook")]),
-                Some(Provider::GitLab),
+                Some(Sender::GitLab),
             ),
             (
                 headers(&[("X-Event-Key", "repo:push")]),
-                Some(Provider::BitbucketCloud),
+                Some(Sender::BitbucketCloud),
             ),
             (
                 headers(&[("X-Event-Key", "pr:opened")]),
-                Some(Provider::BitbucketServer),
+                Some(Sender::BitbucketServer),
             ),
             (
                 headers(&[
                     ("X-Event-Key", "repo:refs_changed"),
                     ("X-Request-UUID", "u"),
                 ]),
-                Some(Provider::BitbucketCloud),
+                Some(Sender::BitbucketCloud),
             ),
             (
                 headers(&[("X-Event-Key", "repo:push"), ("X-Request-Id", "r")]),
-                Some(Provider::BitbucketServer),
+                Some(Sender::BitbucketServer),
             ),
             (
                 headers(&[
                     ("X-Event-Key", "pr:opened"),
                     ("User-Agent", "Bitbucket-Webhooks/2.0"),
                 ]),
-                Some(Provider::BitbucketCloud),
+                Some(Sender::BitbucketCloud),
             ),
             (headers(&[("Content-Type", "application/json")]), None),
         ];
         for (headers, expected) in cases {
-            assert_eq!(Provider::detect_git_host(&headers), expected, "{headers:?}");
+            assert_eq!(Sender::detect_git_host(&headers), expected, "{headers:?}");
         }
     }
 
     #[test]
     fn git_hosts_are_the_first_seven() {
-        let hosts: Vec<_> = Provider::ALL
+        let hosts: Vec<_> = Sender::ALL
             .into_iter()
             .filter(|p| p.is_git_host())
             .collect();
-        assert_eq!(hosts, Provider::ALL[..7]);
+        assert_eq!(hosts, Sender::ALL[..7]);
     }
 }
