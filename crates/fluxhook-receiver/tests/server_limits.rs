@@ -338,5 +338,113 @@ async fn shutdown_stops_accepting_and_lets_requests_in_flight_finish() {
     served.api.release();
     let answer = read_answer(&mut in_flight).await;
     assert_eq!(status(&answer), 200, "{answer}");
+    // Closed by the client too, so the server need not linger for it.
+    drop(in_flight);
     guard(served.task).await.unwrap().unwrap();
+}
+
+/// Stops `served` and waits until its listener is closed: new connections
+/// are refused from then on.
+async fn stop_accepting(served: &mut server_support::Served) {
+    drop(served.stop.take());
+    guard(async {
+        while TcpStream::connect(served.addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// Reads one answer on a connection kept alive: its head, then as many
+/// bytes of body as it declares.
+async fn read_one_answer(stream: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    guard(async {
+        loop {
+            let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .map_or(0, |value| value.trim().parse().unwrap());
+                if answer.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            let read = stream.read(&mut buf).await.unwrap();
+            assert_ne!(read, 0, "closed before a whole answer");
+            answer.extend_from_slice(&buf[..read]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn at_shutdown_a_connection_owing_its_request_is_still_answered() {
+    // Longer than the hang guard: only the shutdown can end these
+    // connections early.
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(120),
+        ..Limits::default()
+    };
+    let mut served = serve(limits).await;
+    let request = served
+        .head("Content-Length: 0\r\n")
+        .replace("Connection: close\r\n", "");
+    let (first_half, second_half) = request.split_at(request.len() / 2);
+
+    // A Git host's connection, made just before the shutdown, whose
+    // request comes after it; and one partway through its head.
+    let mut fresh = served.connect().await;
+    let mut partway = served.connect().await;
+    partway.write_all(first_half.as_bytes()).await.unwrap();
+    // A connection idle after its answer, kept alive.
+    let mut idle = served.connect().await;
+    idle.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(status(&read_one_answer(&mut idle).await), 200);
+
+    stop_accepting(&mut served).await;
+
+    // The idle one is closed at once (the head timeout is far off).
+    assert_eq!(read_answer(&mut idle).await, "");
+    for (stream, rest) in [(&mut fresh, request.as_str()), (&mut partway, second_half)] {
+        stream.write_all(rest.as_bytes()).await.unwrap();
+        // Answered, then closed (read to the end).
+        let answer = read_answer(stream).await;
+        assert_eq!(status(&answer), 200, "{answer}");
+    }
+    drop((fresh, partway, idle));
+    guard(served.task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn at_shutdown_connections_in_the_listen_backlog_are_served() {
+    use fluxhook_receiver::server::serve as serve_app;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Made before the server accepts anything: in the kernel's backlog.
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        streams.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let router = axum::Router::new().fallback(|| async { "served\n" });
+    // Shut down from the start: the accept loop may stop before accepting
+    // any of them.
+    let task = tokio::spawn(async move {
+        serve_app(listener, router, &Limits::default(), std::future::ready(())).await
+    });
+    for stream in &mut streams {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_answer(stream).await;
+        assert_eq!(status(&answer), 200, "{answer}");
+    }
+    drop(streams);
+    guard(task).await.unwrap().unwrap();
 }

@@ -93,6 +93,8 @@ pub(super) struct Connection {
     peer: PeerKey,
     state: Mutex<ConnectionState>,
     evicted: Notify,
+    /// Signalled when a request head has arrived whole.
+    head_arrived: Notify,
 }
 
 #[derive(Debug)]
@@ -101,12 +103,42 @@ struct ConnectionState {
     /// Bytes received for the request not yet complete; changed with the
     /// tracker's total under this lock, so the total never goes below zero.
     unfinished: usize,
+    /// Request heads received whole on this connection.
+    heads: u64,
+    /// Whether the head of the request not yet answered is in.
+    head_in: bool,
 }
 
 impl Connection {
     /// Completes when the connection is evicted; then its task drops it.
     pub(super) async fn evicted(&self) {
         self.evicted.notified().await;
+    }
+
+    /// Whether a request is still owed on this connection: it is new and
+    /// has not sent a whole head yet, or part of its next head is in.
+    /// Closing it for a shutdown now would lose that request.
+    fn owes_a_head(&self) -> bool {
+        let state = self.state();
+        matches!(state.slot, Slot::Waiting(_))
+            && !state.head_in
+            && (state.heads == 0 || state.unfinished > 0)
+    }
+
+    /// Completes once the connection owes no request head
+    /// ([`Connection::owes_a_head`]): at once for a connection idle between
+    /// requests or with a request in flight. A head that never comes is cut
+    /// off by the head read timeout, which ends the connection.
+    pub(super) async fn owes_no_head(&self) {
+        loop {
+            let arrived = self.head_arrived.notified();
+            let mut arrived = std::pin::pin!(arrived);
+            arrived.as_mut().enable();
+            if !self.owes_a_head() {
+                return;
+            }
+            arrived.await;
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, ConnectionState> {
@@ -290,8 +322,11 @@ impl Tracker {
             state: Mutex::new(ConnectionState {
                 slot: Slot::Waiting(seq),
                 unfinished: 0,
+                heads: 0,
+                head_in: false,
             }),
             evicted: Notify::new(),
+            head_arrived: Notify::new(),
         });
         state.insert_waiting(&connection, seq);
         state.open += 1;
@@ -412,6 +447,7 @@ impl Tracker {
     pub(super) fn answered(&self, connection: &Arc<Connection>) {
         let mut state = self.state();
         let mut connection_state = connection.state();
+        connection_state.head_in = false;
         if connection_state.slot == Slot::Handling {
             let seq = state.next_seq();
             connection_state.slot = Slot::Waiting(seq);
@@ -487,6 +523,17 @@ impl ConnectionHandle {
             tracker: Arc::clone(registration.tracker()),
             connection: Arc::clone(registration.connection()),
         }
+    }
+
+    /// Marks the head of a request received whole: the connection owes no
+    /// head any more (see [`Connection::owes_no_head`]).
+    pub(super) fn head_received(&self) {
+        {
+            let mut state = self.connection.state();
+            state.heads += 1;
+            state.head_in = true;
+        }
+        self.connection.head_arrived.notify_waiters();
     }
 
     /// Marks the request complete until the guard is dropped, when it is

@@ -17,13 +17,15 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::connection::{
-    CloseReason, ConnectionHandle, ConnectionObserver, HandlingGuard, Linger, TrackedIo, Tracker,
+    CloseReason, Connection, ConnectionHandle, ConnectionObserver, HandlingGuard, Linger,
+    TrackedIo, Tracker,
 };
 
 /// The limits a server applies. The defaults are Flux's where Flux has one
@@ -130,8 +132,21 @@ impl From<Router> for App {
 /// of `limits` (head size and count, head read time, open connections and
 /// their unfinished bytes, the lingering close), until `shutdown`
 /// completes. Then it stops accepting, and waits for the requests in
-/// flight to be answered, at most `limits.shutdown_grace`; connections
-/// idle between requests are closed at once.
+/// flight to be answered, at most `limits.shutdown_grace`:
+///
+/// - the connections already made but not yet accepted (the listen
+///   backlog) are accepted still, rather than reset when the listener
+///   closes;
+/// - a connection idle between requests is closed at once;
+/// - a connection that has not sent its first request head yet, or is
+///   partway through its next one, is given until that head arrives (or its
+///   head read time runs out), then answered with `Connection: close`;
+/// - a request in flight is answered, with `Connection: close`.
+///
+/// That is Go's `Server.Shutdown`, which notification-controller's server
+/// uses, except that Go gives a new connection 5 s and closes one partway
+/// through its next head (net/http `server.go`, `closeIdleConns`: only
+/// `StateNew` connections are spared, for 5 s), and resets the backlog.
 ///
 /// The router's own layers apply as they are: [`ReceiverServer::router`]
 /// has the request limits. The handler can read the client's address as
@@ -150,58 +165,96 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(limits.max_headers)
         .max_header_size(limits.max_header_bytes);
-    let linger = Linger {
-        max_bytes: limits.max_drain_bytes,
-        timeout: limits.drain_timeout,
+    let server = Server {
+        router,
+        http,
+        linger: Linger {
+            max_bytes: limits.max_drain_bytes,
+            timeout: limits.drain_timeout,
+        },
+        tracker: Arc::new(Tracker::new(limits, observer.clone())),
+        observer,
+        stopping: watch::channel(false).0,
     };
-    let graceful = GracefulShutdown::new();
-    let tracker = Arc::new(Tracker::new(limits, observer.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
+        match accepted {
+            Ok((stream, peer)) => server.spawn_connection(stream, peer),
             Err(error) if is_out_of_descriptors(&error) => {
                 // Full in another way: make room as for a new connection.
-                if !tracker.evict_one_and_wait(DESCRIPTOR_WAIT).await {
+                if !server.tracker.evict_one_and_wait(DESCRIPTOR_WAIT).await {
                     tracing::warn!(%error, "accepting a connection failed; none can be evicted");
                 }
-                continue;
             }
             Err(error) => {
                 // A connection reset before it was accepted: not the
                 // listener's end.
                 tracing::debug!(%error, "accepting a connection failed");
-                continue;
             }
-        };
-        let Some(registration) = tracker.admit(&peer) else {
+        }
+    }
+    server.accept_backlog(listener);
+    server.stopping.send_replace(true);
+    if tokio::time::timeout(limits.shutdown_grace, server.stopping.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?limits.shutdown_grace,
+            "requests still in flight at the end of the shutdown grace period were dropped"
+        );
+    }
+    Ok(())
+}
+
+/// What the accept loop of [`serve`] hands each connection.
+struct Server {
+    router: Router,
+    http: http1::Builder,
+    linger: Linger,
+    tracker: Arc<Tracker>,
+    observer: Option<Arc<dyn ConnectionObserver>>,
+    /// `true` once the server is shutting down; every connection's task
+    /// holds a receiver, so all are done when none is left.
+    stopping: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Serves the connection `stream` from `peer` on a task of its own, if
+    /// the tracker admits it.
+    fn spawn_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let Some(registration) = self.tracker.admit(&peer) else {
             tracing::warn!(
                 %peer,
                 "refusing a connection: every connection has a request being handled"
             );
-            continue;
+            return;
         };
         let connection = Arc::clone(registration.connection());
         let handle = ConnectionHandle::new(&registration);
         let service =
-            router
+            self.router
                 .clone()
                 .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                    handle.head_received();
                     let extensions = request.extensions_mut();
                     extensions.insert(ConnectInfo(peer));
                     extensions.insert(handle.clone());
                     request
                 });
-        let io = TokioIo::new(TrackedIo::new(stream, &registration, linger));
-        let served = graceful.watch(http.serve_connection(io, TowerToHyperService::new(service)));
-        let observer = observer.clone();
+        let io = TokioIo::new(TrackedIo::new(stream, &registration, self.linger));
+        let served = self
+            .http
+            .serve_connection(io, TowerToHyperService::new(service));
+        let observer = self.observer.clone();
+        let stopping = self.stopping.subscribe();
         tokio::spawn(async move {
             let outcome = tokio::select! {
-                outcome = served => outcome,
+                outcome = until_served(served, &connection, stopping) => outcome,
                 () = connection.evicted() => {
                     tracing::debug!(%peer, "connection evicted");
                     return;
@@ -213,17 +266,70 @@ pub async fn serve(
             drop(registration);
         });
     }
-    drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace = ?limits.shutdown_grace,
-            "requests still in flight at the end of the shutdown grace period were dropped"
-        );
+
+    /// Serves the connections waiting in the listen backlog, which closing
+    /// the listener would reset: their clients have sent, or are sending,
+    /// a request. Accepts until the backlog is empty, without waiting.
+    fn accept_backlog(&self, listener: TcpListener) {
+        // The standard listener accepts with a system call now, whatever
+        // the runtime last heard of the socket's readiness.
+        let listener = match listener.into_std() {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::debug!(%error, "the listen backlog could not be read");
+                return;
+            }
+        };
+        loop {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let stream = stream
+                        .set_nonblocking(true)
+                        .and_then(|()| TcpStream::from_std(stream));
+                    match stream {
+                        Ok(stream) => self.spawn_connection(stream, peer),
+                        Err(error) => tracing::debug!(%error, "accepting a connection failed"),
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if is_out_of_descriptors(&error) => {
+                    tracing::warn!(%error, "connections left in the listen backlog at shutdown");
+                    return;
+                }
+                Err(error) => tracing::debug!(%error, "accepting a connection failed"),
+            }
+        }
     }
-    Ok(())
+}
+
+/// Drives the HTTP connection `served` to its end. Once `stopping` turns
+/// `true`, the connection stops keeping alive as soon as it owes no request
+/// head ([`Connection::owes_no_head`]): see [`serve`].
+async fn until_served<C>(
+    served: C,
+    connection: &Connection,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<(), hyper::Error>
+where
+    C: GracefulConnection<Error = hyper::Error>,
+{
+    let mut served = std::pin::pin!(served);
+    let drain = async {
+        // The server gone without saying (its future dropped) stops too.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+        connection.owes_no_head().await;
+    };
+    let mut drain = std::pin::pin!(drain);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            outcome = served.as_mut() => return outcome,
+            () = &mut drain, if !draining => {
+                draining = true;
+                served.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }
 
 /// How long the accept loop waits for an evicted connection to give back
