@@ -448,3 +448,17 @@ async fn at_shutdown_connections_in_the_listen_backlog_are_served() {
     drop(streams);
     guard(task).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_delivery_the_api_does_not_answer_in_time_is_answered_500() {
+    // The held API never answers the patch until released: whatever the
+    // machine's speed, only the timeout can answer first.
+    let limits = Limits {
+        reconcile_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let served = serve(limits).await;
+    let answer = served.exchange(served.held_request().as_bytes()).await;
+    assert_eq!(status(&answer), 500, "{answer}");
+    served.api.arrived().await;
+}

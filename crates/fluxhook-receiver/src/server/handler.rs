@@ -164,18 +164,25 @@ async fn handle(
     };
     // The delivery, read only for payload-aware targeting.
     let delivery = targeting::delivery(&shared.parser, endpoint, headers, body);
-    let all_requested = reconcile::request_reconciliation(
+    let requested = reconcile::request_reconciliation(
         &shared.trigger,
         endpoint,
         cel.as_ref(),
         delivery.as_ref(),
+    );
+    Ok(
+        match tokio::time::timeout(shared.reconcile_timeout, requested).await {
+            Ok(true) => Reply::Accepted,
+            Ok(false) => Reply::Failed,
+            Err(_) => {
+                request_log!(error!(
+                    timeout = ?shared.reconcile_timeout,
+                    "unable to request reconciliation: the Kubernetes API did not answer in time"
+                ));
+                Reply::Failed
+            }
+        },
     )
-    .await;
-    Ok(if all_requested {
-        Reply::Accepted
-    } else {
-        Reply::Failed
-    })
 }
 
 pub(super) fn not_found_for(shared: &Shared) -> Response {

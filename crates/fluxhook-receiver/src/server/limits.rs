@@ -78,6 +78,14 @@ pub struct Limits {
     pub max_drain_bytes: usize,
     /// ... and for at most this long.
     pub drain_timeout: Duration,
+    /// How long a delivery may wait on the Kubernetes API (selecting its
+    /// objects and patching them, retries and queues included); past it the
+    /// requests still going are dropped and the delivery is answered 500,
+    /// so the sender hears of the failure before it stops waiting (GitHub
+    /// and GitLab.com: 10 s) and may deliver again. Each API request has
+    /// its own shorter deadline too ([`fluxhook_trigger::BoundedRetry`]);
+    /// this bounds a delivery that makes several.
+    pub reconcile_timeout: Duration,
     /// How long a shutdown waits for the requests in flight before it drops
     /// them.
     pub shutdown_grace: Duration,
@@ -96,6 +104,7 @@ impl Default for Limits {
             max_unfinished_bytes: 64 * 1024 * 1024,
             max_drain_bytes: 8 * 1024 * 1024,
             drain_timeout: Duration::from_secs(5),
+            reconcile_timeout: Duration::from_secs(9),
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -140,6 +140,8 @@ struct Shared {
     verifier: Arc<OidcVerifier>,
     metrics: Arc<Metrics>,
     parser: Parser,
+    /// [`Limits::reconcile_timeout`].
+    reconcile_timeout: std::time::Duration,
 }
 
 /// The webhook server of fluxhook: Flux's Receivers served at
@@ -216,6 +218,7 @@ impl ReceiverServer {
             verifier: Arc::clone(&self.verifier),
             metrics: Arc::clone(&self.metrics),
             parser: Parser::new().with_max_body_bytes(self.limits.max_body_bytes),
+            reconcile_timeout: self.limits.reconcile_timeout,
         });
         // One service rather than a stack of layers and a route: each layer
         // boxed the request and its future again, on every delivery (see
