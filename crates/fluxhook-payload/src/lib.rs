@@ -101,6 +101,7 @@ mod error;
 mod filter;
 mod git;
 mod go;
+pub mod header;
 mod hub;
 mod read;
 mod registry;

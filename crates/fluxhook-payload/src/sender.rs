@@ -6,10 +6,19 @@ use std::str::FromStr;
 use http::HeaderMap;
 
 use crate::error::UnknownSender;
+use crate::header::{
+    X_EVENT_KEY, X_FORGEJO_EVENT, X_GITEA_EVENT, X_GITHUB_EVENT, X_GITLAB_EVENT, X_GOGS_EVENT,
+};
 
-/// The sender of a webhook delivery: a Git host, a registry, a CDEvents
-/// producer, or anything else (`Generic`).
+/// The sender of a webhook delivery, and so the format it is parsed in: a
+/// Git host, a registry, a CDEvents producer, or anything else (`Generic`).
+///
+/// `#[non_exhaustive]`: new senders come with new formats, and code outside
+/// this crate names senders (`fluxhook_api::ReceiverType::payload` names
+/// each receiver type's) rather than matching them; [`Parser`](crate::Parser)
+/// matches them exhaustively inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Sender {
     /// GitHub and GitHub Enterprise Server.
     GitHub,
@@ -133,21 +142,50 @@ impl Sender {
     /// assert_eq!(Sender::detect_git_host(&headers), Some(Sender::BitbucketServer));
     /// ```
     pub fn detect_git_host(headers: &HeaderMap) -> Option<Sender> {
-        if headers.contains_key("X-Forgejo-Event") || headers.contains_key("X-Gitea-Event") {
+        if headers.contains_key(X_FORGEJO_EVENT) || headers.contains_key(X_GITEA_EVENT) {
             Some(Sender::Gitea)
-        } else if headers.contains_key("X-Gogs-Event") {
+        } else if headers.contains_key(X_GOGS_EVENT) {
             Some(Sender::Gogs)
-        } else if headers.contains_key("X-GitHub-Event") {
+        } else if headers.contains_key(X_GITHUB_EVENT) {
             Some(Sender::GitHub)
-        } else if headers.contains_key("X-Gitlab-Event") {
+        } else if headers.contains_key(X_GITLAB_EVENT) {
             Some(Sender::GitLab)
         } else {
-            let event_key = headers.get("X-Event-Key")?;
+            let event_key = headers.get(X_EVENT_KEY)?;
             Some(detect_bitbucket(
                 headers,
                 event_key.to_str().unwrap_or_default(),
             ))
         }
+    }
+}
+
+impl Sender {
+    /// Which of `candidates` sent a delivery, told from its headers as
+    /// [`Sender::detect_git_host`] tells it; the first candidate when the
+    /// headers name none of them (a Flux `github` receiver reads a delivery
+    /// without Gitea's or Gogs' headers as GitHub's). `None` only when
+    /// `candidates` is empty.
+    ///
+    /// ```
+    /// use fluxhook_payload::{Sender, header};
+    /// use http::HeaderMap;
+    ///
+    /// let github_family = [Sender::GitHub, Sender::Gitea, Sender::Gogs];
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::X_GOGS_EVENT, "push".parse()?);
+    /// assert_eq!(Sender::detect_among(&github_family, &headers), Some(Sender::Gogs));
+    ///
+    /// // A GitLab delivery to a `github` receiver is still read as GitHub's.
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::X_GITLAB_EVENT, "Push Hook".parse()?);
+    /// assert_eq!(Sender::detect_among(&github_family, &headers), Some(Sender::GitHub));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn detect_among(candidates: &[Sender], headers: &HeaderMap) -> Option<Sender> {
+        Sender::detect_git_host(headers)
+            .filter(|detected| candidates.contains(detected))
+            .or_else(|| candidates.first().copied())
     }
 }
 

@@ -5,6 +5,7 @@ use http::HeaderMap;
 use serde::Deserialize;
 
 use super::{Push, Repository, ZERO_ID, is_zero_id, required};
+use crate::header::X_EVENT_KEY;
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
 use crate::{Event, ParseError, Parsed, Sender};
 
@@ -133,7 +134,7 @@ impl CloudRepo<'_> {
 
 /// Parses a Bitbucket Cloud delivery.
 pub(crate) fn parse_cloud(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ParseError> {
-    let event_type = required_header(headers, &["X-Event-Key"])?;
+    let event_type = required_header(headers, &[X_EVENT_KEY])?;
     let delivery_id = first_header(headers, &["X-Request-UUID"])?;
     let event = if event_type == "repo:push" {
         Event::Push(parse_cloud_push(body)?)
@@ -303,7 +304,7 @@ impl ServerRepo<'_> {
 
 /// Parses a Bitbucket Server / Data Center delivery.
 pub(crate) fn parse_server(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ParseError> {
-    let event_type = required_header(headers, &["X-Event-Key"])?;
+    let event_type = required_header(headers, &[X_EVENT_KEY])?;
     let delivery_id = first_header(headers, &["X-Request-Id"])?;
     let event = if event_type == "repo:refs_changed" {
         Event::Push(parse_server_push(body)?)

@@ -5,6 +5,7 @@ use http::HeaderMap;
 use serde::Deserialize;
 
 use super::{CommitPaths, Ping, Push, Repository, changed_paths, required};
+use crate::header::{X_FORGEJO_EVENT, X_GITEA_EVENT, X_GITHUB_EVENT, X_GOGS_EVENT};
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
 use crate::{Event, ParseError, Parsed, Sender};
 
@@ -18,15 +19,15 @@ fn headers_of(sender: Sender) -> Headers {
     match sender {
         // Forgejo sends X-Forgejo-* beside Gitea's headers; either names the event.
         Sender::Gitea => Headers {
-            event: &["X-Forgejo-Event", "X-Gitea-Event"],
+            event: &[X_FORGEJO_EVENT, X_GITEA_EVENT],
             delivery: &["X-Forgejo-Delivery", "X-Gitea-Delivery"],
         },
         Sender::Gogs => Headers {
-            event: &["X-Gogs-Event"],
+            event: &[X_GOGS_EVENT],
             delivery: &["X-Gogs-Delivery"],
         },
         _ => Headers {
-            event: &["X-GitHub-Event"],
+            event: &[X_GITHUB_EVENT],
             delivery: &["X-GitHub-Delivery"],
         },
     }

@@ -4,6 +4,7 @@ use http::HeaderMap;
 use serde::Deserialize;
 
 use super::{CommitPaths, Push, Repository, changed_paths, required};
+use crate::header::X_GITLAB_EVENT;
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
 use crate::{Event, ParseError, Parsed, Sender};
 
@@ -57,7 +58,7 @@ impl ProjectBody<'_> {
 
 /// Parses a GitLab delivery.
 pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ParseError> {
-    let event_type = required_header(headers, &["X-Gitlab-Event"])?;
+    let event_type = required_header(headers, &[X_GITLAB_EVENT])?;
     let delivery_id = first_header(headers, &["X-Gitlab-Event-UUID"])?;
     let event = match event_type.as_str() {
         "Push Hook" | "Tag Push Hook" => {
