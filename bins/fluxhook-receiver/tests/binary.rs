@@ -61,7 +61,7 @@ async fn serves_a_receiver_then_drains_and_exits_0_on_sigterm() {
         .unwrap();
 
     let body = br#"{"ref": "refs/heads/main"}"#;
-    let (name, value) = Policy::Github
+    let (name, value) = Policy::HubSignature
         .signing_scheme()
         .sign(body, TOKEN.as_bytes())
         .unwrap();

@@ -86,7 +86,7 @@ fn seed(sandbox: &Sandbox, host: Option<&FakeHost>) {
 /// A signed GitHub push.
 fn push() -> (HeaderMap, Vec<u8>) {
     let body = br#"{"ref": "refs/heads/main"}"#.to_vec();
-    let (name, value) = Policy::Github
+    let (name, value) = Policy::HubSignature
         .signing_scheme()
         .sign(&body, TOKEN.as_bytes())
         .unwrap();

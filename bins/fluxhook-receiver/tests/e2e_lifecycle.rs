@@ -39,7 +39,7 @@ fn github_push(token: &str) -> Delivery {
     }))
     .header("x-github-event", "push")
     .header("x-github-delivery", "9a3c5b1e-4f8d-11ef-8e2a-0242ac120002")
-    .signed(Policy::Github, token)
+    .signed(Policy::HubSignature, token)
 }
 
 /// A github Receiver `name` for the GitRepository `app-<name>`; its path.

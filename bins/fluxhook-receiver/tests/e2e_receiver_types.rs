@@ -172,7 +172,7 @@ async fn generic_hmac(s: &Sandbox) {
     let path = receiver_for(s, "hmac", token, "generic-hmac", json!({})).await;
     let body = json!({"source": "ci", "pipeline": "build-42", "status": "succeeded"});
     let unsigned = Delivery::json(&body);
-    let signed = unsigned.clone().signed(Policy::GenericHmac, token);
+    let signed = unsigned.clone().signed(Policy::XSignature, token);
     let repo = "app-hmac";
 
     assert_refused(
@@ -184,9 +184,7 @@ async fn generic_hmac(s: &Sandbox) {
         repo,
     )
     .await;
-    let wrong_key = unsigned
-        .clone()
-        .signed(Policy::GenericHmac, "not-the-token");
+    let wrong_key = unsigned.clone().signed(Policy::XSignature, "not-the-token");
     assert_refused(
         s,
         "generic-hmac wrong key",
@@ -357,10 +355,10 @@ async fn github_and_gitea(s: &Sandbox) {
         .header("x-github-event", "push")
         .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
         .header("x-github-hook-id", "292430182");
-    let signed = push.clone().signed(Policy::Github, token);
+    let signed = push.clone().signed(Policy::HubSignature, token);
 
     assert_refused(s, "github unsigned", &path, &push, BAD_REQUEST, repo).await;
-    let wrong_key = push.clone().signed(Policy::Github, "not-the-token");
+    let wrong_key = push.clone().signed(Policy::HubSignature, "not-the-token");
     assert_refused(s, "github wrong key", &path, &wrong_key, BAD_REQUEST, repo).await;
     let tampered = signed
         .clone()
@@ -370,7 +368,7 @@ async fn github_and_gitea(s: &Sandbox) {
         "repository": {"full_name": "example/app"}});
     let issue = Delivery::json(&issue_body)
         .header("x-github-event", "issues")
-        .signed(Policy::Github, token);
+        .signed(Policy::HubSignature, token);
     assert_refused(
         s,
         "github event not in spec.events",
@@ -418,7 +416,7 @@ async fn github_and_gitea(s: &Sandbox) {
         .header("x-github-event-type", "push")
         .header("x-github-delivery", "a6c7e1b0-5f0f-4c1e-9d0b-3f7a2f2b9c11")
         .signed(Policy::GiteaSignature, token)
-        .signed(Policy::Github, token);
+        .signed(Policy::HubSignature, token);
     assert_accepted(s, "gitea push to a github receiver", &path, &gitea, &[repo]).await;
     let gitea_release = gitea
         .clone()
@@ -454,9 +452,9 @@ async fn github_and_gitea(s: &Sandbox) {
     let text = push
         .clone()
         .header("content-type", "text/plain")
-        .signed(Policy::Github, token);
+        .signed(Policy::HubSignature, token);
     assert_refused(s, "github text/plain", &path, &text, BAD_REQUEST, repo).await;
-    let mut untyped = push.clone().signed(Policy::Github, token);
+    let mut untyped = push.clone().signed(Policy::HubSignature, token);
     untyped.headers.remove("content-type");
     assert_refused(
         s,
@@ -472,12 +470,12 @@ async fn github_and_gitea(s: &Sandbox) {
         .clone()
         .with_body(form_body.into_bytes())
         .header("content-type", "application/x-www-form-urlencoded")
-        .signed(Policy::Github, token);
+        .signed(Policy::HubSignature, token);
     assert_accepted(s, "github form-encoded push", &path, &form, &[repo]).await;
     let bad_form = push
         .with_body(b"payload=%7B;ref=main".to_vec())
         .header("content-type", "application/x-www-form-urlencoded")
-        .signed(Policy::Github, token);
+        .signed(Policy::HubSignature, token);
     assert_refused(
         s,
         "github unreadable form",
@@ -547,12 +545,12 @@ async fn gitlab(s: &Sandbox) {
         );
 
     assert_refused(s, "gitlab no token", &path, &push, BAD_REQUEST, repo).await;
-    let wrong = push.clone().signed(Policy::Gitlab, "not-the-token");
+    let wrong = push.clone().signed(Policy::GitlabToken, "not-the-token");
     assert_refused(s, "gitlab wrong token", &path, &wrong, BAD_REQUEST, repo).await;
     let tag = push
         .clone()
         .header("x-gitlab-event", "Tag Push Hook")
-        .signed(Policy::Gitlab, token);
+        .signed(Policy::GitlabToken, token);
     assert_refused(
         s,
         "gitlab event not in spec.events",
@@ -563,7 +561,7 @@ async fn gitlab(s: &Sandbox) {
     )
     .await;
 
-    let genuine = push.signed(Policy::Gitlab, token);
+    let genuine = push.signed(Policy::GitlabToken, token);
     assert_accepted(s, "gitlab push", &path, &genuine, &[repo]).await;
 }
 
@@ -611,7 +609,9 @@ async fn bitbucket_cloud_and_server(s: &Sandbox) {
         repo,
     )
     .await;
-    let wrong_key = cloud.clone().signed(Policy::Bitbucket, "not-the-token");
+    let wrong_key = cloud
+        .clone()
+        .signed(Policy::HubSignatureSha256, "not-the-token");
     assert_refused(
         s,
         "bitbucket wrong key",
@@ -624,7 +624,7 @@ async fn bitbucket_cloud_and_server(s: &Sandbox) {
     let fork = cloud
         .clone()
         .header("x-event-key", "repo:fork")
-        .signed(Policy::Bitbucket, token);
+        .signed(Policy::HubSignatureSha256, token);
     assert_refused(
         s,
         "bitbucket event not in spec.events",
@@ -634,7 +634,7 @@ async fn bitbucket_cloud_and_server(s: &Sandbox) {
         repo,
     )
     .await;
-    let cloud = cloud.signed(Policy::Bitbucket, token);
+    let cloud = cloud.signed(Policy::HubSignatureSha256, token);
     assert_accepted(s, "bitbucket cloud push", &path, &cloud, &[repo]).await;
 
     let server_body = json!({
@@ -661,7 +661,7 @@ async fn bitbucket_cloud_and_server(s: &Sandbox) {
         )
         .header("x-event-key", "repo:refs_changed")
         .header("x-request-id", "a0b2c1d3-4e5f-6789-abcd-ef0123456789")
-        .signed(Policy::Bitbucket, token);
+        .signed(Policy::HubSignatureSha256, token);
     assert_accepted(s, "bitbucket server push", &path, &server, &[repo]).await;
 }
 
@@ -686,9 +686,11 @@ async fn harbor(s: &Sandbox) {
     let push = Delivery::json(&body).header("user-agent", "Go-http-client/1.1");
 
     assert_refused(s, "harbor no token", &path, &push, BAD_REQUEST, repo).await;
-    let wrong = push.clone().signed(Policy::Harbor, "not-the-token");
+    let wrong = push
+        .clone()
+        .signed(Policy::AuthorizationToken, "not-the-token");
     assert_refused(s, "harbor wrong token", &path, &wrong, BAD_REQUEST, repo).await;
-    let genuine = push.signed(Policy::Harbor, token);
+    let genuine = push.signed(Policy::AuthorizationToken, token);
     assert_accepted(s, "harbor push", &path, &genuine, &[repo]).await;
 }
 
@@ -809,16 +811,16 @@ async fn nexus(s: &Sandbox) {
         );
 
     assert_refused(s, "nexus unsigned", &path, &push, BAD_REQUEST, repo).await;
-    let wrong_key = push.clone().signed(Policy::Nexus, "not-the-token");
+    let wrong_key = push.clone().signed(Policy::NexusSignature, "not-the-token");
     assert_refused(s, "nexus wrong key", &path, &wrong_key, BAD_REQUEST, repo).await;
     let garbled = push
         .clone()
         .with_body(b"repositoryName=docker-hosted".to_vec())
-        .signed(Policy::Nexus, token);
+        .signed(Policy::NexusSignature, token);
     assert_refused(s, "nexus bad payload", &path, &garbled, BAD_REQUEST, repo).await;
     // Flux compares the signature with the lower-case hex of the HMAC, as
     // a string: upper-case hex does not match.
-    let genuine = push.clone().signed(Policy::Nexus, token);
+    let genuine = push.clone().signed(Policy::NexusSignature, token);
     let signature = genuine.headers["x-nexus-webhook-signature"]
         .to_str()
         .unwrap()
@@ -833,7 +835,7 @@ async fn nexus(s: &Sandbox) {
     audit["component"] = json!("not an object");
     let audit = push
         .with_body(audit.to_string().into_bytes())
-        .signed(Policy::Nexus, token);
+        .signed(Policy::NexusSignature, token);
     assert_accepted(s, "nexus, odd fields Flux skips", &path, &audit, &[repo]).await;
 }
 

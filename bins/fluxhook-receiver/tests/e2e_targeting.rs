@@ -88,7 +88,7 @@ fn push(token: &str) -> Delivery {
     Delivery::json(&body)
         .header("x-github-event", "push")
         .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-        .signed(Policy::Github, token)
+        .signed(Policy::HubSignature, token)
 }
 
 /// GitHub's ping when the hook is created, naming the repository.
@@ -101,7 +101,7 @@ fn ping(token: &str) -> Delivery {
     });
     Delivery::json(&body)
         .header("x-github-event", "ping")
-        .signed(Policy::Github, token)
+        .signed(Policy::HubSignature, token)
 }
 
 fn kustomization_requested_at(sandbox: &Sandbox) -> Option<String> {

@@ -94,9 +94,7 @@ pub use kinds::{
 };
 #[cfg(feature = "kube")]
 pub use receiver::{Receiver, ReceiverSpec, ReceiverStatus};
-pub use receiver_type::{
-    Authentication, GitHost, Payload, ReceiverType, Registry, TokenScheme, UnknownReceiverType,
-};
+pub use receiver_type::{Authentication, Payload, ReceiverType, UnknownReceiverType};
 pub use selection::{Candidate, Names, Selector, SelectorError, WILDCARD_NAME};
 pub use spec::{
     DEFAULT_OIDC_AUDIENCE, OidcProvider, OidcValidation, OidcVariable, ReceiverResource, SecretRef,

@@ -2,6 +2,8 @@
 
 use std::{borrow::Cow, fmt};
 
+use fluxhook_payload::{Sender, header as event};
+use fluxhook_signature::Policy;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -13,6 +15,22 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// it as not Ready. Such a value becomes [`ReceiverType::Unknown`] and
 /// serializes back unchanged. Values are case-sensitive, as in Flux
 /// (`GitHub` is unknown).
+///
+/// Everything that differs between types is said here, once per concern, by
+/// an exhaustive match without a wildcard: its name ([`as_str`]), the header
+/// naming its events ([`event_header`]), how a request proves it genuine
+/// ([`authentication`], naming the signature crate's verifier itself) and
+/// what is read of the body ([`payload`], naming the payload crate's
+/// format). Adding a type is a variant, an entry of [`KNOWN`] and an arm of
+/// each of those: the compiler names every one left, and nothing else maps
+/// types. Not `#[non_exhaustive]` for that reason; an unknown type is
+/// [`Authentication::Refused`], never served.
+///
+/// [`as_str`]: ReceiverType::as_str
+/// [`event_header`]: ReceiverType::event_header
+/// [`authentication`]: ReceiverType::authentication
+/// [`payload`]: ReceiverType::payload
+/// [`KNOWN`]: ReceiverType::KNOWN
 ///
 /// ```
 /// use fluxhook_api::ReceiverType;
@@ -122,7 +140,7 @@ impl ReceiverType {
     /// against `spec.events`, for the types that filter on events: `github`
     /// (`X-GitHub-Event`), `gitlab` (`X-Gitlab-Event`), `bitbucket`
     /// (`X-Event-Key`) and `cdevents` (`Ce-Type`). Every other type ignores
-    /// `spec.events`.
+    /// `spec.events`. The names are [`fluxhook_payload::header`]'s.
     ///
     /// ```
     /// use fluxhook_api::ReceiverType;
@@ -134,10 +152,10 @@ impl ReceiverType {
     pub fn event_header(&self) -> Option<&'static str> {
         // Exhaustive, so that a new type must say whether it filters.
         match self {
-            ReceiverType::GitHub => Some("X-GitHub-Event"),
-            ReceiverType::GitLab => Some("X-Gitlab-Event"),
-            ReceiverType::Bitbucket => Some("X-Event-Key"),
-            ReceiverType::CdEvents => Some("Ce-Type"),
+            ReceiverType::GitHub => Some(event::X_GITHUB_EVENT),
+            ReceiverType::GitLab => Some(event::X_GITLAB_EVENT),
+            ReceiverType::Bitbucket => Some(event::X_EVENT_KEY),
+            ReceiverType::CdEvents => Some(event::CE_TYPE),
             ReceiverType::Generic
             | ReceiverType::GenericHmac
             | ReceiverType::GenericOidc
@@ -153,63 +171,103 @@ impl ReceiverType {
 
     /// How a request to a Receiver of this type proves it comes from the
     /// sender, as notification-controller's `validate` decides it
-    /// (`internal/server/receiver_handlers.go`, v1.9). This is the one place
-    /// the decision is made: the match is exhaustive, with no wildcard, so a
-    /// new type cannot be added without saying how it authenticates, and a
-    /// type Flux does not know is [`Authentication::Refused`], never served.
+    /// (`internal/server/receiver_handlers.go`, v1.9), and Flux's words when
+    /// it does not. This is the one place the decision is made: the match is
+    /// exhaustive, with no wildcard, so a new type cannot be added without
+    /// saying how it authenticates; a token type names its verifier
+    /// ([`Policy`]) here, and a type Flux does not know is
+    /// [`Authentication::Refused`], never served.
     ///
     /// ```
-    /// use fluxhook_api::{Authentication, ReceiverType, TokenScheme};
+    /// use fluxhook_api::{Authentication, ReceiverType};
+    /// use fluxhook_signature::Policy;
     ///
-    /// assert_eq!(
-    ///     ReceiverType::GitLab.authentication(),
-    ///     Authentication::Token(TokenScheme::GitLabToken)
-    /// );
+    /// let Authentication::Token { verifier, .. } = ReceiverType::GitLab.authentication() else {
+    ///     panic!("gitlab checks a token");
+    /// };
+    /// assert_eq!(verifier, Policy::GitlabToken);
     /// assert_eq!(ReceiverType::Quay.authentication(), Authentication::Path);
     /// assert_eq!(ReceiverType::from("gitea").authentication(), Authentication::Refused);
     /// ```
     pub fn authentication(&self) -> Authentication {
+        let token = |verifier, refusal| Authentication::Token { verifier, refusal };
         match self {
             ReceiverType::Generic
             | ReceiverType::DockerHub
             | ReceiverType::Quay
             | ReceiverType::Acr
             | ReceiverType::CdEvents => Authentication::Path,
-            ReceiverType::GenericHmac => Authentication::Token(TokenScheme::XSignature),
-            ReceiverType::GitHub => Authentication::Token(TokenScheme::GitHubSignature),
-            ReceiverType::GitLab => Authentication::Token(TokenScheme::GitLabToken),
-            ReceiverType::Bitbucket => Authentication::Token(TokenScheme::BitbucketSignature),
-            ReceiverType::Harbor => Authentication::Token(TokenScheme::HarborAuthorization),
-            ReceiverType::Nexus => Authentication::Token(TokenScheme::NexusSignature),
+            ReceiverType::GenericHmac => {
+                token(Policy::XSignature, "unable to validate HMAC signature")
+            }
+            ReceiverType::GitHub => token(
+                Policy::HubSignature,
+                "the GitHub signature header is invalid, err",
+            ),
+            ReceiverType::GitLab => token(
+                Policy::GitlabToken,
+                "the X-Gitlab-Token header value does not match the receiver token",
+            ),
+            ReceiverType::Bitbucket => token(
+                Policy::HubSignatureSha256,
+                "the Bitbucket server signature header is invalid, err",
+            ),
+            ReceiverType::Harbor => token(
+                Policy::AuthorizationToken,
+                "the Harbor Authorization header value does not match the receiver token",
+            ),
+            ReceiverType::Nexus => token(Policy::NexusSignature, "invalid Nexus signature"),
             ReceiverType::Gcr => Authentication::GoogleIdToken,
             ReceiverType::GenericOidc => Authentication::OidcProviders,
             ReceiverType::Unknown(_) => Authentication::Refused,
         }
     }
 
-    /// What Flux reads of a delivery's body, and how a body it cannot read
-    /// is answered. Exhaustive, as [`ReceiverType::authentication`] is.
+    /// What Flux reads of a delivery's body, in which format of the payload
+    /// crate ([`Sender`]), and how Flux names the sender in its messages.
+    /// Exhaustive, as [`ReceiverType::authentication`] is.
     ///
     /// ```
-    /// use fluxhook_api::{Payload, ReceiverType, Registry};
+    /// use fluxhook_api::{Payload, ReceiverType};
+    /// use fluxhook_payload::Sender;
     ///
-    /// assert_eq!(ReceiverType::Acr.payload(), Payload::Registry(Registry::Acr));
-    /// assert_eq!(ReceiverType::Harbor.payload(), Payload::Unread);
+    /// assert_eq!(
+    ///     ReceiverType::Acr.payload(),
+    ///     Payload::Notification { sender: Sender::Acr, flux_name: "ACR" }
+    /// );
+    /// assert_eq!(ReceiverType::Generic.payload(), Payload::Unread { flux_name: None });
     /// ```
     pub fn payload(&self) -> Payload {
+        let notification = |sender, flux_name| Payload::Notification { sender, flux_name };
         match self {
-            ReceiverType::Generic
-            | ReceiverType::GenericHmac
-            | ReceiverType::GenericOidc
-            | ReceiverType::Harbor => Payload::Unread,
-            ReceiverType::GitHub => Payload::GitHost(GitHost::GitHub),
-            ReceiverType::GitLab => Payload::GitHost(GitHost::GitLab),
-            ReceiverType::Bitbucket => Payload::GitHost(GitHost::Bitbucket),
-            ReceiverType::DockerHub => Payload::Registry(Registry::DockerHub),
-            ReceiverType::Quay => Payload::Registry(Registry::Quay),
-            ReceiverType::Nexus => Payload::Registry(Registry::Nexus),
-            ReceiverType::Acr => Payload::Registry(Registry::Acr),
-            ReceiverType::Gcr => Payload::GcrPubSub,
+            ReceiverType::Generic | ReceiverType::GenericHmac | ReceiverType::GenericOidc => {
+                Payload::Unread { flux_name: None }
+            }
+            ReceiverType::Harbor => Payload::Unread {
+                flux_name: Some("Harbor"),
+            },
+            // go-github's ValidatePayload, which Flux runs for both, reads
+            // the Content-Type (and a form body) before the signature.
+            ReceiverType::GitHub => Payload::GitEvent {
+                senders: &[Sender::GitHub, Sender::Gitea, Sender::Gogs],
+                flux_name: "GitHub",
+                hub_delivery: true,
+            },
+            ReceiverType::GitLab => Payload::GitEvent {
+                senders: &[Sender::GitLab],
+                flux_name: "GitLab",
+                hub_delivery: false,
+            },
+            ReceiverType::Bitbucket => Payload::GitEvent {
+                senders: &[Sender::BitbucketServer, Sender::BitbucketCloud],
+                flux_name: "Bitbucket server",
+                hub_delivery: true,
+            },
+            ReceiverType::DockerHub => notification(Sender::DockerHub, "DockerHub"),
+            ReceiverType::Quay => notification(Sender::Quay, "Quay"),
+            ReceiverType::Nexus => notification(Sender::Nexus, "Nexus"),
+            ReceiverType::Acr => notification(Sender::Acr, "ACR"),
+            ReceiverType::Gcr => notification(Sender::Gcr, "GCR"),
             ReceiverType::CdEvents => Payload::CdEvent,
             ReceiverType::Unknown(_) => Payload::Unsupported,
         }
@@ -263,15 +321,21 @@ impl ReceiverType {
 ///
 /// Deliberately not `#[non_exhaustive]`: code that serves Receivers matches
 /// it without a wildcard, so a new way to authenticate does not compile
-/// until it is handled.
+/// until it is handled. A new type that checks a token in a new wire form
+/// adds a [`Policy`] in fluxhook-signature, not a variant here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Authentication {
     /// Knowing the webhook path (derived from the Secret's `token`) is the
     /// only proof: `generic`, `dockerhub`, `quay`, `acr`, `cdevents`, as in
     /// Flux.
     Path,
-    /// The Secret's `token` checked against the request as the scheme says.
-    Token(TokenScheme),
+    /// The Secret's `token` checked against the request by `verifier`.
+    Token {
+        /// The header and form the type's sender proves itself with.
+        verifier: Policy,
+        /// Flux's message when the check fails, before `: <why>`.
+        refusal: &'static str,
+    },
     /// A Google-signed ID token for the Secret's `audience`, from its
     /// service account `email` (`gcr`).
     GoogleIdToken,
@@ -282,99 +346,43 @@ pub enum Authentication {
     Refused,
 }
 
-/// How the Secret's `token` proves a request genuine, per type (not
-/// `#[non_exhaustive]`, for the reason [`Authentication`] is not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TokenScheme {
-    /// `generic-hmac`: an HMAC of the body in `X-Signature`.
-    XSignature,
-    /// `github`: an HMAC of the body in `X-Hub-Signature-256`, or
-    /// `X-Hub-Signature` when that is absent.
-    GitHubSignature,
-    /// `bitbucket`: an HMAC-SHA256 of the body in `X-Hub-Signature`.
-    BitbucketSignature,
-    /// `gitlab`: `X-Gitlab-Token` is the token.
-    GitLabToken,
-    /// `harbor`: `Authorization` is the token.
-    HarborAuthorization,
-    /// `nexus`: a bare hex HMAC-SHA1 of the body in
-    /// `X-Nexus-Webhook-Signature`.
-    NexusSignature,
-}
-
 /// What Flux reads of a delivery's body ([`ReceiverType::payload`]; not
-/// `#[non_exhaustive]`, for the reason [`Authentication`] is not).
+/// `#[non_exhaustive]`, for the reason [`Authentication`] is not). A new type
+/// of an existing way names its [`Sender`] here; only a new way adds a
+/// variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Payload {
     /// Not read: `generic`, `generic-hmac`, `generic-oidc`, `harbor`.
-    Unread,
-    /// A Git host's event, named by a header; Flux reads the body only to
-    /// check its signature, so its content never refuses a delivery.
-    GitHost(GitHost),
+    Unread {
+        /// The sender as Flux's log names it (`handling Harbor event`),
+        /// for the types Flux logs.
+        flux_name: Option<&'static str>,
+    },
+    /// A Git host's event, named by the type's
+    /// [`event_header`](ReceiverType::event_header); Flux reads the body
+    /// only to check its signature, so its content never refuses a delivery.
+    GitEvent {
+        /// The formats a delivery may come in, told apart by their headers
+        /// ([`Sender::detect_among`]); the first when none is named.
+        senders: &'static [Sender],
+        /// The sender as Flux's log and error messages name it.
+        flux_name: &'static str,
+        /// Whether the delivery is first checked as go-github's
+        /// `ValidatePayload` checks it (its Content-Type, a form body).
+        hub_delivery: bool,
+    },
     /// A registry's notification, decoded as Flux decodes it: a body that
     /// does not decode is refused, a field that is missing is not.
-    Registry(Registry),
-    /// A Pub/Sub push whose `message.data` is a GCR notification.
-    GcrPubSub,
+    Notification {
+        /// Its format.
+        sender: Sender,
+        /// The sender as Flux's log and error messages name it.
+        flux_name: &'static str,
+    },
     /// A CDEvent, validated as the CDEvents SDK Flux uses validates it.
     CdEvent,
     /// A type Flux does not know: refused.
     Unsupported,
-}
-
-/// The Git hosts whose events Flux filters on ([`Payload::GitHost`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GitHost {
-    /// `github` (also Gitea, Forgejo and Gogs deliveries).
-    GitHub,
-    /// `gitlab`.
-    GitLab,
-    /// `bitbucket` (Bitbucket Server; Cloud deliveries too).
-    Bitbucket,
-}
-
-/// The registries whose notifications Flux decodes ([`Payload::Registry`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Registry {
-    /// `dockerhub`.
-    DockerHub,
-    /// `quay`.
-    Quay,
-    /// `nexus`.
-    Nexus,
-    /// `acr`.
-    Acr,
-}
-
-impl GitHost {
-    /// The sender as Flux's log and error messages name it.
-    ///
-    /// ```
-    /// assert_eq!(fluxhook_api::GitHost::Bitbucket.flux_name(), "Bitbucket server");
-    /// ```
-    pub fn flux_name(self) -> &'static str {
-        match self {
-            GitHost::GitHub => "GitHub",
-            GitHost::GitLab => "GitLab",
-            GitHost::Bitbucket => "Bitbucket server",
-        }
-    }
-}
-
-impl Registry {
-    /// The sender as Flux's log and error messages name it.
-    ///
-    /// ```
-    /// assert_eq!(fluxhook_api::Registry::Acr.flux_name(), "ACR");
-    /// ```
-    pub fn flux_name(self) -> &'static str {
-        match self {
-            Registry::DockerHub => "DockerHub",
-            Registry::Quay => "Quay",
-            Registry::Nexus => "Nexus",
-            Registry::Acr => "ACR",
-        }
-    }
 }
 
 impl From<&str> for ReceiverType {
@@ -434,7 +442,7 @@ impl JsonSchema for ReceiverType {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
     use proptest::prelude::*;
@@ -481,49 +489,128 @@ mod tests {
     /// Flux's `validate` switch, type by type: which proof each type needs.
     #[test]
     fn every_type_authenticates_as_flux_does() {
+        let proof = |type_: &ReceiverType| match type_.authentication() {
+            Authentication::Path => "path".to_owned(),
+            Authentication::Token { verifier, .. } => verifier.name().to_owned(),
+            Authentication::GoogleIdToken => "google-id-token".to_owned(),
+            Authentication::OidcProviders => "oidc".to_owned(),
+            Authentication::Refused => "refused".to_owned(),
+        };
+        let proofs: Vec<(&str, String)> = ReceiverType::KNOWN
+            .iter()
+            .map(|type_| (type_.as_str(), proof(type_)))
+            .collect();
         let expected = [
-            (ReceiverType::Generic, Authentication::Path),
-            (
-                ReceiverType::GenericHmac,
-                Authentication::Token(TokenScheme::XSignature),
-            ),
-            (ReceiverType::GenericOidc, Authentication::OidcProviders),
-            (
-                ReceiverType::GitHub,
-                Authentication::Token(TokenScheme::GitHubSignature),
-            ),
-            (
-                ReceiverType::GitLab,
-                Authentication::Token(TokenScheme::GitLabToken),
-            ),
-            (
-                ReceiverType::Bitbucket,
-                Authentication::Token(TokenScheme::BitbucketSignature),
-            ),
-            (
-                ReceiverType::Harbor,
-                Authentication::Token(TokenScheme::HarborAuthorization),
-            ),
-            (ReceiverType::DockerHub, Authentication::Path),
-            (ReceiverType::Quay, Authentication::Path),
-            (ReceiverType::Gcr, Authentication::GoogleIdToken),
-            (
-                ReceiverType::Nexus,
-                Authentication::Token(TokenScheme::NexusSignature),
-            ),
-            (ReceiverType::Acr, Authentication::Path),
-            (ReceiverType::CdEvents, Authentication::Path),
-        ];
-        assert_eq!(expected.len(), ReceiverType::KNOWN.len());
-        for (known, (type_, authentication)) in ReceiverType::KNOWN.iter().zip(expected) {
-            assert_eq!(known, &type_);
-            assert_eq!(type_.authentication(), authentication, "{type_}");
-            assert_ne!(type_.payload(), Payload::Unsupported, "{type_}");
-        }
+            ("generic", "path"),
+            ("generic-hmac", "x-signature"),
+            ("generic-oidc", "oidc"),
+            ("github", "hub-signature"),
+            ("gitlab", "gitlab-token"),
+            ("bitbucket", "hub-signature-sha256"),
+            ("harbor", "authorization-token"),
+            ("dockerhub", "path"),
+            ("quay", "path"),
+            ("gcr", "google-id-token"),
+            ("nexus", "nexus-signature"),
+            ("acr", "path"),
+            ("cdevents", "path"),
+        ]
+        .map(|(type_, proof)| (type_, proof.to_owned()));
+        assert_eq!(proofs, expected);
         let unknown = ReceiverType::from("gitea");
         assert_eq!(unknown.authentication(), Authentication::Refused);
-        assert_eq!(unknown.payload(), Payload::Unsupported);
         assert!(!unknown.filters_see_claims());
+    }
+
+    /// Every type that checks a token names a verifier that accepts what its
+    /// own sender signs, and refuses another key, with Flux's words.
+    #[test]
+    fn every_token_type_verifies_its_senders_signature() {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let mut token_types = 0;
+        for type_ in ReceiverType::KNOWN {
+            let Authentication::Token { verifier, refusal } = type_.authentication() else {
+                continue;
+            };
+            token_types += 1;
+            let sign = |secret: &[u8]| {
+                let (name, value) = verifier.signing_scheme().sign(body, secret).unwrap();
+                let mut headers = http::HeaderMap::new();
+                headers.insert(name, value);
+                headers
+            };
+            assert!(
+                verifier.verify(&sign(b"t0ken"), body, b"t0ken").is_ok(),
+                "{type_}"
+            );
+            assert!(
+                verifier.verify(&sign(b"other"), body, b"t0ken").is_err(),
+                "{type_}"
+            );
+            assert!(
+                verifier
+                    .verify(&http::HeaderMap::new(), body, b"t0ken")
+                    .is_err(),
+                "{type_}"
+            );
+            assert!(
+                !refusal.is_empty() && !refusal.ends_with(':'),
+                "{type_}: {refusal:?}"
+            );
+        }
+        assert_eq!(token_types, 6);
+    }
+
+    /// The types that filter on events are the Git hosts' and CDEvents', and
+    /// each names a header the payload crate reads for that type's senders.
+    #[test]
+    fn every_event_filtering_type_names_a_header_of_its_senders() {
+        for type_ in ReceiverType::KNOWN {
+            match (type_.payload(), type_.event_header()) {
+                (Payload::GitEvent { senders, .. }, Some(name)) => {
+                    let mut headers = http::HeaderMap::new();
+                    headers.insert(
+                        http::HeaderName::try_from(name).unwrap(),
+                        http::HeaderValue::from_static("push"),
+                    );
+                    let detected = fluxhook_payload::Sender::detect_git_host(&headers);
+                    assert!(
+                        detected.is_some_and(|sender| senders.contains(&sender)),
+                        "{type_}: {name} read as {detected:?}"
+                    );
+                }
+                (Payload::CdEvent, Some(name)) => assert_eq!(name, event::CE_TYPE),
+                (payload, None) => assert!(
+                    !matches!(payload, Payload::GitEvent { .. } | Payload::CdEvent),
+                    "{type_} filters on no header"
+                ),
+                (payload, Some(name)) => panic!("{type_}: {payload:?} filters on {name}"),
+            }
+        }
+    }
+
+    /// Every known type reads its body in a format of the payload crate: Git
+    /// events in Git hosts' formats, notifications in others'.
+    #[test]
+    fn every_type_reads_its_payload_in_a_known_format() {
+        for type_ in ReceiverType::KNOWN {
+            match type_.payload() {
+                Payload::GitEvent {
+                    senders, flux_name, ..
+                } => {
+                    assert!(!senders.is_empty(), "{type_}");
+                    assert!(senders.iter().all(|s| s.is_git_host()), "{type_}");
+                    assert!(!flux_name.is_empty(), "{type_}");
+                }
+                Payload::Notification { sender, flux_name } => {
+                    assert!(!sender.is_git_host(), "{type_}");
+                    assert!(!flux_name.is_empty(), "{type_}");
+                }
+                Payload::Unread { .. } | Payload::CdEvent => {}
+                Payload::Unsupported => panic!("{type_} is known"),
+            }
+        }
+        assert_eq!(ReceiverType::from("gitea").payload(), Payload::Unsupported);
     }
 
     #[test]

@@ -116,11 +116,11 @@ impl Entry {
     /// Azure DevOps, which signs nothing and goes to a `generic` receiver.
     pub fn signature_policies(&self) -> &'static [Policy] {
         match self.provider.as_str() {
-            "github" => &[Policy::Github],
-            "gitea" => &[Policy::Github, Policy::GiteaSignature],
+            "github" => &[Policy::HubSignature],
+            "gitea" => &[Policy::HubSignature, Policy::GiteaSignature],
             "gogs" => &[Policy::GogsSignature],
-            "gitlab" => &[Policy::Gitlab],
-            "bitbucket-cloud" | "bitbucket-server" => &[Policy::Bitbucket],
+            "gitlab" => &[Policy::GitlabToken],
+            "bitbucket-cloud" | "bitbucket-server" => &[Policy::HubSignatureSha256],
             _ => &[],
         }
     }

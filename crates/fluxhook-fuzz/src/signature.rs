@@ -39,7 +39,7 @@ pub(crate) fn run(data: &[u8]) {
         verified.as_ref().is_ok_and(|v| v.header == name),
         "{policy:?} refuses what {scheme:?} signed: {verified:?}"
     );
-    if !matches!(policy, Policy::Gitlab | Policy::Harbor) {
+    if !matches!(policy, Policy::GitlabToken | Policy::AuthorizationToken) {
         let mut changed = body.to_vec();
         changed.push(b'\n');
         let forged = policy.verify(&signed, &changed, secret);

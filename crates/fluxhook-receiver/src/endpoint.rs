@@ -5,7 +5,7 @@ use std::fmt;
 
 use fluxhook_api::{
     Authentication, OidcProvider, Receiver, ReceiverResource, ReceiverSpec, ReceiverType,
-    SelectorError, TokenScheme, WebhookPath, condition, flux_kind, webhook_path,
+    SelectorError, WebhookPath, condition, flux_kind, webhook_path,
 };
 use fluxhook_cel::{ClaimRules, CompileError, Expression, RuleCompileError};
 use fluxhook_signature::Policy;
@@ -49,10 +49,11 @@ pub enum Credentials {
     PathOnly,
     /// A signature or shared token checked against the Secret's `token`.
     Signed {
-        /// How the Receiver type's sender proves itself.
-        scheme: TokenScheme,
-        /// What checks it.
-        policy: Policy,
+        /// What checks it: the header and form the Receiver type's sender
+        /// proves itself with.
+        verifier: Policy,
+        /// Flux's message when the check fails, before `: <why>`.
+        refusal: &'static str,
         /// The Secret's token.
         token: Vec<u8>,
     },
@@ -72,10 +73,9 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::PathOnly => f.write_str("PathOnly"),
-            Self::Signed { scheme, policy, .. } => f
+            Self::Signed { verifier, .. } => f
                 .debug_struct("Signed")
-                .field("scheme", scheme)
-                .field("policy", policy)
+                .field("verifier", verifier)
                 .field("token", &"<redacted>")
                 .finish(),
             Self::GoogleIdToken { audience, email } => f
@@ -228,12 +228,12 @@ impl Endpoint {
                 let secret = SecretData::of(spec, secret)?;
                 (Credentials::PathOnly, secret.value(TOKEN_KEY)?)
             }
-            Authentication::Token(scheme) => {
+            Authentication::Token { verifier, refusal } => {
                 let secret = SecretData::of(spec, secret)?;
                 let token = secret.value(TOKEN_KEY)?;
                 let credentials = Credentials::Signed {
-                    scheme,
-                    policy: signature_policy(scheme),
+                    verifier,
+                    refusal,
                     token: token.clone().into_bytes(),
                 };
                 (credentials, token)
@@ -260,7 +260,7 @@ impl Endpoint {
             credentials,
             resources,
             resource_filter,
-            match_payload: matches!(spec.type_.payload(), fluxhook_api::Payload::GitHost(_))
+            match_payload: matches!(spec.type_.payload(), fluxhook_api::Payload::GitEvent { .. })
                 && receiver
                     .metadata
                     .annotations
@@ -298,18 +298,6 @@ fn equal_fold(a: &str, b: &str) -> bool {
             || single(x.to_uppercase()).is_some_and(|u| Some(u) == single(y.to_uppercase()))
     };
     a.chars().count() == b.chars().count() && a.chars().zip(b.chars()).all(|(x, y)| same(x, y))
-}
-
-/// The policy that checks a token scheme: one arm per scheme, no wildcard.
-fn signature_policy(scheme: TokenScheme) -> Policy {
-    match scheme {
-        TokenScheme::XSignature => Policy::GenericHmac,
-        TokenScheme::GitHubSignature => Policy::Github,
-        TokenScheme::BitbucketSignature => Policy::Bitbucket,
-        TokenScheme::GitLabToken => Policy::Gitlab,
-        TokenScheme::HarborAuthorization => Policy::Harbor,
-        TokenScheme::NexusSignature => Policy::Nexus,
-    }
 }
 
 /// A CEL field Flux treats as unset when empty.
@@ -764,7 +752,7 @@ mod tests {
             let credentials = &endpoint.credentials;
             match (type_.authentication(), credentials) {
                 (Authentication::Path, Credentials::PathOnly)
-                | (Authentication::Token(_), Credentials::Signed { .. })
+                | (Authentication::Token { .. }, Credentials::Signed { .. })
                 | (Authentication::GoogleIdToken, Credentials::GoogleIdToken { .. })
                 | (Authentication::OidcProviders, Credentials::Oidc(_)) => {}
                 (expected, got) => panic!("{type_}: {expected:?} served as {got:?}"),
@@ -774,8 +762,17 @@ mod tests {
                 path_only.contains(&type_.as_str()),
                 "{type_}: {credentials:?}"
             );
-            if let Credentials::Signed { policy, token, .. } = credentials {
-                assert_eq!(policy.name(), type_.as_str(), "{type_}");
+            if let Credentials::Signed {
+                verifier, token, ..
+            } = credentials
+            {
+                assert!(
+                    matches!(
+                        type_.authentication(),
+                        Authentication::Token { verifier: own, .. } if own == *verifier
+                    ),
+                    "{type_}: {verifier:?}"
+                );
                 assert_eq!(token, b"t0ken");
             }
         }

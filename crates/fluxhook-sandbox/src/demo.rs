@@ -111,7 +111,7 @@ pub fn github_push() -> Delivery {
         "x-github-delivery",
         HeaderValue::from_static("9a3c5b1e-4f8d-11ef-8e2a-0242ac120002"),
     );
-    if let Ok((name, value)) = Policy::Github
+    if let Ok((name, value)) = Policy::HubSignature
         .signing_scheme()
         .sign(&body, TOKEN.as_bytes())
     {

@@ -13,9 +13,10 @@
 //!   `X-Nexus-Webhook-Signature` (SHA-1);
 //! - the shared secret itself: `X-Gitlab-Token`, Harbor's `Authorization`.
 //!
-//! [`Policy`] says which of these a Flux receiver type accepts and verifies a
-//! delivery against it, matching Flux's notification-controller;
-//! [`Scheme::sign`] produces the header a sender attaches. The lower-level
+//! A [`Policy`] names one such wire form (or GitHub's pair of headers) and
+//! verifies a delivery against it, as Flux's notification-controller does;
+//! which policy each Flux receiver type uses is said once, by
+//! `fluxhook_api::ReceiverType::authentication`. [`Scheme::sign`] produces the header a sender attaches. The lower-level
 //! [`verify_prefixed_signature`], [`verify_hex_signature`] and
 //! [`verify_token`] check one header of the caller's choosing.
 //!
@@ -41,7 +42,7 @@
 //!     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".parse()?,
 //! );
 //!
-//! let policy = Policy::Github;
+//! let policy = Policy::HubSignature;
 //! let verified = policy.verify(&headers, body, secret)?;
 //! assert_eq!(verified.header, header::X_HUB_SIGNATURE_256);
 //! assert_eq!(verified.algorithm, Some(Algorithm::Sha256));

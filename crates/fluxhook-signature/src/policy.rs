@@ -1,4 +1,4 @@
-//! Which headers and forms each Flux receiver type accepts.
+//! Which headers and forms a receiver accepts, one policy per wire form.
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
@@ -14,18 +14,28 @@ use crate::verify::{
     verify_prefixed_signature, verify_token,
 };
 
-/// How a receiver decides that a delivery is genuine, named after Flux's
-/// `Receiver` types (`spec.type`) and matching notification-controller.
+/// How a receiver decides that a delivery is genuine: the header or headers
+/// it reads, and the forms it accepts there.
+///
+/// Each policy names a wire form, not a sender: which one a Flux `Receiver`
+/// type uses (`github` takes [`Policy::HubSignature`], `bitbucket` the
+/// stricter [`Policy::HubSignatureSha256`]...) is decided once, by
+/// `fluxhook_api::ReceiverType::authentication`, which names the policy
+/// itself. Each matches what notification-controller accepts for the types
+/// that use it, except where a variant says it is stricter.
 ///
 /// Every policy refuses an empty secret ([`VerifyError::EmptySecret`]), treats
 /// a header sent with an empty value as absent, and rejects a header sent more
 /// than once.
 ///
+/// `#[non_exhaustive]`: new wire forms may come, and code outside this crate
+/// only names policies and calls [`Policy::verify`], never matches them.
+///
 /// ```
 /// use fluxhook_signature::{header, Policy, Scheme};
 /// use http::HeaderMap;
 ///
-/// let policy = Policy::Bitbucket;
+/// let policy = Policy::HubSignatureSha256;
 /// let (name, value) = Scheme::HubSignature(fluxhook_signature::Algorithm::Sha256)
 ///     .sign(b"{}", b"s3cret")?;
 /// let mut headers = HeaderMap::new();
@@ -38,49 +48,49 @@ use crate::verify::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Policy {
-    /// Flux `github`: `X-Hub-Signature-256`, or `X-Hub-Signature` when that is
-    /// absent, each `sha1=`, `sha256=` or `sha512=` then hex, as go-github's
-    /// `ValidatePayload` accepts. Gitea and Forgejo also send
+    /// go-github's `ValidatePayload` (Flux `github`): `X-Hub-Signature-256`,
+    /// or `X-Hub-Signature` when that is absent, each `sha1=`, `sha256=` or
+    /// `sha512=` then hex. Gitea and Forgejo also send
     /// `X-Hub-Signature-256`, so their deliveries pass too.
     ///
     /// The fallback happens only when `X-Hub-Signature-256` is absent: a
     /// present but failing one is final, so a forger cannot downgrade to SHA-1
     /// by spoiling it.
-    Github,
-    /// Flux `bitbucket` (Bitbucket Server and Cloud): `X-Hub-Signature` with
-    /// `sha256=` only, the one form Bitbucket sends.
+    HubSignature,
+    /// `X-Hub-Signature` with `sha256=` only, the one form Bitbucket Server
+    /// and Cloud send (Flux `bitbucket`).
     ///
     /// Stricter than Flux, which runs go-github's `ValidatePayload` for
     /// Bitbucket and so also takes `X-Hub-Signature-256` and `sha1=`/`sha512=`;
     /// Bitbucket never sends those, and accepting SHA-1 only weakens the check.
-    Bitbucket,
-    /// Flux `generic-hmac`: `X-Signature` with `sha1=`, `sha256=` or `sha512=`
-    /// then hex.
-    GenericHmac,
-    /// Flux `gitlab`: `X-Gitlab-Token` equals the secret.
-    Gitlab,
-    /// Flux `harbor`: the `Authorization` header equals the secret.
-    Harbor,
-    /// Flux `nexus`: `X-Nexus-Webhook-Signature` is the bare lower-case hex
-    /// HMAC-SHA1 (Flux compares it as text; Nexus writes lower case).
-    Nexus,
+    HubSignatureSha256,
+    /// `X-Signature` with `sha1=`, `sha256=` or `sha512=` then hex (Flux
+    /// `generic-hmac`).
+    XSignature,
+    /// `X-Gitlab-Token` equals the secret (Flux `gitlab`).
+    GitlabToken,
+    /// The `Authorization` header equals the secret (Flux `harbor`).
+    AuthorizationToken,
+    /// `X-Nexus-Webhook-Signature` is the bare lower-case hex HMAC-SHA1
+    /// (Flux `nexus`, which compares it as text; Nexus writes lower case).
+    NexusSignature,
     /// Gitea's and Forgejo's native `X-Gitea-Signature`: bare hex
-    /// HMAC-SHA256. Not a Flux receiver type (Flux takes Gitea as `github`).
+    /// HMAC-SHA256. No Flux type uses it (Flux takes Gitea as `github`).
     GiteaSignature,
-    /// Gogs' native `X-Gogs-Signature`: bare hex HMAC-SHA256. Not a Flux
-    /// receiver type.
+    /// Gogs' native `X-Gogs-Signature`: bare hex HMAC-SHA256. No Flux type
+    /// uses it.
     GogsSignature,
 }
 
 impl Policy {
     /// Every policy.
     pub const ALL: [Policy; 8] = [
-        Policy::Github,
-        Policy::Bitbucket,
-        Policy::GenericHmac,
-        Policy::Gitlab,
-        Policy::Harbor,
-        Policy::Nexus,
+        Policy::HubSignature,
+        Policy::HubSignatureSha256,
+        Policy::XSignature,
+        Policy::GitlabToken,
+        Policy::AuthorizationToken,
+        Policy::NexusSignature,
         Policy::GiteaSignature,
         Policy::GogsSignature,
     ];
@@ -88,39 +98,32 @@ impl Policy {
     /// The policy whose [`Policy::name`] is `name` (case-sensitive), for
     /// tools and tests that name a policy; `None` for any other name.
     ///
-    /// Which policy a Receiver type is served with is not decided here, by
-    /// its name, but by `fluxhook_api::ReceiverType::authentication`, an
-    /// exhaustive match; a Receiver type of the same name as a policy
-    /// (`github`) uses that policy.
-    ///
     /// ```
     /// use fluxhook_signature::Policy;
     ///
-    /// assert_eq!(Policy::named("github"), Some(Policy::Github));
+    /// assert_eq!(Policy::named("hub-signature"), Some(Policy::HubSignature));
     /// assert_eq!(Policy::named("gitea-signature"), Some(Policy::GiteaSignature));
-    /// assert_eq!(Policy::named("generic"), None);
-    /// assert_eq!(Policy::named("GitHub"), None);
+    /// assert_eq!(Policy::named("github"), None);
     /// ```
     pub fn named(name: &str) -> Option<Policy> {
         Policy::ALL.into_iter().find(|policy| policy.name() == name)
     }
 
-    /// A short name: the Flux receiver type, or `gitea-signature` and
-    /// `gogs-signature` for the two native schemes Flux has no type for.
+    /// A short name, after the header and form it accepts.
     ///
     /// ```
     /// use fluxhook_signature::Policy;
     ///
-    /// assert_eq!(Policy::GenericHmac.name(), "generic-hmac");
+    /// assert_eq!(Policy::XSignature.name(), "x-signature");
     /// ```
     pub const fn name(self) -> &'static str {
         match self {
-            Policy::Github => "github",
-            Policy::Bitbucket => "bitbucket",
-            Policy::GenericHmac => "generic-hmac",
-            Policy::Gitlab => "gitlab",
-            Policy::Harbor => "harbor",
-            Policy::Nexus => "nexus",
+            Policy::HubSignature => "hub-signature",
+            Policy::HubSignatureSha256 => "hub-signature-sha256",
+            Policy::XSignature => "x-signature",
+            Policy::GitlabToken => "gitlab-token",
+            Policy::AuthorizationToken => "authorization-token",
+            Policy::NexusSignature => "nexus-signature",
             Policy::GiteaSignature => "gitea-signature",
             Policy::GogsSignature => "gogs-signature",
         }
@@ -132,16 +135,16 @@ impl Policy {
     /// ```
     /// use fluxhook_signature::{Policy, Scheme};
     ///
-    /// assert_eq!(Policy::Github.signing_scheme(), Scheme::HubSignature256);
+    /// assert_eq!(Policy::HubSignature.signing_scheme(), Scheme::HubSignature256);
     /// ```
     pub const fn signing_scheme(self) -> Scheme {
         match self {
-            Policy::Github => Scheme::HubSignature256,
-            Policy::Bitbucket => Scheme::HubSignature(Algorithm::Sha256),
-            Policy::GenericHmac => Scheme::XSignature(Algorithm::Sha256),
-            Policy::Gitlab => Scheme::GitlabToken,
-            Policy::Harbor => Scheme::Authorization,
-            Policy::Nexus => Scheme::NexusWebhookSignature,
+            Policy::HubSignature => Scheme::HubSignature256,
+            Policy::HubSignatureSha256 => Scheme::HubSignature(Algorithm::Sha256),
+            Policy::XSignature => Scheme::XSignature(Algorithm::Sha256),
+            Policy::GitlabToken => Scheme::GitlabToken,
+            Policy::AuthorizationToken => Scheme::Authorization,
+            Policy::NexusSignature => Scheme::NexusWebhookSignature,
             Policy::GiteaSignature => Scheme::GiteaSignature,
             Policy::GogsSignature => Scheme::GogsSignature,
         }
@@ -156,9 +159,9 @@ impl Policy {
     ///
     /// let mut headers = HeaderMap::new();
     /// headers.insert(header::X_GITLAB_TOKEN, "s3cret".parse()?);
-    /// assert!(Policy::Gitlab.verify(&headers, b"{}", b"s3cret").is_ok());
+    /// assert!(Policy::GitlabToken.verify(&headers, b"{}", b"s3cret").is_ok());
     ///
-    /// let err = Policy::Github.verify(&headers, b"{}", b"s3cret").unwrap_err();
+    /// let err = Policy::HubSignature.verify(&headers, b"{}", b"s3cret").unwrap_err();
     /// assert_eq!(err.to_string(), "missing x-hub-signature-256 or x-hub-signature header");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -170,7 +173,7 @@ impl Policy {
     ) -> Result<Verified, VerifyError> {
         require_secret(secret)?;
         match self {
-            Policy::Github => {
+            Policy::HubSignature => {
                 let header = if present_value(headers, &X_HUB_SIGNATURE_256)?.is_some() {
                     X_HUB_SIGNATURE_256
                 } else if present_value(headers, &X_HUB_SIGNATURE)?.is_some() {
@@ -182,19 +185,19 @@ impl Policy {
                 };
                 verify_prefixed_signature(headers, &header, &Algorithm::ALL, body, secret)
             }
-            Policy::Bitbucket => verify_prefixed_signature(
+            Policy::HubSignatureSha256 => verify_prefixed_signature(
                 headers,
                 &X_HUB_SIGNATURE,
                 &[Algorithm::Sha256],
                 body,
                 secret,
             ),
-            Policy::GenericHmac => {
+            Policy::XSignature => {
                 verify_prefixed_signature(headers, &X_SIGNATURE, &Algorithm::ALL, body, secret)
             }
-            Policy::Gitlab => verify_token(headers, &X_GITLAB_TOKEN, secret),
-            Policy::Harbor => verify_token(headers, &AUTHORIZATION, secret),
-            Policy::Nexus => {
+            Policy::GitlabToken => verify_token(headers, &X_GITLAB_TOKEN, secret),
+            Policy::AuthorizationToken => verify_token(headers, &AUTHORIZATION, secret),
+            Policy::NexusSignature => {
                 let verified = verify_hex_signature(
                     headers,
                     &X_NEXUS_WEBHOOK_SIGNATURE,

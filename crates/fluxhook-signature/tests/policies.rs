@@ -37,7 +37,7 @@ fn github_documented_example() {
         &format!("sha256={GITHUB_SHA256}"),
     )]);
     assert_eq!(
-        Policy::Github.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::HubSignature.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Ok(verified(
             header::X_HUB_SIGNATURE_256,
             Some(Algorithm::Sha256)
@@ -50,7 +50,7 @@ fn github_falls_back_to_the_legacy_header_only_when_the_new_one_is_absent() {
     let legacy = format!("sha1={GITHUB_SHA1}");
     let map = headers(&[(header::X_HUB_SIGNATURE, &legacy)]);
     assert_eq!(
-        Policy::Github.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::HubSignature.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Ok(verified(header::X_HUB_SIGNATURE, Some(Algorithm::Sha1)))
     );
 
@@ -60,7 +60,7 @@ fn github_falls_back_to_the_legacy_header_only_when_the_new_one_is_absent() {
         (header::X_HUB_SIGNATURE, &legacy),
     ]);
     assert_eq!(
-        Policy::Github
+        Policy::HubSignature
             .verify(&map, GITHUB_BODY, GITHUB_SECRET)
             .unwrap()
             .header,
@@ -81,7 +81,7 @@ fn github_prefers_the_sha256_header() {
         ),
     ]);
     assert_eq!(
-        Policy::Github
+        Policy::HubSignature
             .verify(&map, GITHUB_BODY, GITHUB_SECRET)
             .unwrap()
             .header,
@@ -100,7 +100,7 @@ fn github_does_not_fall_back_when_the_sha256_header_fails() {
         (header::X_HUB_SIGNATURE, &format!("sha1={GITHUB_SHA1}")),
     ]);
     assert_eq!(
-        Policy::Github.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::HubSignature.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Err(VerifyError::Mismatch {
             header: header::X_HUB_SIGNATURE_256
         })
@@ -116,7 +116,7 @@ fn github_accepts_every_prefix_go_github_does() {
     ] {
         for name in [header::X_HUB_SIGNATURE_256, header::X_HUB_SIGNATURE] {
             let map = headers(&[(name.clone(), &format!("{algorithm}={hex}"))]);
-            let v = Policy::Github
+            let v = Policy::HubSignature
                 .verify(&map, GITHUB_BODY, GITHUB_SECRET)
                 .unwrap();
             assert_eq!((v.header, v.algorithm), (name, Some(algorithm)));
@@ -126,7 +126,7 @@ fn github_accepts_every_prefix_go_github_does() {
 
 #[test]
 fn github_reports_both_headers_when_neither_is_sent() {
-    let err = Policy::Github
+    let err = Policy::HubSignature
         .verify(&HeaderMap::new(), GITHUB_BODY, GITHUB_SECRET)
         .unwrap_err();
     assert_eq!(
@@ -154,7 +154,7 @@ fn a_gitea_delivery_passes_github_and_both_native_policies() {
         ),
     ]);
     for (policy, name) in [
-        (Policy::Github, header::X_HUB_SIGNATURE_256),
+        (Policy::HubSignature, header::X_HUB_SIGNATURE_256),
         (Policy::GiteaSignature, header::X_GITEA_SIGNATURE),
         (Policy::GogsSignature, header::X_GOGS_SIGNATURE),
     ] {
@@ -167,7 +167,7 @@ fn a_gitea_delivery_passes_github_and_both_native_policies() {
 fn bitbucket_takes_sha256_in_x_hub_signature() {
     let map = headers(&[(header::X_HUB_SIGNATURE, &format!("sha256={GITHUB_SHA256}"))]);
     assert_eq!(
-        Policy::Bitbucket.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::HubSignatureSha256.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Ok(verified(header::X_HUB_SIGNATURE, Some(Algorithm::Sha256)))
     );
 }
@@ -179,7 +179,7 @@ fn bitbucket_rejects_other_algorithms_even_when_correct() {
         (Algorithm::Sha512, GITHUB_SHA512),
     ] {
         let map = headers(&[(header::X_HUB_SIGNATURE, &format!("{algorithm}={hex}"))]);
-        let err = Policy::Bitbucket
+        let err = Policy::HubSignatureSha256
             .verify(&map, GITHUB_BODY, GITHUB_SECRET)
             .unwrap_err();
         assert_eq!(
@@ -207,7 +207,7 @@ fn bitbucket_ignores_x_hub_signature_256() {
         &format!("sha256={GITHUB_SHA256}"),
     )]);
     assert_eq!(
-        Policy::Bitbucket.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::HubSignatureSha256.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Err(VerifyError::MissingHeader {
             headers: vec![header::X_HUB_SIGNATURE]
         })
@@ -223,7 +223,7 @@ fn generic_hmac_takes_sha1_sha256_and_sha512() {
     ] {
         let map = headers(&[(header::X_SIGNATURE, &format!("{algorithm}={hex}"))]);
         assert_eq!(
-            Policy::GenericHmac.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+            Policy::XSignature.verify(&map, GITHUB_BODY, GITHUB_SECRET),
             Ok(verified(header::X_SIGNATURE, Some(algorithm)))
         );
     }
@@ -232,7 +232,7 @@ fn generic_hmac_takes_sha1_sha256_and_sha512() {
 #[test]
 fn unknown_prefixes_are_unsupported_algorithms() {
     let map = headers(&[(header::X_SIGNATURE, "md5=0123456789abcdef0123456789abcdef")]);
-    let err = Policy::GenericHmac
+    let err = Policy::XSignature
         .verify(&map, GITHUB_BODY, GITHUB_SECRET)
         .unwrap_err();
     assert!(matches!(&err, VerifyError::UnsupportedAlgorithm { found, .. } if found == "md5"));
@@ -245,11 +245,11 @@ fn unknown_prefixes_are_unsupported_algorithms() {
     // Prefixes are case-sensitive, as in go-github; an overlong one is cut.
     let map = headers(&[(header::X_SIGNATURE, &format!("SHA256={GITHUB_SHA256}"))]);
     assert!(matches!(
-        Policy::GenericHmac.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::XSignature.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Err(VerifyError::UnsupportedAlgorithm { .. })
     ));
     let map = headers(&[(header::X_SIGNATURE, &format!("{}=00", "x".repeat(100)))]);
-    let err = Policy::GenericHmac
+    let err = Policy::XSignature
         .verify(&map, GITHUB_BODY, GITHUB_SECRET)
         .unwrap_err();
     assert!(matches!(err, VerifyError::UnsupportedAlgorithm { found, .. } if found.len() == 16));
@@ -259,7 +259,7 @@ fn unknown_prefixes_are_unsupported_algorithms() {
 fn a_value_without_prefix_is_malformed() {
     for value in [GITHUB_SHA256, &format!("={GITHUB_SHA256}")] {
         let map = headers(&[(header::X_SIGNATURE, value)]);
-        let err = Policy::GenericHmac
+        let err = Policy::XSignature
             .verify(&map, GITHUB_BODY, GITHUB_SECRET)
             .unwrap_err();
         assert_eq!(
@@ -300,7 +300,7 @@ fn hex_is_checked_before_comparing() {
     for (value, problem) in cases {
         let map = headers(&[(header::X_HUB_SIGNATURE_256, &value)]);
         assert_eq!(
-            Policy::Github.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+            Policy::HubSignature.verify(&map, GITHUB_BODY, GITHUB_SECRET),
             Err(VerifyError::Malformed {
                 header: header::X_HUB_SIGNATURE_256,
                 problem
@@ -313,7 +313,7 @@ fn hex_is_checked_before_comparing() {
         &format!("sha256={}", "0".repeat(40)),
     )]);
     assert_eq!(
-        Policy::Github
+        Policy::HubSignature
             .verify(&map, GITHUB_BODY, GITHUB_SECRET)
             .unwrap_err()
             .to_string(),
@@ -328,7 +328,7 @@ fn uppercase_hex_is_accepted() {
         &format!("sha256={}", GITHUB_SHA256.to_uppercase()),
     )]);
     assert!(
-        Policy::Github
+        Policy::HubSignature
             .verify(&map, GITHUB_BODY, GITHUB_SECRET)
             .is_ok()
     );
@@ -342,7 +342,7 @@ fn non_utf8_values_are_malformed_not_panics() {
         HeaderValue::from_bytes(b"sha256=\xff\xfe\x80").unwrap(),
     );
     assert_eq!(
-        Policy::Github.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::HubSignature.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Err(VerifyError::Malformed {
             header: header::X_HUB_SIGNATURE_256,
             problem: Malformation::NotVisibleAscii
@@ -354,7 +354,7 @@ fn non_utf8_values_are_malformed_not_panics() {
         HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
     );
     assert_eq!(
-        Policy::Gitlab.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::GitlabToken.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Err(VerifyError::Mismatch {
             header: header::X_GITLAB_TOKEN
         })
@@ -369,7 +369,7 @@ fn repeated_headers_are_rejected() {
         (header::X_HUB_SIGNATURE_256, &value),
     ]);
     assert_eq!(
-        Policy::Github.verify(&map, GITHUB_BODY, GITHUB_SECRET),
+        Policy::HubSignature.verify(&map, GITHUB_BODY, GITHUB_SECRET),
         Err(VerifyError::Malformed {
             header: header::X_HUB_SIGNATURE_256,
             problem: Malformation::Repeated
@@ -377,7 +377,7 @@ fn repeated_headers_are_rejected() {
     );
     let map = headers(&[(header::X_GITLAB_TOKEN, "t"), (header::X_GITLAB_TOKEN, "t")]);
     assert!(matches!(
-        Policy::Gitlab.verify(&map, b"", b"t"),
+        Policy::GitlabToken.verify(&map, b"", b"t"),
         Err(VerifyError::Malformed {
             problem: Malformation::Repeated,
             ..
@@ -389,19 +389,19 @@ fn repeated_headers_are_rejected() {
 fn gitlab_compares_the_token() {
     let map = headers(&[(header::X_GITLAB_TOKEN, "s3cret-token")]);
     assert_eq!(
-        Policy::Gitlab.verify(&map, b"{}", b"s3cret-token"),
+        Policy::GitlabToken.verify(&map, b"{}", b"s3cret-token"),
         Ok(verified(header::X_GITLAB_TOKEN, None))
     );
     for wrong in [&b"s3cret-tokeN"[..], b"s3cret", b"s3cret-token-and-more"] {
         assert_eq!(
-            Policy::Gitlab.verify(&map, b"{}", wrong),
+            Policy::GitlabToken.verify(&map, b"{}", wrong),
             Err(VerifyError::Mismatch {
                 header: header::X_GITLAB_TOKEN
             })
         );
     }
     assert_eq!(
-        Policy::Gitlab.verify(&HeaderMap::new(), b"{}", b"s3cret-token"),
+        Policy::GitlabToken.verify(&HeaderMap::new(), b"{}", b"s3cret-token"),
         Err(VerifyError::MissingHeader {
             headers: vec![header::X_GITLAB_TOKEN]
         })
@@ -412,11 +412,11 @@ fn gitlab_compares_the_token() {
 fn harbor_compares_the_whole_authorization_header() {
     let map = headers(&[(AUTHORIZATION, "Bearer s3cret")]);
     assert_eq!(
-        Policy::Harbor.verify(&map, b"{}", b"Bearer s3cret"),
+        Policy::AuthorizationToken.verify(&map, b"{}", b"Bearer s3cret"),
         Ok(verified(AUTHORIZATION, None))
     );
     assert_eq!(
-        Policy::Harbor.verify(&map, b"{}", b"s3cret"),
+        Policy::AuthorizationToken.verify(&map, b"{}", b"s3cret"),
         Err(VerifyError::Mismatch {
             header: AUTHORIZATION
         })
@@ -429,7 +429,7 @@ fn nexus_takes_bare_hex_sha1() {
     let hex = "3a8538097430b7a330e89aa8b41a70fb4f6ba7f9";
     let map = headers(&[(header::X_NEXUS_WEBHOOK_SIGNATURE, hex)]);
     assert_eq!(
-        Policy::Nexus.verify(&map, body, b"nexus-secret"),
+        Policy::NexusSignature.verify(&map, body, b"nexus-secret"),
         Ok(verified(
             header::X_NEXUS_WEBHOOK_SIGNATURE,
             Some(Algorithm::Sha1)
@@ -438,14 +438,14 @@ fn nexus_takes_bare_hex_sha1() {
     // notification-controller compares the text with the lower-case hex.
     let map = headers(&[(header::X_NEXUS_WEBHOOK_SIGNATURE, &hex.to_uppercase())]);
     assert_eq!(
-        Policy::Nexus.verify(&map, body, b"nexus-secret"),
+        Policy::NexusSignature.verify(&map, body, b"nexus-secret"),
         Err(VerifyError::Mismatch {
             header: header::X_NEXUS_WEBHOOK_SIGNATURE
         })
     );
     let map = headers(&[(header::X_NEXUS_WEBHOOK_SIGNATURE, &format!("sha1={hex}"))]);
     assert_eq!(
-        Policy::Nexus.verify(&map, body, b"nexus-secret"),
+        Policy::NexusSignature.verify(&map, body, b"nexus-secret"),
         Err(VerifyError::Malformed {
             header: header::X_NEXUS_WEBHOOK_SIGNATURE,
             problem: Malformation::NotHex
@@ -472,7 +472,7 @@ fn empty_secrets_are_refused() {
     // An empty token header with an empty secret must not pass either.
     let map = headers(&[(header::X_GITLAB_TOKEN, "")]);
     assert_eq!(
-        Policy::Gitlab.verify(&map, b"", b""),
+        Policy::GitlabToken.verify(&map, b"", b""),
         Err(VerifyError::EmptySecret)
     );
 }
@@ -510,7 +510,7 @@ fn errors_never_show_the_expected_signature_or_the_secret() {
         }
     }
     errors.push(
-        Policy::Github
+        Policy::HubSignature
             .verify(&HeaderMap::new(), GITHUB_BODY, secret)
             .unwrap_err(),
     );
@@ -546,16 +546,18 @@ fn policies_are_found_by_their_names_only() {
     for policy in Policy::ALL {
         assert_eq!(Policy::named(policy.name()), Some(policy));
     }
+    // Flux's receiver type names are not policy names: which policy a type
+    // uses is fluxhook_api::ReceiverType::authentication's to say.
     for other in [
+        "github",
+        "gitlab",
+        "bitbucket",
+        "generic-hmac",
+        "harbor",
+        "nexus",
         "generic",
-        "dockerhub",
-        "quay",
-        "acr",
-        "gcr",
-        "cdevents",
-        "generic-oidc",
-        "GitHub",
-        "github ",
+        "Hub-Signature",
+        "hub-signature ",
         "",
     ] {
         assert_eq!(Policy::named(other), None, "{other}");

@@ -11,19 +11,19 @@ use proptest::prelude::*;
 fn accepted_schemes(policy: Policy) -> Vec<(Scheme, Option<Algorithm>)> {
     let hmac = |scheme, algorithm| (scheme, Some(algorithm));
     match policy {
-        Policy::Github => std::iter::once(hmac(Scheme::HubSignature256, Algorithm::Sha256))
+        Policy::HubSignature => std::iter::once(hmac(Scheme::HubSignature256, Algorithm::Sha256))
             .chain(Algorithm::ALL.map(|a| hmac(Scheme::HubSignature(a), a)))
             .collect(),
-        Policy::Bitbucket => vec![hmac(
+        Policy::HubSignatureSha256 => vec![hmac(
             Scheme::HubSignature(Algorithm::Sha256),
             Algorithm::Sha256,
         )],
-        Policy::GenericHmac => Algorithm::ALL
+        Policy::XSignature => Algorithm::ALL
             .map(|a| hmac(Scheme::XSignature(a), a))
             .to_vec(),
-        Policy::Gitlab => vec![(Scheme::GitlabToken, None)],
-        Policy::Harbor => vec![(Scheme::Authorization, None)],
-        Policy::Nexus => vec![hmac(Scheme::NexusWebhookSignature, Algorithm::Sha1)],
+        Policy::GitlabToken => vec![(Scheme::GitlabToken, None)],
+        Policy::AuthorizationToken => vec![(Scheme::Authorization, None)],
+        Policy::NexusSignature => vec![hmac(Scheme::NexusWebhookSignature, Algorithm::Sha1)],
         Policy::GiteaSignature => vec![hmac(Scheme::GiteaSignature, Algorithm::Sha256)],
         Policy::GogsSignature => vec![hmac(Scheme::GogsSignature, Algorithm::Sha256)],
         _ => unreachable!("a new policy needs its schemes listed here"),

@@ -8,7 +8,7 @@
 //!   each time the ConfigMap changes ([`fluxhook_trigger::Trigger`]);
 //! - **a signed webhook**: it serves `POST /github` on `LISTEN` (default
 //!   `127.0.0.1:9000`), verifies GitHub's `X-Hub-Signature-256` against
-//!   `WEBHOOK_SECRET` ([`fluxhook_signature::Policy::Github`]) and asks Flux
+//!   `WEBHOOK_SECRET` ([`fluxhook_signature::Policy::HubSignature`]) and asks Flux
 //!   to reconcile the GitRepository `SOURCE` (`namespace/name`).
 //!
 //! Run it against a cluster with Flux installed:
@@ -120,7 +120,7 @@ async fn github(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    if let Err(error) = Policy::Github.verify(&headers, &body, &webhook.secret) {
+    if let Err(error) = Policy::HubSignature.verify(&headers, &body, &webhook.secret) {
         // The error names the header and the problem, never the secret.
         return (StatusCode::UNAUTHORIZED, error.to_string());
     }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use fluxhook_api::{GitHost, Payload, ReceiverType, Registry, TokenScheme};
+use fluxhook_api::{Payload, ReceiverType};
 use fluxhook_cel::Document;
 use fluxhook_oidc::{GcrRequirements, OidcVerifier};
 use fluxhook_payload::{Event, Parser, Sender, Webhook, check_hub_delivery};
@@ -52,46 +52,44 @@ pub(super) async fn authenticate(
 ) -> Result<Verified, Rejection> {
     let claims = verify_credentials(verifier, endpoint, headers, body).await?;
     let kind = &endpoint.receiver_type;
-    let parse = |provider| parser.parse(provider, headers, body.clone());
+    let parse = |sender| parser.parse(sender, headers, body.clone());
     // What is read of the body, by the type's `payload()` alone: one arm per
-    // way, no wildcard.
+    // way, no wildcard; what differs between types is in the value.
     let webhook = match kind.payload() {
-        Payload::Unread => {
-            if *kind == ReceiverType::Harbor {
-                request_log!(info!("handling Harbor event"));
+        Payload::Unread { flux_name } => {
+            if let Some(name) = flux_name {
+                request_log!(info!("handling {name} event"));
             }
             None
         }
-        Payload::GitHost(host) => {
-            if matches!(host, GitHost::GitHub | GitHost::Bitbucket) {
-                // go-github's ValidatePayload reads the Content-Type (and a
-                // form body) before the signature, for both types.
+        Payload::GitEvent {
+            senders,
+            flux_name,
+            hub_delivery,
+        } => {
+            if hub_delivery {
                 check_hub_delivery(headers, body).map_err(|e| {
                     Rejection::new(format!(
-                        "the {} signature header is invalid, err: {e}",
-                        host.flux_name()
+                        "the {flux_name} signature header is invalid, err: {e}"
                     ))
                 })?;
             }
-            let event = header_event(host, headers);
-            check_event(endpoint, &format!("{} event", host.flux_name()), &event)?;
-            request_log!(info!(
-                "handling {} event: {}",
-                host.flux_name(),
-                quoted(&event)
-            ));
+            let event = event_of(kind, headers);
+            check_event(endpoint, &format!("{flux_name} event"), &event)?;
+            request_log!(info!("handling {flux_name} event: {}", quoted(&event)));
             // Flux reads the event header alone. Parsing the body would only
             // name the repository in a debug line: not worth its cost on
             // every delivery (about an HMAC's, see docs/performance.md).
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                let provider = git_provider(host, headers);
-                match parse(provider) {
+            if tracing::enabled!(tracing::Level::DEBUG)
+                && let Some(sender) = Sender::detect_among(senders, headers)
+            {
+                match parse(sender) {
                     Ok(webhook) => request_log!(debug!(
                         repository = webhook.repository().map(|r| r.full_name()),
-                        %provider,
+                        %sender,
                         "payload read"
                     )),
-                    Err(error) => request_log!(debug!(%provider, %error, "payload not parsed")),
+                    Err(error) => request_log!(debug!(%sender, %error, "payload not parsed")),
                 }
             }
             None
@@ -99,27 +97,20 @@ pub(super) async fn authenticate(
         Payload::CdEvent => {
             // Flux filters on the CloudEvent type the header names, and
             // validates the body as a CDEvent of whatever type it says.
-            let event = header_text(headers, "Ce-Type");
+            let event = event_of(kind, headers);
             let webhook = parse(Sender::CdEvents)
                 .map_err(|e| Rejection::new(format!("unable to validate CDEvent event: {e}")))?;
             check_event(endpoint, "CDEvent", &event)?;
             request_log!(info!("handling CDEvent: {}", quoted(&event)));
             Some(webhook)
         }
-        Payload::Registry(registry) => {
-            let webhook = parse(registry_provider(registry)).map_err(|error| {
+        Payload::Notification { sender, flux_name } => {
+            let webhook = parse(sender).map_err(|error| {
                 Rejection::new(format!(
-                    "cannot decode {} webhook payload: {error}",
-                    registry.flux_name()
+                    "cannot decode {flux_name} webhook payload: {error}"
                 ))
             })?;
-            log_registry_event(registry.flux_name(), &webhook);
-            Some(webhook)
-        }
-        Payload::GcrPubSub => {
-            let webhook = parse(Sender::Gcr)
-                .map_err(|e| Rejection::new(format!("cannot decode GCR webhook payload: {e}")))?;
-            log_registry_event("GCR", &webhook);
+            log_notification(flux_name, &webhook);
             Some(webhook)
         }
         Payload::Unsupported => {
@@ -143,13 +134,13 @@ async fn verify_credentials(
     match &endpoint.credentials {
         Credentials::PathOnly => Ok(None),
         Credentials::Signed {
-            scheme,
-            policy,
+            verifier,
+            refusal,
             token,
         } => {
-            policy
+            verifier
                 .verify(headers, body, token)
-                .map_err(|e| Rejection::new(signature_error(*scheme, &e)))?;
+                .map_err(|e| Rejection::new(format!("{refusal}: {e}")))?;
             Ok(None)
         }
         Credentials::GoogleIdToken { audience, email } => {
@@ -188,27 +179,6 @@ async fn verify_oidc(
     Ok(claims)
 }
 
-/// Flux's message for a signature or token that does not verify: one arm
-/// per scheme, no wildcard.
-fn signature_error(scheme: TokenScheme, error: &fluxhook_signature::VerifyError) -> String {
-    match scheme {
-        TokenScheme::XSignature => format!("unable to validate HMAC signature: {error}"),
-        TokenScheme::GitHubSignature => {
-            format!("the GitHub signature header is invalid, err: {error}")
-        }
-        TokenScheme::GitLabToken => {
-            format!("the X-Gitlab-Token header value does not match the receiver token: {error}")
-        }
-        TokenScheme::BitbucketSignature => {
-            format!("the Bitbucket server signature header is invalid, err: {error}")
-        }
-        TokenScheme::HarborAuthorization => format!(
-            "the Harbor Authorization header value does not match the receiver token: {error}"
-        ),
-        TokenScheme::NexusSignature => format!("invalid Nexus signature: {error}"),
-    }
-}
-
 /// A header's value as Go's `Header.Get` gives it: the first, empty when
 /// absent.
 fn header_text(headers: &HeaderMap, name: &str) -> String {
@@ -218,39 +188,14 @@ fn header_text(headers: &HeaderMap, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The event a Git host names in its header, as Flux reads it:
-/// `X-GitHub-Event` (go-github's `WebHookType`; Gitea and Forgejo send it
-/// too), `X-Gitlab-Event`, `X-Event-Key`. Absent is the empty event.
-fn header_event(host: GitHost, headers: &HeaderMap) -> String {
-    let name = match host {
-        GitHost::GitHub => "X-GitHub-Event",
-        GitHost::GitLab => "X-Gitlab-Event",
-        GitHost::Bitbucket => "X-Event-Key",
-    };
-    header_text(headers, name)
-}
-
-/// The payload format of a Git host delivery, told from its headers.
-pub(super) fn git_provider(host: GitHost, headers: &HeaderMap) -> Sender {
-    let detected = Sender::detect_git_host(headers);
-    match host {
-        GitHost::GitHub => detected
-            .filter(|p| matches!(p, Sender::GitHub | Sender::Gitea | Sender::Gogs))
-            .unwrap_or(Sender::GitHub),
-        GitHost::GitLab => Sender::GitLab,
-        GitHost::Bitbucket => detected
-            .filter(|p| matches!(p, Sender::BitbucketCloud | Sender::BitbucketServer))
-            .unwrap_or(Sender::BitbucketServer),
-    }
-}
-
-fn registry_provider(registry: Registry) -> Sender {
-    match registry {
-        Registry::DockerHub => Sender::DockerHub,
-        Registry::Quay => Sender::Quay,
-        Registry::Nexus => Sender::Nexus,
-        Registry::Acr => Sender::Acr,
-    }
+/// The event a delivery names in its type's
+/// [`event_header`](ReceiverType::event_header), as Flux reads it: for
+/// `github`, `X-GitHub-Event` alone (go-github's `WebHookType`; Gitea and
+/// Forgejo send it too). Absent is the empty event.
+fn event_of(kind: &ReceiverType, headers: &HeaderMap) -> String {
+    kind.event_header()
+        .map(|name| header_text(headers, name))
+        .unwrap_or_default()
 }
 
 /// Refuses an event not in `spec.events` (for the types that filter on
@@ -266,8 +211,8 @@ fn check_event(endpoint: &Endpoint, what: &str, event: &str) -> Result<(), Rejec
     }
 }
 
-/// Logs a registry's event as Flux does: where from, and the tag.
-fn log_registry_event(source: &str, webhook: &Webhook) {
+/// Logs a registry's notification as Flux does: where from, and the tag.
+fn log_notification(source: &str, webhook: &Webhook) {
     let (from, tag) = match webhook.event() {
         Event::DockerHub(e) => (e.repo_url.as_str(), Some(e.tag.as_str())),
         Event::Quay(e) => (e.docker_url.as_str(), None),
@@ -314,55 +259,39 @@ mod tests {
     /// and Forgejo send too; their own event headers are not read.
     #[test]
     fn events_are_read_from_the_header_flux_reads() {
+        let github = ReceiverType::GitHub;
         assert_eq!(
-            header_event(
-                GitHost::GitHub,
+            event_of(
+                &github,
                 &headers(&[("X-GitHub-Event", "push"), ("X-Gitea-Event", "x")])
             ),
             "push"
         );
         assert_eq!(
-            header_event(GitHost::GitHub, &headers(&[("X-Gitea-Event", "push")])),
+            event_of(&github, &headers(&[("X-Gitea-Event", "push")])),
             ""
         );
-        assert_eq!(header_event(GitHost::GitHub, &headers(&[])), "");
+        assert_eq!(event_of(&github, &headers(&[])), "");
         assert_eq!(
-            header_event(
-                GitHost::GitLab,
+            event_of(
+                &ReceiverType::GitLab,
                 &headers(&[("X-Gitlab-Event", "Push Hook")])
             ),
             "Push Hook"
         );
         assert_eq!(
-            header_event(
-                GitHost::Bitbucket,
+            event_of(
+                &ReceiverType::Bitbucket,
                 &headers(&[("X-Event-Key", "repo:push")])
             ),
             "repo:push"
         );
-    }
-
-    #[test]
-    fn git_provider_stays_within_the_receiver_type() {
-        let gitlab_headers = headers(&[("X-Gitlab-Event", "Push Hook")]);
         assert_eq!(
-            git_provider(GitHost::GitHub, &gitlab_headers),
-            Sender::GitHub
-        );
-        assert_eq!(
-            git_provider(GitHost::GitHub, &headers(&[("X-Gitea-Event", "push")])),
-            Sender::Gitea
-        );
-        assert_eq!(
-            git_provider(
-                GitHost::Bitbucket,
-                &headers(&[("X-Event-Key", "repo:push")])
+            event_of(
+                &ReceiverType::Harbor,
+                &headers(&[("X-GitHub-Event", "push")])
             ),
-            Sender::BitbucketCloud
-        );
-        assert_eq!(
-            git_provider(GitHost::Bitbucket, &headers(&[])),
-            Sender::BitbucketServer
+            ""
         );
     }
 

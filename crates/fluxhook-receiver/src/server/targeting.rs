@@ -6,11 +6,10 @@
 use bytes::Bytes;
 use fluxhook_api::{Payload, ReceiverResource};
 use fluxhook_payload::targeting::{Decision, GitSource, decide};
-use fluxhook_payload::{Event, Parser, Webhook};
+use fluxhook_payload::{Event, Parser, Sender, Webhook};
 use fluxhook_trigger::{SelectedObject, SelectedSpec};
 use http::HeaderMap;
 
-use super::auth::git_provider;
 use crate::endpoint::Endpoint;
 
 /// The delivery, parsed, when the Receiver targets by payload; `None` (every
@@ -27,18 +26,18 @@ pub(super) fn delivery(
     if !endpoint.match_payload {
         return None;
     }
-    let Payload::GitHost(host) = endpoint.receiver_type.payload() else {
+    let Payload::GitEvent { senders, .. } = endpoint.receiver_type.payload() else {
         return None;
     };
-    let provider = git_provider(host, headers);
-    match parser.parse(provider, headers, body.clone()) {
+    let sender = Sender::detect_among(senders, headers)?;
+    match parser.parse(sender, headers, body.clone()) {
         // Pings and events without a repository change nothing to narrow.
         Ok(webhook) if matches!(webhook.event(), Event::Ping(_)) => None,
         Ok(webhook) if webhook.repository().is_none() => None,
         Ok(webhook) => Some(webhook),
         Err(error) => {
             request_log!(info!(
-                %provider, %error,
+                %sender, %error,
                 "payload not read: every selected object is asked to reconcile"
             ));
             None
