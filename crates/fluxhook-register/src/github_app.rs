@@ -476,6 +476,14 @@ fn signing_key(pem: &[u8]) -> Result<EncodingKey, GitHubAppError> {
         .nth(1)
         .and_then(|rest| rest.split_once("-----"))
         .map(|(label, _)| label.trim().to_owned())
+        // A label is a few capital words (RFC 7468): more is key text behind a damaged
+        // header line, which the error would show.
+        .filter(|label| {
+            label.len() <= 40
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ')
+        })
         .ok_or(GitHubAppError::NotPem)?;
     if !matches!(label.as_str(), "RSA PRIVATE KEY" | "PRIVATE KEY") {
         return Err(GitHubAppError::WrongKeyType(label));
@@ -610,22 +618,41 @@ async fn mint(
             "create an installation access token",
         )
         .await?;
+    let (token, expires_at) =
+        read_access_token(&reply).map_err(|detail| call.unexpected(detail))?;
+    Ok(Minted { token, expires_at })
+}
+
+/// The installation token and its expiry time (whole seconds) in GitHub's JSON reply to
+/// `POST /app/installations/{id}/access_tokens` ("Create an installation access token for an
+/// app": `token`, and `expires_at` as an RFC 3339 time), or what is missing from it. The
+/// error never shows the token.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use fluxhook_register::Token;
+/// use fluxhook_register::github_app::read_access_token;
+///
+/// let reply = serde_json::json!({"token": "ghs_16C7e42F292c6912E7710c838347Ae178B4a", "expires_at": "2016-07-11T22:14:10Z"});
+/// let (token, expires_at) = read_access_token(&reply).unwrap();
+/// assert_eq!(token, Token::new("ghs_16C7e42F292c6912E7710c838347Ae178B4a"));
+/// assert_eq!(expires_at, UNIX_EPOCH + Duration::from_secs(1_468_275_250));
+/// assert_eq!(read_access_token(&serde_json::json!({"token": "ghs_x"})), Err("no expires_at time"));
+/// ```
+pub fn read_access_token(reply: &Value) -> Result<(Token, SystemTime), &'static str> {
     let token = reply
         .get("token")
         .and_then(Value::as_str)
         .filter(|token| !token.is_empty() && HeaderValue::from_str(token).is_ok())
-        .ok_or_else(|| call.unexpected("no token"))?;
+        .ok_or("no token")?;
     let expires_at = reply
         .get("expires_at")
         .and_then(Value::as_str)
         .and_then(|text| text.parse::<jiff::Timestamp>().ok())
-        .ok_or_else(|| call.unexpected("no expires_at time"))?;
+        .ok_or("no expires_at time")?;
     let expires_at =
         UNIX_EPOCH + Duration::from_secs(u64::try_from(expires_at.as_second()).unwrap_or_default());
-    Ok(Minted {
-        token: Token::new(token),
-        expires_at,
-    })
+    Ok((Token::new(token), expires_at))
 }
 
 /// Requests to the app API with one app JWT.
@@ -827,6 +854,24 @@ mod tests {
             "{error:?}: {error}"
         );
         assert!(!error.to_string().contains("not base64"), "{error}");
+    }
+
+    #[test]
+    fn damaged_header_lines_do_not_show_the_key() {
+        // Seen while writing the github_app fuzz target: the label ran on to the END line.
+        let body = KEY.lines().nth(1).unwrap();
+        for damaged in [
+            KEY.replacen(
+                "-----BEGIN RSA PRIVATE KEY-----",
+                "-----BEGIN RSA PRIVATE KEY",
+                1,
+            ),
+            KEY.replacen("-----BEGIN RSA PRIVATE KEY-----\n", "-----BEGIN ", 1),
+        ] {
+            let error = GitHubApp::new("42", "7", damaged.as_bytes()).unwrap_err();
+            assert_eq!(error, GitHubAppError::NotPem);
+            assert!(!format!("{error} {error:?}").contains(body));
+        }
     }
 
     #[test]
