@@ -30,6 +30,7 @@
 //! ```
 
 mod cel;
+mod github_app;
 mod input;
 mod mutate;
 mod oidc;
@@ -65,11 +66,14 @@ pub enum Target {
     /// Deliveries against GitRepositories' `spec.url` and `spec.ref`, and
     /// semver ranges and versions (fluxhook-payload's `targeting`).
     Targeting,
+    /// GitHub App Secrets (app and installation IDs, PEM private key, API
+    /// URL) and installation-token replies (fluxhook-register's `github_app`).
+    GitHubApp,
 }
 
 impl Target {
     /// Every target, in the order `cargo xtask fuzz` runs them.
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::Payload,
         Target::Signature,
         Target::Cel,
@@ -77,6 +81,7 @@ impl Target {
         Target::Receiver,
         Target::Register,
         Target::Targeting,
+        Target::GitHubApp,
     ];
 
     /// The target's name: its `fuzz_target` binary and its folders.
@@ -89,6 +94,7 @@ impl Target {
             Target::Receiver => "receiver",
             Target::Register => "register",
             Target::Targeting => "targeting",
+            Target::GitHubApp => "github_app",
         }
     }
 
@@ -108,6 +114,7 @@ impl Target {
             Target::Receiver => receiver::run(data),
             Target::Register => register::run(data),
             Target::Targeting => targeting::run(data),
+            Target::GitHubApp => github_app::run(data),
         }
     }
 

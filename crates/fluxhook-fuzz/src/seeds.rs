@@ -22,6 +22,7 @@ pub(crate) fn of(target: Target, corpus: Option<&Path>) -> Vec<Vec<u8>> {
         Target::Receiver => receiver(),
         Target::Register => register(corpus.as_ref()),
         Target::Targeting => crate::targeting::seeds(&payload(corpus.as_ref())),
+        Target::GitHubApp => crate::github_app::seeds(),
     }
 }
 

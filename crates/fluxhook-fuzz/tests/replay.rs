@@ -10,10 +10,12 @@ use fluxhook_fuzz::{Target, mutations};
 
 /// Mutated inputs per target: enough to leave the seeds' paths, cheap
 /// enough for every `cargo test` (an unoptimised build signs and checks
-/// ES256 tokens slowly, so the OIDC target gets fewer).
+/// ES256 tokens slowly, so the OIDC target gets fewer, and parses and signs
+/// with RSA keys more slowly still, so the GitHub App target fewer again).
 fn mutations_of(target: Target) -> usize {
     match target {
         Target::Oidc => 100,
+        Target::GitHubApp => 40,
         _ => 1500,
     }
 }
@@ -93,4 +95,9 @@ fn register() {
 #[test]
 fn targeting() {
     replay(Target::Targeting);
+}
+
+#[test]
+fn github_app() {
+    replay(Target::GitHubApp);
 }
