@@ -102,6 +102,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 pub use readiness::Readiness;
 
 pub(crate) use self::events::Recorder;
+pub(crate) use self::reconcile::read_spec;
 
 use self::readiness::InitialSync;
 use self::reconcile::{Context, RetryDelays, reconcile, retry_later};

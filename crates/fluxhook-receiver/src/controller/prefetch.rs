@@ -183,8 +183,12 @@ impl SecretPrefetch {
             .state()
             .iter()
             .filter(|receiver| receiver.metadata.namespace.as_deref() == Some(namespace))
-            .filter_map(|receiver| receiver.data.pointer("/spec/secretRef/name")?.as_str())
-            .map(str::to_string)
+            .filter_map(|receiver| {
+                super::reconcile::read_spec::<SecretRefOnly>(receiver)
+                    .ok()?
+                    .secret_ref
+                    .map(|secret| secret.name)
+            })
             .collect();
         if referenced.len() < LIST_AT_LEAST {
             return;
@@ -242,6 +246,18 @@ impl SecretPrefetch {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The one field of a Receiver's spec the prefetch reads.
+#[derive(serde::Deserialize)]
+struct SecretRefOnly {
+    #[serde(rename = "secretRef")]
+    secret_ref: Option<NameOnly>,
+}
+
+#[derive(serde::Deserialize)]
+struct NameOnly {
+    name: String,
 }
 
 #[cfg(test)]

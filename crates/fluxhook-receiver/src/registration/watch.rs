@@ -124,15 +124,20 @@ pub(crate) fn receivers_naming(
     receivers
         .iter()
         .filter(|receiver| {
-            let entries: Vec<ReceiverResource> = receiver
-                .data
-                .pointer("/spec/resources")
-                .and_then(|entries| serde_json::from_value(entries.clone()).ok())
+            let entries = crate::controller::read_spec::<ResourcesOnly>(receiver)
+                .map(|spec| spec.resources)
                 .unwrap_or_default();
             entries.iter().any(|entry| names_it(receiver, entry))
         })
         .map(|receiver| ObjectRef::from_obj_with(&**receiver, resource.clone()))
         .collect()
+}
+
+/// The one field of a Receiver's spec [`receivers_naming`] reads.
+#[derive(serde::Deserialize)]
+struct ResourcesOnly {
+    #[serde(default)]
+    resources: Vec<ReceiverResource>,
 }
 
 #[cfg(test)]
