@@ -1025,9 +1025,12 @@ mod tests {
         // Kept as text, read back whole or in part.
         assert_eq!(object.data.get("spec"), None);
         assert_eq!(object.data.get("status"), None);
-        assert_eq!(read_spec::<Value>(&object).unwrap(), spec_tree);
         assert_eq!(
-            read_spec::<Value>(&object).unwrap()["secretRef"]["name"],
+            read_spec::<Value>(&object).expect("the spec reads"),
+            spec_tree
+        );
+        assert_eq!(
+            read_spec::<Value>(&object).expect("the spec reads")["secretRef"]["name"],
             "token"
         );
         assert_eq!(current_status(&object), status);
