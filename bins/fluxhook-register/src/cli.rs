@@ -3,14 +3,20 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser, ValueEnum};
-use fluxhook_register::Provider;
+use fluxhook_register::Forge;
 use url::Url;
 
 const ABOUT: &str = "Registers Flux Receiver webhooks with Git hosts";
 
-const LONG_ABOUT: &str = "\
-Registers Flux Receiver webhooks with Git hosts: GitHub and GitHub Enterprise Server, GitLab, \
-Bitbucket Cloud, Bitbucket Server / Data Center, Gitea, Forgejo and Gogs.
+/// The description of `--help`, naming each Git host and its token variables.
+fn long_about() -> String {
+    let products: Vec<&str> = Forge::ALL
+        .iter()
+        .flat_map(|forge| forge.profile().products.iter().copied())
+        .collect();
+    format!(
+        "\
+Registers Flux Receiver webhooks with Git hosts: {products}.
 
 Give one hook (--repo, --webhook-url and the secret), or a Receiver in the cluster \
 (--receiver and --base-url): its status.webhookPath, its Secret's token, its events and the \
@@ -20,8 +26,109 @@ cluster serves is registered in each repository.
 
 Secrets are never taken as flag values, which any user can read in `ps`: the webhook secret \
 comes from a file (--secret-file) or an environment variable (--secret-env), the host's access \
-token from --token-file or the provider's variable: GITHUB_TOKEN, GITLAB_TOKEN, \
-BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN or else FORGEJO_TOKEN, GOGS_TOKEN.";
+token from --token-file or the provider's variable: {variables}.",
+        products = listed(&products),
+        variables = token_variables(),
+    )
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn listed(items: &[impl AsRef<str>]) -> String {
+    joined(items, "and")
+}
+
+/// `a`, `a or b`, `a, b or c` for `word` `or`.
+fn joined(items: &[impl AsRef<str>], word: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_owned(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(AsRef::as_ref).collect();
+            format!("{} {word} {}", rest.join(", "), last.as_ref())
+        }
+    }
+}
+
+/// Each host's token variables, in order of preference, and the hosts that read them:
+/// `GITHUB_TOKEN (GitHub), ..., BITBUCKET_TOKEN (Bitbucket Cloud and Bitbucket Server), ...`.
+fn token_variables() -> String {
+    let mut groups: Vec<(&[&str], Vec<String>)> = Vec::new();
+    for forge in Forge::ALL {
+        let variables = forge.token_variables();
+        match groups.iter_mut().find(|(vars, _)| *vars == variables) {
+            Some((_, forges)) => forges.push(forge.to_string()),
+            None => groups.push((variables, vec![forge.to_string()])),
+        }
+    }
+    let shown: Vec<String> = groups
+        .iter()
+        .map(|(variables, forges)| format!("{} ({})", variables.join(" or else "), listed(forges)))
+        .collect();
+    shown.join(", ")
+}
+
+/// The help of `--provider`: each host's names, and the SaaS hosts known without it.
+fn provider_help() -> String {
+    let names: Vec<String> = Forge::ALL
+        .iter()
+        .map(|forge| {
+            let profile = forge.profile();
+            match profile.aliases {
+                [] => profile.name.to_owned(),
+                aliases => format!("{} (or {})", profile.name, aliases.join(" or ")),
+            }
+        })
+        .collect();
+    let saas: Vec<&str> = Forge::ALL
+        .iter()
+        .flat_map(|forge| forge.profile().saas.iter().copied())
+        .collect();
+    format!(
+        "The API family of a self-hosted instance: {}. Applies to the repositories of the run on \
+         other hosts than {}",
+        joined(&names, "or"),
+        listed(&saas),
+    )
+}
+
+/// The help of `--insecure-skip-tls-verify`: the hook setting of each host that has one.
+fn insecure_skip_tls_verify_help() -> String {
+    let settings: Vec<String> = Forge::ALL
+        .iter()
+        .filter_map(|forge| {
+            let setting = forge.profile().hook_tls_setting?;
+            Some(format!("{forge} {setting}"))
+        })
+        .collect();
+    let per_instance: Vec<&str> = Forge::ALL
+        .iter()
+        .filter(|forge| forge.profile().hook_tls_setting.is_none())
+        .flat_map(|forge| forge.profile().products.iter().copied())
+        .collect();
+    let mut help = format!(
+        "The host delivers without verifying the receiver's TLS certificate: for a receiver \
+         whose certificate a private CA issued, which the host does not trust. The hook is kept \
+         so ({}); a run without it turns verification back on.",
+        settings.join(", ")
+    );
+    if !per_instance.is_empty() {
+        help.push_str(&format!(
+            " {} verify per instance: an error there.",
+            listed(&per_instance)
+        ));
+    }
+    help.push_str(" The flag form of the annotation webhooks.fluxhook.io/insecure-skip-tls-verify");
+    help
+}
+
+/// The help of `--token-file`.
+fn token_file_help() -> String {
+    format!(
+        "File holding the host's access token. Without it the token is read from the \
+         repository's provider's variable: {}",
+        token_variables()
+    )
+}
 
 const AFTER_LONG_HELP: &str = "\
 Exit status: 0 when the hooks are in sync or were changed as asked, 1 on any error (including \
@@ -48,7 +155,7 @@ pub(crate) enum OutputFormat {
     name = "fluxhook-register",
     version,
     about = ABOUT,
-    long_about = LONG_ABOUT,
+    long_about = long_about(),
     after_long_help = AFTER_LONG_HELP,
 )]
 #[command(group(ArgGroup::new("target").required(true).args(["repo", "receiver"])))]
@@ -117,13 +224,8 @@ pub(crate) struct Cli {
     )]
     pub(crate) receiver_type: Option<String>,
 
-    /// The host delivers without verifying the receiver's TLS certificate: for a receiver
-    /// whose certificate a private CA issued, which the host does not trust. The hook is kept
-    /// so (GitHub insecure_ssl, GitLab enable_ssl_verification, Bitbucket Cloud
-    /// skip_cert_verification, Bitbucket Server sslVerificationRequired); a run without it
-    /// turns verification back on. Gitea, Forgejo and Gogs verify per instance: an error
-    /// there. The flag form of the annotation webhooks.fluxhook.io/insecure-skip-tls-verify
-    #[arg(long, help_heading = "Hook")]
+    // Generated from the hosts' profiles.
+    #[arg(long, help = insecure_skip_tls_verify_help(), help_heading = "Hook")]
     pub(crate) insecure_skip_tls_verify: bool,
 
     /// The Receiver whose hooks to manage, NAMESPACE/NAME or NAME (with --namespace, else the
@@ -176,12 +278,14 @@ pub(crate) struct Cli {
     )]
     pub(crate) base_url: Option<Url>,
 
-    /// The API family of a self-hosted instance: github, gitlab, bitbucket-cloud,
-    /// bitbucket-server, gitea (or forgejo) or gogs. Applies to the repositories of the run on
-    /// other hosts than github.com, *.ghe.com, gitlab.com, bitbucket.org, codeberg.org and
-    /// gitea.com
-    #[arg(long, value_name = "PROVIDER", help_heading = "Git host")]
-    pub(crate) provider: Option<Provider>,
+    // Generated from the hosts' profiles.
+    #[arg(
+        long,
+        value_name = "PROVIDER",
+        help = provider_help(),
+        help_heading = "Git host"
+    )]
+    pub(crate) provider: Option<Forge>,
 
     /// The API URL of the self-hosted instance when it is not the usual one
     /// (https://ghe.example.com/api/v3, https://git.example.com/gitlab/api/v4...)
@@ -215,10 +319,13 @@ pub(crate) struct Cli {
     )]
     pub(crate) max_wait: u64,
 
-    /// File holding the host's access token. Without it the token is read from GITHUB_TOKEN,
-    /// GITLAB_TOKEN, BITBUCKET_TOKEN (Cloud and Server), GITEA_TOKEN and then FORGEJO_TOKEN, or
-    /// GOGS_TOKEN, by the repository's provider
-    #[arg(long, value_name = "PATH", help_heading = "Git host")]
+    // Generated from the hosts' profiles.
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = token_file_help(),
+        help_heading = "Git host"
+    )]
     pub(crate) token_file: Option<PathBuf>,
 
     /// Say what would change in each repository (create, update, unchanged, delete), writing
@@ -312,7 +419,7 @@ mod tests {
             "forgejo",
         ])
         .unwrap();
-        assert_eq!(cli.provider, Some(Provider::Gitea));
+        assert_eq!(cli.provider, Some(Forge::GITEA));
         let error = parse(&[
             "--repo",
             "r",
@@ -323,6 +430,32 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn the_help_names_every_host_and_its_token_variables() {
+        let help = Cli::command().render_long_help().to_string();
+        for forge in Forge::ALL {
+            let profile = forge.profile();
+            for word in [profile.name]
+                .iter()
+                .chain(profile.aliases)
+                .chain(profile.products)
+                .chain(profile.token_variables)
+                .chain(profile.saas)
+                .chain(&profile.hook_tls_setting)
+            {
+                assert!(help.contains(word), "{word} is missing from:\n{help}");
+            }
+        }
+        assert!(
+            help.contains("Gitea, Forgejo and Gogs verify per instance"),
+            "{help}"
+        );
+        assert!(
+            help.contains("GITEA_TOKEN or else FORGEJO_TOKEN (Gitea)"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use fluxhook_register::{Provider, Secret, Token};
+use fluxhook_register::{Forge, Secret, Token};
 
 /// Looks up an environment variable; the real environment in `main`, a table in tests.
 pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -60,7 +60,7 @@ impl Tokens {
     }
 
     /// The token for a repository on `provider`.
-    pub(crate) fn for_provider(&self, provider: Provider, env: Env<'_>) -> Result<Token, String> {
+    pub(crate) fn for_provider(&self, provider: Forge, env: Env<'_>) -> Result<Token, String> {
         if let Some(token) = &self.from_file {
             return Ok(token.clone());
         }
@@ -112,15 +112,15 @@ mod tests {
         ]);
         let tokens = Tokens::new(None).unwrap();
         let token = |p| tokens.for_provider(p, &env).unwrap();
-        assert_eq!(token(Provider::GitHub), Token::new("gh"));
-        assert_eq!(token(Provider::GitLab), Token::new("gl"));
-        assert_eq!(token(Provider::BitbucketCloud), Token::new("bb"));
-        assert_eq!(token(Provider::BitbucketServer), Token::new("bb"));
-        assert_eq!(token(Provider::Gitea), Token::new("fj"));
-        assert_eq!(token(Provider::Gogs), Token::new("gg"));
+        assert_eq!(token(Forge::GITHUB), Token::new("gh"));
+        assert_eq!(token(Forge::GITLAB), Token::new("gl"));
+        assert_eq!(token(Forge::BITBUCKET_CLOUD), Token::new("bb"));
+        assert_eq!(token(Forge::BITBUCKET_SERVER), Token::new("bb"));
+        assert_eq!(token(Forge::GITEA), Token::new("fj"));
+        assert_eq!(token(Forge::GOGS), Token::new("gg"));
         let both = env_of(&[("GITEA_TOKEN", "gt"), ("FORGEJO_TOKEN", "fj")]);
         assert_eq!(
-            tokens.for_provider(Provider::Gitea, &both).unwrap(),
+            tokens.for_provider(Forge::GITEA, &both).unwrap(),
             Token::new("gt")
         );
     }
@@ -130,7 +130,7 @@ mod tests {
         let env = env_of(&[("GITHUB_TOKEN", "")]);
         let error = Tokens::new(None)
             .unwrap()
-            .for_provider(Provider::Gitea, &env)
+            .for_provider(Forge::GITEA, &env)
             .unwrap_err();
         assert_eq!(
             error,
@@ -139,7 +139,7 @@ mod tests {
         assert!(
             Tokens::new(None)
                 .unwrap()
-                .for_provider(Provider::GitHub, &env)
+                .for_provider(Forge::GITHUB, &env)
                 .is_err()
         );
     }
@@ -150,7 +150,7 @@ mod tests {
         let tokens = Tokens::new(Some(&path)).unwrap();
         let env = env_of(&[("GITHUB_TOKEN", "from-env")]);
         assert_eq!(
-            tokens.for_provider(Provider::GitHub, &env).unwrap(),
+            tokens.for_provider(Forge::GITHUB, &env).unwrap(),
             Token::new("from-file")
         );
         std::fs::remove_file(path).unwrap();
@@ -162,17 +162,17 @@ mod tests {
         let tokens = Tokens::new(Some(&path)).unwrap();
         let env = env_of(&[]);
         assert_eq!(
-            tokens.for_provider(Provider::GitHub, &env).unwrap(),
+            tokens.for_provider(Forge::GITHUB, &env).unwrap(),
             Token::new("from-file")
         );
         std::fs::remove_file(path).unwrap();
         let env = env_of(&[("GITLAB_TOKEN", "glpat-x\n"), ("GITHUB_TOKEN", " \n")]);
         let tokens = Tokens::new(None).unwrap();
         assert_eq!(
-            tokens.for_provider(Provider::GitLab, &env).unwrap(),
+            tokens.for_provider(Forge::GITLAB, &env).unwrap(),
             Token::new("glpat-x")
         );
-        assert!(tokens.for_provider(Provider::GitHub, &env).is_err());
+        assert!(tokens.for_provider(Forge::GITHUB, &env).is_err());
     }
 
     #[test]

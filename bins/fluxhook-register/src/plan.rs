@@ -5,7 +5,7 @@ use anyhow::{Context, anyhow, bail};
 use std::time::Duration;
 
 use fluxhook_register::{
-    DesiredHook, GitUrl, HookClient, HostConfig, HttpClient, Provider, ReceiverEvents, Repository,
+    DesiredHook, Forge, GitUrl, HookClient, HostConfig, HttpClient, ReceiverEvents, Repository,
     RetryPolicy, Secret, receiver_url,
 };
 use url::Url;
@@ -313,8 +313,7 @@ impl TargetBuilder<'_> {
     /// The self-hosted instance's settings, unless the URL is on a host known by name
     /// (github.com...), whose provider and API URL are fixed.
     fn host_for(&self, git_url: &str) -> Option<&HostConfig> {
-        let known =
-            GitUrl::parse(git_url).is_ok_and(|u| Provider::from_hostname(&u.host).is_some());
+        let known = GitUrl::parse(git_url).is_ok_and(|u| Forge::from_hostname(&u.host).is_some());
         self.host.filter(|_| !known)
     }
 
@@ -332,14 +331,14 @@ impl TargetBuilder<'_> {
             return Err(format!(
                 "{} {}: refusing to send the access token in clear text to {api}; \
                  pass --allow-http for a test or lab host",
-                repository.provider(),
+                repository.forge(),
                 repository.full_name(),
             ));
         }
         let token = self
             .tokens
-            .for_provider(repository.provider(), self.env)
-            .map_err(|e| format!("{} {}: {e}", repository.provider(), repository.full_name()))?;
+            .for_provider(repository.forge(), self.env)
+            .map_err(|e| format!("{} {}: {e}", repository.forge(), repository.full_name()))?;
         HookClient::builder(repository.clone(), token)
             .http(self.http.clone())
             .retry_policy(self.retry)
@@ -353,7 +352,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use fluxhook_register::Provider;
+    use fluxhook_register::Forge;
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
@@ -422,7 +421,7 @@ mod tests {
         assert_eq!(targets[2].client.as_ref().unwrap_err(), "has no spec.url");
 
         let lab = HostConfig {
-            provider: Provider::GitHub,
+            provider: Forge::GITHUB,
             api_base: Some(url("http://127.0.0.1:3000/api/v3")),
         };
         let builder = TargetBuilder {
@@ -447,7 +446,7 @@ mod tests {
         let tokens = Tokens::new(None).unwrap();
         let env = |_: &str| Some("t".to_owned());
         let gitlab = HostConfig {
-            provider: Provider::GitLab,
+            provider: Forge::GITLAB,
             api_base: Some(url("https://git.example.com/api/v4")),
         };
         let http = HttpClient::new().unwrap();
@@ -467,18 +466,18 @@ mod tests {
                 "ssh://git@git.example.com:2222/g/r.git",
             ),
         ]);
-        let located: Vec<(Provider, &str)> = targets
+        let located: Vec<(Forge, &str)> = targets
             .iter()
             .map(|t| {
                 let r = t.repository.as_ref().unwrap();
-                (r.provider(), r.api_base().as_str())
+                (r.forge(), r.api_base().as_str())
             })
             .collect();
         assert_eq!(
             located,
             [
-                (Provider::GitHub, "https://api.github.com/"),
-                (Provider::GitLab, "https://git.example.com/api/v4"),
+                (Forge::GITHUB, "https://api.github.com/"),
+                (Forge::GITLAB, "https://git.example.com/api/v4"),
             ]
         );
     }

@@ -101,7 +101,7 @@ fn json_result<'a>(target: &'a Target, result: &'a Result<Outcome, String>) -> J
         repository: repository.map(|r| r.full_name()),
         git_url: target.git_url.as_deref(),
         sources: &target.sources,
-        provider: repository.map(|r| r.provider().name()),
+        provider: repository.map(|r| r.forge().name()),
         api_url: repository.map(|r| r.api_base().as_str()),
         action: outcome.map(|o| action_name(o.action)),
         applied: outcome.is_some_and(|o| o.applied),
@@ -178,7 +178,7 @@ fn target_name(target: &Target) -> String {
                 (Some(host), None) => host.to_owned(),
                 (None, _) => api.to_string(),
             };
-            context.push(format!("{} at {host}", repository.provider()));
+            context.push(format!("{} at {host}", repository.forge()));
             repository.full_name()
         }
         None => target.git_url.clone().unwrap_or_default(),

@@ -7,7 +7,7 @@
 //! headers NUL body`.
 
 use fluxhook_register::{
-    GitScheme, GitUrl, HostConfig, Provider, Repository, read_error_message, read_hook,
+    Forge, GitScheme, GitUrl, HostConfig, Repository, read_error_message, read_hook,
     read_hooks_page, receiver_url,
 };
 use url::Url;
@@ -17,18 +17,18 @@ use crate::input::{fields, headers, selector, text};
 pub(crate) fn run(data: &[u8]) {
     let (select, rest) = selector(data);
     if select & 1 == 0 {
-        let provider = match usize::from(select >> 1) % (Provider::ALL.len() + 1) {
+        let provider = match usize::from(select >> 1) % (Forge::ALL.len() + 1) {
             0 => None,
-            n => Provider::ALL.get(n - 1).copied(),
+            n => Forge::ALL.get(n - 1).copied(),
         };
         repository(provider, rest);
     } else {
-        let provider = Provider::ALL[usize::from(select >> 1) % Provider::ALL.len()];
+        let provider = Forge::ALL[usize::from(select >> 1) % Forge::ALL.len()];
         reply(provider, rest);
     }
 }
 
-fn repository(provider: Option<Provider>, data: &[u8]) {
+fn repository(provider: Option<Forge>, data: &[u8]) {
     let parts = fields(data, 3);
     let (git_url, api_base, path) = (text(parts[0]), text(parts[1]), text(parts[2]));
 
@@ -58,7 +58,7 @@ fn repository(provider: Option<Provider>, data: &[u8]) {
                 format!("{}/{}", repository.owner(), repository.name())
             );
             if let Some(provider) = provider {
-                assert_eq!(repository.provider(), provider);
+                assert_eq!(repository.forge(), provider);
             }
         }
         Err(error) => {
@@ -78,7 +78,7 @@ fn repository(provider: Option<Provider>, data: &[u8]) {
     }
 }
 
-fn reply(provider: Provider, data: &[u8]) {
+fn reply(provider: Forge, data: &[u8]) {
     let parts = fields(data, 3);
     let page_url = Url::parse(&text(parts[0]))
         .unwrap_or_else(|_| Url::parse("https://api.example/hooks").expect("a URL"));

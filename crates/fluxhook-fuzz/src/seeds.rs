@@ -5,9 +5,10 @@ use std::path::Path;
 
 use fluxhook_corpus::Corpus;
 use fluxhook_payload::Sender;
-use fluxhook_register::Provider as HostProvider;
+use fluxhook_register::{Forge, Repository};
 use fluxhook_signature::Policy;
 use serde_json::json;
+use url::Url;
 
 use crate::Target;
 use crate::input::{header_lines, join, join_fields};
@@ -262,37 +263,44 @@ fn receiver() -> Vec<Vec<u8>> {
 
 fn register(corpus: Option<&Corpus>) -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
-    let urls: [(u8, &str, &str); 10] = [
-        (0, "https://github.com/fluxcd/flux2", ""),
-        (0, "git@github.com:fluxcd/flux2.git", ""),
-        (0, "ssh://git@gitlab.com/group/sub/project.git", ""),
-        (0, "https://bitbucket.org/workspace/repo.git", ""),
-        (0, "https://octo.ghe.com/org/repo", ""),
+    let urls: [(Option<Forge>, &str, &str); 10] = [
+        (None, "https://github.com/fluxcd/flux2", ""),
+        (None, "git@github.com:fluxcd/flux2.git", ""),
+        (None, "ssh://git@gitlab.com/group/sub/project.git", ""),
+        (None, "https://bitbucket.org/workspace/repo.git", ""),
+        (None, "https://octo.ghe.com/org/repo", ""),
         (
-            1,
+            Some(Forge::GITHUB),
             "https://github.example.com/org/repo.git",
             "https://github.example.com/api/v3",
         ),
         (
-            2,
+            Some(Forge::GITLAB),
             "https://gitlab.example.com/instance/group/project",
             "https://gitlab.example.com/instance/api/v4",
         ),
         (
-            4,
+            Some(Forge::BITBUCKET_SERVER),
             "ssh://git@bitbucket.example.com:7999/prj/repo.git",
             "https://bitbucket.example.com/rest/api/1.0",
         ),
         (
-            5,
+            Some(Forge::GITEA),
             "https://gitea.example.com/org/repo.git",
             "https://gitea.example.com/api/v1",
         ),
-        (6, "http://gogs.example.com:3000/org/repo", ""),
+        (
+            Some(Forge::GOGS),
+            "http://gogs.example.com:3000/org/repo",
+            "",
+        ),
     ];
-    for (provider, url, base) in urls {
+    for (forge, url, base) in urls {
+        // 0 for none, else the place in `Forge::ALL` plus one.
+        let index = forge.and_then(|forge| Forge::ALL.iter().position(|f| *f == forge));
+        let selector = index.map_or(0, |i| u8::try_from(i + 1).unwrap_or(0));
         seeds.push(join(
-            provider << 1,
+            selector << 1,
             &[
                 url.as_bytes(),
                 base.as_bytes(),
@@ -300,41 +308,18 @@ fn register(corpus: Option<&Corpus>) -> Vec<Vec<u8>> {
             ],
         ));
     }
-    let hosts: [(HostProvider, &str, &str); 6] = [
-        (
-            HostProvider::GitHub,
-            "github",
-            "https://api.github.com/repos/o/r/hooks?per_page=100",
-        ),
-        (
-            HostProvider::GitLab,
-            "gitlab",
-            "https://gitlab.com/api/v4/projects/o%2Fr/hooks?per_page=100",
-        ),
-        (
-            HostProvider::BitbucketCloud,
-            "bitbucket-cloud",
-            "https://api.bitbucket.org/2.0/repositories/o/r/hooks?pagelen=100",
-        ),
-        (
-            HostProvider::BitbucketServer,
-            "bitbucket-server",
-            "https://bitbucket.example/rest/api/1.0/projects/P/repos/r/webhooks?limit=100",
-        ),
-        (
-            HostProvider::Gitea,
-            "gitea",
-            "https://gitea.example/api/v1/repos/o/r/hooks?limit=50",
-        ),
-        (
-            HostProvider::Gogs,
-            "gogs",
-            "https://gogs.example/api/v1/repos/o/r/hooks",
-        ),
-    ];
-    for (provider, folder, page_url) in hosts {
-        let index = HostProvider::ALL.iter().position(|p| *p == provider);
-        let selector = (u8::try_from(index.unwrap_or(0)).unwrap_or(0) << 1) | 1;
+    // Each host's replies, from its folder of the corpus (named as the host is).
+    for (index, forge) in Forge::ALL.iter().enumerate() {
+        let folder = forge.name();
+        let api = format!("https://{folder}.example/{}", forge.profile().api_suffix);
+        let Some(page_url) = Url::parse(&api)
+            .ok()
+            .and_then(|api| Repository::new(*forge, api, "o", "r").hooks_list_url())
+        else {
+            continue;
+        };
+        let page_url = page_url.as_str();
+        let selector = (u8::try_from(index).unwrap_or(0) << 1) | 1;
         let link = format!("Link: <{page_url}&page=2>; rel=\"next\"\nX-Total-Pages: 2\n");
         for file in ["hooks.json", "hook.json"] {
             let Some(body) = corpus.and_then(|c| c.read_host_api(folder, file).ok()) else {

@@ -9,11 +9,11 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::{ErrorKind, Operation};
-use crate::hosts::{self, HostApi};
+use crate::hosts::HostApi;
 use crate::http::error_chain;
 use crate::retry::{Clock, TokioClock, is_rate_limited, rate_limit_wait};
 use crate::{
-    DeliveryLog, DesiredHook, Hook, HookId, HttpClient, Provider, RegisterError, Repository,
+    DeliveryLog, DesiredHook, Forge, Hook, HookId, HttpClient, RegisterError, Repository,
     RetryPolicy, Secret, Token, read_error_message, read_hook, read_hooks_page,
 };
 
@@ -78,7 +78,7 @@ impl EnsurePlan {
         hooks: &[Hook],
         desired: &DesiredHook,
         api: &dyn HostApi,
-        provider: Provider,
+        provider: Forge,
         rewrite_secret: bool,
     ) -> EnsurePlan {
         let same_url: Vec<&Hook> = hooks
@@ -157,10 +157,10 @@ impl HookClientBuilder {
     /// Builds the client; fails when the API URL cannot carry paths, the token cannot go in
     /// a header, or TLS cannot be set up.
     pub fn build(self) -> Result<HookClient, RegisterError> {
-        let api = hosts::for_provider(self.repository.provider());
+        let api = self.repository.forge().api();
         let fail = |kind| {
             RegisterError::new(
-                self.repository.provider(),
+                self.repository.forge(),
                 host_of(self.repository.api_base()),
                 self.repository.full_name(),
                 Operation::Connect,
@@ -273,10 +273,12 @@ impl HookClient {
 
     /// All hooks of the repository, following the host's pagination.
     pub async fn list(&self) -> Result<Vec<Hook>, RegisterError> {
-        let mut url = self.collection_url(&Operation::ListHooks)?;
-        if let Some((size, per_page)) = self.api.page_size_param() {
-            url.query_pairs_mut().append_pair(size, per_page);
-        }
+        let mut url = self.repository.hooks_list_url().ok_or_else(|| {
+            self.error(
+                Operation::ListHooks,
+                ErrorKind::InvalidApiUrl(self.repository.api_base().to_string()),
+            )
+        })?;
         let mut hooks = Vec::new();
         for _ in 0..MAX_PAGES {
             let reply = self
@@ -288,13 +290,8 @@ impl HookClient {
                     secret: None,
                 })
                 .await?;
-            let page = read_hooks_page(
-                self.repository.provider(),
-                &url,
-                &reply.headers,
-                &reply.body,
-            )
-            .map_err(|detail| self.unexpected(&Operation::ListHooks, &reply, detail))?;
+            let page = read_hooks_page(self.repository.forge(), &url, &reply.headers, &reply.body)
+                .map_err(|detail| self.unexpected(&Operation::ListHooks, &reply, detail))?;
             hooks.extend(page.hooks);
             match page.next {
                 None => return Ok(hooks),
@@ -379,7 +376,7 @@ impl HookClient {
     /// error. Hooks to other URLs are left alone.
     ///
     /// ```
-    /// use fluxhook_register::{HookClient, Provider, Repository, Token};
+    /// use fluxhook_register::{HookClient, Forge, Repository, Token};
     /// use fluxhook_test_githost::{FakeHook, FakeHost, HostKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -387,7 +384,7 @@ impl HookClient {
     /// let gitlab = FakeHost::start(HostKind::GitLab).await?;
     /// gitlab.seed(FakeHook::new("https://flux.example.com/hook/old", &["push_events"]));
     /// gitlab.seed(FakeHook::new("https://ci.example.com/", &["push_events"]));
-    /// let repository = Repository::new(Provider::GitLab, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
+    /// let repository = Repository::new(Forge::GITLAB, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
     /// let client = HookClient::new(repository, Token::new(gitlab.token()))?;
     ///
     /// let old = "https://flux.example.com/hook/old".parse()?;
@@ -426,13 +423,13 @@ impl HookClient {
     /// runs and drift checks.
     ///
     /// ```
-    /// use fluxhook_register::{Change, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, Secret, Token};
+    /// use fluxhook_register::{Change, DesiredHook, HookClient, Forge, ReceiverEvents, Repository, Secret, Token};
     /// use fluxhook_test_githost::{FakeHost, HostKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let gitea = FakeHost::start(HostKind::Gitea).await?;
-    /// let repository = Repository::new(Provider::Gitea, gitea.api_base().parse()?, gitea.owner(), gitea.repo());
+    /// let repository = Repository::new(Forge::GITEA, gitea.api_base().parse()?, gitea.owner(), gitea.repo());
     /// let client = HookClient::new(repository, Token::new(gitea.token()))?;
     /// let hook = DesiredHook::new(
     ///     "https://flux.example.com/hook/5a1b0c".parse()?,
@@ -462,7 +459,7 @@ impl HookClient {
             hooks,
             desired,
             self.api,
-            self.repository.provider(),
+            self.repository.forge(),
             rewrite_secret,
         )
     }
@@ -516,13 +513,13 @@ impl HookClient {
     /// [`DeliveryLog::NotAllowed`]: neither is an error.
     ///
     /// ```
-    /// use fluxhook_register::{DeliveryLog, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, Secret, Token};
+    /// use fluxhook_register::{DeliveryLog, DesiredHook, HookClient, Forge, ReceiverEvents, Repository, Secret, Token};
     /// use fluxhook_test_githost::{FakeHost, HostKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let gitlab = FakeHost::start(HostKind::GitLab).await?;
-    /// let repository = Repository::new(Provider::GitLab, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
+    /// let repository = Repository::new(Forge::GITLAB, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
     /// let client = HookClient::new(repository, Token::new(gitlab.token()))?;
     /// let hook = DesiredHook::new("https://flux.example.com/hook/5a1b0c".parse()?, Secret::new("t"), ReceiverEvents::all());
     /// let id = client.ensure(&hook).await?.hook_id;
@@ -567,7 +564,7 @@ impl HookClient {
     async fn send_for_hook(&self, call: Call<'_>) -> Result<Hook, RegisterError> {
         let operation = call.operation.clone();
         let reply = self.send(call).await?;
-        read_hook(self.repository.provider(), &reply.body)
+        read_hook(self.repository.forge(), &reply.body)
             .map_err(|detail| self.unexpected(&operation, &reply, detail))
     }
 
@@ -674,7 +671,7 @@ impl HookClient {
 
     /// The host's error message, without credentials and cut to a readable length.
     fn host_message(&self, status: StatusCode, body: &[u8], secret: Option<&Secret>) -> String {
-        let message = read_error_message(self.repository.provider(), body)
+        let message = read_error_message(self.repository.forge(), body)
             .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
         let message = match message.is_empty() {
             true => status.canonical_reason().unwrap_or("no message").to_owned(),
@@ -702,7 +699,7 @@ impl HookClient {
 
     fn error(&self, operation: Operation, kind: ErrorKind) -> RegisterError {
         RegisterError::new(
-            self.repository.provider(),
+            self.repository.forge(),
             host_of(self.repository.api_base()),
             self.repository.full_name(),
             operation,
@@ -809,7 +806,7 @@ mod tests {
     use crate::PayloadFormat;
 
     fn client(api_base: &str) -> HookClient {
-        let repository = Repository::new(Provider::GitHub, Url::parse(api_base).unwrap(), "o", "r");
+        let repository = Repository::new(Forge::GITHUB, Url::parse(api_base).unwrap(), "o", "r");
         HookClient::new(repository, Token::new("ghp_secret_token")).unwrap()
     }
 
@@ -842,9 +839,9 @@ mod tests {
         );
         let ids = |ids: &[&str]| ids.iter().map(|i| HookId::new(*i)).collect::<Vec<_>>();
 
-        let github = hosts::for_provider(Provider::GitHub);
+        let github = Forge::GITHUB.api();
         let plan = |hooks: &[Hook], rewrite| {
-            EnsurePlan::new(hooks, &desired, github, Provider::GitHub, rewrite)
+            EnsurePlan::new(hooks, &desired, github, Forge::GITHUB, rewrite)
         };
         let all = [stale, slack.clone(), current, elsewhere.clone()];
         let found = plan(&all, false);
@@ -937,8 +934,7 @@ mod tests {
 
     #[test]
     fn api_urls_must_be_http() {
-        let repository =
-            Repository::new(Provider::Gitea, Url::parse("mailto:a@b").unwrap(), "o", "r");
+        let repository = Repository::new(Forge::GITEA, Url::parse("mailto:a@b").unwrap(), "o", "r");
         let error = HookClient::new(repository, Token::new("t")).unwrap_err();
         assert!(
             matches!(error.kind(), ErrorKind::InvalidApiUrl(_)),
@@ -949,7 +945,7 @@ mod tests {
     #[test]
     fn paths_encode_each_segment() {
         let repository = Repository::new(
-            Provider::GitLab,
+            Forge::GITLAB,
             Url::parse("https://gitlab.com/api/v4").unwrap(),
             "group/sub",
             "repo",

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::{HookId, Provider};
+use crate::{Forge, HookId};
 
 /// What the client was doing when it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,7 @@ pub struct RegisterError(Box<Details>);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{provider} {host}, repository {repository}: {operation}: {kind}")]
 struct Details {
-    provider: Provider,
+    provider: Forge,
     host: String,
     repository: String,
     operation: Operation,
@@ -164,7 +164,7 @@ struct Details {
 
 impl RegisterError {
     pub(crate) fn new(
-        provider: Provider,
+        provider: Forge,
         host: String,
         repository: String,
         operation: Operation,
@@ -180,7 +180,7 @@ impl RegisterError {
     }
 
     /// The host's API family.
-    pub fn provider(&self) -> Provider {
+    pub fn forge(&self) -> Forge {
         self.0.provider
     }
 

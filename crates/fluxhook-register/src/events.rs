@@ -8,8 +8,8 @@
 //! host's hook events whose every delivery the Receiver accepts; what each host's hook events
 //! deliver is in that host's file under `src/hosts/`.
 
-use crate::hosts::{self, Subscription};
-use crate::{ErrorKind, Provider};
+use crate::hosts::Subscription;
+use crate::{ErrorKind, Forge};
 
 /// The Receiver type that verifies nothing: Flux accepts any delivery for it, whatever its
 /// `spec.events` say (`case apiv1.GenericReceiver: return &validationResult{}, nil`).
@@ -63,11 +63,11 @@ impl ReceiverEvents {
 /// Fails when the Receiver cannot verify the host's deliveries, or accepts none of them: a
 /// hook then would only collect refusals.
 pub(crate) fn subscriptions(
-    provider: Provider,
+    provider: Forge,
     receiver_type: Option<&str>,
     events: &ReceiverEvents,
 ) -> Result<Vec<&'static Subscription>, ErrorKind> {
-    let profile = hosts::for_provider(provider).profile();
+    let profile = provider.api().profile();
     let generic = receiver_type.is_some_and(|t| t.eq_ignore_ascii_case(GENERIC));
     if let Some(receiver_type) = receiver_type
         && !generic
@@ -116,11 +116,7 @@ mod tests {
 
     use super::*;
 
-    fn written(
-        provider: Provider,
-        receiver_type: Option<&str>,
-        events: &[&str],
-    ) -> Vec<&'static str> {
+    fn written(provider: Forge, receiver_type: Option<&str>, events: &[&str]) -> Vec<&'static str> {
         subscriptions(
             provider,
             receiver_type,
@@ -134,21 +130,21 @@ mod tests {
 
     #[test]
     fn a_receiver_accepting_everything_gets_the_hosts_pushes() {
-        assert_eq!(written(Provider::GitHub, None, &[]), ["push"]);
+        assert_eq!(written(Forge::GITHUB, None, &[]), ["push"]);
         assert_eq!(
-            written(Provider::GitLab, None, &[]),
+            written(Forge::GITLAB, None, &[]),
             ["push_events", "tag_push_events"]
         );
-        assert_eq!(written(Provider::BitbucketCloud, None, &[]), ["repo:push"]);
+        assert_eq!(written(Forge::BITBUCKET_CLOUD, None, &[]), ["repo:push"]);
         assert_eq!(
-            written(Provider::BitbucketServer, None, &[]),
+            written(Forge::BITBUCKET_SERVER, None, &[]),
             ["repo:refs_changed"]
         );
-        assert_eq!(written(Provider::Gitea, None, &[]), ["push"]);
-        assert_eq!(written(Provider::Gogs, None, &[]), ["push"]);
+        assert_eq!(written(Forge::GITEA, None, &[]), ["push"]);
+        assert_eq!(written(Forge::GOGS, None, &[]), ["push"]);
         // A generic Receiver accepts any delivery, whatever it lists.
         assert_eq!(
-            written(Provider::GitLab, Some("generic"), &["push"]),
+            written(Forge::GITLAB, Some("generic"), &["push"]),
             ["push_events", "tag_push_events"]
         );
     }
@@ -156,12 +152,12 @@ mod tests {
     #[test]
     fn only_hook_events_whose_every_delivery_is_accepted_are_subscribed() {
         assert_eq!(
-            written(Provider::GitLab, Some("gitlab"), &["Push Hook"]),
+            written(Forge::GITLAB, Some("gitlab"), &["Push Hook"]),
             ["push_events"]
         );
         assert_eq!(
             written(
-                Provider::GitLab,
+                Forge::GITLAB,
                 Some("gitlab"),
                 &["push hook", "Merge Request Hook"]
             ),
@@ -169,7 +165,7 @@ mod tests {
         );
         assert_eq!(
             written(
-                Provider::BitbucketCloud,
+                Forge::BITBUCKET_CLOUD,
                 Some("bitbucket"),
                 &["pullrequest:created"]
             ),
@@ -177,7 +173,7 @@ mod tests {
         );
         assert_eq!(
             written(
-                Provider::BitbucketServer,
+                Forge::BITBUCKET_SERVER,
                 Some("bitbucket"),
                 &["pr:from_ref_updated", "repo:push", "repo:refs_changed"]
             ),
@@ -185,7 +181,7 @@ mod tests {
         );
         // Gitea's pull request hook events deliver `pull_request`, its comments do not.
         assert_eq!(
-            written(Provider::Gitea, Some("github"), &["pull_request"]),
+            written(Forge::GITEA, Some("github"), &["pull_request"]),
             ["pull_request_only", "pull_request_sync"]
         );
     }
@@ -193,7 +189,7 @@ mod tests {
     #[test]
     fn nothing_to_subscribe_names_the_events_and_what_the_host_delivers() {
         let error = subscriptions(
-            Provider::BitbucketServer,
+            Forge::BITBUCKET_SERVER,
             Some("bitbucket"),
             &ReceiverEvents::new(["repo:push"]),
         )
@@ -202,17 +198,17 @@ mod tests {
         assert!(error.contains("repo:push"), "{error}");
         assert!(error.contains("Bitbucket Server"), "{error}");
         assert!(error.contains("repo:refs_changed"), "{error}");
-        assert!(subscriptions(Provider::GitHub, None, &ReceiverEvents::new(["ping"])).is_err());
+        assert!(subscriptions(Forge::GITHUB, None, &ReceiverEvents::new(["ping"])).is_err());
     }
 
     #[test]
     fn receiver_types_that_cannot_verify_the_host_are_refused() {
         for (provider, receiver_type) in [
-            (Provider::GitLab, "github"),
-            (Provider::GitHub, "gitlab"),
-            (Provider::Gogs, "github"),
-            (Provider::GitHub, "generic-hmac"),
-            (Provider::BitbucketCloud, "harbor"),
+            (Forge::GITLAB, "github"),
+            (Forge::GITHUB, "gitlab"),
+            (Forge::GOGS, "github"),
+            (Forge::GITHUB, "generic-hmac"),
+            (Forge::BITBUCKET_CLOUD, "harbor"),
         ] {
             let error = subscriptions(provider, Some(receiver_type), &ReceiverEvents::all())
                 .unwrap_err()
@@ -221,11 +217,11 @@ mod tests {
             assert!(error.contains(&provider.to_string()), "{error}");
         }
         for (provider, receiver_type) in [
-            (Provider::GitHub, "github"),
-            (Provider::Gitea, "GitHub"),
-            (Provider::GitLab, "gitlab"),
-            (Provider::BitbucketServer, "bitbucket"),
-            (Provider::Gogs, "generic"),
+            (Forge::GITHUB, "github"),
+            (Forge::GITEA, "GitHub"),
+            (Forge::GITLAB, "gitlab"),
+            (Forge::BITBUCKET_SERVER, "bitbucket"),
+            (Forge::GOGS, "generic"),
         ] {
             assert!(
                 subscriptions(provider, Some(receiver_type), &ReceiverEvents::all()).is_ok(),

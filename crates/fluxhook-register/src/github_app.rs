@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use fluxhook_register::github_app::{GitHubApp, InstallationTokens};
-//! use fluxhook_register::{HookClient, HttpClient, Provider, Repository};
+//! use fluxhook_register::{HookClient, HttpClient, Forge, Repository};
 //! use fluxhook_test_githost::{FakeApp, FakeHost, HostKind};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -34,7 +34,7 @@
 //!
 //! // The keys of a Flux GitHub App Secret.
 //! let app = GitHubApp::new(&fake_app.app_id.to_string(), &fake_app.installation_id.to_string(), FakeApp::private_key_pem().as_bytes())?;
-//! let repository = Repository::new(Provider::GitHub, github.api_base().parse()?, github.owner(), github.repo());
+//! let repository = Repository::new(Forge::GITHUB, github.api_base().parse()?, github.owner(), github.repo());
 //! let tokens = InstallationTokens::new();
 //! let http = HttpClient::new()?;
 //!
@@ -62,7 +62,7 @@ use url::Url;
 
 use crate::client::host_of;
 use crate::http::error_chain;
-use crate::{Clock, HttpClient, Provider, Repository, Token, TokioClock, read_error_message};
+use crate::{Clock, Forge, HttpClient, Repository, Token, TokioClock, read_error_message};
 
 /// The Secret key of the app's numeric ID, as Flux names it.
 pub const APP_ID_KEY: &str = "githubAppID";
@@ -425,8 +425,8 @@ impl GitHubApp {
     /// The API the app's tokens come from and go to for `repository`: [`BASE_URL_KEY`]
     /// when given (on the repository's API's host), else the repository's API.
     fn api_for(&self, repository: &Repository) -> Result<Url, GitHubAppError> {
-        if repository.provider() != Provider::GitHub {
-            return Err(GitHubAppError::NotGitHub(repository.provider().to_string()));
+        if repository.forge() != Forge::GITHUB {
+            return Err(GitHubAppError::NotGitHub(repository.forge().to_string()));
         }
         let api = repository.api_base();
         let Some(base) = &self.base_url else {
@@ -765,7 +765,7 @@ impl AppCall<'_> {
             });
         }
         if !status.is_success() {
-            let message = read_error_message(Provider::GitHub, &body)
+            let message = read_error_message(Forge::GITHUB, &body)
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
             let message = cut(&message.replace(&self.jwt, "[redacted]"));
             let hint = match status.as_u16() {
@@ -941,9 +941,8 @@ mod tests {
     #[test]
     fn tokens_go_only_to_the_repository_api() {
         let app = GitHubApp::new("42", "7", KEY.as_bytes()).unwrap();
-        let ghes = |api: &str| {
-            Repository::new(Provider::GitHub, Url::parse(api).unwrap(), "acme", "fleet")
-        };
+        let ghes =
+            |api: &str| Repository::new(Forge::GITHUB, Url::parse(api).unwrap(), "acme", "fleet");
         let api = ghes("https://ghe.example.com/api/v3");
         assert_eq!(app.api_for(&api).unwrap(), *api.api_base());
         let based = app
@@ -969,7 +968,7 @@ mod tests {
             );
         }
         let gitlab = Repository::new(
-            Provider::GitLab,
+            Forge::GITLAB,
             Url::parse("https://gitlab.com/api/v4").unwrap(),
             "acme",
             "fleet",

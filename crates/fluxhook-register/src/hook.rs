@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::client::host_of;
 use crate::events::subscriptions;
-use crate::{Delivery, Operation, Provider, ReceiverEvents, RegisterError, Repository, Secret};
+use crate::{Delivery, Forge, Operation, ReceiverEvents, RegisterError, Repository, Secret};
 
 /// The hook a Receiver needs: deliveries to `url` of the host's events the Receiver accepts,
 /// signed with `secret`.
@@ -108,23 +108,23 @@ impl DesiredHook {
         &self,
         repository: &Repository,
     ) -> Result<Vec<&'static str>, RegisterError> {
-        let per_instance = matches!(repository.provider(), Provider::Gitea | Provider::Gogs);
+        let per_instance = repository.forge().profile().hook_tls_setting.is_none();
         if !self.verify_tls && per_instance {
             return Err(RegisterError::new(
-                repository.provider(),
+                repository.forge(),
                 host_of(repository.api_base()),
                 repository.full_name(),
                 Operation::ChooseEvents,
                 crate::ErrorKind::TlsVerificationPerInstance {
-                    host: repository.provider().to_string(),
+                    host: repository.forge().to_string(),
                 },
             ));
         }
-        subscriptions(repository.provider(), self.receiver_type(), self.events())
+        subscriptions(repository.forge(), self.receiver_type(), self.events())
             .map(|chosen| chosen.iter().map(|s| s.write).collect())
             .map_err(|kind| {
                 RegisterError::new(
-                    repository.provider(),
+                    repository.forge(),
                     host_of(repository.api_base()),
                     repository.full_name(),
                     Operation::ChooseEvents,
@@ -301,7 +301,7 @@ impl Hook {
     /// host's events the Receiver accepts (and no other), active, JSON, TLS verified, and a
     /// secret that is, as far as the host tells, the desired one. Never, when the Receiver
     /// could not have a hook on `provider`.
-    pub fn matches(&self, desired: &DesiredHook, provider: Provider) -> bool {
+    pub fn matches(&self, desired: &DesiredHook, provider: Forge) -> bool {
         let Ok(subscribed) = subscriptions(provider, desired.receiver_type(), desired.events())
         else {
             return false;
@@ -439,8 +439,8 @@ mod tests {
             secret: SecretState::Hidden,
             last_delivery: None,
         };
-        assert!(good.matches(&desired, Provider::GitHub));
-        assert!(!good.matches(&desired, Provider::GitLab));
+        assert!(good.matches(&desired, Forge::GITHUB));
+        assert!(!good.matches(&desired, Forge::GITLAB));
         let variants = [
             Hook {
                 url: "https://r.example/hook/2".into(),
@@ -476,12 +476,12 @@ mod tests {
             },
         ];
         for hook in variants {
-            assert!(!hook.matches(&desired, Provider::GitHub), "{hook:?}");
+            assert!(!hook.matches(&desired, Forge::GITHUB), "{hook:?}");
         }
         let recorded = Hook {
             secret: SecretState::Fingerprint(desired.fingerprint()),
             ..good
         };
-        assert!(recorded.matches(&desired, Provider::GitHub));
+        assert!(recorded.matches(&desired, Forge::GITHUB));
     }
 }

@@ -29,14 +29,14 @@
 //! [`HookClient::rotate_secret`] (see [`SecretState`]).
 //!
 //! ```
-//! use fluxhook_register::{Change, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, Secret, Token};
+//! use fluxhook_register::{Change, DesiredHook, HookClient, Forge, ReceiverEvents, Repository, Secret, Token};
 //! use fluxhook_test_githost::{FakeHost, HostKind};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // A fake GitHub on 127.0.0.1; for the real one: Repository::from_git_url(url, None).
 //! let github = FakeHost::start(HostKind::GitHub).await?;
-//! let repository = Repository::new(Provider::GitHub, github.api_base().parse()?, github.owner(), github.repo());
+//! let repository = Repository::new(Forge::GITHUB, github.api_base().parse()?, github.owner(), github.repo());
 //! let client = HookClient::new(repository, Token::new(github.token()))?;
 //!
 //! let hook = DesiredHook::new(
@@ -57,6 +57,7 @@ mod credentials;
 mod delivery;
 mod error;
 mod events;
+mod forge;
 pub mod github_app;
 mod hook;
 mod hosts;
@@ -70,13 +71,11 @@ pub use credentials::{Secret, Token};
 pub use delivery::{Delivery, DeliveryLog};
 pub use error::{ErrorKind, Operation, RegisterError};
 pub use events::ReceiverEvents;
+pub use forge::{Forge, HostProfile, UnknownForge};
 pub use hook::{
     DesiredHook, Hook, HookId, InvalidBaseUrl, PayloadFormat, SecretState, receiver_url,
 };
 pub use http::{HttpClient, HttpClientBuilder, HttpSetupError};
 pub use replies::{HooksPage, read_error_message, read_hook, read_hooks_page};
-pub use repository::{
-    GitScheme, GitUrl, HostConfig, Provider, RepoUrlError, Repository, RepositoryKey,
-    UnknownProvider,
-};
+pub use repository::{GitScheme, GitUrl, HostConfig, RepoUrlError, Repository, RepositoryKey};
 pub use retry::{Clock, RetryPolicy, Sleep, TokioClock};

@@ -6,8 +6,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
-use crate::hosts;
-use crate::{Hook, Provider};
+use crate::{Forge, Hook};
 
 /// One page of a host's "list hooks" reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,26 +22,26 @@ pub struct HooksPage {
 /// says what is wrong with the reply.
 ///
 /// ```
-/// use fluxhook_register::{Provider, read_hooks_page};
+/// use fluxhook_register::{Forge, read_hooks_page};
 /// use reqwest::header::HeaderMap;
 /// use url::Url;
 ///
 /// let url = Url::parse("https://api.github.com/repos/o/r/hooks?per_page=100")?;
 /// let body = br#"[{"id": 1, "active": true, "events": ["push"],
 ///   "config": {"url": "https://flux.example/hook/1", "content_type": "json", "insecure_ssl": "0"}}]"#;
-/// let page = read_hooks_page(Provider::GitHub, &url, &HeaderMap::new(), body).unwrap();
+/// let page = read_hooks_page(Forge::GITHUB, &url, &HeaderMap::new(), body).unwrap();
 /// assert_eq!(page.hooks[0].url, "https://flux.example/hook/1");
 /// assert_eq!(page.next, None);
-/// assert!(read_hooks_page(Provider::GitHub, &url, &HeaderMap::new(), b"{}").is_err());
+/// assert!(read_hooks_page(Forge::GITHUB, &url, &HeaderMap::new(), b"{}").is_err());
 /// # Ok::<(), url::ParseError>(())
 /// ```
 pub fn read_hooks_page(
-    provider: Provider,
+    provider: Forge,
     page_url: &Url,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<HooksPage, String> {
-    let api = hosts::for_provider(provider);
+    let api = provider.api();
     let body = json(body)?;
     let next = api.next_page(page_url, headers, &body);
     let hooks = api
@@ -56,25 +55,25 @@ pub fn read_hooks_page(
 /// Reads `provider`'s reply describing one hook (to a create or an update).
 ///
 /// ```
-/// use fluxhook_register::{Provider, read_hook};
+/// use fluxhook_register::{Forge, read_hook};
 ///
-/// assert!(read_hook(Provider::GitHub, b"[]").is_err());
+/// assert!(read_hook(Forge::GITHUB, b"[]").is_err());
 /// ```
-pub fn read_hook(provider: Provider, body: &[u8]) -> Result<Hook, String> {
-    hosts::for_provider(provider).parse_hook(&json(body)?)
+pub fn read_hook(provider: Forge, body: &[u8]) -> Result<Hook, String> {
+    provider.api().parse_hook(&json(body)?)
 }
 
 /// The message in `provider`'s error reply, when it has one where the host puts it.
 ///
 /// ```
-/// use fluxhook_register::{Provider, read_error_message};
+/// use fluxhook_register::{Forge, read_error_message};
 ///
-/// let message = read_error_message(Provider::GitHub, br#"{"message": "Not Found"}"#);
+/// let message = read_error_message(Forge::GITHUB, br#"{"message": "Not Found"}"#);
 /// assert_eq!(message.as_deref(), Some("Not Found"));
 /// ```
-pub fn read_error_message(provider: Provider, body: &[u8]) -> Option<String> {
+pub fn read_error_message(provider: Forge, body: &[u8]) -> Option<String> {
     let body = serde_json::from_slice::<Value>(body).ok()?;
-    hosts::for_provider(provider).error_message(&body)
+    provider.api().error_message(&body)
 }
 
 fn json(body: &[u8]) -> Result<Value, String> {

@@ -1,126 +1,9 @@
 //! Which host and which repository a GitRepository URL names. Pure: no I/O.
 
-use std::fmt;
-use std::str::FromStr;
-
 use url::Url;
 
-use crate::hosts::{self, Profile};
-
-/// A Git host's API family. What names each one, where it lives and how its API works is
-/// kept in its own file under `src/hosts/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Provider {
-    /// GitHub.com, GitHub Enterprise Cloud (`*.ghe.com`) and GitHub Enterprise Server.
-    GitHub,
-    /// GitLab.com and self-managed GitLab.
-    GitLab,
-    /// Bitbucket Cloud (bitbucket.org).
-    BitbucketCloud,
-    /// Bitbucket Server and Bitbucket Data Center.
-    BitbucketServer,
-    /// Gitea and Forgejo (Codeberg runs Forgejo); both speak the same hooks API.
-    Gitea,
-    /// Gogs, the API family Gitea forked from.
-    Gogs,
-}
-
-impl Provider {
-    /// Every provider.
-    pub const ALL: [Provider; 6] = [
-        Provider::GitHub,
-        Provider::GitLab,
-        Provider::BitbucketCloud,
-        Provider::BitbucketServer,
-        Provider::Gitea,
-        Provider::Gogs,
-    ];
-
-    fn profile(self) -> &'static Profile {
-        hosts::for_provider(self).profile()
-    }
-
-    /// The provider of a known SaaS host name (`github.com`, `<name>.ghe.com`, `gitlab.com`,
-    /// `bitbucket.org`, `codeberg.org`, `gitea.com`, and their SSH aliases); `None` for any
-    /// other host.
-    ///
-    /// ```
-    /// use fluxhook_register::Provider;
-    /// assert_eq!(Provider::from_hostname("GitHub.com"), Some(Provider::GitHub));
-    /// assert_eq!(Provider::from_hostname("octo.ghe.com"), Some(Provider::GitHub));
-    /// assert_eq!(Provider::from_hostname("codeberg.org"), Some(Provider::Gitea));
-    /// assert_eq!(Provider::from_hostname("git.example.com"), None);
-    /// ```
-    pub fn from_hostname(host: &str) -> Option<Provider> {
-        let host = host.to_ascii_lowercase();
-        Provider::ALL
-            .into_iter()
-            .find(|provider| hosts::for_provider(*provider).recognises(&host))
-    }
-
-    /// The name [`FromStr`] reads for this provider, as flags, annotations and reports write
-    /// it: `github`, `gitlab`, `bitbucket-cloud`, `bitbucket-server`, `gitea` or `gogs`.
-    ///
-    /// ```
-    /// use fluxhook_register::Provider;
-    /// for provider in Provider::ALL {
-    ///     assert_eq!(provider.name().parse(), Ok(provider));
-    /// }
-    /// assert_eq!(Provider::BitbucketServer.name(), "bitbucket-server");
-    /// ```
-    pub fn name(self) -> &'static str {
-        self.profile().name
-    }
-
-    /// The environment variables an access token for this provider is read from, in order
-    /// of preference.
-    ///
-    /// ```
-    /// use fluxhook_register::Provider;
-    /// assert_eq!(Provider::Gitea.token_variables(), ["GITEA_TOKEN", "FORGEJO_TOKEN"]);
-    /// ```
-    pub fn token_variables(self) -> &'static [&'static str] {
-        self.profile().token_variables
-    }
-
-    /// The path a self-hosted instance serves this API under, after its web root.
-    fn api_suffix(self) -> &'static str {
-        self.profile().api_suffix
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.profile().title)
-    }
-}
-
-/// A provider name that is not one [`Provider::name`] writes (or an alias of one:
-/// `bitbucket`, `bitbucket-datacenter`, `forgejo`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown Git provider {0:?}: expected {names}", names = provider_names())]
-pub struct UnknownProvider(pub String);
-
-fn provider_names() -> String {
-    let names: Vec<&str> = Provider::ALL
-        .iter()
-        .flat_map(|p| std::iter::once(p.name()).chain(p.profile().aliases.iter().copied()))
-        .collect();
-    names.join(", ")
-}
-
-impl FromStr for Provider {
-    type Err = UnknownProvider;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let name = name.trim().to_ascii_lowercase();
-        Provider::ALL
-            .into_iter()
-            .find(|p| p.name() == name || p.profile().aliases.contains(&name.as_str()))
-            .ok_or(UnknownProvider(name))
-    }
-}
+use crate::Forge;
+use crate::hosts;
 
 /// Why a GitRepository URL does not name a repository on a known host. Messages show the
 /// host and path, never user information embedded in the URL.
@@ -144,7 +27,7 @@ pub enum RepoUrlError {
     #[error("{provider} repository path {path:?} on {host} should be {expected}")]
     UnexpectedPath {
         /// The provider the path was read for.
-        provider: Provider,
+        provider: Forge,
         /// The host of the URL.
         host: String,
         /// The path of the URL.
@@ -305,7 +188,7 @@ fn split_path(path: &str) -> Result<Vec<String>, RepoUrlError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
     /// The instance's API family.
-    pub provider: Provider,
+    pub provider: Forge,
     /// The URL the documented API paths hang from: `https://ghe.example.com/api/v3`,
     /// `https://gitlab.example.com/api/v4`, `https://bitbucket.example.com/rest/api/1.0`,
     /// `https://gitea.example.com/api/v1`. `None` derives it from the repository URL.
@@ -315,7 +198,7 @@ pub struct HostConfig {
 /// One repository on one Git host, and the API URL to manage its hooks through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
-    provider: Provider,
+    provider: Forge,
     api_base: Url,
     owner: String,
     name: String,
@@ -326,7 +209,7 @@ impl Repository {
     /// namespace (`group/subgroup`), the Bitbucket Cloud workspace or the Bitbucket Server
     /// project key; `api_base` is where the provider's documented API paths hang from.
     pub fn new(
-        provider: Provider,
+        provider: Forge,
         api_base: Url,
         owner: impl Into<String>,
         name: impl Into<String>,
@@ -347,15 +230,15 @@ impl Repository {
     /// repository path of `http(s)` URLs.
     ///
     /// ```
-    /// use fluxhook_register::{HostConfig, Provider, Repository};
+    /// use fluxhook_register::{HostConfig, Forge, Repository};
     ///
     /// let repo = Repository::from_git_url("git@gitlab.com:platform/infra/fleet.git", None)?;
-    /// assert_eq!(repo.provider(), Provider::GitLab);
+    /// assert_eq!(repo.forge(), Forge::GITLAB);
     /// assert_eq!(repo.owner(), "platform/infra");
     /// assert_eq!(repo.name(), "fleet");
     /// assert_eq!(repo.api_base().as_str(), "https://gitlab.com/api/v4");
     ///
-    /// let server = HostConfig { provider: Provider::BitbucketServer, api_base: None };
+    /// let server = HostConfig { provider: Forge::BITBUCKET_SERVER, api_base: None };
     /// let repo = Repository::from_git_url("https://git.example.com/scm/prj/fleet.git", Some(&server))?;
     /// assert_eq!((repo.owner(), repo.name()), ("PRJ", "fleet"));
     /// assert_eq!(repo.api_base().as_str(), "https://git.example.com/rest/api/1.0");
@@ -371,7 +254,7 @@ impl Repository {
             None if hosts::azure_devops::recognises(&url.host) => {
                 return Err(RepoUrlError::AzureDevOps { host: url.host });
             }
-            None => Provider::from_hostname(&url.host)
+            None => Forge::from_hostname(&url.host)
                 .ok_or_else(|| RepoUrlError::UnknownHost(url.host.clone()))?,
         };
         let explicit_base = host.and_then(|h| h.api_base.clone());
@@ -379,7 +262,8 @@ impl Repository {
         if let Some(base) = &explicit_base {
             segments = strip_instance_prefix(&url, base, provider, segments);
         }
-        let path = hosts::for_provider(provider)
+        let path = provider
+            .api()
             .split_path(&url, segments)
             .map_err(|expected| RepoUrlError::UnexpectedPath {
                 provider,
@@ -395,7 +279,7 @@ impl Repository {
     }
 
     /// The host's API family.
-    pub fn provider(&self) -> Provider {
+    pub fn forge(&self) -> Forge {
         self.provider
     }
 
@@ -414,6 +298,32 @@ impl Repository {
         &self.name
     }
 
+    /// The first URL [`HookClient::list`](crate::HookClient::list) asks: the repository's
+    /// hook collection, with the host's largest page size; `None` when the API URL cannot
+    /// take a path (`mailto:`...).
+    ///
+    /// ```
+    /// use fluxhook_register::{Forge, Repository};
+    /// let repo = Repository::new(Forge::GITLAB, "https://gitlab.com/api/v4".parse()?, "group/sub", "fleet");
+    /// assert_eq!(
+    ///     repo.hooks_list_url().unwrap().as_str(),
+    ///     "https://gitlab.com/api/v4/projects/group%2Fsub%2Ffleet/hooks?per_page=100"
+    /// );
+    /// # Ok::<(), url::ParseError>(())
+    /// ```
+    pub fn hooks_list_url(&self) -> Option<Url> {
+        let api = self.provider.api();
+        let mut url = self.api_base.clone();
+        url.path_segments_mut()
+            .ok()?
+            .pop_if_empty()
+            .extend(api.hooks_path(self));
+        if let Some((name, value)) = api.page_size_param() {
+            url.query_pairs_mut().append_pair(name, value);
+        }
+        Some(url)
+    }
+
     /// `owner/name`, as messages show the repository.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.owner, self.name)
@@ -429,11 +339,11 @@ impl Repository {
     /// case).
     ///
     /// ```
-    /// use fluxhook_register::{Provider, Repository};
-    /// let a = Repository::new(Provider::GitHub, "https://ghe.example.com/api/v3".parse()?, "Acme", "Fleet");
-    /// let b = Repository::new(Provider::GitHub, "https://GHE.example.com:443/api/v3/".parse()?, "acme", "fleet");
+    /// use fluxhook_register::{Forge, Repository};
+    /// let a = Repository::new(Forge::GITHUB, "https://ghe.example.com/api/v3".parse()?, "Acme", "Fleet");
+    /// let b = Repository::new(Forge::GITHUB, "https://GHE.example.com:443/api/v3/".parse()?, "acme", "fleet");
     /// assert_eq!(a.key(), b.key());
-    /// let c = Repository::new(Provider::GitHub, "https://ghe.example.com/api/v3".parse()?, "acme", "other");
+    /// let c = Repository::new(Forge::GITHUB, "https://ghe.example.com/api/v3".parse()?, "acme", "other");
     /// assert_ne!(a.key(), c.key());
     /// # Ok::<(), url::ParseError>(())
     /// ```
@@ -450,7 +360,7 @@ impl Repository {
 /// A repository as compared, from [`Repository::key`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepositoryKey {
-    provider: Provider,
+    provider: Forge,
     api: String,
     owner: String,
     name: String,
@@ -469,7 +379,7 @@ fn api_url_key(url: &Url) -> String {
 fn strip_instance_prefix<'a>(
     url: &GitUrl,
     api_base: &Url,
-    provider: Provider,
+    provider: Forge,
     segments: &'a [String],
 ) -> &'a [String] {
     if !matches!(url.scheme, GitScheme::Https | GitScheme::Http) {
@@ -477,7 +387,7 @@ fn strip_instance_prefix<'a>(
     }
     let base_path = api_base.path().trim_matches('/');
     let Some(prefix) = base_path
-        .strip_suffix(provider.api_suffix())
+        .strip_suffix(provider.profile().api_suffix)
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty())
     else {
@@ -492,12 +402,12 @@ fn strip_instance_prefix<'a>(
     }
 }
 
-fn default_api_base(url: &GitUrl, provider: Provider, context: &str) -> Result<Url, RepoUrlError> {
-    let base = match hosts::for_provider(provider).saas_api_base(&url.host) {
+fn default_api_base(url: &GitUrl, provider: Forge, context: &str) -> Result<Url, RepoUrlError> {
+    let base = match provider.api().saas_api_base(&url.host) {
         Some(saas) => saas,
         None => {
             let mut base = url.web_root();
-            for part in [context, provider.api_suffix()] {
+            for part in [context, provider.profile().api_suffix] {
                 if !part.is_empty() {
                     base.push('/');
                     base.push_str(part);
@@ -516,17 +426,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn locate(url: &str, host: Option<&HostConfig>) -> (Provider, String, String, String) {
+    fn locate(url: &str, host: Option<&HostConfig>) -> (Forge, String, String, String) {
         let repo = Repository::from_git_url(url, host).unwrap();
         (
-            repo.provider(),
+            repo.forge(),
             repo.api_base().to_string(),
             repo.owner().to_owned(),
             repo.name().to_owned(),
         )
     }
 
-    fn self_hosted(provider: Provider, api_base: Option<&str>) -> HostConfig {
+    fn self_hosted(provider: Forge, api_base: Option<&str>) -> HostConfig {
         HostConfig {
             provider,
             api_base: api_base.map(|b| Url::parse(b).unwrap()),
@@ -549,7 +459,7 @@ mod tests {
             assert_eq!(
                 locate(url, None),
                 (
-                    Provider::GitHub,
+                    Forge::GITHUB,
                     "https://api.github.com/".into(),
                     "fluxcd".into(),
                     "flux2".into()
@@ -563,7 +473,7 @@ mod tests {
                 None
             ),
             (
-                Provider::BitbucketCloud,
+                Forge::BITBUCKET_CLOUD,
                 "https://api.bitbucket.org/2.0".into(),
                 "atlassian".into(),
                 "stash-example-plugin".into()
@@ -572,7 +482,7 @@ mod tests {
         assert_eq!(
             locate("git@codeberg.org:forgejo/forgejo.git", None),
             (
-                Provider::Gitea,
+                Forge::GITEA,
                 "https://codeberg.org/api/v1".into(),
                 "forgejo".into(),
                 "forgejo".into()
@@ -590,7 +500,7 @@ mod tests {
             assert_eq!(
                 locate(url, None),
                 (
-                    Provider::GitLab,
+                    Forge::GITLAB,
                     "https://gitlab.com/api/v4".into(),
                     "group/sub/deeper".into(),
                     "repo".into()
@@ -604,49 +514,49 @@ mod tests {
     fn self_hosted_instances_derive_their_api_url() {
         let cases = [
             (
-                Provider::GitHub,
+                Forge::GITHUB,
                 "https://ghe.example.com/org/repo.git",
                 "https://ghe.example.com/api/v3",
                 "org",
             ),
             (
-                Provider::GitLab,
+                Forge::GITLAB,
                 "https://git.example.com:8443/g/s/repo",
                 "https://git.example.com:8443/api/v4",
                 "g/s",
             ),
             (
-                Provider::GitLab,
+                Forge::GITLAB,
                 "ssh://git@git.example.com:2222/g/repo.git",
                 "https://git.example.com/api/v4",
                 "g",
             ),
             (
-                Provider::Gitea,
+                Forge::GITEA,
                 "http://gitea.local:3000/org/repo.git",
                 "http://gitea.local:3000/api/v1",
                 "org",
             ),
             (
-                Provider::BitbucketServer,
+                Forge::BITBUCKET_SERVER,
                 "https://bb.example.com/scm/prj/repo.git",
                 "https://bb.example.com/rest/api/1.0",
                 "PRJ",
             ),
             (
-                Provider::BitbucketServer,
+                Forge::BITBUCKET_SERVER,
                 "https://bb.example.com/bitbucket/scm/PRJ/repo.git",
                 "https://bb.example.com/bitbucket/rest/api/1.0",
                 "PRJ",
             ),
             (
-                Provider::BitbucketServer,
+                Forge::BITBUCKET_SERVER,
                 "ssh://git@bb.example.com:7999/prj/repo.git",
                 "https://bb.example.com/rest/api/1.0",
                 "PRJ",
             ),
             (
-                Provider::BitbucketServer,
+                Forge::BITBUCKET_SERVER,
                 "ssh://git@bb.example.com:7999/~jdoe/repo.git",
                 "https://bb.example.com/rest/api/1.0",
                 "~jdoe",
@@ -664,11 +574,11 @@ mod tests {
 
     #[test]
     fn explicit_api_url_wins_and_strips_the_instance_prefix() {
-        let host = self_hosted(Provider::GitLab, Some("https://example.com/gitlab/api/v4"));
+        let host = self_hosted(Forge::GITLAB, Some("https://example.com/gitlab/api/v4"));
         assert_eq!(
             locate("https://example.com/gitlab/group/repo.git", Some(&host)),
             (
-                Provider::GitLab,
+                Forge::GITLAB,
                 "https://example.com/gitlab/api/v4".into(),
                 "group".into(),
                 "repo".into()
@@ -680,10 +590,10 @@ mod tests {
             "gitlab"
         );
         // The explicit provider also overrides a SaaS host name (a proxy, say).
-        let gitea = self_hosted(Provider::Gitea, Some("https://proxy.example.com/api/v1"));
+        let gitea = self_hosted(Forge::GITEA, Some("https://proxy.example.com/api/v1"));
         assert_eq!(
             locate("https://github.com/o/r", Some(&gitea)).0,
-            Provider::Gitea
+            Forge::GITEA
         );
     }
 
@@ -737,7 +647,7 @@ mod tests {
                 "{url}"
             );
         }
-        let bbs = self_hosted(Provider::BitbucketServer, None);
+        let bbs = self_hosted(Forge::BITBUCKET_SERVER, None);
         assert!(matches!(
             err("https://bb.example.com/prj/repo", Some(&bbs)),
             RepoUrlError::UnexpectedPath { .. }
@@ -766,7 +676,7 @@ mod tests {
             assert_eq!(
                 locate(url, None),
                 (
-                    Provider::GitHub,
+                    Forge::GITHUB,
                     "https://api.octo-corp.ghe.com/".into(),
                     "platform".into(),
                     "fleet".into()
@@ -775,8 +685,8 @@ mod tests {
             );
         }
         // `api.<name>.ghe.com` is the API, not another enterprise.
-        assert_eq!(Provider::from_hostname("a.b.ghe.com"), None);
-        assert_eq!(Provider::from_hostname("ghe.com"), None);
+        assert_eq!(Forge::from_hostname("a.b.ghe.com"), None);
+        assert_eq!(Forge::from_hostname("ghe.com"), None);
     }
 
     #[test]
@@ -792,21 +702,6 @@ mod tests {
             assert!(message.contains("not supported yet"), "{message}");
             assert!(message.contains("Service hooks"), "{message}");
         }
-    }
-
-    #[test]
-    fn provider_names() {
-        for provider in Provider::ALL {
-            let name = provider.to_string().to_ascii_lowercase().replace(' ', "-");
-            assert_eq!(name.parse::<Provider>().unwrap(), provider);
-        }
-        assert_eq!("forgejo".parse::<Provider>().unwrap(), Provider::Gitea);
-        assert_eq!("Gogs".parse::<Provider>().unwrap(), Provider::Gogs);
-        let unknown = "sourcehut".parse::<Provider>().unwrap_err().to_string();
-        assert!(
-            unknown.contains("gogs") && unknown.contains("forgejo"),
-            "{unknown}"
-        );
     }
 
     fn name_strategy() -> impl Strategy<Value = String> {
@@ -829,7 +724,7 @@ mod tests {
         #[test]
         fn never_panics_on_any_input(input in "\\PC{0,80}") {
             let _ = Repository::from_git_url(&input, None);
-            let host = HostConfig { provider: Provider::BitbucketServer, api_base: None };
+            let host = HostConfig { provider: Forge::BITBUCKET_SERVER, api_base: None };
             let _ = Repository::from_git_url(&input, Some(&host));
         }
 
@@ -880,7 +775,7 @@ mod tests {
                 _ => format!("{}/{slug}", key.to_ascii_lowercase()),
             };
             let url = render(form, "bitbucket.example.com", &path, dot_git);
-            let host = HostConfig { provider: Provider::BitbucketServer, api_base: None };
+            let host = HostConfig { provider: Forge::BITBUCKET_SERVER, api_base: None };
             let repo = Repository::from_git_url(&url, Some(&host)).unwrap();
             prop_assert_eq!(repo.owner(), key.as_str());
             prop_assert_eq!(repo.name(), slug.as_str());

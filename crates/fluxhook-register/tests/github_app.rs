@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use fluxhook_register::github_app::{GitHubApp, GitHubAppError, InstallationTokens};
-use fluxhook_register::{Clock, HookClient, HttpClient, Provider, Repository, Sleep};
+use fluxhook_register::{Clock, Forge, HookClient, HttpClient, Repository, Sleep};
 use fluxhook_test_githost::{FakeApp, FakeHost, Fault, HostKind};
 
 /// The system clock moved ahead by hand, as the fake's clock is with `advance_clock`.
@@ -38,7 +38,7 @@ async fn github_with_app() -> (FakeHost, FakeApp, Repository) {
     let app = FakeApp::new();
     github.install_app(app.clone());
     let repository = Repository::new(
-        Provider::GitHub,
+        Forge::GITHUB,
         github.api_base().parse().unwrap(),
         github.owner(),
         github.repo(),
@@ -234,7 +234,7 @@ async fn the_jwt_goes_to_no_other_host_nor_along_a_redirect() {
 
     // Only GitHub repositories.
     let gitlab = Repository::new(
-        Provider::GitLab,
+        Forge::GITLAB,
         "https://gitlab.com/api/v4".parse().unwrap(),
         "acme",
         "fleet",
@@ -358,7 +358,7 @@ async fn an_installation_named_by_its_owner_is_looked_up_as_flux_does() {
         };
         github.install_app(fake.clone());
         let repository = Repository::new(
-            Provider::GitHub,
+            Forge::GITHUB,
             github.api_base().parse().unwrap(),
             github.owner(),
             github.repo(),

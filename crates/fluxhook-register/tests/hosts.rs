@@ -517,7 +517,7 @@ async fn errors_name_host_repository_and_status_but_no_credentials() {
             _ => 401,
         };
         assert_eq!(error.status(), Some(status), "{kind:?}: {message}");
-        assert_eq!(error.provider(), provider(kind));
+        assert_eq!(error.forge(), provider(kind));
         assert!(message.contains(&s.host.addr().to_string()), "{message}");
         assert!(message.contains(s.host.repo()), "{message}");
         assert!(message.contains(&format!("HTTP {status}")), "{message}");
@@ -624,7 +624,7 @@ async fn unreachable_hosts_are_transport_errors() {
 #[test]
 fn tokens_that_cannot_be_headers_are_refused() {
     let repository = Repository::new(
-        fluxhook_register::Provider::GitHub,
+        fluxhook_register::Forge::GITHUB,
         "https://api.github.com".parse().unwrap(),
         "o",
         "r",

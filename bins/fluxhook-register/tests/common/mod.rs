@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fluxhook_register::Provider;
+use fluxhook_register::Forge;
 use fluxhook_test_githost::{FakeHost, HostKind};
 
 /// The Receiver URL the hooks deliver to (never called: the fakes deliver nothing).
@@ -73,7 +73,7 @@ impl Drop for TempDir {
 }
 
 /// The provider the binary sees a fake as.
-pub fn provider(kind: HostKind) -> Provider {
+pub fn provider(kind: HostKind) -> Forge {
     kind.name().parse().unwrap()
 }
 

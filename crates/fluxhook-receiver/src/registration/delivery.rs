@@ -90,14 +90,14 @@ fn cut(text: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
-    use fluxhook_register::{Provider, Repository};
+    use fluxhook_register::{Forge, Repository};
     use url::Url;
 
     use super::*;
 
     fn observed(id: &str, delivery: Option<Delivery>) -> Observed {
         let repository = Repository::new(
-            Provider::GitHub,
+            Forge::GITHUB,
             Url::parse("https://api.github.com").unwrap(),
             "acme",
             id,

@@ -2,7 +2,7 @@
 //! be deleted after the GitRepository's annotations go, after a token rotation moved the
 //! Receiver's path, and when the Receiver is deleted. No I/O.
 
-use fluxhook_register::{Provider, Repository, RepositoryKey};
+use fluxhook_register::{Forge, Repository, RepositoryKey};
 use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -13,7 +13,7 @@ use super::REGISTERED_ANNOTATION;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RegisteredHook {
-    /// The host's API family, as [`Provider::name`] writes it.
+    /// The host's API family, as [`Forge::name`] writes it.
     pub(crate) provider: String,
     /// The API URL the hooks are managed through.
     pub(crate) api_url: String,
@@ -73,7 +73,7 @@ impl RegisteredHook {
             Some(CaBundle::ConfigMap(name)) => (None, Some(name)),
         };
         Self {
-            provider: repository.provider().name().to_string(),
+            provider: repository.forge().name().to_string(),
             api_url: repository.api_base().to_string(),
             owner: repository.owner().to_string(),
             repository: repository.name().to_string(),
@@ -121,10 +121,10 @@ impl RegisteredHook {
 
     /// The repository and the URL, read back.
     pub(crate) fn location(&self) -> Result<(Repository, Url), String> {
-        let provider: Provider = self
+        let provider: Forge = self
             .provider
             .parse()
-            .map_err(|error: fluxhook_register::UnknownProvider| error.to_string())?;
+            .map_err(|error: fluxhook_register::UnknownForge| error.to_string())?;
         let api = Url::parse(&self.api_url)
             .map_err(|error| format!("API URL {:?}: {error}", self.api_url))?;
         let hook = Url::parse(&self.hook_url)
@@ -155,7 +155,7 @@ impl RegisteredHook {
             .unwrap_or_else(|| self.api_url.clone());
         let provider = self
             .provider
-            .parse::<Provider>()
+            .parse::<Forge>()
             .map_or_else(|_| self.provider.clone(), |p| p.to_string());
         format!(
             "{} in {provider} {host}, repository {}/{}",

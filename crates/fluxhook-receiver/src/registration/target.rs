@@ -2,7 +2,7 @@
 
 use fluxhook_api::WebhookPath;
 use fluxhook_register::{
-    DesiredHook, HostConfig, Provider, ReceiverEvents, Repository, Secret, receiver_url,
+    DesiredHook, Forge, HostConfig, ReceiverEvents, Repository, Secret, receiver_url,
 };
 use fluxhook_trigger::SelectedSpec;
 use fluxhook_trigger::git_repository::{skips_tls_verification, url as git_url};
@@ -77,7 +77,7 @@ pub(crate) fn wanted(
     let hook_url = receiver_url(&base, template.path.as_str())
         .map_err(|error| format!("{URL_ANNOTATION}: {error}"))?;
     let provider = annotation(PROVIDER_ANNOTATION)
-        .map(|name| name.parse::<Provider>())
+        .map(|name| name.parse::<Forge>())
         .transpose()
         .map_err(|error| format!("{PROVIDER_ANNOTATION}: {error}"))?;
     let api_url = annotation(API_URL_ANNOTATION)

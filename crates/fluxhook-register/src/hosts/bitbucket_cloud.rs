@@ -5,17 +5,24 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, Subscription, flag, hook_id, kind, string_set, text};
+use super::{Auth, HostApi, Subscription, flag, hook_id, kind, string_set, text};
 use crate::hook::{fingerprint_label, secret_state_from_label};
-use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
+use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct BitbucketCloud;
 
-static PROFILE: Profile = Profile {
+impl Forge {
+    /// Bitbucket Cloud (bitbucket.org).
+    pub const BITBUCKET_CLOUD: Forge = Forge::new(&BitbucketCloud);
+}
+
+static PROFILE: HostProfile = HostProfile {
     name: "bitbucket-cloud",
     aliases: &["bitbucket"],
     title: "Bitbucket Cloud",
+    products: &["Bitbucket Cloud"],
     hostnames: &["bitbucket.org", "www.bitbucket.org", "altssh.bitbucket.org"],
+    saas: &["bitbucket.org"],
     api_suffix: "2.0",
     token_variables: &["BITBUCKET_TOKEN"],
     event_header: "X-Event-Key",
@@ -26,11 +33,12 @@ static PROFILE: Profile = Profile {
         Subscription::named("pullrequest:created", &["pullrequest:created"], false),
         Subscription::named("pullrequest:updated", &["pullrequest:updated"], false),
     ],
+    hook_tls_setting: Some("skip_cert_verification"),
     receiver_types: &["bitbucket"],
 };
 
 impl HostApi for BitbucketCloud {
-    fn profile(&self) -> &'static Profile {
+    fn profile(&self) -> &'static HostProfile {
         &PROFILE
     }
 

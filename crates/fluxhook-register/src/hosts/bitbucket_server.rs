@@ -7,20 +7,26 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    Auth, HostApi, Profile, RepoPath, Subscription, flag, hook_id, kind, string_set, text,
-    with_query,
+    Auth, HostApi, RepoPath, Subscription, flag, hook_id, kind, string_set, text, with_query,
 };
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::{GitScheme, GitUrl};
-use crate::{DesiredHook, Hook, PayloadFormat, Repository};
+use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository};
 
 pub(crate) struct BitbucketServer;
 
-static PROFILE: Profile = Profile {
+impl Forge {
+    /// Bitbucket Server and Bitbucket Data Center.
+    pub const BITBUCKET_SERVER: Forge = Forge::new(&BitbucketServer);
+}
+
+static PROFILE: HostProfile = HostProfile {
     name: "bitbucket-server",
     aliases: &["bitbucket-datacenter", "bitbucket-data-center"],
     title: "Bitbucket Server",
+    products: &["Bitbucket Server / Data Center"],
     hostnames: &[],
+    saas: &[],
     api_suffix: "rest/api/1.0",
     token_variables: &["BITBUCKET_TOKEN"],
     event_header: "X-Event-Key",
@@ -31,6 +37,7 @@ static PROFILE: Profile = Profile {
         Subscription::named("pr:opened", &["pr:opened"], false),
         Subscription::named("pr:from_ref_updated", &["pr:from_ref_updated"], false),
     ],
+    hook_tls_setting: Some("sslVerificationRequired"),
     receiver_types: &["bitbucket"],
 };
 
@@ -44,7 +51,7 @@ fn project_key(key: &str) -> String {
 }
 
 impl HostApi for BitbucketServer {
-    fn profile(&self) -> &'static Profile {
+    fn profile(&self) -> &'static HostProfile {
         &PROFILE
     }
 

@@ -7,18 +7,25 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    Auth, HostApi, Profile, Subscription, flag, header_number, hook_id, link_next, string_set,
-    text, with_query,
+    Auth, HostApi, Subscription, flag, header_number, hook_id, link_next, string_set, text,
+    with_query,
 };
-use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
+use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct Gitea;
 
-static PROFILE: Profile = Profile {
+impl Forge {
+    /// Gitea and Forgejo (Codeberg runs Forgejo); both speak the same hooks API.
+    pub const GITEA: Forge = Forge::new(&Gitea);
+}
+
+static PROFILE: HostProfile = HostProfile {
     name: "gitea",
     aliases: &["forgejo"],
     title: "Gitea",
+    products: &["Gitea", "Forgejo"],
     hostnames: &["gitea.com", "codeberg.org"],
+    saas: &["gitea.com", "codeberg.org"],
     api_suffix: "api/v1",
     token_variables: &["GITEA_TOKEN", "FORGEJO_TOKEN"],
     // Deliveries carry `X-GitHub-Event` (and `X-Gitea-Event`): `HookEventType.Event()` of
@@ -39,6 +46,8 @@ static PROFILE: Profile = Profile {
         },
         Subscription::named("pull_request_sync", &["pull_request"], false),
     ],
+    // The instance verifies TLS (`SKIP_TLS_VERIFY`), not the hook.
+    hook_tls_setting: None,
     // `X-Hub-Signature-256` is sent since Gitea 1.12 (`services/webhook/deliver.go`).
     receiver_types: &["github"],
 };
@@ -52,7 +61,7 @@ fn config(desired: &DesiredHook) -> Value {
 }
 
 impl HostApi for Gitea {
-    fn profile(&self) -> &'static Profile {
+    fn profile(&self) -> &'static HostProfile {
         &PROFILE
     }
 

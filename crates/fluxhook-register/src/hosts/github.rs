@@ -5,17 +5,26 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, Subscription, flag, hook_id, link_next, string_set, text};
+use super::{Auth, HostApi, Subscription, flag, hook_id, link_next, string_set, text};
 use crate::delivery::host_words;
-use crate::{Delivery, DesiredHook, Hook, PayloadFormat, Repository, SecretState};
+use crate::{
+    Delivery, DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState,
+};
 
 pub(crate) struct GitHub;
 
-static PROFILE: Profile = Profile {
+impl Forge {
+    /// GitHub.com, GitHub Enterprise Cloud (`*.ghe.com`) and GitHub Enterprise Server.
+    pub const GITHUB: Forge = Forge::new(&GitHub);
+}
+
+static PROFILE: HostProfile = HostProfile {
     name: "github",
     aliases: &[],
     title: "GitHub",
+    products: &["GitHub", "GitHub Enterprise Server"],
     hostnames: &["github.com", "www.github.com", "ssh.github.com"],
+    saas: &["github.com", "*.ghe.com"],
     api_suffix: "api/v3",
     token_variables: &["GITHUB_TOKEN"],
     event_header: "X-GitHub-Event",
@@ -24,6 +33,7 @@ static PROFILE: Profile = Profile {
         Subscription::named("push", &["push"], true),
         Subscription::named("pull_request", &["pull_request"], false),
     ],
+    hook_tls_setting: Some("insecure_ssl"),
     receiver_types: &["github"],
 };
 
@@ -79,7 +89,7 @@ fn config(desired: &DesiredHook) -> Value {
 }
 
 impl HostApi for GitHub {
-    fn profile(&self) -> &'static Profile {
+    fn profile(&self) -> &'static HostProfile {
         &PROFILE
     }
 

@@ -7,21 +7,29 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use super::{
-    Auth, HostApi, Profile, Query, RepoPath, Subscription, flag, hook_id, kind, link_next, text,
-    with_query,
+    Auth, HostApi, Query, RepoPath, Subscription, flag, hook_id, kind, link_next, text, with_query,
 };
 use crate::delivery::host_words;
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::GitUrl;
-use crate::{Delivery, DesiredHook, Hook, HookId, PayloadFormat, Repository, SecretState};
+use crate::{
+    Delivery, DesiredHook, Forge, Hook, HookId, HostProfile, PayloadFormat, Repository, SecretState,
+};
 
 pub(crate) struct GitLab;
 
-static PROFILE: Profile = Profile {
+impl Forge {
+    /// GitLab.com and self-managed GitLab.
+    pub const GITLAB: Forge = Forge::new(&GitLab);
+}
+
+static PROFILE: HostProfile = HostProfile {
     name: "gitlab",
     aliases: &[],
     title: "GitLab",
+    products: &["GitLab"],
     hostnames: &["gitlab.com", "www.gitlab.com", "altssh.gitlab.com"],
+    saas: &["gitlab.com"],
     api_suffix: "api/v4",
     token_variables: &["GITLAB_TOKEN"],
     event_header: "X-Gitlab-Event",
@@ -32,6 +40,7 @@ static PROFILE: Profile = Profile {
         Subscription::named("tag_push_events", &["Tag Push Hook"], true),
         Subscription::named("merge_requests_events", &["Merge Request Hook"], false),
     ],
+    hook_tls_setting: Some("enable_ssl_verification"),
     receiver_types: &["gitlab"],
 };
 
@@ -86,7 +95,7 @@ fn event_delivery(event: &Value) -> Result<Delivery, String> {
 }
 
 impl HostApi for GitLab {
-    fn profile(&self) -> &'static Profile {
+    fn profile(&self) -> &'static HostProfile {
         &PROFILE
     }
 

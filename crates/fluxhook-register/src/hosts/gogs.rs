@@ -14,16 +14,23 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Profile, Subscription, flag, hook_id, string_set, text};
-use crate::{DesiredHook, Hook, PayloadFormat, Repository, SecretState};
+use super::{Auth, HostApi, Subscription, flag, hook_id, string_set, text};
+use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct Gogs;
 
-static PROFILE: Profile = Profile {
+impl Forge {
+    /// Gogs, the API family Gitea forked from.
+    pub const GOGS: Forge = Forge::new(&Gogs);
+}
+
+static PROFILE: HostProfile = HostProfile {
     name: "gogs",
     aliases: &[],
     title: "Gogs",
+    products: &["Gogs"],
     hostnames: &[],
+    saas: &[],
     api_suffix: "api/v1",
     token_variables: &["GOGS_TOKEN"],
     // `X-Gogs-Event` (and `X-Github-Event`) is the hook event itself.
@@ -32,6 +39,8 @@ static PROFILE: Profile = Profile {
         Subscription::named("push", &["push"], true),
         Subscription::named("pull_request", &["pull_request"], false),
     ],
+    // The instance verifies TLS (`SKIP_TLS_VERIFY`), not the hook.
+    hook_tls_setting: None,
     // Deliveries are signed in `X-Gogs-Signature` only, which no Flux Receiver type reads
     // (`github` and `bitbucket` need `X-Hub-Signature`): only `generic` accepts them.
     receiver_types: &[],
@@ -49,7 +58,7 @@ fn config(desired: &DesiredHook) -> Value {
 }
 
 impl HostApi for Gogs {
-    fn profile(&self) -> &'static Profile {
+    fn profile(&self) -> &'static HostProfile {
         &PROFILE
     }
 

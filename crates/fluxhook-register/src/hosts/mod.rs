@@ -1,6 +1,7 @@
 //! Everything that differs between Git hosts, one file per host: names, host names, API
 //! paths, credentials, token variables, bodies, replies, pagination and errors. Adding a host
-//! is a new file here, an arm in [`for_provider`] and a [`Provider`] variant.
+//! is a new file here (its [`HostProfile`], its [`HostApi`] and its [`Forge`] constant), its
+//! `mod` line and its entry in [`Forge::ALL`]; help texts, fuzz seeds and names follow.
 
 pub(crate) mod azure_devops;
 mod bitbucket_cloud;
@@ -16,30 +17,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::repository::GitUrl;
-use crate::{DesiredHook, Hook, HookId, PayloadFormat, Provider, Repository};
-
-/// What names a host and where it lives.
-pub(crate) struct Profile {
-    /// The name flags, annotations and reports write (`github`, `bitbucket-server`...).
-    pub(crate) name: &'static str,
-    /// Other names read as this host (`forgejo`, `bitbucket-datacenter`...).
-    pub(crate) aliases: &'static [&'static str],
-    /// The name messages show (`GitHub`, `Bitbucket Server`...).
-    pub(crate) title: &'static str,
-    /// Host names of the SaaS instance and its SSH aliases, which name this host.
-    pub(crate) hostnames: &'static [&'static str],
-    /// Where a self-hosted instance serves this API, after its web root (`api/v3`...).
-    pub(crate) api_suffix: &'static str,
-    /// The environment variables `fluxhook-register` reads an access token from, in order.
-    pub(crate) token_variables: &'static [&'static str],
-    /// The header naming the event of a delivery, which a Receiver's `spec.events` list.
-    pub(crate) event_header: &'static str,
-    /// The hook events this client may subscribe to, and what they deliver.
-    pub(crate) subscriptions: &'static [Subscription],
-    /// The Flux Receiver types that verify this host's deliveries (besides `generic`, which
-    /// verifies nothing).
-    pub(crate) receiver_types: &'static [&'static str],
-}
+use crate::{DesiredHook, Forge, Hook, HookId, HostProfile, PayloadFormat, Repository};
 
 /// One of a host's hook events (GitLab: one of its `*_events` flags).
 #[derive(Debug)]
@@ -93,7 +71,7 @@ pub(crate) struct Auth {
 /// One host: what names it, and its hooks API.
 pub(crate) trait HostApi: Send + Sync {
     /// The host's names and addresses.
-    fn profile(&self) -> &'static Profile;
+    fn profile(&self) -> &'static HostProfile;
 
     /// Whether `host` (lower-cased) is one of this host's SaaS names.
     fn recognises(&self, host: &str) -> bool {
@@ -185,15 +163,16 @@ pub(crate) trait HostApi: Send + Sync {
     }
 }
 
-pub(crate) fn for_provider(provider: Provider) -> &'static dyn HostApi {
-    match provider {
-        Provider::GitHub => &github::GitHub,
-        Provider::GitLab => &gitlab::GitLab,
-        Provider::BitbucketCloud => &bitbucket_cloud::BitbucketCloud,
-        Provider::BitbucketServer => &bitbucket_server::BitbucketServer,
-        Provider::Gitea => &gitea::Gitea,
-        Provider::Gogs => &gogs::Gogs,
-    }
+impl Forge {
+    /// Every Git host, in the order help texts list them.
+    pub const ALL: &'static [Forge] = &[
+        Forge::GITHUB,
+        Forge::GITLAB,
+        Forge::BITBUCKET_CLOUD,
+        Forge::BITBUCKET_SERVER,
+        Forge::GITEA,
+        Forge::GOGS,
+    ];
 }
 
 /// The URL of the `rel="next"` link of an RFC 8288 `Link` header.

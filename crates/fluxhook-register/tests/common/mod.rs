@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use fluxhook_register::{
-    Clock, DesiredHook, HookClient, Provider, ReceiverEvents, Repository, RetryPolicy, Secret,
-    Sleep, Token,
+    Clock, DesiredHook, Forge, HookClient, ReceiverEvents, Repository, RetryPolicy, Secret, Sleep,
+    Token,
 };
 use fluxhook_test_githost::{FakeConfig, FakeHost, HostKind};
 
 pub const RECEIVER_URL: &str = "https://flux.example.com/hook/5a1b0c";
 
-pub fn provider(kind: HostKind) -> Provider {
+pub fn provider(kind: HostKind) -> Forge {
     kind.name().parse().unwrap()
 }
 
