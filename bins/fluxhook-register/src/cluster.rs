@@ -178,11 +178,14 @@ fn named(selected: Result<SelectedSpec, SelectError>) -> NamedRepository {
             NamedRepository {
                 source: object.selected.object.to_string(),
                 // A value that is neither true nor false: what it asks is unknown.
-                url: skip.clone().and_then(|_| {
-                    git_url(&object)
-                        .map(str::to_owned)
-                        .ok_or_else(|| "has no spec.url".to_owned())
-                }),
+                url: skip
+                    .clone()
+                    .map_err(|error| error.to_string())
+                    .and_then(|_| {
+                        git_url(&object)
+                            .map(str::to_owned)
+                            .ok_or_else(|| "has no spec.url".to_owned())
+                    }),
                 skip_tls_verification: skip.unwrap_or(false),
             }
         }

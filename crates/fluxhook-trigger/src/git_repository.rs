@@ -165,10 +165,15 @@ pub fn url(repository: &SelectedSpec) -> Option<&str> {
         .filter(|url| !url.is_empty())
 }
 
+/// A value of [`INSECURE_SKIP_TLS_VERIFY_ANNOTATION`] that is neither `"true"` nor `"false"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{INSECURE_SKIP_TLS_VERIFY_ANNOTATION}: {0:?} is neither \"true\" nor \"false\"")]
+pub struct InvalidTlsAnnotation(pub String);
+
 /// Whether a GitRepository asks for a hook without certificate verification
 /// ([`INSECURE_SKIP_TLS_VERIFY_ANNOTATION`]): absent or `"false"` no, `"true"` yes (spaces
 /// around ignored); any other value is an error saying so.
-pub fn skips_tls_verification(metadata: &ObjectMeta) -> Result<bool, String> {
+pub fn skips_tls_verification(metadata: &ObjectMeta) -> Result<bool, InvalidTlsAnnotation> {
     let value = metadata
         .annotations
         .as_ref()
@@ -177,9 +182,7 @@ pub fn skips_tls_verification(metadata: &ObjectMeta) -> Result<bool, String> {
     match value {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
-        Some(other) => Err(format!(
-            "{INSECURE_SKIP_TLS_VERIFY_ANNOTATION}: {other:?} is neither \"true\" nor \"false\""
-        )),
+        Some(other) => Err(InvalidTlsAnnotation(other.to_owned())),
     }
 }
 

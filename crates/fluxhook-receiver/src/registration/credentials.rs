@@ -4,14 +4,15 @@
 //! `githubAppPrivateKey`, optionally `githubAppBaseURL`), an installation token minted from it,
 //! cached and minted anew before it expires.
 
-use fluxhook_register::github_app::{self, GitHubApp, InstallationTokens};
+use fluxhook_register::github_app::{GitHubApp, InstallationTokens};
 use fluxhook_register::{HttpClient, Repository, Token};
-use fluxhook_trigger::kube_message;
-use fluxhook_trigger::secret::TOKEN_KEY;
+use fluxhook_trigger::secret::{TOKEN_KEY, TokenError, access_token_in};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::api::Api;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+
+use super::error::AccessTokenError;
 
 /// Reads access token Secrets, and mints GitHub App installation tokens for app Secrets.
 #[derive(Debug, Default)]
@@ -32,43 +33,42 @@ impl AccessTokens {
         name: &str,
         repository: &Repository,
         http: &HttpClient,
-    ) -> Result<Token, String> {
-        let what = format!("access token Secret {namespace}/{name}");
+    ) -> Result<Token, AccessTokenError> {
+        let secret = format!("{namespace}/{name}");
         let secrets: Api<KubeSecret> = Api::namespaced(client.clone(), namespace);
-        let secret = secrets
+        let data = secrets
             .get(name)
             .await
-            .map_err(|error| format!("{what} cannot be read: {}", kube_message(&error)))?;
-        let data = secret.data.unwrap_or_default();
+            .map_err(|error| AccessTokenError::Token {
+                secret: secret.clone(),
+                source: TokenError::unreadable(&error),
+            })?
+            .data
+            .unwrap_or_default();
         let app = GitHubApp::from_secret_data(|key| data.get(key).map(|bytes| bytes.0.as_slice()))
-            .map_err(|error| format!("{what} {error}"))?;
-        match (app, data.get(TOKEN_KEY)) {
-            (Some(_), Some(_)) => Err(format!(
-                "{what} holds both a {TOKEN_KEY:?} and a GitHub App ({}): keep one",
-                github_app::APP_ID_KEY
-            )),
-            (Some(app), None) => {
+            .map_err(|source| AccessTokenError::App {
+                secret: secret.clone(),
+                source,
+            })?;
+        match (app, data.contains_key(TOKEN_KEY)) {
+            (Some(_), true) => Err(AccessTokenError::Both { secret }),
+            (Some(app), false) => {
                 let token = self
                     .installations
                     .token(&app, repository, http)
                     .await
-                    .map_err(|error| format!("{what} (GitHub App {}): {error}", app.app_id()))?;
-                self.lock().insert(format!("{namespace}/{name}"), app);
+                    .map_err(|source| AccessTokenError::Installation {
+                        secret: secret.clone(),
+                        app: app.app_id().to_string(),
+                        source,
+                    })?;
+                self.lock().insert(secret, app);
                 Ok(token)
             }
-            (None, None) => Err(format!(
-                "{what} has no {TOKEN_KEY:?} key (nor a GitHub App's {})",
-                github_app::APP_ID_KEY
-            )),
-            (None, Some(token)) => {
-                let token = std::str::from_utf8(&token.0)
-                    .map_err(|_| format!("{what} {TOKEN_KEY:?} is not UTF-8"))?
-                    .trim();
-                if token.is_empty() {
-                    return Err(format!("{what} {TOKEN_KEY:?} is empty"));
-                }
-                Ok(Token::new(token))
-            }
+            (None, false) => Err(AccessTokenError::Nothing { secret }),
+            (None, true) => access_token_in(&data)
+                .map(Token::new)
+                .map_err(|source| AccessTokenError::Token { secret, source }),
         }
     }
 

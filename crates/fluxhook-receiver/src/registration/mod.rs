@@ -35,6 +35,7 @@
 
 mod credentials;
 mod delivery;
+mod error;
 mod pass;
 mod record;
 mod target;

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::credentials::AccessTokens;
 use super::delivery::{self, Observed};
+use super::error::{CaError, ClientError, DeleteError, TargetError};
 use super::record::{self, CaBundle, RegisteredHook};
 use super::target::{self, HookTemplate, Wanted};
 use super::wait::{HostWaits, WaitKey, requested_wait, shown};
@@ -691,14 +692,13 @@ impl Registrar {
         repository: &Repository,
         namespace: &str,
         hook: &RegisteredHook,
-    ) -> Result<HookClient, String> {
+    ) -> Result<HookClient, ClientError> {
         let http = match (hook.ca_bundle(), &self.http) {
             (Some(ca), _) => self.http_trusting(namespace, &ca).await?,
             (None, Some(http)) => http.clone(),
             (None, None) => HttpClient::builder()
                 .user_agent(concat!("fluxhook-receiver/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|error| error.to_string())?,
+                .build()?,
         };
         // The HTTP client of the hooks' API mints GitHub App tokens too: same CA, no redirect.
         let token = self
@@ -715,7 +715,7 @@ impl Registrar {
             .retry_policy(self.config.host_retry)
             .http(http)
             .build()
-            .map_err(|error| error.to_string())
+            .map_err(ClientError::from)
     }
 
     /// Notes that a host refused the access token `hook` was registered with, if it did.
@@ -727,7 +727,7 @@ impl Registrar {
     }
 
     /// An HTTP client trusting the CA bundle `ca` names in `namespace` too.
-    async fn http_trusting(&self, namespace: &str, ca: &CaBundle) -> Result<HttpClient, String> {
+    async fn http_trusting(&self, namespace: &str, ca: &CaBundle) -> Result<HttpClient, CaError> {
         let pem = match ca {
             CaBundle::Secret(name) => {
                 let what = format!("CA Secret {namespace}/{name} ({CA_SECRET_ANNOTATION})");
@@ -735,11 +735,11 @@ impl Registrar {
                 let secret = secrets
                     .get(name)
                     .await
-                    .map_err(|error| format!("{what} cannot be read: {}", kube_message(&error)))?;
+                    .map_err(|error| unreadable(&what, &error))?;
                 let pem = secret
                     .data
                     .and_then(|mut data| data.remove(CA_KEY))
-                    .ok_or_else(|| format!("{what} has no {CA_KEY:?} key"))?;
+                    .ok_or_else(|| CaError::MissingKey { what: what.clone() })?;
                 (what, pem.0)
             }
             CaBundle::ConfigMap(name) => {
@@ -748,7 +748,7 @@ impl Registrar {
                 let map = maps
                     .get(name)
                     .await
-                    .map_err(|error| format!("{what} cannot be read: {}", kube_message(&error)))?;
+                    .map_err(|error| unreadable(&what, &error))?;
                 // Text under `data`, as kube-root-ca.crt has it; `binaryData` holds bytes.
                 let text = map
                     .data
@@ -760,7 +760,7 @@ impl Registrar {
                     .map(|bytes| bytes.0);
                 let pem = text
                     .or(bytes)
-                    .ok_or_else(|| format!("{what} has no {CA_KEY:?} key"))?;
+                    .ok_or_else(|| CaError::MissingKey { what: what.clone() })?;
                 (what, pem)
             }
         };
@@ -769,7 +769,7 @@ impl Registrar {
             .user_agent(concat!("fluxhook-receiver/", env!("CARGO_PKG_VERSION")))
             .ca_bundle_pem(&pem)
             .and_then(|builder| builder.build())
-            .map_err(|error| format!("{what} {CA_KEY:?}: {error}"))
+            .map_err(|source| CaError::Invalid { what, source })
     }
 
     /// Deletes the hooks to a remembered hook's URL, with `client` when one for its
@@ -798,7 +798,7 @@ impl Registrar {
             client.delete_hooks_to(&url).await.map_err(|error| {
                 self.note_refusal(old, &repository, &error);
                 wait = hold_for(&self.waits, &key, &error);
-                error.to_string()
+                DeleteError::Host(error)
             })
         }
         .await;
@@ -911,13 +911,18 @@ impl Registrar {
     }
 }
 
+/// The refusal of the API server to give the CA bundle's object `what`.
+fn unreadable(what: &str, error: &kube::Error) -> CaError {
+    CaError::Unreadable {
+        what: what.to_owned(),
+        message: kube_message(error),
+    }
+}
+
 /// The Receiver's token and events as a Git host hook needs them, or why it cannot have one.
-fn signing(served: &Served<'_>) -> Result<(Secret, ReceiverEvents), String> {
-    let token = served.token.ok_or_else(|| {
-        format!(
-            "Receiver type {} has no token for Git hosts to sign deliveries with",
-            served.endpoint.receiver_type.as_str()
-        )
+fn signing(served: &Served<'_>) -> Result<(Secret, ReceiverEvents), TargetError> {
+    let token = served.token.ok_or_else(|| TargetError::Unsigned {
+        receiver_type: served.endpoint.receiver_type.as_str().to_owned(),
     })?;
     let events = ReceiverEvents::new(served.endpoint.events.iter().map(String::as_str));
     Ok((Secret::new(token), events))

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::REGISTERED_ANNOTATION;
+use super::error::RecordError;
 
 /// One hook registered for a Receiver: where it is and how to reach it again.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -120,15 +121,16 @@ impl RegisteredHook {
     }
 
     /// The repository and the URL, read back.
-    pub(crate) fn location(&self) -> Result<(Repository, Url), String> {
-        let provider: Forge = self
-            .provider
-            .parse()
-            .map_err(|error: fluxhook_register::UnknownForge| error.to_string())?;
-        let api = Url::parse(&self.api_url)
-            .map_err(|error| format!("API URL {:?}: {error}", self.api_url))?;
-        let hook = Url::parse(&self.hook_url)
-            .map_err(|error| format!("hook URL {:?}: {error}", self.hook_url))?;
+    pub(crate) fn location(&self) -> Result<(Repository, Url), RecordError> {
+        let provider: Forge = self.provider.parse().map_err(RecordError::Provider)?;
+        let api = Url::parse(&self.api_url).map_err(|source| RecordError::ApiUrl {
+            url: self.api_url.clone(),
+            source,
+        })?;
+        let hook = Url::parse(&self.hook_url).map_err(|source| RecordError::HookUrl {
+            url: self.hook_url.clone(),
+            source,
+        })?;
         Ok((
             Repository::new(provider, api, &self.owner, &self.repository),
             hook,
@@ -165,7 +167,7 @@ impl RegisteredHook {
 }
 
 /// The hooks recorded on a Receiver; none when it has no record.
-pub(crate) fn read(object: &DynamicObject) -> Result<Vec<RegisteredHook>, String> {
+pub(crate) fn read(object: &DynamicObject) -> Result<Vec<RegisteredHook>, RecordError> {
     match object
         .metadata
         .annotations
@@ -177,10 +179,8 @@ pub(crate) fn read(object: &DynamicObject) -> Result<Vec<RegisteredHook>, String
     }
 }
 
-fn parse(text: &str) -> Result<Vec<RegisteredHook>, String> {
-    serde_json::from_str(text).map_err(|error| {
-        format!("the annotation {REGISTERED_ANNOTATION} is not a list of registered hooks: {error}")
-    })
+fn parse(text: &str) -> Result<Vec<RegisteredHook>, RecordError> {
+    serde_json::from_str(text).map_err(RecordError::NotAList)
 }
 
 /// The annotation's value for `hooks`: a JSON list of [`normalized`] hooks; `None` when
@@ -235,7 +235,12 @@ mod tests {
         assert!(text.contains(r#""accessTokenSecret":"github-token""#));
         assert_eq!(parse(&text).unwrap(), normalized(hooks));
         assert_eq!(write(&[]), None);
-        assert!(parse("{").unwrap_err().contains(REGISTERED_ANNOTATION));
+        assert!(
+            parse("{")
+                .unwrap_err()
+                .to_string()
+                .contains(REGISTERED_ANNOTATION)
+        );
     }
 
     #[test]
@@ -253,6 +258,7 @@ mod tests {
             hook("svn", "acme", "https://x/")
                 .location()
                 .unwrap_err()
+                .to_string()
                 .contains("svn")
         );
         assert!(recorded.same_repository(&hook("github", "acme", "https://other/")));

@@ -8,6 +8,7 @@ use fluxhook_trigger::SelectedSpec;
 use fluxhook_trigger::git_repository::{skips_tls_verification, url as git_url};
 use url::Url;
 
+use super::error::TargetError;
 use super::record::{CaBundle, RegisteredHook};
 use super::{
     ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_CONFIGMAP_ANNOTATION,
@@ -22,7 +23,7 @@ pub(crate) struct HookTemplate<'a> {
     pub(crate) receiver_type: &'a str,
     /// The Receiver's token, which hosts sign deliveries with, and its events; or why it has
     /// none that a Git host could use.
-    pub(crate) signed: Result<(Secret, ReceiverEvents), String>,
+    pub(crate) signed: Result<(Secret, ReceiverEvents), TargetError>,
 }
 
 /// A hook to register for one GitRepository.
@@ -48,7 +49,7 @@ pub(crate) fn id_of(object: &SelectedSpec) -> String {
 pub(crate) fn wanted(
     object: &SelectedSpec,
     template: &HookTemplate<'_>,
-) -> Result<Option<Wanted>, String> {
+) -> Result<Option<Wanted>, TargetError> {
     let metadata = &object.selected.metadata;
     if metadata.deletion_timestamp.is_some() {
         return Ok(None);
@@ -66,54 +67,38 @@ pub(crate) fn wanted(
     ) {
         (None, None) => return Ok(None),
         (Some(base), Some(secret)) if !base.is_empty() && !secret.is_empty() => (base, secret),
-        _ => {
-            return Err(format!(
-                "set both {URL_ANNOTATION} and {ACCESS_TOKEN_SECRET_ANNOTATION}, or neither"
-            ));
-        }
+        _ => return Err(TargetError::HalfAnnotated),
     };
     let (secret, events) = template.signed.clone()?;
-    let base = Url::parse(base).map_err(|error| format!("{URL_ANNOTATION}: {error}"))?;
-    let hook_url = receiver_url(&base, template.path.as_str())
-        .map_err(|error| format!("{URL_ANNOTATION}: {error}"))?;
+    let base = Url::parse(base).map_err(TargetError::BaseUrl)?;
+    let hook_url = receiver_url(&base, template.path.as_str()).map_err(TargetError::HookUrl)?;
     let provider = annotation(PROVIDER_ANNOTATION)
         .map(|name| name.parse::<Forge>())
         .transpose()
-        .map_err(|error| format!("{PROVIDER_ANNOTATION}: {error}"))?;
+        .map_err(TargetError::Provider)?;
     let api_url = annotation(API_URL_ANNOTATION)
         .map(Url::parse)
         .transpose()
-        .map_err(|error| format!("{API_URL_ANNOTATION}: {error}"))?;
+        .map_err(TargetError::ApiUrl)?;
     let host = match (provider, &api_url) {
         (Some(provider), api_base) => Some(HostConfig {
             provider,
             api_base: api_base.clone(),
         }),
-        (None, Some(_)) => {
-            return Err(format!("{API_URL_ANNOTATION} needs {PROVIDER_ANNOTATION}"));
-        }
+        (None, Some(_)) => return Err(TargetError::ApiUrlAlone),
         (None, None) => None,
     };
-    let git_url = git_url(object).ok_or("has no spec.url")?;
-    let repository = Repository::from_git_url(git_url, host.as_ref()).map_err(|error| {
-        format!("{error} (set {PROVIDER_ANNOTATION}, and {API_URL_ANNOTATION} if needed)")
-    })?;
+    let git_url = git_url(object).ok_or(TargetError::NoUrl)?;
+    let repository =
+        Repository::from_git_url(git_url, host.as_ref()).map_err(TargetError::Repository)?;
     // The access token only goes in clear text where an annotation asked for it by name.
     if repository.api_base().scheme() == "http" && api_url.is_none() {
-        return Err(format!(
-            "refusing to send the access token in clear text to {}: set {API_URL_ANNOTATION} \
-             to the host's https API URL (an http one is used only when given there)",
-            repository.api_base()
-        ));
+        return Err(TargetError::ClearText(repository.api_base().clone()));
     }
-    let verify_tls = !skips_tls_verification(metadata)?;
+    let verify_tls = !skips_tls_verification(metadata).map_err(TargetError::Tls)?;
     let named = |name: &str| annotation(name).filter(|value| !value.is_empty());
     let ca = match (named(CA_SECRET_ANNOTATION), named(CA_CONFIGMAP_ANNOTATION)) {
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "set {CA_SECRET_ANNOTATION} or {CA_CONFIGMAP_ANNOTATION}, not both"
-            ));
-        }
+        (Some(_), Some(_)) => return Err(TargetError::TwoCaBundles),
         (Some(secret), None) => Some(CaBundle::Secret(secret.to_owned())),
         (None, Some(config_map)) => Some(CaBundle::ConfigMap(config_map.to_owned())),
         (None, None) => None,
@@ -211,6 +196,7 @@ mod tests {
             wanted(&git_repository(url, annotated(extra)), &template(&path))
         };
         let unknown = check("https://git.example.com/acme/fleet", json!({})).unwrap_err();
+        let unknown = unknown.to_string();
         assert!(unknown.contains(PROVIDER_ANNOTATION), "{unknown}");
         let gitea = check(
             "https://git.example.com/acme/fleet",
@@ -227,6 +213,7 @@ mod tests {
             json!({PROVIDER_ANNOTATION: "gitea"}),
         )
         .unwrap_err();
+        let clear = clear.to_string();
         assert!(clear.contains("clear text"), "{clear}");
         let explicit = check(
             "http://127.0.0.1:3000/acme/fleet",
@@ -240,6 +227,7 @@ mod tests {
             json!({API_URL_ANNOTATION: "https://ghe.example.com/api/v3"}),
         )
         .unwrap_err();
+        let lone_api = lone_api.to_string();
         assert!(lone_api.contains(PROVIDER_ANNOTATION), "{lone_api}");
     }
 
@@ -276,6 +264,7 @@ mod tests {
         );
         let both =
             with(json!({CA_SECRET_ANNOTATION: "a", CA_CONFIGMAP_ANNOTATION: "b"})).unwrap_err();
+        let both = both.to_string();
         assert!(both.contains("not both"), "{both}");
         let none = with(json!({})).unwrap().unwrap();
         assert_eq!(none.hook.ca_bundle(), None);
@@ -291,6 +280,7 @@ mod tests {
         assert!(
             wanted(&half, &template(&path))
                 .unwrap_err()
+                .to_string()
                 .contains("or neither")
         );
         let plain = git_repository("https://github.com/acme/fleet", json!({}));
@@ -302,9 +292,14 @@ mod tests {
         let unsigned = HookTemplate {
             path: &path,
             receiver_type: "generic-oidc",
-            signed: Err("no token".into()),
+            signed: Err(TargetError::Unsigned {
+                receiver_type: "generic-oidc".into(),
+            }),
         };
-        assert_eq!(wanted(&both, &unsigned).unwrap_err(), "no token");
+        assert_eq!(
+            wanted(&both, &unsigned).unwrap_err().to_string(),
+            "Receiver type generic-oidc has no token for Git hosts to sign deliveries with"
+        );
         let bad_base = git_repository(
             "https://github.com/acme/fleet",
             json!({URL_ANNOTATION: "https://flux.example.com/?q", ACCESS_TOKEN_SECRET_ANNOTATION: "t"}),
@@ -312,6 +307,7 @@ mod tests {
         assert!(
             wanted(&bad_base, &template(&path))
                 .unwrap_err()
+                .to_string()
                 .contains(URL_ANNOTATION)
         );
     }
