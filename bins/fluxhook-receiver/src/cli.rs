@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{
+    ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, ValueEnum,
+};
 use fluxhook_oidc::GOOGLE_ISSUER;
 
 use crate::goflag;
@@ -84,7 +86,8 @@ impl LogLevel {
     }
 }
 
-/// The flags of `fluxhook-receiver`.
+/// The flags of `fluxhook-receiver`. A flag whose value is named `BOOL` is one of Go's
+/// booleans ([`go_booleans`]); build the command with [`Flags::command`], which applies that.
 #[derive(Debug, Parser)]
 #[command(
     name = "fluxhook-receiver",
@@ -117,12 +120,7 @@ pub(crate) struct Flags {
     #[arg(
         long = "watch-all-namespaces",
         value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "true",
-        default_missing_value = "true",
-        value_parser = goflag::bool,
-        action = clap::ArgAction::Set,
+        default_value = "true"
     )]
     pub(crate) watch_all_namespaces: bool,
 
@@ -162,12 +160,7 @@ pub(crate) struct Flags {
     #[arg(
         long = "enable-leader-election",
         value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        value_parser = goflag::bool,
-        action = clap::ArgAction::Set,
+        default_value = "false"
     )]
     pub(crate) enable_leader_election: bool,
 
@@ -175,12 +168,7 @@ pub(crate) struct Flags {
     #[arg(
         long = "leader-election-release-on-cancel",
         value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "true",
-        default_missing_value = "true",
-        value_parser = goflag::bool,
-        action = clap::ArgAction::Set,
+        default_value = "true"
     )]
     pub(crate) leader_election_release_on_cancel: bool,
 
@@ -202,12 +190,7 @@ pub(crate) struct Flags {
     #[arg(
         long = "no-cross-namespace-refs",
         value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        value_parser = goflag::bool,
-        action = clap::ArgAction::Set,
+        default_value = "false"
     )]
     pub(crate) no_cross_namespace_refs: bool,
 
@@ -232,28 +215,14 @@ pub(crate) struct Flags {
     #[arg(
         long = "enable-webhook-registration",
         value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "true",
-        default_missing_value = "true",
-        value_parser = goflag::bool,
-        action = clap::ArgAction::Set,
+        default_value = "true"
     )]
     pub(crate) enable_webhook_registration: bool,
 
     /// fluxhook: write Receivers' status, finalizers and Events and register webhooks;
     /// false serves every Receiver beside notification-controller and writes nothing on
     /// Receivers
-    #[arg(
-        long = "manage-receivers",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "true",
-        default_missing_value = "true",
-        value_parser = goflag::bool,
-        action = clap::ArgAction::Set,
-    )]
+    #[arg(long = "manage-receivers", value_name = "BOOL", default_value = "true")]
     pub(crate) manage_receivers: bool,
 
     /// fluxhook: the issuer of the ID tokens gcr Receivers accept, discovered through its
@@ -285,12 +254,7 @@ pub(crate) struct NotServed {
     #[arg(
         long = "export-http-path-metrics",
         value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true",
-        value_parser = goflag::bool,
-        action = clap::ArgAction::Set,
+        default_value = "false"
     )]
     pub(crate) export_http_path_metrics: bool,
 
@@ -354,17 +318,42 @@ fn known_feature_gates(value: &str) -> Result<BTreeMap<String, bool>, String> {
     Ok(gates)
 }
 
+/// Makes every flag whose value is named `BOOL` read as Go's `flag.Bool` does: the flag
+/// alone is true, `--flag=false` is false (any of `strconv.ParseBool`'s spellings), and a
+/// separate word is never its value (`--flag false` is a usage error, as in Go).
+fn go_booleans(command: Command) -> Command {
+    command.mut_args(|arg| {
+        if arg.get_value_names() != Some(&["BOOL".into()]) {
+            return arg;
+        }
+        arg.num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+            .value_parser(goflag::bool)
+            .action(ArgAction::Set)
+    })
+}
+
 impl Flags {
+    /// The command line's definition: the derived one with Go's booleans.
+    pub(crate) fn command() -> Command {
+        go_booleans(<Self as CommandFactory>::command())
+    }
+
+    /// Parses `args` (the first is the program's name).
+    pub(crate) fn try_parse_from<I, T>(args: I) -> Result<(Self, Vec<String>), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let flags = Self::from_arg_matches(&matches)?;
+        Ok((flags, not_served_given(&matches)))
+    }
+
     /// Parses the process's arguments; exits with a usage error on bad ones.
     pub(crate) fn from_command_line() -> (Self, Vec<String>) {
-        let matches = Self::command().get_matches();
-        match Self::from_arg_matches(&matches) {
-            Ok(flags) => {
-                let not_served = not_served_given(&matches);
-                (flags, not_served)
-            }
-            Err(error) => error.exit(),
-        }
+        Self::try_parse_from(std::env::args_os()).unwrap_or_else(|error| error.exit())
     }
 
     /// The feature gates given on the command line, with their values.
@@ -402,6 +391,7 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
         Flags::try_parse_from(std::iter::once("fluxhook-receiver").chain(args.iter().copied()))
+            .map(|(flags, _)| flags)
     }
 
     /// Every flag notification-controller v1.9.3 accepts, with its default as its
