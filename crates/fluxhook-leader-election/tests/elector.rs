@@ -10,7 +10,6 @@ use fluxhook_leader_election::{ElectionConfig, Elector, Leadership};
 use fluxhook_test_apiserver::{RequestMatcher, TestApiServer, Verb};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -28,11 +27,7 @@ async fn server() -> TestApiServer {
 }
 
 async fn client(server: &TestApiServer) -> kube::Client {
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .unwrap();
+    let mut config = server.kube_config().await.unwrap();
     // Failures injected below reach the elector as they are.
     config.default_retry = false;
     kube::Client::try_from(config).unwrap()

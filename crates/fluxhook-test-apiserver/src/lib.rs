@@ -75,7 +75,6 @@
 //! ```
 //! use fluxhook_test_apiserver::{ResourceType, TestApiServer};
 //! use kube::api::{Api, DynamicObject, PostParams};
-//! use kube::config::{KubeConfigOptions, Kubeconfig};
 //! use kube::discovery::ApiResource;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -85,10 +84,8 @@
 //!     .with_status_subresource();
 //! server.register(repos);
 //!
-//! // The real binaries read the same kubeconfig from KUBECONFIG.
-//! let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml())?;
-//! let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-//! let client = kube::Client::try_from(config)?;
+//! // Configured from the server's kubeconfig, as the real binaries read it from KUBECONFIG.
+//! let client = server.kube_client().await?;
 //!
 //! let resource = ApiResource {
 //!     group: "source.toolkit.fluxcd.io".into(),
@@ -109,6 +106,7 @@
 //! # }
 //! ```
 
+mod client;
 mod discovery;
 mod error;
 mod faults;
@@ -126,6 +124,7 @@ mod server;
 mod store;
 mod watch;
 
+pub use client::{ClientError, WAIT_BOUND, bounded, eventually};
 pub use error::ApiError;
 pub use faults::{Faults, RequestLog, RequestMatcher, RequestRecord, RequestTarget, Verb};
 pub use identity::Identity;

@@ -10,7 +10,6 @@ use fluxhook_api::{RECONCILE_REQUEST_ANNOTATION, ReceiverResource};
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
 use fluxhook_trigger::{Action, ObjectRef, ReferenceError, Trigger, TriggerError};
 use futures::future::join_all;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
 const GIT: &str = "source.toolkit.fluxcd.io/v1";
@@ -29,11 +28,7 @@ async fn cluster() -> (TestApiServer, Trigger) {
             )
             .unwrap();
     }
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let trigger = Trigger::new(kube::Client::try_from(config).unwrap());
+    let trigger = Trigger::new(server.kube_client().await.unwrap());
     (server, trigger)
 }
 

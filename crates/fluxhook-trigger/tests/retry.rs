@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
 use fluxhook_trigger::{BoundedRetry, ObjectRef, Trigger};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 /// A server with GitRepository `flux-system/podinfo`, and a trigger whose
@@ -31,10 +30,7 @@ async fn cluster(retry: BoundedRetry) -> (TestApiServer, Trigger) {
             "spec": {"url": "https://example.com/repo.git", "interval": "1m"},
         }))
         .unwrap();
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
+    let config = server.kube_config().await.unwrap();
     let client = kube::client::ClientBuilder::try_from(BoundedRetry::client_config(config))
         .unwrap()
         .with_layer(&retry.layer())

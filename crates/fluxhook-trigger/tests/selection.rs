@@ -11,7 +11,6 @@ use fluxhook_api::{Candidate, ReceiverResource};
 use fluxhook_test_apiserver::{ResourceType, TestApiServer};
 use fluxhook_trigger::git_repository::{GROUP, KIND};
 use fluxhook_trigger::{Trigger, TriggerError};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
@@ -60,11 +59,7 @@ async fn cluster() -> (TestApiServer, Trigger, Trigger) {
             }))
             .unwrap();
     }
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = server.kube_client().await.unwrap();
     let allowing = Trigger::new(client.clone());
     let forbidding = Trigger::new(client).no_cross_namespace_refs(true);
     (server, allowing, forbidding)

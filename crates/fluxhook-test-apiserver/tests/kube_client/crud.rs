@@ -8,7 +8,10 @@ use kube::core::Status;
 use kube::{Discovery, ResourceExt};
 use serde_json::json;
 
-use super::{GitRepository, GitRepositoryStatus, client, flux_server, repo};
+use super::{
+    GitRepository, GitRepositoryStatus, client, create_repo, default_repos, flux_server, merge,
+    repo,
+};
 
 fn api_error(error: kube::Error) -> Status {
     match error {
@@ -157,16 +160,8 @@ async fn create_get_and_list_with_selectors_and_pages() {
 
 #[tokio::test]
 async fn create_refuses_duplicates_missing_namespaces_and_bad_names() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client.clone(), "default");
-    repos
-        .create(
-            &PostParams::default(),
-            &repo("flux", "https://example.com/a.git"),
-        )
-        .await
-        .unwrap();
+    let (_server, client, repos) = default_repos().await;
+    create_repo(&repos, "flux", "https://example.com/a.git").await;
     let duplicate = repos
         .create(
             &PostParams::default(),
@@ -214,28 +209,13 @@ async fn create_refuses_duplicates_missing_namespaces_and_bad_names() {
 
 #[tokio::test]
 async fn merge_patch_bumps_resource_version_but_not_generation() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
-    let created = repos
-        .create(
-            &PostParams::default(),
-            &repo("flux-repo", "https://example.com/a.git"),
-        )
-        .await
-        .unwrap();
+    let (_server, _, repos) = default_repos().await;
+    let created = create_repo(&repos, "flux-repo", "https://example.com/a.git").await;
     assert_eq!(created.metadata.generation, Some(1));
     let version = |repo: &GitRepository| repo.resource_version().unwrap().parse::<u64>().unwrap();
 
     let annotate = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "2025-01-01T00:00:00Z"}}});
-    let annotated = repos
-        .patch(
-            "flux-repo",
-            &PatchParams::default(),
-            &Patch::Merge(&annotate),
-        )
-        .await
-        .unwrap();
+    let annotated = merge(&repos, "flux-repo", &annotate).await;
     assert!(version(&annotated) > version(&created));
     assert_eq!(annotated.metadata.generation, Some(1));
     assert_eq!(
@@ -243,14 +223,7 @@ async fn merge_patch_bumps_resource_version_but_not_generation() {
         "2025-01-01T00:00:00Z"
     );
 
-    let again = repos
-        .patch(
-            "flux-repo",
-            &PatchParams::default(),
-            &Patch::Merge(&annotate),
-        )
-        .await
-        .unwrap();
+    let again = merge(&repos, "flux-repo", &annotate).await;
     assert_eq!(
         version(&again),
         version(&annotated),
@@ -258,10 +231,7 @@ async fn merge_patch_bumps_resource_version_but_not_generation() {
     );
 
     let respec = json!({"spec": {"interval": "5m"}});
-    let respecced = repos
-        .patch("flux-repo", &PatchParams::default(), &Patch::Merge(&respec))
-        .await
-        .unwrap();
+    let respecced = merge(&repos, "flux-repo", &respec).await;
     assert_eq!(respecced.metadata.generation, Some(2));
     assert!(version(&respecced) > version(&annotated));
 
@@ -302,16 +272,8 @@ async fn merge_patch_bumps_resource_version_but_not_generation() {
 
 #[tokio::test]
 async fn update_with_a_stale_resource_version_conflicts() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
-    let created = repos
-        .create(
-            &PostParams::default(),
-            &repo("flux-repo", "https://example.com/a.git"),
-        )
-        .await
-        .unwrap();
+    let (_server, _, repos) = default_repos().await;
+    let created = create_repo(&repos, "flux-repo", "https://example.com/a.git").await;
     let mut first = created.clone();
     first.spec.url = "https://example.com/b.git".to_owned();
     let updated = repos
@@ -353,9 +315,7 @@ async fn update_with_a_stale_resource_version_conflicts() {
 
 #[tokio::test]
 async fn status_subresource_is_isolated_from_the_main_resource() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (_server, _, repos) = default_repos().await;
     let mut with_status = repo("flux-repo", "https://example.com/a.git");
     with_status.status = Some(GitRepositoryStatus {
         last_handled_reconcile_at: Some("create".to_owned()),
@@ -387,14 +347,7 @@ async fn status_subresource_is_isolated_from_the_main_resource() {
     assert_eq!(patched.metadata.generation, Some(1));
 
     let main_patch = json!({"status": {"lastHandledReconcileAt": "ignored"}, "metadata": {"labels": {"a": "b"}}});
-    let relabelled = repos
-        .patch(
-            "flux-repo",
-            &PatchParams::default(),
-            &Patch::Merge(&main_patch),
-        )
-        .await
-        .unwrap();
+    let relabelled = merge(&repos, "flux-repo", &main_patch).await;
     assert_eq!(
         relabelled
             .status
@@ -427,9 +380,7 @@ async fn status_subresource_is_isolated_from_the_main_resource() {
 
 #[tokio::test]
 async fn delete_waits_for_finalizers() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (_server, _, repos) = default_repos().await;
     let mut finalized = repo("flux-repo", "https://example.com/a.git");
     finalized.metadata.finalizers = Some(vec!["finalizers.fluxcd.io".to_owned()]);
     repos
@@ -458,14 +409,7 @@ async fn delete_waits_for_finalizers() {
     assert_eq!(refused.code, 422);
 
     let release = json!({"metadata": {"finalizers": null}});
-    repos
-        .patch(
-            "flux-repo",
-            &PatchParams::default(),
-            &Patch::Merge(&release),
-        )
-        .await
-        .unwrap();
+    merge(&repos, "flux-repo", &release).await;
     assert_eq!(
         api_error(repos.get("flux-repo").await.unwrap_err()).code,
         404
@@ -518,9 +462,7 @@ async fn delete_waits_for_finalizers() {
 
 #[tokio::test]
 async fn server_side_apply_creates_then_merges() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (server, _, repos) = default_repos().await;
     let params = PatchParams::apply("fluxhook-test").force();
     let first = json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1",
@@ -561,16 +503,8 @@ async fn server_side_apply_creates_then_merges() {
 
 #[tokio::test]
 async fn json_patch_and_missing_field_manager_over_raw_http() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client.clone(), "default");
-    repos
-        .create(
-            &PostParams::default(),
-            &repo("flux-repo", "https://example.com/a.git"),
-        )
-        .await
-        .unwrap();
+    let (_server, client, repos) = default_repos().await;
+    create_repo(&repos, "flux-repo", "https://example.com/a.git").await;
     let path = "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/gitrepositories/flux-repo";
     let request = http::Request::patch(path)
         .header("content-type", "application/json-patch+json")
@@ -598,16 +532,8 @@ async fn json_patch_and_missing_field_manager_over_raw_http() {
 
 #[tokio::test]
 async fn metadata_only_requests_and_leases() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client.clone(), "default");
-    repos
-        .create(
-            &PostParams::default(),
-            &repo("flux-repo", "https://example.com/a.git"),
-        )
-        .await
-        .unwrap();
+    let (_server, client, repos) = default_repos().await;
+    create_repo(&repos, "flux-repo", "https://example.com/a.git").await;
     let metadata = repos.get_metadata("flux-repo").await.unwrap();
     assert_eq!(metadata.metadata.name.as_deref(), Some("flux-repo"));
     let listed = repos.list_metadata(&ListParams::default()).await.unwrap();
@@ -652,16 +578,8 @@ async fn metadata_only_requests_and_leases() {
 async fn event_recorder_publishes_events() {
     use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client.clone(), "default");
-    let created = repos
-        .create(
-            &PostParams::default(),
-            &repo("flux-repo", "https://example.com/a.git"),
-        )
-        .await
-        .unwrap();
+    let (server, client, repos) = default_repos().await;
+    let created = create_repo(&repos, "flux-repo", "https://example.com/a.git").await;
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -688,9 +606,7 @@ async fn event_recorder_publishes_events() {
 
 #[tokio::test]
 async fn dry_runs_change_nothing() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (server, _, repos) = default_repos().await;
     let dry = PostParams {
         dry_run: true,
         ..PostParams::default()
@@ -699,10 +615,7 @@ async fn dry_runs_change_nothing() {
     assert_eq!(answered.metadata.generation, Some(1));
     assert_eq!(api_error(repos.get("dry").await.unwrap_err()).code, 404);
 
-    let created = repos
-        .create(&PostParams::default(), &repo("real", "u"))
-        .await
-        .unwrap();
+    let created = create_repo(&repos, "real", "u").await;
     let before = server.resource_version();
     let respec = json!({"spec": {"url": "changed"}});
     let params = PatchParams {

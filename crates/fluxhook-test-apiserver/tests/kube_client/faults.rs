@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::{GitRepository, client, client_with, flux_server, repo};
+use super::{client, client_with, default_repos, flux_server, repo};
 
 #[tokio::test]
 async fn injected_server_errors_are_answered_then_cleared() {
@@ -90,9 +90,7 @@ async fn latency_delays_but_serves() {
 
 #[tokio::test]
 async fn request_log_counts_patches_per_object() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (server, _, repos) = default_repos().await;
     for name in ["flux-repo", "other"] {
         repos
             .create(&PostParams::default(), &repo(name, "u"))

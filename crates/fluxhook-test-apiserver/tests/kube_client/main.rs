@@ -10,11 +10,12 @@ mod watch;
 
 use std::time::Duration;
 
-use fluxhook_test_apiserver::{ResourceType, ServerOptions, TestApiServer};
+use fluxhook_test_apiserver::{ResourceType, ServerOptions, TestApiServer, bounded};
 use futures::{Stream, StreamExt};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResource};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Flux's GitRepository, reduced to what the tests touch.
 #[derive(CustomResource, Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -55,13 +56,33 @@ pub async fn client(server: &TestApiServer) -> Client {
 }
 
 pub async fn client_with(server: &TestApiServer, adjust: impl FnOnce(&mut kube::Config)) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .unwrap();
+    let mut config = server.kube_config().await.unwrap();
     adjust(&mut config);
     Client::try_from(config).unwrap()
+}
+
+/// A [`flux_server`], a [`client`] for it, and its GitRepositories in `default`.
+pub async fn default_repos() -> (TestApiServer, Client, Api<GitRepository>) {
+    let server = flux_server().await;
+    let client = client(&server).await;
+    let repos = Api::namespaced(client.clone(), "default");
+    (server, client, repos)
+}
+
+/// Creates the GitRepository `name` of `url` through `repos`.
+pub async fn create_repo(repos: &Api<GitRepository>, name: &str, url: &str) -> GitRepository {
+    repos
+        .create(&PostParams::default(), &repo(name, url))
+        .await
+        .unwrap()
+}
+
+/// Merge-patches the GitRepository `name` through `repos`; the stored object.
+pub async fn merge(repos: &Api<GitRepository>, name: &str, patch: &Value) -> GitRepository {
+    repos
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap()
 }
 
 pub fn repo(name: &str, url: &str) -> GitRepository {
@@ -74,21 +95,9 @@ pub fn repo(name: &str, url: &str) -> GitRepository {
     )
 }
 
-/// The next item, with a generous bound so a broken server fails the test instead of hanging it.
+/// The next item, [`bounded`] so a broken server fails the test instead of hanging it.
 pub async fn next<S: Stream + Unpin>(stream: &mut S) -> S::Item {
-    tokio::time::timeout(Duration::from_secs(30), stream.next())
+    bounded("the stream's next item", stream.next())
         .await
-        .expect("the stream stalled for 30 s")
         .expect("the stream ended")
-}
-
-/// Polls `condition` until it holds, bounded like [`next`].
-pub async fn eventually(mut condition: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition did not hold within 30 s");
 }

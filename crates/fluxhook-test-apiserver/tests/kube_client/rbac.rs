@@ -2,18 +2,17 @@ use std::time::Duration;
 
 use fluxhook_test_apiserver::{
     AuthorizationMode, Decision, Identity, PolicyObject, RequestMatcher, ResourceType,
-    ServerOptions, TestApiServer, Verb,
+    ServerOptions, TestApiServer, Verb, eventually,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::{GitRepository, eventually, repo};
+use super::{GitRepository, create_repo};
 
 const NS: &str = "flux-system";
 const SA_USER: &str = "system:serviceaccount:flux-system:reader";
@@ -73,11 +72,7 @@ async fn rbac_server() -> TestApiServer {
 }
 
 async fn client_as(server: &TestApiServer, identity: &Identity) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml_for(identity)).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
+    server.kube_client_for(identity).await.unwrap()
 }
 
 /// The server with [`POLICY`] seeded from a YAML file, a GitRepository and two Secrets.
@@ -91,13 +86,7 @@ async fn seeded() -> TestApiServer {
     let _ = std::fs::remove_file(&file);
     let admin = client_as(&server, &server.admin()).await;
     let repos: Api<GitRepository> = Api::namespaced(admin.clone(), NS);
-    repos
-        .create(
-            &PostParams::default(),
-            &repo("flux", "https://example.com/flux.git"),
-        )
-        .await
-        .unwrap();
+    create_repo(&repos, "flux", "https://example.com/flux.git").await;
     let secrets: Api<Secret> = Api::namespaced(admin, NS);
     for name in ["webhook-token", "other"] {
         let secret: Secret = serde_json::from_value(json!({
@@ -243,7 +232,7 @@ async fn watches_are_authorized_as_watch_and_discovery_as_paths() {
             event.unwrap();
         }
     });
-    eventually(|| {
+    eventually("the ServiceAccount's watch", || {
         server.requests().count(
             &RequestMatcher::any()
                 .user(SA_USER)

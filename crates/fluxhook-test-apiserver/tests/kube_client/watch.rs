@@ -1,4 +1,4 @@
-use fluxhook_test_apiserver::{RequestMatcher, Verb};
+use fluxhook_test_apiserver::{RequestMatcher, Verb, eventually};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
@@ -6,7 +6,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, W
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 
-use super::{GitRepository, client, eventually, flux_server, next, repo};
+use super::{GitRepository, client, default_repos, flux_server, merge, next, repo};
 
 /// The name in an Apply/Delete event, or the event's shape for anything else.
 fn describe(event: &Event<GitRepository>) -> String {
@@ -21,9 +21,7 @@ fn describe(event: &Event<GitRepository>) -> String {
 
 #[tokio::test]
 async fn watcher_sees_changes_and_resumes_after_dropped_watches() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (server, _, repos) = default_repos().await;
     repos
         .create(&PostParams::default(), &repo("existing", "u"))
         .await
@@ -42,10 +40,7 @@ async fn watcher_sees_changes_and_resumes_after_dropped_watches() {
     // The stream closes after one more event; the rest must arrive through a resumed watch.
     server.faults().drop_watches_after_events(1);
     let annotate = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now"}}});
-    repos
-        .patch("added", &PatchParams::default(), &Patch::Merge(&annotate))
-        .await
-        .unwrap();
+    merge(&repos, "added", &annotate).await;
     repos
         .create(&PostParams::default(), &repo("third", "u"))
         .await
@@ -102,9 +97,7 @@ async fn watcher_sees_changes_and_resumes_after_dropped_watches() {
 
 #[tokio::test]
 async fn watcher_relists_after_410_gone() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (server, _, repos) = default_repos().await;
     repos
         .create(&PostParams::default(), &repo("first", "u"))
         .await
@@ -166,9 +159,7 @@ async fn raw_watch_from_an_expired_version_gets_an_error_event() {
 
 #[tokio::test]
 async fn bookmarks_and_streaming_lists() {
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (server, _, repos) = default_repos().await;
     repos
         .create(&PostParams::default(), &repo("one", "u"))
         .await
@@ -262,7 +253,7 @@ async fn shutdown_ends_open_watches() {
         .await
         .unwrap()
         .boxed();
-    eventually(|| server.open_watches() == 1).await;
+    eventually("one open watch", || server.open_watches() == 1).await;
     server.shutdown().await.unwrap();
     while let Some(event) = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
         .await
@@ -309,9 +300,7 @@ async fn controller_reconciles_requested_annotations() {
         Ok(Action::await_change())
     }
 
-    let server = flux_server().await;
-    let client = client(&server).await;
-    let repos: Api<GitRepository> = Api::namespaced(client, "default");
+    let (server, _, repos) = default_repos().await;
     repos
         .create(&PostParams::default(), &repo("flux-repo", "u"))
         .await
@@ -328,15 +317,8 @@ async fn controller_reconciles_requested_annotations() {
     for requested in ["first", "second"] {
         let annotate =
             json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": requested}}});
-        repos
-            .patch(
-                "flux-repo",
-                &PatchParams::default(),
-                &Patch::Merge(&annotate),
-            )
-            .await
-            .unwrap();
-        eventually(|| {
+        merge(&repos, "flux-repo", &annotate).await;
+        eventually("the request to be handled", || {
             let stored = server
                 .get(
                     "source.toolkit.fluxcd.io/v1",
