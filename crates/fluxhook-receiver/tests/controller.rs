@@ -7,18 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fluxhook_api::{Receiver, WebhookPath, webhook_path};
 use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
 use fluxhook_receiver::{EndpointIndex, EndpointState, ReceiverKey};
-use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
+use fluxhook_test_apiserver::{
+    RequestMatcher, ResourceType, TestApiServer, Verb, bounded, eventually,
+};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -43,12 +43,7 @@ impl Cluster {
                 .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
                 .unwrap();
         }
-        let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
+        let client = server.kube_client().await.unwrap();
         Self { server, client }
     }
 
@@ -110,6 +105,46 @@ impl Cluster {
             .unwrap();
     }
 
+    /// Creates the Secret `flux-system/webhook-token` holding `token`, labelled for Flux to
+    /// watch when `watched`.
+    async fn create_webhook_token(&self, token: &str, watched: bool) {
+        self.create_secret(NS, "webhook-token", &[("token", token)], watched)
+            .await;
+    }
+
+    /// Creates the github Receiver `flux-system/<name>` that reads `webhook-token`.
+    async fn create_github(&self, name: &str) {
+        self.create_receiver(NS, named(name), github_spec("webhook-token"))
+            .await;
+    }
+
+    /// Writes `token` into the Secret `namespace/name`, as a rotation does.
+    async fn rotate_token(&self, namespace: &str, name: &str, token: &str) {
+        let rotated = json!({"data": {"token": ByteString(token.as_bytes().to_vec())}});
+        self.secrets(namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&rotated))
+            .await
+            .unwrap();
+    }
+
+    async fn delete_secret(&self, namespace: &str, name: &str) {
+        self.secrets(namespace)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+
+    /// Asks for a reconciliation of `namespace/name` as `flux reconcile` does.
+    async fn request_reconcile(&self, namespace: &str, name: &str, request: &str) {
+        let annotations = json!({"reconcile.fluxcd.io/requestedAt": request});
+        self.patch_receiver(
+            namespace,
+            name,
+            json!({"metadata": {"annotations": annotations}}),
+        )
+        .await;
+    }
+
     async fn patch_receiver(&self, namespace: &str, name: &str, patch: Value) {
         self.receivers(namespace)
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -128,6 +163,11 @@ impl Cluster {
         self.receiver(namespace, name)
             .map(|receiver| receiver["status"].clone())
             .unwrap_or(Value::Null)
+    }
+
+    /// Whether the condition `type_` of `namespace/name` has `(status, reason)`.
+    fn has(&self, namespace: &str, name: &str, type_: &str, expected: (&str, &str)) -> bool {
+        is_state(&self.status(namespace, name), type_, expected)
     }
 
     /// Starts the controller with short retry delays.
@@ -181,28 +221,25 @@ impl Running {
         self.index.lookup(path.digest())
     }
 
+    /// Whether a Receiver is served (ready) at `path`.
+    fn serves(&self, path: &WebhookPath) -> bool {
+        matches!(self.state(path).as_deref(), Some(EndpointState::Ready(_)))
+    }
+
+    /// Whether a Receiver is known but not ready at `path` (its sender gets 503).
+    fn refuses(&self, path: &WebhookPath) -> bool {
+        matches!(
+            self.state(path).as_deref(),
+            Some(EndpointState::NotReady { .. })
+        )
+    }
+
     fn path_of(&self, namespace: &str, name: &str) -> Option<WebhookPath> {
         self.index.webhook_path_of(&ReceiverKey {
             namespace: namespace.to_string(),
             name: name.to_string(),
         })
     }
-}
-
-async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), future)
-        .await
-        .unwrap_or_else(|_| panic!("waited 30 s for {what}"))
-}
-
-/// Polls `condition` until it holds, for at most 30 seconds.
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    bounded(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
 }
 
 fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -238,13 +275,27 @@ fn named(name: &str) -> Value {
     json!({"name": name})
 }
 
+/// A cluster with the github Receiver `flux-system/github` reading `token` from the Secret
+/// `webhook-token` (which Flux watches when `watched`), and the controller running with
+/// `config`, ready; the Receiver's webhook path.
+async fn serving_github(
+    token: &str,
+    watched: bool,
+    config: ControllerConfig,
+) -> (Cluster, Running, WebhookPath) {
+    let cluster = Cluster::start().await;
+    cluster.create_webhook_token(token, watched).await;
+    cluster.create_github("github").await;
+    let running = cluster.run(config);
+    running.ready().await;
+    (cluster, running, webhook_path(token, "github", NS))
+}
+
 #[tokio::test]
 async fn a_valid_receiver_is_served_with_the_status_flux_writes() {
     let cluster = Cluster::start().await;
     // Unlabelled, so that only the Receiver's own changes reconcile it.
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
-        .await;
+    cluster.create_webhook_token("s3cr3t", false).await;
     cluster
         .create_receiver(
             NS,
@@ -285,13 +336,7 @@ async fn a_valid_receiver_is_served_with_the_status_flux_writes() {
     assert_eq!(ready["observedGeneration"], 1);
     let transition = ready["lastTransitionTime"].clone();
 
-    cluster
-        .patch_receiver(
-            NS,
-            "github",
-            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "second"}}}),
-        )
-        .await;
+    cluster.request_reconcile(NS, "github", "second").await;
     eventually("the second request to be handled", || {
         cluster.status(NS, "github")["lastHandledReconcileAt"] == "second"
     })
@@ -315,9 +360,7 @@ async fn a_valid_receiver_is_served_with_the_status_flux_writes() {
 #[tokio::test]
 async fn invalid_receivers_are_not_ready_and_say_what_to_fix() {
     let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
-        .await;
+    cluster.create_webhook_token("s3cr3t", true).await;
     cluster
         .create_secret(NS, "no-token", &[("other", "value")], true)
         .await;
@@ -484,37 +527,18 @@ async fn a_secret_created_later_makes_the_receiver_ready() {
                 && status["webhookPath"] == path.as_str()
         })
         .await;
-        assert!(matches!(
-            running.state(&path).as_deref(),
-            Some(EndpointState::Ready(_))
-        ));
+        assert!(running.serves(&path));
     }
 }
 
 #[tokio::test]
 async fn a_deleted_secret_leaves_the_receiver_not_ready_at_its_old_path() {
-    let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
-        .await;
-    cluster
-        .create_receiver(NS, named("github"), github_spec("webhook-token"))
-        .await;
-    let running = cluster.run(ControllerConfig::default());
-    running.ready().await;
-    let path = webhook_path("s3cr3t", "github", NS);
+    let (cluster, running, path) =
+        serving_github("s3cr3t", true, ControllerConfig::default()).await;
 
-    cluster
-        .secrets(NS)
-        .delete("webhook-token", &DeleteParams::default())
-        .await
-        .unwrap();
+    cluster.delete_secret(NS, "webhook-token").await;
     eventually("the Receiver to lose its token", || {
-        is_state(
-            &cluster.status(NS, "github"),
-            "Ready",
-            ("False", "TokenNotFound"),
-        )
+        cluster.has(NS, "github", "Ready", ("False", "TokenNotFound"))
     })
     .await;
     // As Flux, the status forgets the path; the sender still gets 503 there.
@@ -526,55 +550,28 @@ async fn a_deleted_secret_leaves_the_receiver_not_ready_at_its_old_path() {
         other => panic!("expected NotReady at the old path, got {other:?}"),
     }
     // Retries keep it there.
-    let retries = RequestMatcher::any()
-        .verb(Verb::Get)
-        .resource("secrets")
-        .name("webhook-token");
+    let retries = secret_reads("webhook-token");
     let before = cluster.server.requests().count(&retries);
     eventually("a retry", || {
         cluster.server.requests().count(&retries) > before + 1
     })
     .await;
-    assert!(matches!(
-        running.state(&path).as_deref(),
-        Some(EndpointState::NotReady { .. })
-    ));
+    assert!(running.refuses(&path));
 }
 
 #[tokio::test]
 async fn a_rotated_token_moves_the_path() {
-    let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "old")], true)
-        .await;
-    cluster
-        .create_receiver(NS, named("github"), github_spec("webhook-token"))
-        .await;
-    let running = cluster.run(ControllerConfig::default());
-    running.ready().await;
-    let old = webhook_path("old", "github", NS);
+    let (cluster, running, old) = serving_github("old", true, ControllerConfig::default()).await;
     assert!(running.state(&old).is_some());
 
-    let rotated = json!({"data": {"token": ByteString(b"new".to_vec())}});
-    cluster
-        .secrets(NS)
-        .patch(
-            "webhook-token",
-            &PatchParams::default(),
-            &Patch::Merge(&rotated),
-        )
-        .await
-        .unwrap();
+    cluster.rotate_token(NS, "webhook-token", "new").await;
     let new = webhook_path("new", "github", NS);
     eventually("the path to move", || {
         cluster.status(NS, "github")["webhookPath"] == new.as_str()
     })
     .await;
     assert!(running.state(&old).is_none());
-    assert!(matches!(
-        running.state(&new).as_deref(),
-        Some(EndpointState::Ready(_))
-    ));
+    assert!(running.serves(&new));
     assert_eq!(
         condition(&cluster.status(NS, "github"), "Ready").unwrap()["message"],
         format!("Receiver initialized for path: {new}")
@@ -584,17 +581,13 @@ async fn a_rotated_token_moves_the_path() {
 #[tokio::test]
 async fn suspended_receivers_are_known_but_not_served() {
     let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
-        .await;
+    cluster.create_webhook_token("s3cr3t", true).await;
     let mut suspended = github_spec("webhook-token");
     suspended["suspend"] = json!(true);
     cluster
         .create_receiver(NS, named("suspended"), suspended)
         .await;
-    cluster
-        .create_receiver(NS, named("active"), github_spec("webhook-token"))
-        .await;
+    cluster.create_github("active").await;
     let running = cluster.run(ControllerConfig::default());
     running.ready().await;
 
@@ -621,56 +614,29 @@ async fn suspended_receivers_are_known_but_not_served() {
         cluster.status(NS, "active")["observedGeneration"] == 2
     })
     .await;
-    assert!(is_state(
-        &cluster.status(NS, "active"),
-        "Ready",
-        ("True", "Succeeded")
-    ));
+    assert!(cluster.has(NS, "active", "Ready", ("True", "Succeeded")));
 
     cluster
         .patch_receiver(NS, "suspended", json!({"spec": {"suspend": false}}))
         .await;
     eventually("the resumed Receiver to be served", || {
-        matches!(
-            running.state(&path).as_deref(),
-            Some(EndpointState::Ready(_))
-        )
+        running.serves(&path)
     })
     .await;
     eventually("its status", || {
-        is_state(
-            &cluster.status(NS, "suspended"),
-            "Ready",
-            ("True", "Succeeded"),
-        )
+        cluster.has(NS, "suspended", "Ready", ("True", "Succeeded"))
     })
     .await;
 }
 
 #[tokio::test]
 async fn deleted_receivers_are_withdrawn() {
-    let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
-        .await;
-    cluster
-        .create_receiver(NS, named("github"), github_spec("webhook-token"))
-        .await;
-    let running = cluster.run(ControllerConfig::default());
-    running.ready().await;
-    let path = webhook_path("s3cr3t", "github", NS);
+    let (cluster, running, path) =
+        serving_github("s3cr3t", true, ControllerConfig::default()).await;
     assert!(running.state(&path).is_some());
 
-    cluster
-        .receivers(NS)
-        .delete("github", &DeleteParams::default())
-        .await
-        .unwrap();
     // The finalizer comes off, so the Receiver goes.
-    eventually("the Receiver to be gone", || {
-        cluster.receiver(NS, "github").is_none()
-    })
-    .await;
+    delete_receiver(&cluster, NS, "github").await;
     eventually("the Receiver to be withdrawn", || {
         running.state(&path).is_none()
     })
@@ -720,9 +686,7 @@ async fn a_namespaced_controller_ignores_other_namespaces() {
 #[tokio::test]
 async fn a_label_selected_controller_serves_its_shard_only() {
     let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
-        .await;
+    cluster.create_webhook_token("s3cr3t", true).await;
     let shard = |key: &str| json!({"sharding.fluxcd.io/key": key});
     for (name, labels) in [
         ("mine", shard("shard1")),
@@ -767,12 +731,8 @@ async fn a_label_selected_controller_serves_its_shard_only() {
 #[tokio::test]
 async fn api_faults_are_retried() {
     let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], true)
-        .await;
-    cluster
-        .create_receiver(NS, named("first"), github_spec("webhook-token"))
-        .await;
+    cluster.create_webhook_token("s3cr3t", true).await;
+    cluster.create_github("first").await;
     let faults = cluster.server.faults();
     let receivers = RequestMatcher::any().resource("receivers");
     faults.fail_next(1, 500, receivers.clone().verb(Verb::List));
@@ -785,16 +745,14 @@ async fn api_faults_are_retried() {
     let running = cluster.run(ControllerConfig::default());
     running.ready().await;
     eventually("the status to be written", || {
-        is_state(&cluster.status(NS, "first"), "Ready", ("True", "Succeeded"))
+        cluster.has(NS, "first", "Ready", ("True", "Succeeded"))
     })
     .await;
     assert!(running.path_of(NS, "first").is_some());
 
     // Dropped watches resume.
     faults.drop_watches();
-    cluster
-        .create_receiver(NS, named("second"), github_spec("webhook-token"))
-        .await;
+    cluster.create_github("second").await;
     let second = webhook_path("s3cr3t", "second", NS);
     eventually("the new Receiver to be served", || {
         running.state(&second).is_some()
@@ -878,12 +836,8 @@ fn occurrences(event: &Value) -> i64 {
 #[tokio::test]
 async fn events_are_recorded_as_flux_records_them_and_deduplicated() {
     let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
-        .await;
-    cluster
-        .create_receiver(NS, named("github"), github_spec("webhook-token"))
-        .await;
+    cluster.create_webhook_token("s3cr3t", false).await;
+    cluster.create_github("github").await;
     cluster
         .create_receiver(NS, named("no-secret"), github_spec("missing"))
         .await;
@@ -960,13 +914,7 @@ async fn events_are_recorded_as_flux_records_them_and_deduplicated() {
     // Reconciled again and again (`flux reconcile`), the success stays one
     // Event whose count grows.
     for request in ["1", "2"] {
-        cluster
-            .patch_receiver(
-                NS,
-                "github",
-                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": request}}}),
-            )
-            .await;
+        cluster.request_reconcile(NS, "github", &request).await;
         eventually("the request to be handled", || {
             cluster.status(NS, "github")["lastHandledReconcileAt"] == request
         })
@@ -1046,46 +994,52 @@ async fn a_late_watched_copy_is_read_again_not_reported() {
     faults.clear();
 }
 
+/// The GETs of the Secret `name`.
+fn secret_reads(name: &str) -> RequestMatcher {
+    RequestMatcher::any()
+        .verb(Verb::Get)
+        .resource("secrets")
+        .name(name)
+}
+
+/// Asks for a reconciliation of `flux-system/github` and waits for it to end with
+/// `Ready=False`, reason `TokenNotFound`; returns that status.
+async fn reconcile_without_token(cluster: &Cluster, request: &str) -> Value {
+    cluster.request_reconcile(NS, "github", request).await;
+    eventually("the Receiver not to be ready", || {
+        let status = cluster.status(NS, "github");
+        is_state(&status, "Ready", ("False", "TokenNotFound"))
+            && status["lastHandledReconcileAt"] == request
+    })
+    .await;
+    cluster.status(NS, "github")
+}
+
+/// Waits for `flux-system/github` to be ready and served at `path` again (the retries after
+/// a fault was cleared).
+async fn served_again(cluster: &Cluster, running: &Running, path: &WebhookPath) {
+    eventually("the Receiver to be ready again", || {
+        cluster.has(NS, "github", "Ready", ("True", "Succeeded")) && running.serves(path)
+    })
+    .await;
+}
+
 /// A Secret the API server refuses to give (403) or fails to (500): the
 /// Receiver is `Ready=False` with reason `TokenNotFound` and the error, as in
 /// Flux, and stops serving (503 at its last path) until the Secret can be read
 /// again, since its token may have changed meanwhile.
 #[tokio::test]
 async fn an_unreadable_secret_makes_the_receiver_not_ready() {
-    let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
-        .await;
-    cluster
-        .create_receiver(NS, named("github"), github_spec("webhook-token"))
-        .await;
-    let running = cluster.run(ControllerConfig::default());
-    running.ready().await;
-    let path = webhook_path("s3cr3t", "github", NS);
-    let read_secret = RequestMatcher::any()
-        .verb(Verb::Get)
-        .resource("secrets")
-        .name("webhook-token");
+    let (cluster, running, path) =
+        serving_github("s3cr3t", false, ControllerConfig::default()).await;
+    let read_secret = secret_reads("webhook-token");
     let faults = cluster.server.faults();
 
     // (kube's client retries 503, 504 and 429 itself before it gives up.)
     for (code, reason) in [(403, "Forbidden"), (500, "Internal Server Error")] {
         faults.fail_next(usize::MAX, code, read_secret.clone());
         let request = format!("unreadable-{code}");
-        cluster
-            .patch_receiver(
-                NS,
-                "github",
-                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": request}}}),
-            )
-            .await;
-        eventually("the Receiver not to be ready", || {
-            let status = cluster.status(NS, "github");
-            is_state(&status, "Ready", ("False", "TokenNotFound"))
-                && status["lastHandledReconcileAt"] == request.as_str()
-        })
-        .await;
-        let status = cluster.status(NS, "github");
+        let status = reconcile_without_token(&cluster, &request).await;
         let message = condition(&status, "Ready").unwrap()["message"]
             .as_str()
             .unwrap()
@@ -1102,10 +1056,7 @@ async fn an_unreadable_secret_makes_the_receiver_not_ready() {
             "{status}"
         );
         assert_eq!(status["webhookPath"], Value::Null);
-        assert!(matches!(
-            running.state(&path).as_deref(),
-            Some(EndpointState::NotReady { .. })
-        ));
+        assert!(running.refuses(&path));
         eventually("a Warning with the error", || {
             events_with(&cluster, NS, "github", "Warning", "Failed")
                 .iter()
@@ -1115,17 +1066,7 @@ async fn an_unreadable_secret_makes_the_receiver_not_ready() {
 
         // Readable again: the retries serve it again.
         faults.clear();
-        eventually("the Receiver to be ready again", || {
-            is_state(
-                &cluster.status(NS, "github"),
-                "Ready",
-                ("True", "Succeeded"),
-            ) && matches!(
-                running.state(&path).as_deref(),
-                Some(EndpointState::Ready(_))
-            )
-        })
-        .await;
+        served_again(&cluster, &running, &path).await;
     }
 }
 
@@ -1135,31 +1076,16 @@ async fn an_unreadable_secret_makes_the_receiver_not_ready() {
 /// (and served with a token that may have changed) meanwhile.
 #[tokio::test]
 async fn a_secret_read_without_answer_makes_the_receiver_not_ready() {
-    let cluster = Cluster::start().await;
-    cluster
-        .create_secret(NS, "webhook-token", &[("token", "s3cr3t")], false)
-        .await;
-    cluster
-        .create_receiver(NS, named("github"), github_spec("webhook-token"))
-        .await;
-    let running = cluster.run(ControllerConfig {
+    let config = ControllerConfig {
         secret_read_timeout: Duration::from_secs(1),
         ..ControllerConfig::default()
-    });
-    running.ready().await;
+    };
+    let (cluster, running, path) = serving_github("s3cr3t", false, config).await;
     eventually("the Receiver to be ready", || {
-        is_state(
-            &cluster.status(NS, "github"),
-            "Ready",
-            ("True", "Succeeded"),
-        )
+        cluster.has(NS, "github", "Ready", ("True", "Succeeded"))
     })
     .await;
-    let path = webhook_path("s3cr3t", "github", NS);
-    let read_secret = RequestMatcher::any()
-        .verb(Verb::Get)
-        .resource("secrets")
-        .name("webhook-token");
+    let read_secret = secret_reads("webhook-token");
     let faults = cluster.server.faults();
 
     for fault in ["no answer", "504"] {
@@ -1168,20 +1094,7 @@ async fn a_secret_read_without_answer_makes_the_receiver_not_ready() {
             _ => faults.fail_next(usize::MAX, 504, read_secret.clone()),
         }
         let request = format!("unanswered-{fault}");
-        cluster
-            .patch_receiver(
-                NS,
-                "github",
-                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": request}}}),
-            )
-            .await;
-        eventually("the Receiver not to be ready", || {
-            let status = cluster.status(NS, "github");
-            is_state(&status, "Ready", ("False", "TokenNotFound"))
-                && status["lastHandledReconcileAt"] == request.as_str()
-        })
-        .await;
-        let status = cluster.status(NS, "github");
+        let status = reconcile_without_token(&cluster, &request).await;
         assert_eq!(
             condition(&status, "Ready").unwrap()["message"],
             "unable to read token from secret 'flux-system/webhook-token': \
@@ -1189,24 +1102,11 @@ async fn a_secret_read_without_answer_makes_the_receiver_not_ready() {
             "{fault}"
         );
         assert!(!status.to_string().contains("s3cr3t"), "{status}");
-        assert!(matches!(
-            running.state(&path).as_deref(),
-            Some(EndpointState::NotReady { .. })
-        ));
+        assert!(running.refuses(&path));
 
         // Answering again: the retries serve it again.
         faults.clear();
-        eventually("the Receiver to be ready again", || {
-            is_state(
-                &cluster.status(NS, "github"),
-                "Ready",
-                ("True", "Succeeded"),
-            ) && matches!(
-                running.state(&path).as_deref(),
-                Some(EndpointState::Ready(_))
-            )
-        })
-        .await;
+        served_again(&cluster, &running, &path).await;
     }
 }
 
@@ -1235,31 +1135,14 @@ async fn at_start_up_many_secrets_are_listed_not_read_one_by_one() {
         .await;
     let running = cluster.run(ControllerConfig::default());
     running.ready().await;
-    let reads = |name: &str| {
-        cluster.server.requests().count(
-            &RequestMatcher::any()
-                .verb(Verb::Get)
-                .resource("secrets")
-                .name(name),
-        )
-    };
+    let reads = |name: &str| cluster.server.requests().count(&secret_reads(name));
     for n in 0..receivers {
         let path = webhook_path(&format!("t{n}"), &format!("r{n}"), NS);
-        assert!(
-            matches!(
-                running.state(&path).as_deref(),
-                Some(EndpointState::Ready(_))
-            ),
-            "r{n}"
-        );
+        assert!(running.serves(&path), "r{n}");
         assert_eq!(reads(&format!("token-{n}")), 0, "token-{n}");
     }
     eventually("the Receiver without its Secret not to be ready", || {
-        is_state(
-            &cluster.status(NS, "missing"),
-            "Ready",
-            ("False", "TokenNotFound"),
-        )
+        cluster.has(NS, "missing", "Ready", ("False", "TokenNotFound"))
     })
     .await;
     let lists = cluster
@@ -1270,20 +1153,9 @@ async fn at_start_up_many_secrets_are_listed_not_read_one_by_one() {
     assert!(lists >= 2, "{lists}");
 
     // Ready: a rotated token is read by name.
-    let rotated = json!({"data": {"token": ByteString(b"new".to_vec())}});
-    cluster
-        .secrets(NS)
-        .patch("token-0", &PatchParams::default(), &Patch::Merge(&rotated))
-        .await
-        .unwrap();
+    cluster.rotate_token(NS, "token-0", "new").await;
     let new = webhook_path("new", "r0", NS);
-    eventually("the rotated token to be served", || {
-        matches!(
-            running.state(&new).as_deref(),
-            Some(EndpointState::Ready(_))
-        )
-    })
-    .await;
+    eventually("the rotated token to be served", || running.serves(&new)).await;
     assert_eq!(reads("token-0"), 1);
 }
 
@@ -1315,34 +1187,13 @@ async fn a_rotated_or_deleted_unlabelled_secret_is_revoked_at_once() {
     let reads_before = secret_reads(None);
 
     // A Secret no Receiver references changes: it costs the watch event alone.
-    let rotate = |token: &str| json!({"data": {"token": ByteString(token.as_bytes().to_vec())}});
-    cluster
-        .secrets(NS)
-        .patch(
-            "unrelated",
-            &PatchParams::default(),
-            &Patch::Merge(&rotate("y")),
-        )
-        .await
-        .unwrap();
+    cluster.rotate_token(NS, "unrelated", "y").await;
     // The referenced one rotates: each Receiver reads it once and moves.
-    cluster
-        .secrets(NS)
-        .patch(
-            "shared-token",
-            &PatchParams::default(),
-            &Patch::Merge(&rotate("new")),
-        )
-        .await
-        .unwrap();
+    cluster.rotate_token(NS, "shared-token", "new").await;
     for name in ["one", "two"] {
         let (old, new) = (webhook_path("old", name, NS), webhook_path("new", name, NS));
         eventually("the path to move", || {
-            running.state(&old).is_none()
-                && matches!(
-                    running.state(&new).as_deref(),
-                    Some(EndpointState::Ready(_))
-                )
+            running.state(&old).is_none() && running.serves(&new)
         })
         .await;
     }
@@ -1351,22 +1202,11 @@ async fn a_rotated_or_deleted_unlabelled_secret_is_revoked_at_once() {
     assert_eq!(secret_reads(Some("unrelated")), 0);
 
     // Deleted: neither token authenticates any more.
-    cluster
-        .secrets(NS)
-        .delete("shared-token", &DeleteParams::default())
-        .await
-        .unwrap();
+    cluster.delete_secret(NS, "shared-token").await;
     for name in ["one", "two"] {
         let new = webhook_path("new", name, NS);
         eventually("the Receiver to stop serving", || {
-            matches!(
-                running.state(&new).as_deref(),
-                Some(EndpointState::NotReady { .. })
-            ) && is_state(
-                &cluster.status(NS, name),
-                "Ready",
-                ("False", "TokenNotFound"),
-            )
+            running.refuses(&new) && cluster.has(NS, name, "Ready", ("False", "TokenNotFound"))
         })
         .await;
     }
@@ -1493,11 +1333,8 @@ async fn colliding_webhook_paths_serve_the_older_receiver() {
     // Created again, it is the newer one now: it waits.
     create_oidc_receiver(&cluster, "c", "ab", Some("bc/a")).await;
     eventually("the newer Receiver to be refused the path", || {
-        is_state(
-            &cluster.status("c", "ab"),
-            "Ready",
-            ("False", "WebhookPathConflict"),
-        ) && ready_message(&cluster, "bc", "a").contains("Receiver c/ab has the same path")
+        cluster.has("c", "ab", "Ready", ("False", "WebhookPathConflict"))
+            && ready_message(&cluster, "bc", "a").contains("Receiver c/ab has the same path")
     })
     .await;
     assert_eq!(served_key(), Some(key("bc", "a")));

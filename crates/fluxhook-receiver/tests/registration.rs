@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +17,13 @@ use fluxhook_receiver::registration::{
     INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION, REGISTERED_ANNOTATION,
     RegistrationConfig, RetryPolicy, URL_ANNOTATION,
 };
-use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
+use fluxhook_test_apiserver::{
+    RequestMatcher, ResourceType, TestApiServer, Verb, bounded, eventually,
+};
 use fluxhook_test_githost::{
     FakeApp, FakeConfig, FakeHook, FakeHost, Fault, HostKind, LastResponse, RetryAfter,
 };
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -51,12 +51,7 @@ impl Cluster {
         for resource in ResourceType::flux() {
             server.register(resource);
         }
-        let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
+        let client = server.kube_client().await.unwrap();
         let host = FakeHost::start_with(host_config).await.unwrap();
         let cluster = Self {
             server,
@@ -151,6 +146,41 @@ impl Cluster {
         self.patch(&secrets, name, json!({ "data": data })).await;
     }
 
+    /// Merge-patches the GitRepository `app`'s annotations.
+    async fn annotate_repository(&self, annotations: Value) {
+        self.patch(
+            &git_repositories(),
+            "app",
+            json!({"metadata": {"annotations": annotations}}),
+        )
+        .await;
+    }
+
+    /// Removes the annotations asking for a hook from the GitRepository `app`.
+    async fn remove_registration_annotations(&self) {
+        let removed: serde_json::Map<String, Value> = self
+            .annotations()
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|key| (key.clone(), Value::Null))
+            .collect();
+        self.annotate_repository(Value::Object(removed)).await;
+    }
+
+    /// Deletes the Receiver and waits for it to be gone (its hooks deleted first).
+    async fn delete_receiver(&self) {
+        Api::<DynamicObject>::namespaced_with(
+            self.client.clone(),
+            NS,
+            &ApiResource::erase::<Receiver>(&()),
+        )
+        .delete(RECEIVER, &DeleteParams::default())
+        .await
+        .unwrap();
+        eventually("the Receiver to be gone", || self.receiver().is_none()).await;
+    }
+
     fn receiver(&self) -> Option<Value> {
         self.server
             .get(
@@ -162,16 +192,33 @@ impl Cluster {
             .ok()
     }
 
-    /// `(status, reason, message)` of the registration condition.
-    fn condition(&self) -> Option<(String, String, String)> {
+    /// `(status, reason, message)` of the condition `type_`.
+    fn condition_of(&self, type_: &str) -> Option<(String, String, String)> {
         let receiver = self.receiver()?;
         let condition = receiver["status"]["conditions"]
             .as_array()?
             .iter()
-            .find(|c| c["type"] == CONDITION_TYPE)?
+            .find(|c| c["type"] == type_)?
             .clone();
         let text = |field: &str| condition[field].as_str().unwrap_or_default().to_string();
         Some((text("status"), text("reason"), text("message")))
+    }
+
+    /// `(status, reason, message)` of the registration condition.
+    fn condition(&self) -> Option<(String, String, String)> {
+        self.condition_of(CONDITION_TYPE)
+    }
+
+    /// Whether the registration condition is True: the hooks are registered.
+    fn is_registered(&self) -> bool {
+        self.condition()
+            .is_some_and(|(status, _, _)| status == "True")
+    }
+
+    /// Whether the registration condition is False with a message containing `text`.
+    fn fails_with(&self, text: &str) -> bool {
+        self.condition()
+            .is_some_and(|(status, _, message)| status == "False" && message.contains(text))
     }
 
     /// The hook URLs remembered on the Receiver.
@@ -260,32 +307,11 @@ impl Drop for Running {
     }
 }
 
-async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), future)
-        .await
-        .unwrap_or_else(|_| panic!("waited 30 s for {what}"))
-}
-
-/// Polls `condition` until it holds, for at most 30 seconds.
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    bounded(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
-
 /// Starts the controller and waits for the first hook to be registered.
 async fn registered(cluster: &Cluster) -> Running {
     let running = cluster.run();
     bounded("the controller to be ready", running.readiness.wait()).await;
-    eventually("the webhook to be registered", || {
-        cluster
-            .condition()
-            .is_some_and(|(status, _, _)| status == "True")
-    })
-    .await;
+    eventually("the webhook to be registered", || cluster.is_registered()).await;
     running
 }
 
@@ -324,25 +350,7 @@ async fn an_annotated_repository_gets_one_hook_and_a_second_reconcile_writes_not
     );
 
     // Reconciled again: the host is asked, and nothing is written.
-    cluster.host.clear_requests();
-    let receivers = ApiResource::erase::<Receiver>(&());
-    cluster
-        .patch(
-            &receivers,
-            RECEIVER,
-            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "again"}}}),
-        )
-        .await;
-    eventually("the request to be handled", || {
-        cluster.receiver().unwrap()["status"]["lastHandledReconcileAt"] == "again"
-    })
-    .await;
-    assert!(!cluster.host.requests().is_empty());
-    assert!(
-        cluster.host.writes().is_empty(),
-        "{:?}",
-        cluster.host.writes()
-    );
+    reconciled_again_writes_nothing(&cluster).await;
     assert_eq!(cluster.host.hooks().len(), 1);
 }
 
@@ -381,20 +389,7 @@ async fn removing_the_annotations_deletes_the_hook() {
     let cluster = Cluster::start().await;
     let _running = registered(&cluster).await;
 
-    let removed: serde_json::Map<String, Value> = cluster
-        .annotations()
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|key| (key.clone(), Value::Null))
-        .collect();
-    cluster
-        .patch(
-            &git_repositories(),
-            "app",
-            json!({"metadata": {"annotations": removed}}),
-        )
-        .await;
+    cluster.remove_registration_annotations().await;
     eventually("the hook to be deleted", || cluster.host.hooks().is_empty()).await;
     eventually("the record, finalizer and condition to go", || {
         cluster.remembered().is_empty()
@@ -410,15 +405,7 @@ async fn a_deleted_receiver_deletes_its_hooks_before_it_goes() {
     let cluster = Cluster::start().await;
     let _running = registered(&cluster).await;
 
-    Api::<DynamicObject>::namespaced_with(
-        cluster.client.clone(),
-        NS,
-        &ApiResource::erase::<Receiver>(&()),
-    )
-    .delete(RECEIVER, &DeleteParams::default())
-    .await
-    .unwrap();
-    eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
+    cluster.delete_receiver().await;
     assert!(cluster.host.hooks().is_empty());
     assert!(cluster.has_event("WebhookDeleted", "octocat/hello-world"));
 }
@@ -465,22 +452,14 @@ async fn host_failures_are_reported_without_secrets_then_recovered() {
     cluster
         .set_secret("github-token", cluster.host.token())
         .await;
-    eventually("the hook to be registered", || {
-        cluster
-            .condition()
-            .is_some_and(|(status, _, _)| status == "True")
-    })
-    .await;
+    eventually("the hook to be registered", || cluster.is_registered()).await;
     assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
 
     // Server errors: reported, and retried until they pass.
     cluster.host.inject(Fault::ServerError { status: 503 }, 3);
     cluster.set_secret("webhook-token", "r0tated").await;
     eventually("the hook to move despite the errors", || {
-        cluster.hook_urls() == [hook_url("r0tated")]
-            && cluster
-                .condition()
-                .is_some_and(|(status, _, _)| status == "True")
+        cluster.hook_urls() == [hook_url("r0tated")] && cluster.is_registered()
     })
     .await;
     let refused = cluster.host.requests();
@@ -524,20 +503,7 @@ async fn a_deleted_receiver_waits_for_its_hooks_and_says_why() {
 #[tokio::test]
 async fn receivers_registering_nothing_are_not_told_of_unreadable_repositories() {
     let cluster = Cluster::start().await;
-    let plain: serde_json::Map<String, Value> = cluster
-        .annotations()
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|key| (key.clone(), Value::Null))
-        .collect();
-    cluster
-        .patch(
-            &git_repositories(),
-            "app",
-            json!({"metadata": {"annotations": plain}}),
-        )
-        .await;
+    cluster.remove_registration_annotations().await;
     cluster.server.faults().fail_next(
         usize::MAX,
         500,
@@ -586,9 +552,7 @@ async fn cross_namespace_references_can_be_refused() {
     });
     bounded("the controller to be ready", running.readiness.wait()).await;
     eventually("the refusal to be reported", || {
-        cluster.condition().is_some_and(|(status, _, message)| {
-            status == "False" && message.contains("--no-cross-namespace-refs")
-        })
+        cluster.fails_with("--no-cross-namespace-refs")
     })
     .await;
     assert!(cluster.host.requests().is_empty());
@@ -659,9 +623,7 @@ async fn hosts_behind_a_private_ca_are_reached_with_the_ca_secret() {
     .await;
     let _running = cluster.run();
     eventually("the host's certificate to be refused", || {
-        cluster.condition().is_some_and(|(status, _, message)| {
-            status == "False" && message.contains("could not reach the host")
-        })
+        cluster.fails_with("could not reach the host")
     })
     .await;
     assert!(cluster.host.hooks().is_empty());
@@ -672,30 +634,13 @@ async fn hosts_behind_a_private_ca_are_reached_with_the_ca_secret() {
         "data": {"ca.crt": base64(FakeHost::ca_pem())},
     }));
     cluster
-        .patch(
-            &git_repositories(),
-            "app",
-            json!({"metadata": {"annotations": {CA_SECRET_ANNOTATION: "git-ca"}}}),
-        )
+        .annotate_repository(json!({CA_SECRET_ANNOTATION: "git-ca"}))
         .await;
-    eventually("the hook to be registered", || {
-        cluster
-            .condition()
-            .is_some_and(|(status, _, _)| status == "True")
-    })
-    .await;
+    eventually("the hook to be registered", || cluster.is_registered()).await;
     assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
 
     // The CA is remembered: the hook is deleted through it when the Receiver goes.
-    Api::<DynamicObject>::namespaced_with(
-        cluster.client.clone(),
-        NS,
-        &ApiResource::erase::<Receiver>(&()),
-    )
-    .delete(RECEIVER, &DeleteParams::default())
-    .await
-    .unwrap();
-    eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
+    cluster.delete_receiver().await;
     assert!(cluster.host.hooks().is_empty());
 }
 
@@ -713,11 +658,7 @@ async fn hosts_behind_a_private_ca_are_reached_with_a_ca_configmap() {
         "data": {"ca.pem": FakeHost::ca_pem()},
     }));
     cluster
-        .patch(
-            &git_repositories(),
-            "app",
-            json!({"metadata": {"annotations": {CA_CONFIGMAP_ANNOTATION: "git-ca"}}}),
-        )
+        .annotate_repository(json!({CA_CONFIGMAP_ANNOTATION: "git-ca"}))
         .await;
     let _running = cluster.run();
     eventually("the missing key to be reported", || {
@@ -740,19 +681,8 @@ async fn hosts_behind_a_private_ca_are_reached_with_a_ca_configmap() {
             json!({"data": {"ca.crt": FakeHost::ca_pem()}}),
         )
         .await;
-    cluster
-        .patch(
-            &ApiResource::erase::<Receiver>(&()),
-            RECEIVER,
-            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "ca"}}}),
-        )
-        .await;
-    eventually("the hook to be registered", || {
-        cluster
-            .condition()
-            .is_some_and(|(status, _, _)| status == "True")
-    })
-    .await;
+    reconcile_now(&cluster, "ca").await;
+    eventually("the hook to be registered", || cluster.is_registered()).await;
     assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
     let record = cluster.receiver().unwrap()["metadata"]["annotations"][REGISTERED_ANNOTATION]
         .as_str()
@@ -762,11 +692,7 @@ async fn hosts_behind_a_private_ca_are_reached_with_a_ca_configmap() {
 
     // Both forms at once is an error naming both; the hook stays while it is.
     cluster
-        .patch(
-            &git_repositories(),
-            "app",
-            json!({"metadata": {"annotations": {CA_SECRET_ANNOTATION: "git-ca"}}}),
-        )
+        .annotate_repository(json!({CA_SECRET_ANNOTATION: "git-ca"}))
         .await;
     eventually("the conflict to be reported", || {
         cluster.condition().is_some_and(|(status, _, message)| {
@@ -778,29 +704,15 @@ async fn hosts_behind_a_private_ca_are_reached_with_a_ca_configmap() {
     .await;
     assert_eq!(cluster.hook_urls(), [hook_url(RECEIVER_TOKEN)]);
     cluster
-        .patch(
-            &git_repositories(),
-            "app",
-            json!({"metadata": {"annotations": {CA_SECRET_ANNOTATION: null}}}),
-        )
+        .annotate_repository(json!({CA_SECRET_ANNOTATION: null}))
         .await;
     eventually("the hook to be registered again", || {
-        cluster
-            .condition()
-            .is_some_and(|(status, _, _)| status == "True")
+        cluster.is_registered()
     })
     .await;
 
     // The ConfigMap is remembered: the hook is deleted through it when the Receiver goes.
-    Api::<DynamicObject>::namespaced_with(
-        cluster.client.clone(),
-        NS,
-        &ApiResource::erase::<Receiver>(&()),
-    )
-    .delete(RECEIVER, &DeleteParams::default())
-    .await
-    .unwrap();
-    eventually("the Receiver to be gone", || cluster.receiver().is_none()).await;
+    cluster.delete_receiver().await;
     assert!(cluster.host.hooks().is_empty());
 }
 
@@ -808,11 +720,7 @@ async fn hosts_behind_a_private_ca_are_reached_with_a_ca_configmap() {
 async fn a_hook_without_certificate_verification_is_kept_so() {
     let cluster = Cluster::start().await;
     cluster
-        .patch(
-            &git_repositories(),
-            "app",
-            json!({"metadata": {"annotations": {INSECURE_SKIP_TLS_VERIFY_ANNOTATION: "true"}}}),
-        )
+        .annotate_repository(json!({INSECURE_SKIP_TLS_VERIFY_ANNOTATION: "true"}))
         .await;
     let _running = registered(&cluster).await;
     let hooks = cluster.host.hooks();
@@ -820,18 +728,13 @@ async fn a_hook_without_certificate_verification_is_kept_so() {
     assert!(!hooks[0].tls_verification);
 
     // Reconciled again: ensure keeps the opt-out and writes nothing.
+    reconciled_again_writes_nothing(&cluster).await;
+}
+
+/// Reconciles the Receiver again and checks that the host was asked but nothing written.
+async fn reconciled_again_writes_nothing(cluster: &Cluster) {
     cluster.host.clear_requests();
-    cluster
-        .patch(
-            &ApiResource::erase::<Receiver>(&()),
-            RECEIVER,
-            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "again"}}}),
-        )
-        .await;
-    eventually("the request to be handled", || {
-        cluster.receiver().unwrap()["status"]["lastHandledReconcileAt"] == "again"
-    })
-    .await;
+    reconcile_now(cluster, "again").await;
     assert!(!cluster.host.requests().is_empty());
     assert!(
         cluster.host.writes().is_empty(),
@@ -921,10 +824,7 @@ async fn a_rate_limited_registration_is_retried_after_the_wait_not_sooner() {
         let token = format!("{retry_after:?}");
         cluster.set_secret("webhook-token", &token).await;
         eventually("the hook to move once the wait is over", || {
-            cluster.hook_urls() == [hook_url(&token)]
-                && cluster
-                    .condition()
-                    .is_some_and(|(status, _, _)| status == "True")
+            cluster.hook_urls() == [hook_url(&token)] && cluster.is_registered()
         })
         .await;
         let requests = cluster.host.requests();
@@ -1007,9 +907,7 @@ async fn a_github_app_secret_registers_with_installation_tokens_minted_anew_when
                 .requests()
                 .last()
                 .is_some_and(|r| r.status == 200)
-            && cluster
-                .condition()
-                .is_some_and(|(status, _, _)| status == "True")
+            && cluster.is_registered()
     })
     .await;
     assert!(
@@ -1100,14 +998,14 @@ async fn github_app_secrets_in_error_say_what_to_fix() {
 
 /// `(status, reason, message)` of the delivery health condition.
 fn delivery_condition(cluster: &Cluster) -> Option<(String, String, String)> {
-    let receiver = cluster.receiver()?;
-    let condition = receiver["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == DELIVERY_CONDITION_TYPE)?
-        .clone();
-    let text = |field: &str| condition[field].as_str().unwrap_or_default().to_string();
-    Some((text("status"), text("reason"), text("message")))
+    cluster.condition_of(DELIVERY_CONDITION_TYPE)
+}
+
+/// The message of the delivery health condition, which must have `(status, reason)`.
+fn delivery_is(cluster: &Cluster, expected: (&str, &str)) -> String {
+    let (status, reason, message) = delivery_condition(cluster).unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), expected, "{message}");
+    message
 }
 
 fn delivery_warnings(cluster: &Cluster) -> Vec<String> {
@@ -1136,11 +1034,7 @@ async fn failing_github_deliveries_are_reported_until_they_pass() {
         });
     });
     reconcile_now(&cluster, "failing").await;
-    let (status, reason, message) = delivery_condition(&cluster).unwrap();
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "DeliveryFailed")
-    );
+    let message = delivery_is(&cluster, ("False", "DeliveryFailed"));
     for part in [
         "GitRepository flux-system/app",
         &format!("hook {id} to {}", hook_url(RECEIVER_TOKEN)),
@@ -1180,8 +1074,7 @@ async fn failing_github_deliveries_are_reported_until_they_pass() {
         });
     });
     reconcile_now(&cluster, "fixed").await;
-    let (status, reason, message) = delivery_condition(&cluster).unwrap();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    let message = delivery_is(&cluster, ("True", "Succeeded"));
     assert!(
         message.contains("last delivery answered HTTP 200"),
         "{message}"
@@ -1193,11 +1086,7 @@ async fn failing_github_deliveries_are_reported_until_they_pass() {
 async fn gitlab_cluster() -> Cluster {
     let cluster = Cluster::start_with(FakeConfig::new(HostKind::GitLab)).await;
     cluster
-        .patch(
-            &git_repositories(),
-            "app",
-            json!({"metadata": {"annotations": {PROVIDER_ANNOTATION: "gitlab"}}}),
-        )
+        .annotate_repository(json!({PROVIDER_ANNOTATION: "gitlab"}))
         .await;
     cluster
         .patch(
@@ -1234,11 +1123,7 @@ async fn gitlab_hook_events_tell_a_failing_newest_delivery_until_one_passes() {
         hook.delivery_events = vec!["500".into(), "200".into()];
     });
     reconcile_now(&cluster, "failing").await;
-    let (status, reason, message) = delivery_condition(&cluster).unwrap();
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "DeliveryFailed")
-    );
+    let message = delivery_is(&cluster, ("False", "DeliveryFailed"));
     assert!(
         message.contains(&format!("hook {id} to {}", hook_url(RECEIVER_TOKEN)))
             && message.ends_with("last delivery failed: HTTP 500"),
@@ -1269,8 +1154,7 @@ async fn gitlab_hook_events_tell_a_failing_newest_delivery_until_one_passes() {
         hook.delivery_events.insert(0, "200".into());
     });
     reconcile_now(&cluster, "fixed").await;
-    let (status, reason, message) = delivery_condition(&cluster).unwrap();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    let message = delivery_is(&cluster, ("True", "Succeeded"));
     assert!(
         message.ends_with("last delivery answered HTTP 200"),
         "{message}"
@@ -1292,8 +1176,7 @@ async fn a_gitlab_without_hook_events_is_not_asked_again() {
     });
     reconcile_now(&cluster, "listed").await;
     // As before hook events: what `alert_status` says, no error, no warning.
-    let (status, reason, message) = delivery_condition(&cluster).unwrap();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    let message = delivery_is(&cluster, ("True", "Succeeded"));
     assert!(message.contains("alert_status executable"), "{message}");
     let (status, reason, _) = cluster.condition().unwrap();
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
@@ -1312,8 +1195,7 @@ async fn a_hook_gitlab_disabled_is_reported_and_replaced() {
     let _running = registered(&cluster).await;
     // The pass that created it heard nothing of it; the next one lists it.
     reconcile_now(&cluster, "listed").await;
-    let (status, reason, message) = delivery_condition(&cluster).unwrap();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"));
+    let message = delivery_is(&cluster, ("True", "Succeeded"));
     assert!(message.contains("alert_status executable"), "{message}");
 
     // GitLab disables the hook for a while after 5xx answers.
@@ -1323,11 +1205,7 @@ async fn a_hook_gitlab_disabled_is_reported_and_replaced() {
         hook.disabled_until = Some("2026-12-02T13:10:00.000Z".into());
     });
     reconcile_now(&cluster, "disabled").await;
-    let (status, reason, message) = delivery_condition(&cluster).unwrap();
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "DeliveryFailed")
-    );
+    let message = delivery_is(&cluster, ("False", "DeliveryFailed"));
     assert!(
         message.contains("alert_status temporarily_disabled, until 2026-12-02T13:10:00.000Z"),
         "{message}"

@@ -17,7 +17,6 @@ use fluxhook_signature::{Algorithm, Policy, Scheme};
 use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
 use fluxhook_trigger::Trigger;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -61,11 +60,7 @@ async fn cluster_with(configure: impl FnOnce(Trigger) -> Trigger) -> Cluster {
         )
         .unwrap();
     }
-    let kubeconfig = Kubeconfig::from_yaml(&api.kubeconfig_yaml()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let trigger = configure(Trigger::new(kube::Client::try_from(config).unwrap()));
+    let trigger = configure(Trigger::new(api.kube_client().await.unwrap()));
 
     let issuer = TestIssuer::start_rs256().await.unwrap();
     let verifier = OidcVerifier::with_config(
@@ -285,17 +280,36 @@ struct Case {
     delivery: Delivery,
 }
 
-fn accepted_cases(cluster: &Cluster) -> Vec<Case> {
-    let case = |name, receiver_type, extra, delivery| Case {
+fn case(name: &'static str, receiver_type: &'static str, extra: Value, delivery: Delivery) -> Case {
+    Case {
         name,
         receiver_type,
         extra,
         delivery,
-    };
-    let oidc = json!({"oidcProviders": [{
+    }
+}
+
+impl Case {
+    /// Publishes the case's Receiver for a GitRepository of its own and sends its request;
+    /// the repository's name and the answer's status.
+    async fn send(self, cluster: &Cluster) -> (String, u16) {
+        let repo = format!("repo-{}", self.name);
+        cluster.create_repo(NAMESPACE, &repo, json!({}));
+        let path = cluster.publish(self.name, spec(self.receiver_type, &repo, self.extra));
+        (repo, cluster.send(&path, &self.delivery).await)
+    }
+}
+
+/// A generic-oidc spec trusting the test issuer for the subject `test-subject`.
+fn oidc_spec(cluster: &Cluster) -> Value {
+    json!({"oidcProviders": [{
         "issuerURL": cluster.issuer.url(),
         "validations": [{"expression": "claims.sub == 'test-subject'", "message": "wrong subject"}],
-    }]});
+    }]})
+}
+
+fn accepted_cases(cluster: &Cluster) -> Vec<Case> {
+    let oidc = oidc_spec(cluster);
     let gcr_token = cluster.token(AUDIENCE, json!({"email": EMAIL, "email_verified": true}));
     vec![
         case(
@@ -412,32 +426,19 @@ fn accepted_cases(cluster: &Cluster) -> Vec<Case> {
 async fn every_receiver_type_accepts_its_sender_and_annotates_the_object() {
     let cluster = cluster().await;
     for case in accepted_cases(&cluster) {
-        let repo = format!("repo-{}", case.name);
-        cluster.create_repo(NAMESPACE, &repo, json!({}));
-        let path = cluster.publish(case.name, spec(case.receiver_type, &repo, case.extra));
-
-        let status = cluster.send(&path, &case.delivery).await;
-        assert_eq!(status, 200, "{}", case.name);
+        let name = case.name;
+        let (repo, status) = case.send(&cluster).await;
+        assert_eq!(status, 200, "{name}");
         assert!(
             cluster.requested_at(NAMESPACE, &repo).is_some(),
-            "{} annotated",
-            case.name
+            "{name} annotated"
         );
-        assert_eq!(cluster.patches_of(&repo), 1, "{}", case.name);
+        assert_eq!(cluster.patches_of(&repo), 1, "{name}");
     }
 }
 
 fn rejected_cases(cluster: &Cluster) -> Vec<Case> {
-    let case = |name, receiver_type, extra, delivery| Case {
-        name,
-        receiver_type,
-        extra,
-        delivery,
-    };
-    let oidc = json!({"oidcProviders": [{
-        "issuerURL": cluster.issuer.url(),
-        "validations": [{"expression": "claims.sub == 'test-subject'", "message": "wrong subject"}],
-    }]});
+    let oidc = oidc_spec(cluster);
     let gcr = |claims: Value| cluster.token(AUDIENCE, claims);
     let push = || Delivery::json(push_body());
     vec![
@@ -590,19 +591,11 @@ fn rejected_cases(cluster: &Cluster) -> Vec<Case> {
 async fn requests_that_do_not_verify_are_refused_without_a_patch() {
     let cluster = cluster().await;
     for case in rejected_cases(&cluster) {
-        let repo = format!("repo-{}", case.name);
-        cluster.create_repo(NAMESPACE, &repo, json!({}));
-        let path = cluster.publish(case.name, spec(case.receiver_type, &repo, case.extra));
-
-        let status = cluster.send(&path, &case.delivery).await;
-        assert_eq!(status, 400, "{}", case.name);
-        assert_eq!(
-            cluster.requested_at(NAMESPACE, &repo),
-            None,
-            "{}",
-            case.name
-        );
-        assert_eq!(cluster.patches_of(&repo), 0, "{}", case.name);
+        let name = case.name;
+        let (repo, status) = case.send(&cluster).await;
+        assert_eq!(status, 400, "{name}");
+        assert_eq!(cluster.requested_at(NAMESPACE, &repo), None, "{name}");
+        assert_eq!(cluster.patches_of(&repo), 0, "{name}");
     }
     let any_patch = RequestMatcher::any().verb(Verb::Patch);
     let gets = RequestMatcher::any().verb(Verb::Get);
