@@ -69,6 +69,18 @@ fn key() -> ReceiverKey {
     }
 }
 
+/// The span the webhook handler opens for a request to the Receiver `namespace/name`
+/// (whose type is its name here), as `server::handler` fills it.
+fn webhook_span(namespace: &str, name: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: "fluxhook_receiver::server::handler",
+        "webhook",
+        namespace,
+        name,
+        r#type = name,
+    )
+}
+
 #[test]
 fn reconcile_lines_carry_controller_runtimes_fields() {
     let raw = capture(LogEncoding::Json, || {
@@ -201,14 +213,7 @@ fn loggers_are_named_as_flux_names_them() {
 #[test]
 fn webhook_lines_name_the_receiver_as_notification_controller_does() {
     let lines = json_lines(|| {
-        let span = tracing::info_span!(
-            target: "fluxhook_receiver::server::handler",
-            "webhook",
-            namespace = "apps",
-            name = "gitlab",
-            r#type = "gitlab",
-        );
-        let _entered = span.entered();
+        let _entered = webhook_span("apps", "gitlab").entered();
         tracing::info!(target: "fluxhook_receiver::server::auth", "handling GitLab event: \"Push Hook\"");
         tracing::error!(target: "fluxhook_receiver::server::handler", code = 503u16, "unable to process request: receiver is suspended");
     });
@@ -527,14 +532,7 @@ fn a_day_of_logs() -> Vec<String> {
             let _entered = reconcile_span(&key()).entered();
             tracing::warn!(target: "fluxhook_receiver::controller_metrics", error = %"Secret 'flux-system/token' not found", "Reconciler error");
         }
-        let span = tracing::info_span!(
-            target: "fluxhook_receiver::server::handler",
-            "webhook",
-            namespace = "flux-system",
-            name = "github",
-            r#type = "github",
-        );
-        let _entered = span.entered();
+        let _entered = webhook_span("flux-system", "github").entered();
         tracing::info!(target: "fluxhook_receiver::server::auth", "handling GitHub event: push");
     })
 }
