@@ -31,6 +31,7 @@ use hyper::HeaderMap;
 use serde_json::{Value, json};
 
 use super::hotpath::own_dir;
+use super::measure;
 
 const USAGE: &str = "usage: cargo xtask faults [--clients N] [--deliveries D] [--seed S]
 
@@ -53,21 +54,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
         deliveries: 50,
         seed: 12,
     };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-        let invalid = || format!("invalid value {value:?} for {flag}\n\n{USAGE}");
-        match flag.as_str() {
-            "--clients" => {
-                options.clients = value.parse().ok().filter(|n| *n > 0).ok_or_else(invalid)?;
-            }
-            "--deliveries" => {
-                options.deliveries = value.parse().ok().filter(|n| *n > 0).ok_or_else(invalid)?;
-            }
-            "--seed" => options.seed = value.parse().map_err(|_| invalid())?,
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+    for flag in measure::flags(args, USAGE) {
+        match flag.name {
+            "--clients" => options.clients = flag.count()?,
+            "--deliveries" => options.deliveries = flag.count()?,
+            "--seed" => options.seed = flag.value()?.parse().map_err(|_| flag.invalid())?,
+            _ => return Err(flag.unknown()),
         }
     }
     Ok(options)
@@ -77,12 +69,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 pub(crate) fn run(root: &std::path::Path, args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     super::cargo(root, &["build", "--quiet", "--bin", "fluxhook-receiver"])?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(measure(options))
+    measure::runtime(Some(2))?.block_on(measure(options))
 }
 
 fn repo(name: &str) -> Patched {

@@ -34,8 +34,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::hotpath::{self, CpuSample};
+use super::hotpath;
 use super::hotpath_client::{WireRequest, exchange, percentile};
+use super::measure::{self, Load};
 
 const USAGE: &str = "usage: cargo xtask flood [--connections N] [--seconds S] [--scenario NAME]
 
@@ -69,29 +70,20 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seconds: 20.0,
         scenarios: SCENARIOS.to_vec(),
     };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-        let invalid = || format!("invalid value {value:?} for {flag}\n\n{USAGE}");
-        match flag.as_str() {
-            "--connections" => {
-                options.connections = value.parse().ok().filter(|n| *n > 0).ok_or_else(invalid)?;
-            }
-            "--seconds" => {
-                options.seconds = value
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| *s > 0.0)
-                    .ok_or_else(invalid)?;
-            }
-            "--scenario" if value == "all" => options.scenarios = SCENARIOS.to_vec(),
+    for flag in measure::flags(args, USAGE) {
+        match flag.name {
+            "--connections" => options.connections = flag.count()?,
+            "--seconds" => options.seconds = flag.seconds()?,
+            "--scenario" if flag.value()? == "all" => options.scenarios = SCENARIOS.to_vec(),
             "--scenario" => {
-                let scenario = SCENARIOS.iter().find(|s| *s == value).ok_or_else(invalid)?;
+                let value = flag.value()?;
+                let scenario = SCENARIOS
+                    .iter()
+                    .find(|s| **s == value)
+                    .ok_or_else(|| flag.invalid())?;
                 options.scenarios = vec![scenario];
             }
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+            _ => return Err(flag.unknown()),
         }
     }
     Ok(options)
@@ -115,11 +107,7 @@ pub(crate) fn measure(args: &[String]) -> Result<(), String> {
             options.connections
         ));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(flood(options))
+    measure::runtime(None)?.block_on(flood(options))
 }
 
 /// The soft limit of open files of this process, from `/proc`.
@@ -170,8 +158,7 @@ async fn flood(options: Options) -> Result<(), String> {
     let pids = [Some(std::process::id()), Some(pid)];
 
     let mut rows = Vec::new();
-    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpu_before = CpuSample::take(&pids);
+    let before = Load::sample(&pids);
     let started = Instant::now();
     // Without an attacker first, for comparison.
     rows.push(scenario(None, receiver, &delivery, pid, &options).await);
@@ -181,8 +168,7 @@ async fn flood(options: Options) -> Result<(), String> {
         tokio::time::sleep(Duration::from_secs(6)).await;
     }
     let elapsed = started.elapsed();
-    let cpu_after = CpuSample::take(&pids);
-    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let after = Load::sample(&pids);
     let (_, metrics) = sandbox
         .get_url(&format!("{}/metrics", sandbox.metrics_url()))
         .await
@@ -226,21 +212,7 @@ async fn flood(options: Options) -> Result<(), String> {
         options.seconds,
         peak as f64 / 1024.0
     );
-    println!(
-        "Machine: {} CPUs; load average before {}, after {}; {}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        load_before
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        load_after
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        CpuSample::describe(&cpu_before, &cpu_after, elapsed),
-    );
+    println!("{}", Load::describe(&before, &after, elapsed));
     println!("Receiver's connection series at the end:");
     for line in metrics.lines().filter(|l| {
         l.starts_with("fluxhook_receiver_connections_closed_total")

@@ -30,6 +30,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
 use super::hotpath_client::{LoadResult, WireRequest, load, percentile};
+use super::measure::{self, Load};
 
 const USAGE: &str =
     "usage: cargo xtask hotpath [--rounds N] [--seconds S] [--connections C] [--baseline PATH]
@@ -61,47 +62,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
         connections: 16,
         baseline: None,
     };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
-        };
-        let invalid = |value: &String| format!("invalid value {value:?} for {flag}\n\n{USAGE}");
-        match flag.as_str() {
-            "--rounds" => {
-                let v = value()?;
-                options.rounds = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| invalid(v))?;
-            }
-            "--seconds" => {
-                let v = value()?;
-                options.seconds = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| *s > 0.0)
-                    .ok_or_else(|| invalid(v))?;
-            }
-            "--connections" => {
-                let v = value()?;
-                options.connections = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| invalid(v))?;
-            }
+    for flag in measure::flags(args, USAGE) {
+        match flag.name {
+            "--rounds" => options.rounds = flag.count()?,
+            "--seconds" => options.seconds = flag.seconds()?,
+            "--connections" => options.connections = flag.count()?,
             "--baseline" => {
-                let v = value()?;
-                let path = PathBuf::from(v);
+                let path = PathBuf::from(flag.value()?);
                 if !path.is_file() {
-                    return Err(invalid(v));
+                    return Err(flag.invalid());
                 }
                 options.baseline = Some(path);
             }
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+            _ => return Err(flag.unknown()),
         }
     }
     Ok(options)
@@ -161,11 +134,7 @@ pub(crate) fn own_dir() -> Result<PathBuf, String> {
 pub(crate) fn measure(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     // The load generator takes one core; the servers get the other.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(measure_async(options))
+    measure::runtime(Some(1))?.block_on(measure_async(options))
 }
 
 /// A GitHub delivery of `body` signed with `secret`.
@@ -420,8 +389,7 @@ async fn measure_async(options: Options) -> Result<(), String> {
         options.seconds,
         options.connections
     );
-    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpu_before = CpuSample::take(&pids);
+    let before = Load::sample(&pids);
     let started = Instant::now();
     let mut results: Vec<[Series; 3]> = scenarios.iter().map(|_| Default::default()).collect();
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
@@ -481,8 +449,7 @@ async fn measure_async(options: Options) -> Result<(), String> {
         }
     }
     let elapsed = started.elapsed();
-    let cpu_after = CpuSample::take(&pids);
-    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let after = Load::sample(&pids);
     drop(floor_process);
 
     let mut report = String::new();
@@ -545,21 +512,7 @@ async fn measure_async(options: Options) -> Result<(), String> {
         options.connections,
         elapsed.as_secs_f64()
     );
-    println!(
-        "Machine: {} CPUs; load average before {}, after {}; {}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        load_before
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        load_after
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        CpuSample::describe(&cpu_before, &cpu_after, elapsed),
-    );
+    println!("{}", Load::describe(&before, &after, elapsed));
     if failures > 0 {
         let first = results
             .iter()

@@ -24,6 +24,7 @@ mod fuzz;
 mod hotpath;
 mod hotpath_client;
 mod hotpath_floor;
+mod measure;
 mod scale;
 
 use std::path::{Path, PathBuf};

@@ -42,6 +42,7 @@ use super::hotpath::{
     receiver_addr, release_then, start_receiver,
 };
 use super::hotpath_client::{exchange, load};
+use super::measure::{self, Load};
 
 const USAGE: &str = "usage: cargo xtask scale [--receivers N] [--starts K] [--rounds R] [--seconds S] [--connections C] [--baseline PATH]
 
@@ -85,19 +86,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
         kube_api_qps: "-1".to_string(),
         baseline: None,
     };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-        let invalid = || format!("invalid value {value:?} for {flag}\n\n{USAGE}");
-        let count = || value.parse().ok().filter(|n| *n > 0).ok_or_else(invalid);
-        match flag.as_str() {
-            "--receivers" => options.receivers = count()?,
-            "--starts" => options.starts = count()?,
-            "--rounds" => options.rounds = count()?,
-            "--connections" => options.connections = count()?,
+    for flag in measure::flags(args, USAGE) {
+        match flag.name {
+            "--receivers" => options.receivers = flag.count()?,
+            "--starts" => options.starts = flag.count()?,
+            "--rounds" => options.rounds = flag.count()?,
+            "--connections" => options.connections = flag.count()?,
             "--baseline" => {
+                let value = flag.value()?;
                 let path = std::path::PathBuf::from(value);
                 if !path.is_file() {
                     return Err(format!("--baseline {value:?} is not a file\n\n{USAGE}"));
@@ -105,17 +101,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 options.baseline = Some(path);
             }
             "--kube-api-qps" => {
-                value.parse::<f32>().map_err(|_| invalid())?;
-                options.kube_api_qps.clone_from(value);
+                let value = flag.value()?;
+                value.parse::<f32>().map_err(|_| flag.invalid())?;
+                value.clone_into(&mut options.kube_api_qps);
             }
-            "--seconds" => {
-                options.seconds = value
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| *s > 0.0)
-                    .ok_or_else(invalid)?;
-            }
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+            "--seconds" => options.seconds = flag.seconds()?,
+            _ => return Err(flag.unknown()),
         }
     }
     Ok(options)
@@ -131,11 +122,7 @@ pub(crate) fn run(root: &std::path::Path, args: &[String]) -> Result<(), String>
 pub(crate) fn measure(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     // As `hotpath`: the load generator (and the test API) take one core.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(measure_async(options))
+    measure::runtime(Some(1))?.block_on(measure_async(options))
 }
 
 /// Receiver `index` of N: its name, Secret name and token.
@@ -376,8 +363,7 @@ fn mib(kib: u64) -> f64 {
 
 async fn measure_async(options: Options) -> Result<(), String> {
     let body = push_body()?;
-    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpu_before = CpuSample::take(&[Some(std::process::id())]);
+    let before = Load::sample(&[Some(std::process::id())]);
     let started = Instant::now();
 
     // One Receiver, as `hotpath` runs it.
@@ -466,8 +452,7 @@ async fn measure_async(options: Options) -> Result<(), String> {
     let elapsed = started.elapsed();
     // The receivers started after the first sample: all their CPU time is
     // the run's.
-    let cpu_after = CpuSample::take(&[Some(std::process::id()), Some(single_pid), Some(many_pid)]);
-    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let after = Load::sample(&[Some(std::process::id()), Some(single_pid), Some(many_pid)]);
 
     let n = options.receivers;
     let compared = !baseline_startups.is_empty();
@@ -648,14 +633,10 @@ async fn measure_async(options: Options) -> Result<(), String> {
         );
     }
     println!(
-        "Receivers run with --kube-api-qps={}. Over {:.0} s. Machine: {} CPUs; load average \
-         before {}, after {}; {}.",
+        "Receivers run with --kube-api-qps={}. Over {:.0} s. {}.",
         options.kube_api_qps,
         elapsed.as_secs_f64(),
-        std::thread::available_parallelism().map_or(0, usize::from),
-        first_three(&load_before),
-        first_three(&load_after),
-        CpuSample::describe(&cpu_before, &cpu_after, elapsed),
+        Load::describe(&before, &after, elapsed),
     );
     if failures > 0 {
         return Err(format!(
@@ -664,14 +645,6 @@ async fn measure_async(options: Options) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn first_three(loadavg: &str) -> String {
-    loadavg
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
