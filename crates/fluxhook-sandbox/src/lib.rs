@@ -34,13 +34,14 @@
 
 pub mod burst;
 pub mod demo;
+mod process;
 mod replica;
 
 pub use replica::Replica;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,7 @@ use fluxhook_test_apiserver::{
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// How long the receiver may take to become ready, or a Receiver to be served.
 ///
@@ -245,24 +246,12 @@ impl Process {
             .open(dir.join("receiver.log"))
             .map_err(io("open the receiver log"))?;
         let stderr = log.try_clone().map_err(io("share the receiver log"))?;
-        let [receiver, health, metrics] = self.ports;
-        Command::new(&self.binary)
-            .args([
-                format!("--receiverAddr=127.0.0.1:{receiver}"),
-                format!("--health-addr=127.0.0.1:{health}"),
-                format!("--metrics-addr=127.0.0.1:{metrics}"),
-                "--log-encoding=console".to_string(),
-                "--log-level=debug".to_string(),
-            ])
+        process::receiver_command(&self.binary, self.ports)
             .args(&self.args)
             .env("KUBECONFIG", dir.join("receiver.kubeconfig"))
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("RUNTIME_NAMESPACE")
             .envs(self.envs.iter().map(|(name, value)| (name, value)))
-            .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
-            .kill_on_drop(true)
             .spawn()
             .map_err(io(format!("start {}", self.binary.display())))
     }
@@ -383,7 +372,7 @@ impl Sandbox {
             ports,
         };
         let child = process.spawn(dir.path())?;
-        let [receiver, health, metrics] = ports;
+        let [receiver_url, health_url, metrics_url] = process::urls(ports);
 
         Ok(Self {
             api,
@@ -391,9 +380,9 @@ impl Sandbox {
             dir,
             child,
             process,
-            receiver_url: format!("http://127.0.0.1:{receiver}"),
-            health_url: format!("http://127.0.0.1:{health}"),
-            metrics_url: format!("http://127.0.0.1:{metrics}"),
+            receiver_url,
+            health_url,
+            metrics_url,
             http: reqwest::Client::new(),
         })
     }
@@ -401,22 +390,8 @@ impl Sandbox {
     /// Waits (bounded) until the receiver's `/readyz` answers 200; an error
     /// with its log if it exits first.
     pub async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
-        let readyz = format!("{}/readyz", self.health_url);
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(self.receiver_error(format!("exited before it was ready ({status})")));
-            }
-            if let Ok(response) = self.http.get(&readyz).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            if started.elapsed() > DEADLINE {
-                return Err(self.receiver_error(format!("was not ready within {DEADLINE:?}")));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let ready = process::wait_until_ready(&mut self.child, &self.http, &self.health_url).await;
+        ready.map_err(|trouble| trouble.into_error(|problem| self.receiver_error(problem)))
     }
 
     /// The fake API server.
@@ -562,23 +537,7 @@ impl Sandbox {
         body: Vec<u8>,
     ) -> Result<(StatusCode, String), SandboxError> {
         let url = format!("{}{path}", self.receiver_url);
-        let response = self
-            .http
-            .post(&url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| SandboxError::Http {
-                url: url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| SandboxError::Http { url, source })?;
-        Ok((status, text))
+        process::post(&self.http, url, headers, body).await
     }
 
     /// GETs a URL (e.g. the metrics endpoint); the status and body.
@@ -605,10 +564,8 @@ impl Sandbox {
 
     /// Waits (bounded) for the receiver to exit by itself.
     pub async fn wait_for_exit(&mut self) -> Result<ExitStatus, SandboxError> {
-        match tokio::time::timeout(DEADLINE, self.child.wait()).await {
-            Ok(status) => status.map_err(io("wait for the receiver")),
-            Err(_) => Err(self.receiver_error(format!("did not exit within {DEADLINE:?}"))),
-        }
+        let exit = process::wait_for_exit(&mut self.child, "receiver").await;
+        exit.map_err(|trouble| trouble.into_error(|problem| self.receiver_error(problem)))
     }
 
     /// Kills the receiver with SIGKILL, as a node failing does: no drain, no lease release.
@@ -618,15 +575,8 @@ impl Sandbox {
 
     /// Sends SIGTERM and waits (bounded) for the receiver to exit.
     pub async fn stop(&mut self) -> Result<ExitStatus, SandboxError> {
-        if let Some(pid) = self.child.id() {
-            let sent = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .map_err(io("send SIGTERM"))?;
-            if !sent.success() {
-                return Err(self.receiver_error("could not be sent SIGTERM".into()));
-            }
-        }
+        process::sigterm(&self.child)
+            .map_err(|trouble| trouble.into_error(|problem| self.receiver_error(problem)))?;
         self.wait_for_exit().await
     }
 
@@ -646,8 +596,6 @@ impl Sandbox {
     }
 
     fn receiver_error(&self, problem: String) -> SandboxError {
-        let log = self.receiver_log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
         let mut problem = problem;
         let refused = self.refused_requests();
         if !refused.is_empty() {
@@ -665,7 +613,7 @@ impl Sandbox {
         }
         SandboxError::Receiver {
             problem,
-            log: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            log: process::tail(&self.receiver_log()),
         }
     }
 }

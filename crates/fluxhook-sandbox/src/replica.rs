@@ -2,14 +2,13 @@
 //! Deployment, for leader election tests.
 
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
 
 use http::{HeaderMap, StatusCode};
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::{DEADLINE, Sandbox, SandboxError, free_port, io};
+use crate::{Sandbox, SandboxError, free_port, io, process};
 
 /// A `fluxhook-receiver` started by [`Sandbox::launch_replica`]: its own ports and log, the
 /// sandbox's API server.
@@ -43,37 +42,27 @@ impl Sandbox {
         let log = std::fs::File::create(dir.path().join("receiver.log"))
             .map_err(io("create the replica's log"))?;
         let stderr = log.try_clone().map_err(io("share the replica's log"))?;
-        let [receiver, health, metrics] = [free_port()?, free_port()?, free_port()?];
-        let mut command = Command::new(binary.as_ref());
+        let ports = [free_port()?, free_port()?, free_port()?];
+        let mut command = process::receiver_command(binary.as_ref(), ports);
         #[cfg(unix)]
         command.arg0(name);
         let child = command
-            .args([
-                format!("--receiverAddr=127.0.0.1:{receiver}"),
-                format!("--health-addr=127.0.0.1:{health}"),
-                format!("--metrics-addr=127.0.0.1:{metrics}"),
-                "--log-encoding=console".to_string(),
-                "--log-level=debug".to_string(),
-            ])
             .args(args)
             .env("KUBECONFIG", self.kubeconfig_path())
             .env("HOSTNAME", name)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("RUNTIME_NAMESPACE")
             .envs(envs.iter().copied())
-            .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
-            .kill_on_drop(true)
             .spawn()
             .map_err(io(format!("start {}", binary.as_ref().display())))?;
+        let [receiver_url, health_url, metrics_url] = process::urls(ports);
         Ok(Replica {
             name: name.to_string(),
             dir,
             child,
-            receiver_url: format!("http://127.0.0.1:{receiver}"),
-            health_url: format!("http://127.0.0.1:{health}"),
-            metrics_url: format!("http://127.0.0.1:{metrics}"),
+            receiver_url,
+            health_url,
+            metrics_url,
             http: reqwest::Client::new(),
         })
     }
@@ -108,22 +97,8 @@ impl Replica {
     /// Waits (bounded) until its `/readyz` answers 200; an error with its log if it exits
     /// first.
     pub async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
-        let readyz = format!("{}/readyz", self.health_url);
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(self.error(format!("exited before it was ready ({status})")));
-            }
-            if let Ok(response) = self.http.get(&readyz).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            if started.elapsed() > DEADLINE {
-                return Err(self.error(format!("was not ready within {DEADLINE:?}")));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let ready = process::wait_until_ready(&mut self.child, &self.http, &self.health_url).await;
+        ready.map_err(|trouble| trouble.into_error(|problem| self.error(problem)))
     }
 
     /// POSTs `body` to `path` of its webhook server; the status and body of the answer.
@@ -134,23 +109,7 @@ impl Replica {
         body: Vec<u8>,
     ) -> Result<(StatusCode, String), SandboxError> {
         let url = format!("{}{path}", self.receiver_url);
-        let response = self
-            .http
-            .post(&url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| SandboxError::Http {
-                url: url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| SandboxError::Http { url, source })?;
-        Ok((status, text))
+        process::post(&self.http, url, headers, body).await
     }
 
     /// What it has logged so far.
@@ -165,27 +124,16 @@ impl Replica {
 
     /// Sends SIGTERM and waits (bounded) for it to exit.
     pub async fn stop(&mut self) -> Result<ExitStatus, SandboxError> {
-        if let Some(pid) = self.child.id() {
-            let sent = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .map_err(io("send SIGTERM"))?;
-            if !sent.success() {
-                return Err(self.error("could not be sent SIGTERM".into()));
-            }
-        }
-        match tokio::time::timeout(DEADLINE, self.child.wait()).await {
-            Ok(status) => status.map_err(io("wait for the replica")),
-            Err(_) => Err(self.error(format!("did not exit within {DEADLINE:?}"))),
-        }
+        process::sigterm(&self.child)
+            .map_err(|trouble| trouble.into_error(|problem| self.error(problem)))?;
+        let exit = process::wait_for_exit(&mut self.child, "replica").await;
+        exit.map_err(|trouble| trouble.into_error(|problem| self.error(problem)))
     }
 
     fn error(&self, problem: String) -> SandboxError {
-        let log = self.log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
         SandboxError::Receiver {
             problem: format!("replica {}: {problem}", self.name),
-            log: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            log: process::tail(&self.log()),
         }
     }
 }
