@@ -3,9 +3,10 @@
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::dialect::Segment::{Lit, Owner, Repo};
 use crate::dialect::{
     CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, page_count, page_window,
-    string_array,
+    repository_hooks, string_array,
 };
 use crate::{FakeConfig, FakeHook};
 
@@ -111,18 +112,11 @@ fn uuid(id: u64) -> String {
 
 impl Dialect for BitbucketCloud {
     fn route(&self, config: &FakeConfig, segments: &[String]) -> Option<Target> {
-        let [repositories, workspace, slug, hooks, rest @ ..] = segments else {
-            return None;
-        };
-        let repo_matches = repositories == "repositories"
-            && hooks == "hooks"
-            && workspace.eq_ignore_ascii_case(&config.owner)
-            && slug.eq_ignore_ascii_case(&config.repo);
-        match (repo_matches, rest) {
-            (true, []) => Some(Target::Collection),
-            (true, [id]) => Some(Target::Item(id.clone())),
-            _ => None,
-        }
+        repository_hooks(
+            config,
+            segments,
+            &[Lit("repositories"), Owner, Repo, Lit("hooks")],
+        )
     }
 
     fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {

@@ -4,7 +4,10 @@
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::dialect::{Ctx, Dialect, Reply, Target, has_credentials, is_http_url, string_array};
+use crate::dialect::Segment::{Lit, Owner, Repo};
+use crate::dialect::{
+    Ctx, Dialect, Reply, Target, has_credentials, is_http_url, repository_hooks, string_array,
+};
 use crate::{FakeConfig, FakeHook};
 
 pub(crate) struct BitbucketServer;
@@ -118,19 +121,11 @@ fn apply(body: &Value, hook: &mut FakeHook) -> Result<(), Reply> {
 
 impl Dialect for BitbucketServer {
     fn route(&self, config: &FakeConfig, segments: &[String]) -> Option<Target> {
-        let [projects, key, repos, slug, webhooks, rest @ ..] = segments else {
-            return None;
-        };
-        let repo_matches = projects == "projects"
-            && repos == "repos"
-            && webhooks == "webhooks"
-            && key.eq_ignore_ascii_case(&config.owner)
-            && slug.eq_ignore_ascii_case(&config.repo);
-        match (repo_matches, rest) {
-            (true, []) => Some(Target::Collection),
-            (true, [id]) => Some(Target::Item(id.clone())),
-            _ => None,
-        }
+        repository_hooks(
+            config,
+            segments,
+            &[Lit("projects"), Owner, Lit("repos"), Repo, Lit("webhooks")],
+        )
     }
 
     fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {

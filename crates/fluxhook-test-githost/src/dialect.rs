@@ -94,6 +94,40 @@ pub(crate) fn decode(segment: &str) -> String {
         .into_owned()
 }
 
+/// One segment of the path of a repository's hook collection.
+pub(crate) enum Segment {
+    /// This text.
+    Lit(&'static str),
+    /// The fake's owner (GitHub's owner, Bitbucket's workspace or project key), matched
+    /// without regard to case as the hosts match it.
+    Owner,
+    /// The fake's repository (name or slug), matched without regard to case.
+    Repo,
+}
+
+/// What `segments` name for a host whose hook collection is at `collection`: the
+/// collection itself, or one hook below it (`<collection>/{id}`).
+pub(crate) fn repository_hooks(
+    config: &FakeConfig,
+    segments: &[String],
+    collection: &[Segment],
+) -> Option<Target> {
+    let prefix = segments.get(..collection.len())?;
+    let matches = collection
+        .iter()
+        .zip(prefix)
+        .all(|(segment, given)| match segment {
+            Segment::Lit(text) => given == text,
+            Segment::Owner => given.eq_ignore_ascii_case(&config.owner),
+            Segment::Repo => given.eq_ignore_ascii_case(&config.repo),
+        });
+    match (matches, &segments[collection.len()..]) {
+        (true, []) => Some(Target::Collection),
+        (true, [id]) => Some(Target::Item(id.clone())),
+        _ => None,
+    }
+}
+
 /// Whether `header` holds `<scheme> <token>` (scheme compared case-insensitively).
 pub(crate) fn has_credentials(
     headers: &HeaderMap,

@@ -10,9 +10,10 @@
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::dialect::Segment::{Lit, Owner, Repo};
 use crate::dialect::{
     CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, page_window,
-    string_array,
+    repository_hooks, string_array,
 };
 use crate::{FakeConfig, FakeHook};
 
@@ -175,18 +176,7 @@ impl Dialect for Gitea {
     }
 
     fn route(&self, config: &FakeConfig, segments: &[String]) -> Option<Target> {
-        let [repos, owner, repo, hooks, rest @ ..] = segments else {
-            return None;
-        };
-        let repo_matches = repos == "repos"
-            && hooks == "hooks"
-            && owner.eq_ignore_ascii_case(&config.owner)
-            && repo.eq_ignore_ascii_case(&config.repo);
-        match (repo_matches, rest) {
-            (true, []) => Some(Target::Collection),
-            (true, [id]) => Some(Target::Item(id.clone())),
-            _ => None,
-        }
+        repository_hooks(config, segments, &[Lit("repos"), Owner, Repo, Lit("hooks")])
     }
 
     fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {

@@ -3,9 +3,10 @@
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::dialect::Segment::{Lit, Owner, Repo};
 use crate::dialect::{
     CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, link_header, page_count,
-    page_window, string_array,
+    page_window, repository_hooks, string_array,
 };
 use crate::{FakeConfig, FakeHook};
 
@@ -113,18 +114,7 @@ impl Dialect for GitHub {
     }
 
     fn route(&self, config: &FakeConfig, segments: &[String]) -> Option<Target> {
-        let [repos, owner, repo, hooks, rest @ ..] = segments else {
-            return None;
-        };
-        let repo_matches = repos == "repos"
-            && hooks == "hooks"
-            && owner.eq_ignore_ascii_case(&config.owner)
-            && repo.eq_ignore_ascii_case(&config.repo);
-        match (repo_matches, rest) {
-            (true, []) => Some(Target::Collection),
-            (true, [id]) => Some(Target::Item(id.clone())),
-            _ => None,
-        }
+        repository_hooks(config, segments, &[Lit("repos"), Owner, Repo, Lit("hooks")])
     }
 
     fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {
