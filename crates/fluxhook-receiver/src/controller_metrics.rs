@@ -872,6 +872,13 @@ mod tests {
             .unwrap()
     }
 
+    /// Asserts the value of each series in `text`.
+    fn assert_values(text: &str, expected: &[(&str, f64)]) {
+        for (series, value_expected) in expected {
+            assert_eq!(value(text, series), *value_expected, "{series}");
+        }
+    }
+
     #[test]
     fn the_kind_and_group_are_the_receivers() {
         assert_eq!(
@@ -1021,33 +1028,26 @@ mod tests {
         assert_eq!(total("success"), 1.0);
         assert_eq!(total("error"), 1.0);
         assert_eq!(total("requeue"), 0.0);
-        assert_eq!(
-            value(
-                &text,
-                r#"controller_runtime_reconcile_errors_total{controller="receiver"}"#
-            ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"controller_runtime_reconcile_time_seconds_count{controller="receiver"}"#
-            ),
-            3.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"controller_runtime_active_workers{controller="receiver"}"#
-            ),
-            0.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"controller_runtime_max_concurrent_reconciles{controller="receiver"}"#
-            ),
-            4.0
+        assert_values(
+            &text,
+            &[
+                (
+                    r#"controller_runtime_reconcile_errors_total{controller="receiver"}"#,
+                    1.0,
+                ),
+                (
+                    r#"controller_runtime_reconcile_time_seconds_count{controller="receiver"}"#,
+                    3.0,
+                ),
+                (
+                    r#"controller_runtime_active_workers{controller="receiver"}"#,
+                    0.0,
+                ),
+                (
+                    r#"controller_runtime_max_concurrent_reconciles{controller="receiver"}"#,
+                    4.0,
+                ),
+            ],
         );
         let queue = |series: &str| {
             value(
@@ -1139,20 +1139,18 @@ mod tests {
         }
         release.send(()).unwrap();
         running.await.unwrap().unwrap();
-        let text = exposition(&metrics);
-        assert_eq!(
-            value(
-                &text,
-                r#"controller_runtime_active_workers{controller="receiver"}"#
-            ),
-            0.0
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"workqueue_longest_running_processor_seconds{name="receiver",controller="receiver"}"#
-            ),
-            0.0
+        assert_values(
+            &exposition(&metrics),
+            &[
+                (
+                    r#"controller_runtime_active_workers{controller="receiver"}"#,
+                    0.0,
+                ),
+                (
+                    r#"workqueue_longest_running_processor_seconds{name="receiver",controller="receiver"}"#,
+                    0.0,
+                ),
+            ],
         );
     }
 }

@@ -1024,14 +1024,30 @@ mod tests {
         (stored[0].clone(), count)
     }
 
-    #[tokio::test]
-    async fn a_create_whose_answer_was_lost_is_counted_not_created_again() {
+    /// One Event stored, occurred `count` times, and only its name ever written.
+    fn assert_one_event_under_one_name(api: &FakeApi, count: i32) {
+        let (event, occurred) = one_event(api);
+        assert_eq!(occurred, count);
+        assert_eq!(
+            api.names_written(),
+            HashSet::from([event.metadata.name.unwrap()])
+        );
+    }
+
+    /// A recorder that published one failure twice, the first write going as `first`.
+    async fn failure_published_twice(first: Step) -> Recorder<FakeApi> {
         let recorder = recorder();
         let regarding = receiver("r", "uid-1");
         let failure = failed("Secret \"s\" not found");
-        recorder.sink.script(vec![Step::LoseAnswer]);
+        recorder.sink.script(vec![first]);
         recorder.publish(&regarding, &failure).await;
         recorder.publish(&regarding, &failure).await;
+        recorder
+    }
+
+    #[tokio::test]
+    async fn a_create_whose_answer_was_lost_is_counted_not_created_again() {
+        let recorder = failure_published_twice(Step::LoseAnswer).await;
         assert_eq!(
             recorder.sink.writes(),
             [("create", "lost"), ("patch", "200")]
@@ -1041,22 +1057,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_never_stored_is_created_under_its_name_with_its_series() {
-        let recorder = recorder();
-        let regarding = receiver("r", "uid-1");
-        let failure = failed("Secret \"s\" not found");
-        recorder.sink.script(vec![Step::Unanswered]);
-        recorder.publish(&regarding, &failure).await;
-        recorder.publish(&regarding, &failure).await;
+        let recorder = failure_published_twice(Step::Unanswered).await;
         assert_eq!(
             recorder.sink.writes(),
             [("create", "lost"), ("patch", "404"), ("create", "201")]
         );
-        let (event, count) = one_event(&recorder.sink);
-        assert_eq!(count, 2);
-        assert_eq!(
-            recorder.sink.names_written(),
-            HashSet::from([event.metadata.name.unwrap()])
-        );
+        assert_one_event_under_one_name(&recorder.sink, 2);
     }
 
     /// The write of the first occurrence is cut short in flight (this replica stopped
@@ -1088,12 +1094,7 @@ mod tests {
                 ("patch", "200")
             ]
         );
-        let (event, count) = one_event(&recorder.sink);
-        assert_eq!(count, 2);
-        assert_eq!(
-            recorder.sink.names_written(),
-            HashSet::from([event.metadata.name.unwrap()])
-        );
+        assert_one_event_under_one_name(&recorder.sink, 2);
     }
 
     /// Two occurrences about one object: the second is written when the first's write has

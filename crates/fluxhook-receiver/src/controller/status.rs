@@ -271,6 +271,19 @@ mod tests {
         Time(Timestamp::from_second(second).unwrap())
     }
 
+    /// The status of a Receiver served after its first reconciliation (generation 1, at
+    /// second 100).
+    fn first_ready() -> ReceiverStatus {
+        next_status(
+            &ReceiverStatus::default(),
+            &Outcome::Ready {
+                path: webhook_path("token", "receiver", "flux-system"),
+                rivals: vec![],
+            },
+            observe(1, &at(100)),
+        )
+    }
+
     fn observe(generation: i64, now: &Time) -> Observed<'_> {
         Observed {
             generation: Some(generation),
@@ -311,15 +324,7 @@ mod tests {
 
     #[test]
     fn token_not_found_retries_and_clears_the_path() {
-        let path = webhook_path("token", "receiver", "flux-system");
-        let ready = next_status(
-            &ReceiverStatus::default(),
-            &Outcome::Ready {
-                path,
-                rivals: vec![],
-            },
-            observe(1, &at(100)),
-        );
+        let ready = first_ready();
         let failed = next_status(
             &ready,
             &Outcome::TokenNotFound {
@@ -343,14 +348,7 @@ mod tests {
     #[test]
     fn stalled_observes_the_generation_and_keeps_the_path() {
         let path = webhook_path("token", "receiver", "flux-system");
-        let ready = next_status(
-            &ReceiverStatus::default(),
-            &Outcome::Ready {
-                path: path.clone(),
-                rivals: vec![],
-            },
-            observe(1, &at(100)),
-        );
+        let ready = first_ready();
         let stalled = next_status(
             &ready,
             &Outcome::Stalled {
@@ -434,15 +432,7 @@ mod tests {
 
     #[test]
     fn suspended_keeps_conditions_and_records_the_request() {
-        let path = webhook_path("token", "receiver", "flux-system");
-        let ready = next_status(
-            &ReceiverStatus::default(),
-            &Outcome::Ready {
-                path,
-                rivals: vec![],
-            },
-            observe(1, &at(100)),
-        );
+        let ready = first_ready();
         let now = at(200);
         let suspended = next_status(
             &ready,
@@ -495,15 +485,7 @@ mod tests {
 
     #[test]
     fn own_conditions_are_set_and_removed_beside_flux_ones() {
-        let path = webhook_path("token", "receiver", "flux-system");
-        let ready = next_status(
-            &ReceiverStatus::default(),
-            &Outcome::Ready {
-                path,
-                rivals: vec![],
-            },
-            observe(1, &at(100)),
-        );
+        let ready = first_ready();
         let report = Report::Set {
             registered: false,
             reason: "RegistrationFailed",
