@@ -905,34 +905,25 @@ impl Store {
         options: &DeleteOptions,
     ) -> Result<Value, ApiError> {
         let old = self.get(resource, namespace, name)?;
-        let have_uid = metadata_str(&old, "uid").unwrap_or_default();
-        if let Some(uid) = options
-            .precondition_uid
-            .as_deref()
-            .filter(|uid| *uid != have_uid)
-        {
-            return Err(ApiError::conflict(
-                resource,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {have_uid}"
-                ),
-            ));
-        }
-        let have_version = metadata_str(&old, "resourceVersion").unwrap_or_default();
-        if let Some(version) = options
-            .precondition_resource_version
-            .as_deref()
-            .filter(|version| *version != have_version)
-        {
-            return Err(ApiError::conflict(
-                resource,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {version}, ResourceVersion in object meta: {have_version}"
-                ),
-            ));
-        }
+        let precondition = |field: &str, wanted: Option<&str>, key: &str| {
+            let have = metadata_str(&old, key).unwrap_or_default();
+            match wanted {
+                Some(wanted) if wanted != have => Err(ApiError::conflict(
+                    resource,
+                    name,
+                    &format!(
+                        "Precondition failed: {field} in precondition: {wanted}, {field} in object meta: {have}"
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        };
+        precondition("UID", options.precondition_uid.as_deref(), "uid")?;
+        precondition(
+            "ResourceVersion",
+            options.precondition_resource_version.as_deref(),
+            "resourceVersion",
+        )?;
         if !finalizers(&old).is_empty() {
             if metadata(&old).is_some_and(|metadata| metadata.contains_key("deletionTimestamp")) {
                 return Ok(old);
@@ -1055,6 +1046,34 @@ mod tests {
         json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": {"size": 1}, "status": {"ready": true}})
     }
 
+    /// Creates `object` as a Widget in `namespace`, as a plain POST does.
+    fn create_widget(store: &mut Store, namespace: &str, object: Value) -> Result<Value, ApiError> {
+        store.create(
+            &widgets(),
+            namespace,
+            object,
+            &WriteOptions::default(),
+            false,
+        )
+    }
+
+    /// Merge-patches the Widget `default/a` (or its `subresource`).
+    fn merge_widget(
+        store: &mut Store,
+        patch: &Value,
+        subresource: Subresource,
+    ) -> Result<(Value, bool), ApiError> {
+        store.patch(
+            &widgets(),
+            "default",
+            "a",
+            PatchKind::Merge,
+            patch,
+            subresource,
+            &WriteOptions::default(),
+        )
+    }
+
     fn version(object: &Value) -> u64 {
         metadata_str(object, "resourceVersion")
             .unwrap()
@@ -1065,41 +1084,19 @@ mod tests {
     #[test]
     fn create_sets_server_metadata_and_drops_status() {
         let mut store = store();
-        let created = store
-            .create(
-                &widgets(),
-                "default",
-                widget("a"),
-                &WriteOptions::default(),
-                false,
-            )
-            .unwrap();
+        let created = create_widget(&mut store, "default", widget("a")).unwrap();
         assert_eq!(created["metadata"]["generation"], 1);
         assert_eq!(created["metadata"]["namespace"], "default");
         assert!(created["metadata"]["uid"].is_string());
         assert!(created.get("status").is_none());
-        let again = store.create(
-            &widgets(),
-            "default",
-            widget("a"),
-            &WriteOptions::default(),
-            false,
-        );
+        let again = create_widget(&mut store, "default", widget("a"));
         assert_eq!(again.unwrap_err().reason, "AlreadyExists");
     }
 
     #[test]
     fn create_needs_an_existing_namespace() {
         let mut store = store();
-        let error = store
-            .create(
-                &widgets(),
-                "nowhere",
-                widget("a"),
-                &WriteOptions::default(),
-                false,
-            )
-            .unwrap_err();
+        let error = create_widget(&mut store, "nowhere", widget("a")).unwrap_err();
         assert_eq!(
             (error.code, error.message.as_str()),
             (404, "namespaces \"nowhere\" not found")
@@ -1110,15 +1107,7 @@ mod tests {
     fn generate_name_appends_a_suffix() {
         let mut store = store();
         let object = json!({"metadata": {"generateName": "w-"}});
-        let created = store
-            .create(
-                &widgets(),
-                "default",
-                object,
-                &WriteOptions::default(),
-                false,
-            )
-            .unwrap();
+        let created = create_widget(&mut store, "default", object).unwrap();
         let name = created["metadata"]["name"].as_str().unwrap();
         assert!(name.starts_with("w-") && name.len() == 7, "{name}");
     }
@@ -1126,54 +1115,18 @@ mod tests {
     #[test]
     fn no_op_patch_keeps_resource_version() {
         let mut store = store();
-        let created = store
-            .create(
-                &widgets(),
-                "default",
-                widget("a"),
-                &WriteOptions::default(),
-                false,
-            )
-            .unwrap();
+        let created = create_widget(&mut store, "default", widget("a")).unwrap();
         let patch = json!({"spec": {"size": 1}});
-        let (same, _) = store
-            .patch(
-                &widgets(),
-                "default",
-                "a",
-                PatchKind::Merge,
-                &patch,
-                Subresource::Main,
-                &WriteOptions::default(),
-            )
-            .unwrap();
+        let (same, _) = merge_widget(&mut store, &patch, Subresource::Main).unwrap();
         assert_eq!(version(&same), version(&created));
     }
 
     #[test]
     fn status_writes_leave_spec_and_generation_alone() {
         let mut store = store();
-        store
-            .create(
-                &widgets(),
-                "default",
-                widget("a"),
-                &WriteOptions::default(),
-                false,
-            )
-            .unwrap();
+        create_widget(&mut store, "default", widget("a")).unwrap();
         let patch = json!({"spec": {"size": 9}, "status": {"ready": false}});
-        let (patched, _) = store
-            .patch(
-                &widgets(),
-                "default",
-                "a",
-                PatchKind::Merge,
-                &patch,
-                Subresource::Status,
-                &WriteOptions::default(),
-            )
-            .unwrap();
+        let (patched, _) = merge_widget(&mut store, &patch, Subresource::Status).unwrap();
         assert_eq!(patched["spec"]["size"], 1);
         assert_eq!(patched["status"]["ready"], false);
         assert_eq!(patched["metadata"]["generation"], 1);
