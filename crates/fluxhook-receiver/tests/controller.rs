@@ -914,7 +914,7 @@ async fn events_are_recorded_as_flux_records_them_and_deduplicated() {
     // Reconciled again and again (`flux reconcile`), the success stays one
     // Event whose count grows.
     for request in ["1", "2"] {
-        cluster.request_reconcile(NS, "github", &request).await;
+        cluster.request_reconcile(NS, "github", request).await;
         eventually("the request to be handled", || {
             cluster.status(NS, "github")["lastHandledReconcileAt"] == request
         })

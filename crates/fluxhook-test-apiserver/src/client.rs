@@ -57,6 +57,10 @@ impl TestApiServer {
 /// # Panics
 ///
 /// When `future` has not finished within [`WAIT_BOUND`].
+#[allow(
+    clippy::panic,
+    reason = "a test's wait: the panic is the test failing, naming what it waited for"
+)]
 pub async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT_BOUND, future)
         .await
