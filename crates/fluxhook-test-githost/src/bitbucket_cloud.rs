@@ -1,11 +1,11 @@
 //! Bitbucket Cloud REST API: repository webhooks (`/repositories/{workspace}/{slug}/hooks`).
 
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::dialect::Segment::{Lit, Owner, Repo};
 use crate::dialect::{
-    CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, page_count, page_window,
+    CREATED_AT, Ctx, Dialect, Reply, Target, Write, is_http_url, page_count, page_window,
     repository_hooks, string_array,
 };
 use crate::{FakeConfig, FakeHook};
@@ -119,10 +119,6 @@ impl Dialect for BitbucketCloud {
         )
     }
 
-    fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {
-        has_credentials(headers, "authorization", "Bearer", &config.token)
-    }
-
     fn error(&self, _ctx: &Ctx<'_>, status: StatusCode, message: &str) -> Reply {
         Reply::json(
             status,
@@ -158,25 +154,14 @@ impl Dialect for BitbucketCloud {
         uuid(hook.id)
     }
 
-    fn create(
-        &self,
-        _ctx: &Ctx<'_>,
-        body: &Value,
-        _existing: &[FakeHook],
-    ) -> Result<FakeHook, Reply> {
+    fn create(&self, _ctx: &Ctx<'_>, write: Write<'_>) -> Result<FakeHook, Reply> {
         let mut hook = FakeHook::new("", &[]);
-        apply(body, &mut hook, true)?;
+        apply(write.body, &mut hook, true)?;
         Ok(hook)
     }
 
-    fn update(
-        &self,
-        _ctx: &Ctx<'_>,
-        body: &Value,
-        hook: &mut FakeHook,
-        _others: &[FakeHook],
-    ) -> Result<(), Reply> {
-        apply(body, hook, false)
+    fn update(&self, _ctx: &Ctx<'_>, write: Write<'_>, hook: &mut FakeHook) -> Result<(), Reply> {
+        apply(write.body, hook, false)
     }
 
     fn render(&self, ctx: &Ctx<'_>, hook: &FakeHook) -> Value {
@@ -222,12 +207,7 @@ impl Dialect for BitbucketCloud {
         let pagelen = ctx.page_size("pagelen", 10, 100);
         let page = ctx.query_number("page", 1);
         let (start, end) = page_window(hooks.len(), page, pagelen);
-        let values: Vec<Value> = hooks
-            .get(start..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|h| self.render(ctx, h))
-            .collect();
+        let values: Vec<Value> = self.render_page(ctx, hooks.get(start..end).unwrap_or_default());
         let mut reply = json!({
             "pagelen": pagelen,
             "values": values,

@@ -1,12 +1,12 @@
 //! Bitbucket Server / Data Center REST API: repository webhooks
 //! (`/projects/{KEY}/repos/{slug}/webhooks`).
 
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::dialect::Segment::{Lit, Owner, Repo};
 use crate::dialect::{
-    Ctx, Dialect, Reply, Target, has_credentials, is_http_url, repository_hooks, string_array,
+    Ctx, Dialect, Reply, Target, Write, is_http_url, repository_hooks, string_array,
 };
 use crate::{FakeConfig, FakeHook};
 
@@ -128,10 +128,6 @@ impl Dialect for BitbucketServer {
         )
     }
 
-    fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {
-        has_credentials(headers, "authorization", "Bearer", &config.token)
-    }
-
     fn error(&self, _ctx: &Ctx<'_>, status: StatusCode, message: &str) -> Reply {
         errors(status, None, message, None)
     }
@@ -170,25 +166,14 @@ impl Dialect for BitbucketServer {
         Method::PUT
     }
 
-    fn create(
-        &self,
-        _ctx: &Ctx<'_>,
-        body: &Value,
-        _existing: &[FakeHook],
-    ) -> Result<FakeHook, Reply> {
+    fn create(&self, _ctx: &Ctx<'_>, write: Write<'_>) -> Result<FakeHook, Reply> {
         let mut hook = FakeHook::new("", &[]);
-        apply(body, &mut hook)?;
+        apply(write.body, &mut hook)?;
         Ok(hook)
     }
 
-    fn update(
-        &self,
-        _ctx: &Ctx<'_>,
-        body: &Value,
-        hook: &mut FakeHook,
-        _others: &[FakeHook],
-    ) -> Result<(), Reply> {
-        apply(body, hook)
+    fn update(&self, _ctx: &Ctx<'_>, write: Write<'_>, hook: &mut FakeHook) -> Result<(), Reply> {
+        apply(write.body, hook)
     }
 
     fn render(&self, _ctx: &Ctx<'_>, hook: &FakeHook) -> Value {
@@ -218,12 +203,7 @@ impl Dialect for BitbucketServer {
             .unwrap_or(0)
             .min(hooks.len());
         let end = start.saturating_add(limit).min(hooks.len());
-        let values: Vec<Value> = hooks
-            .get(start..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|h| self.render(ctx, h))
-            .collect();
+        let values: Vec<Value> = self.render_page(ctx, hooks.get(start..end).unwrap_or_default());
         let is_last = end >= hooks.len();
         let mut reply = json!({
             "size": values.len(),

@@ -48,6 +48,14 @@ pub(crate) enum Target {
     Events(String),
 }
 
+/// A create or edit of a hook: the JSON object sent, and the repository's other hooks.
+#[derive(Clone, Copy)]
+pub(crate) struct Write<'a> {
+    pub(crate) body: &'a Value,
+    /// Every hook when creating; all but the one edited when editing.
+    pub(crate) others: &'a [FakeHook],
+}
+
 /// The request being served, for dialects that build URLs or read the query.
 pub(crate) struct Ctx<'a> {
     pub(crate) config: &'a FakeConfig,
@@ -210,8 +218,17 @@ pub(crate) trait Dialect: Send + Sync {
     /// the configured repository.
     fn route(&self, config: &FakeConfig, segments: &[String]) -> Option<Target>;
 
+    /// The schemes the host accepts the token with in `Authorization` (`Bearer`, `token`).
+    fn schemes(&self) -> &'static [&'static str] {
+        &["Bearer"]
+    }
+
     /// Whether the request carries the configured token the way this host accepts it.
-    fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool;
+    fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {
+        self.schemes()
+            .iter()
+            .any(|scheme| has_credentials(headers, "authorization", scheme, &config.token))
+    }
 
     /// A rejection for request headers the host refuses (e.g. an unknown API version).
     fn check_headers(&self, _ctx: &Ctx<'_>, _headers: &HeaderMap) -> Option<Reply> {
@@ -261,20 +278,18 @@ pub(crate) trait Dialect: Send + Sync {
     }
 
     /// A new hook from a create body (id left 0), or the host's validation error.
-    fn create(&self, ctx: &Ctx<'_>, body: &Value, existing: &[FakeHook])
-    -> Result<FakeHook, Reply>;
+    fn create(&self, ctx: &Ctx<'_>, write: Write<'_>) -> Result<FakeHook, Reply>;
 
     /// Applies an edit body to `hook`, or the host's validation error.
-    fn update(
-        &self,
-        ctx: &Ctx<'_>,
-        body: &Value,
-        hook: &mut FakeHook,
-        others: &[FakeHook],
-    ) -> Result<(), Reply>;
+    fn update(&self, ctx: &Ctx<'_>, write: Write<'_>, hook: &mut FakeHook) -> Result<(), Reply>;
 
     /// The host's JSON for one hook.
     fn render(&self, ctx: &Ctx<'_>, hook: &FakeHook) -> Value;
+
+    /// The host's JSON for each hook of one page.
+    fn render_page(&self, ctx: &Ctx<'_>, page: &[FakeHook]) -> Vec<Value> {
+        page.iter().map(|hook| self.render(ctx, hook)).collect()
+    }
 
     /// One page of the hook list, with the host's pagination.
     fn list(&self, ctx: &Ctx<'_>, hooks: &[FakeHook]) -> Reply;

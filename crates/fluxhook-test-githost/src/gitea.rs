@@ -7,13 +7,13 @@
 //!   back as, the whole pull request family;
 //! - an edit rewrites the events and keeps the secret (see `apply_config`).
 
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::dialect::Segment::{Lit, Owner, Repo};
 use crate::dialect::{
-    CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, page_window,
-    repository_hooks, string_array,
+    CREATED_AT, Ctx, Dialect, Reply, Target, Write, is_http_url, page_window, repository_hooks,
+    string_array,
 };
 use crate::{FakeConfig, FakeHook};
 
@@ -179,9 +179,8 @@ impl Dialect for Gitea {
         repository_hooks(config, segments, &[Lit("repos"), Owner, Repo, Lit("hooks")])
     }
 
-    fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {
-        has_credentials(headers, "authorization", "token", &config.token)
-            || has_credentials(headers, "authorization", "Bearer", &config.token)
+    fn schemes(&self) -> &'static [&'static str] {
+        &["token", "Bearer"]
     }
 
     fn error(&self, ctx: &Ctx<'_>, status: StatusCode, message: &str) -> Reply {
@@ -206,19 +205,14 @@ impl Dialect for Gitea {
         Method::PATCH
     }
 
-    fn create(
-        &self,
-        ctx: &Ctx<'_>,
-        body: &Value,
-        _existing: &[FakeHook],
-    ) -> Result<FakeHook, Reply> {
-        let Some(hook_type) = body.get("type").and_then(Value::as_str) else {
+    fn create(&self, ctx: &Ctx<'_>, write: Write<'_>) -> Result<FakeHook, Reply> {
+        let Some(hook_type) = write.body.get("type").and_then(Value::as_str) else {
             return Err(unprocessable(ctx, "[Type]: Required"));
         };
         if !HOOK_TYPES.contains(&hook_type) {
             return Err(unprocessable(ctx, "Invalid hook type"));
         }
-        let Some(config) = body.get("config") else {
+        let Some(config) = write.body.get("config") else {
             return Err(unprocessable(ctx, "[Config]: Required"));
         };
         let mut hook = FakeHook::new("", &["push"]);
@@ -226,21 +220,15 @@ impl Dialect for Gitea {
         // Gitea creates hooks inactive unless asked otherwise.
         hook.active = false;
         apply_config(ctx, config, &mut hook, true)?;
-        apply_common(ctx, body, &mut hook)?;
+        apply_common(ctx, write.body, &mut hook)?;
         Ok(hook)
     }
 
-    fn update(
-        &self,
-        ctx: &Ctx<'_>,
-        body: &Value,
-        hook: &mut FakeHook,
-        _others: &[FakeHook],
-    ) -> Result<(), Reply> {
-        if let Some(config) = body.get("config") {
+    fn update(&self, ctx: &Ctx<'_>, write: Write<'_>, hook: &mut FakeHook) -> Result<(), Reply> {
+        if let Some(config) = write.body.get("config") {
             apply_config(ctx, config, hook, false)?;
         }
-        apply_common(ctx, body, hook)
+        apply_common(ctx, write.body, hook)
     }
 
     fn render(&self, _ctx: &Ctx<'_>, hook: &FakeHook) -> Value {
@@ -265,12 +253,7 @@ impl Dialect for Gitea {
         let limit = ctx.page_size("limit", 30, 50);
         let page = ctx.query_number("page", 1);
         let (start, end) = page_window(hooks.len(), page, limit);
-        let items: Vec<Value> = hooks
-            .get(start..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|h| self.render(ctx, h))
-            .collect();
+        let items: Vec<Value> = self.render_page(ctx, hooks.get(start..end).unwrap_or_default());
         // `ListHooks` sets the count and no `Link` header.
         Reply::json(StatusCode::OK, Value::Array(items))
             .with_header("x-total-count", hooks.len().to_string())

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::dialect::Segment::{Lit, Owner, Repo};
 use crate::dialect::{
-    CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, link_header, page_count,
+    CREATED_AT, Ctx, Dialect, Reply, Target, Write, is_http_url, link_header, page_count,
     page_window, repository_hooks, string_array,
 };
 use crate::{FakeConfig, FakeHook};
@@ -117,9 +117,8 @@ impl Dialect for GitHub {
         repository_hooks(config, segments, &[Lit("repos"), Owner, Repo, Lit("hooks")])
     }
 
-    fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {
-        has_credentials(headers, "authorization", "Bearer", &config.token)
-            || has_credentials(headers, "authorization", "token", &config.token)
+    fn schemes(&self) -> &'static [&'static str] {
+        &["Bearer", "token"]
     }
 
     fn check_headers(&self, ctx: &Ctx<'_>, headers: &HeaderMap) -> Option<Reply> {
@@ -160,46 +159,35 @@ impl Dialect for GitHub {
         Method::PATCH
     }
 
-    fn create(
-        &self,
-        ctx: &Ctx<'_>,
-        body: &Value,
-        existing: &[FakeHook],
-    ) -> Result<FakeHook, Reply> {
-        match body.get("name") {
+    fn create(&self, ctx: &Ctx<'_>, write: Write<'_>) -> Result<FakeHook, Reply> {
+        match write.body.get("name") {
             None => {}
             Some(name) if name.as_str() == Some("web") => {}
             Some(_) => return Err(validation_failed(ctx, "Name must be \"web\"")),
         }
         let mut hook = FakeHook::new("", &["push"]);
         hook.hook_type = "web".to_owned();
-        let Some(config) = body.get("config").filter(|c| c.is_object()) else {
+        let Some(config) = write.body.get("config").filter(|c| c.is_object()) else {
             return Err(validation_failed(
                 ctx,
                 "Config must contain URL for webhooks",
             ));
         };
         apply_config(ctx, config, &mut hook)?;
-        apply_common(ctx, body, &mut hook)?;
-        ensure_unique_url(ctx, &hook, existing)?;
+        apply_common(ctx, write.body, &mut hook)?;
+        ensure_unique_url(ctx, &hook, write.others)?;
         Ok(hook)
     }
 
-    fn update(
-        &self,
-        ctx: &Ctx<'_>,
-        body: &Value,
-        hook: &mut FakeHook,
-        others: &[FakeHook],
-    ) -> Result<(), Reply> {
-        if let Some(config) = body.get("config") {
+    fn update(&self, ctx: &Ctx<'_>, write: Write<'_>, hook: &mut FakeHook) -> Result<(), Reply> {
+        if let Some(config) = write.body.get("config") {
             if !config.is_object() {
                 return Err(validation_failed(ctx, "Config must be an object"));
             }
             apply_config(ctx, config, hook)?;
         }
-        apply_common(ctx, body, hook)?;
-        ensure_unique_url(ctx, hook, others)
+        apply_common(ctx, write.body, hook)?;
+        ensure_unique_url(ctx, hook, write.others)
     }
 
     fn render(&self, ctx: &Ctx<'_>, hook: &FakeHook) -> Value {
@@ -240,12 +228,7 @@ impl Dialect for GitHub {
         let per_page = ctx.page_size("per_page", 30, 100);
         let page = ctx.query_number("page", 1);
         let (start, end) = page_window(hooks.len(), page, per_page);
-        let items: Vec<Value> = hooks
-            .get(start..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|h| self.render(ctx, h))
-            .collect();
+        let items: Vec<Value> = self.render_page(ctx, hooks.get(start..end).unwrap_or_default());
         let last = page_count(hooks.len(), per_page);
         let reply = Reply::json(StatusCode::OK, Value::Array(items));
         match link_header(ctx, "per_page", per_page, page, last) {

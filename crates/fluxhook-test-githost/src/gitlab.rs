@@ -4,8 +4,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::dialect::{
-    CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, is_http_url, link_header, page_count,
-    page_window,
+    CREATED_AT, Ctx, Dialect, Reply, Target, Write, has_credentials, is_http_url, link_header,
+    page_count, page_window,
 };
 use crate::{FakeConfig, FakeHook};
 
@@ -132,25 +132,14 @@ impl Dialect for GitLab {
         Method::PUT
     }
 
-    fn create(
-        &self,
-        _ctx: &Ctx<'_>,
-        body: &Value,
-        _existing: &[FakeHook],
-    ) -> Result<FakeHook, Reply> {
+    fn create(&self, _ctx: &Ctx<'_>, write: Write<'_>) -> Result<FakeHook, Reply> {
         let mut hook = FakeHook::new("", &["push_events"]);
-        apply(body, &mut hook)?;
+        apply(write.body, &mut hook)?;
         Ok(hook)
     }
 
-    fn update(
-        &self,
-        _ctx: &Ctx<'_>,
-        body: &Value,
-        hook: &mut FakeHook,
-        _others: &[FakeHook],
-    ) -> Result<(), Reply> {
-        apply(body, hook)
+    fn update(&self, _ctx: &Ctx<'_>, write: Write<'_>, hook: &mut FakeHook) -> Result<(), Reply> {
+        apply(write.body, hook)
     }
 
     fn render(&self, _ctx: &Ctx<'_>, hook: &FakeHook) -> Value {

@@ -12,12 +12,12 @@
 //! - deleting a hook that does not exist deletes no row and still answers `204`;
 //! - errors are `{"message": ..., "url": <doc URL>}`.
 
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::dialect::Segment::{Lit, Owner, Repo};
 use crate::dialect::{
-    CREATED_AT, Ctx, Dialect, Reply, Target, has_credentials, repository_hooks, string_array,
+    CREATED_AT, Ctx, Dialect, Reply, Target, Write, repository_hooks, string_array,
 };
 use crate::{FakeConfig, FakeHook};
 
@@ -97,8 +97,8 @@ impl Dialect for Gogs {
         repository_hooks(config, segments, &[Lit("repos"), Owner, Repo, Lit("hooks")])
     }
 
-    fn authorized(&self, config: &FakeConfig, headers: &HeaderMap) -> bool {
-        has_credentials(headers, "authorization", "token", &config.token)
+    fn schemes(&self) -> &'static [&'static str] {
+        &["token"]
     }
 
     fn error(&self, _ctx: &Ctx<'_>, status: StatusCode, message: &str) -> Reply {
@@ -130,20 +130,19 @@ impl Dialect for Gogs {
         Method::PATCH
     }
 
-    fn create(
-        &self,
-        _ctx: &Ctx<'_>,
-        body: &Value,
-        _existing: &[FakeHook],
-    ) -> Result<FakeHook, Reply> {
-        let hook_type = body.get("type").and_then(Value::as_str).unwrap_or_default();
+    fn create(&self, _ctx: &Ctx<'_>, write: Write<'_>) -> Result<FakeHook, Reply> {
+        let hook_type = write
+            .body
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !HOOK_TYPES.contains(&hook_type) {
             return Err(error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Invalid hook type.",
             ));
         }
-        let Some(config) = config_map(body)? else {
+        let Some(config) = config_map(write.body)? else {
             return Err(error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Missing config option: url",
@@ -163,19 +162,17 @@ impl Dialect for Gogs {
         hook.content_type = content_type(text("content_type"))?;
         hook.secret = Some(text("secret").to_owned()).filter(|s| !s.is_empty());
         hook.hook_type = hook_type.to_owned();
-        hook.events = chosen_events(body)?;
-        hook.active = body.get("active").and_then(Value::as_bool).unwrap_or(false);
+        hook.events = chosen_events(write.body)?;
+        hook.active = write
+            .body
+            .get("active")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(hook)
     }
 
-    fn update(
-        &self,
-        _ctx: &Ctx<'_>,
-        body: &Value,
-        hook: &mut FakeHook,
-        _others: &[FakeHook],
-    ) -> Result<(), Reply> {
-        if let Some(config) = config_map(body)? {
+    fn update(&self, _ctx: &Ctx<'_>, write: Write<'_>, hook: &mut FakeHook) -> Result<(), Reply> {
+        if let Some(config) = config_map(write.body)? {
             if let Some(url) = config.get("url").and_then(Value::as_str) {
                 hook.url = url.to_owned();
             }
@@ -184,8 +181,8 @@ impl Dialect for Gogs {
             }
             // `editHook` has no case for `secret`: the hook keeps the one it was created with.
         }
-        hook.events = chosen_events(body)?;
-        if let Some(active) = body.get("active").and_then(Value::as_bool) {
+        hook.events = chosen_events(write.body)?;
+        if let Some(active) = write.body.get("active").and_then(Value::as_bool) {
             hook.active = active;
         }
         Ok(())
@@ -208,7 +205,7 @@ impl Dialect for Gogs {
     }
 
     fn list(&self, ctx: &Ctx<'_>, hooks: &[FakeHook]) -> Reply {
-        let items: Vec<Value> = hooks.iter().map(|h| self.render(ctx, h)).collect();
+        let items: Vec<Value> = self.render_page(ctx, hooks);
         Reply::json(StatusCode::OK, Value::Array(items))
     }
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::dialect::{self, Ctx, Dialect, Reply, Target};
+use crate::dialect::{self, Ctx, Dialect, Reply, Target, Write};
 use crate::{Fault, HostKind, RecordedRequest, RetryAfter, Shared};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -217,7 +217,13 @@ fn respond(
     match target {
         Target::Collection => match *method {
             Method::GET => dialect.list(ctx, &state.hooks),
-            Method::POST => match dialect.create(ctx, body, &state.hooks) {
+            Method::POST => match dialect.create(
+                ctx,
+                Write {
+                    body,
+                    others: &state.hooks,
+                },
+            ) {
                 Ok(mut hook) => {
                     hook.id = state.next_id;
                     state.next_id += 1;
@@ -270,7 +276,11 @@ fn respond(
                         .filter(|h| h.id != hook.id)
                         .cloned()
                         .collect();
-                    match dialect.update(ctx, body, &mut hook, &others) {
+                    let write = Write {
+                        body,
+                        others: &others,
+                    };
+                    match dialect.update(ctx, write, &mut hook) {
                         Ok(()) => {
                             let reply = Reply::json(StatusCode::OK, dialect.render(ctx, &hook));
                             state.hooks[index] = hook;
