@@ -81,16 +81,7 @@ fn repo(name: &str) -> Patched {
 }
 
 fn git_repository(name: &str, labels: Value) -> Value {
-    json!({
-        "apiVersion": demo::GIT_REPOSITORY_API_VERSION,
-        "kind": "GitRepository",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-        "spec": {
-            "interval": "10m",
-            "url": format!("https://github.com/example/{name}"),
-            "ref": {"branch": "main"}
-        }
-    })
+    demo::git_repository(NAMESPACE, name, labels)
 }
 
 /// A `generic` Receiver and its Secret.

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use base64::Engine;
-use fluxhook_sandbox::Sandbox;
+use fluxhook_sandbox::{Sandbox, demo};
 use fluxhook_signature::Policy;
 use http::{HeaderMap, HeaderValue};
 use serde_json::json;
@@ -23,25 +23,10 @@ fn seed(sandbox: &Sandbox) {
         }))
         .unwrap();
     sandbox
-        .apply(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "webhook-token", "namespace": "flux-system"},
-            "data": {"token": base64::engine::general_purpose::STANDARD.encode(TOKEN)},
-        }))
+        .apply(demo::token_secret("flux-system", "webhook-token", TOKEN))
         .unwrap();
     sandbox
-        .apply(json!({
-            "apiVersion": "notification.toolkit.fluxcd.io/v1",
-            "kind": "Receiver",
-            "metadata": {"name": "github", "namespace": "flux-system"},
-            "spec": {
-                "type": "github",
-                "events": ["push"],
-                "secretRef": {"name": "webhook-token"},
-                "resources": [{"kind": "GitRepository", "name": "podinfo"}],
-            },
-        }))
+        .apply(demo::github_receiver("flux-system", "github", "podinfo"))
         .unwrap();
 }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
-use fluxhook_sandbox::{DEADLINE, Sandbox};
+use fluxhook_sandbox::{DEADLINE, Sandbox, demo};
 use fluxhook_signature::Policy;
 use fluxhook_test_apiserver::{RequestRecord, Verb};
 use fluxhook_test_githost::{FakeHost, HostKind};
@@ -37,11 +37,7 @@ const ELECTION: [&str; 4] = [
 ];
 
 fn secret(name: &str, token: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": NS},
-        "data": {"token": base64::engine::general_purpose::STANDARD.encode(token)},
-    })
+    demo::token_secret(NS, name, token)
 }
 
 /// A github Receiver for the GitRepository `podinfo`, which asks for a hook on `host`.
@@ -70,16 +66,7 @@ fn seed(sandbox: &Sandbox, host: Option<&FakeHost>) {
         }))
         .unwrap();
     sandbox
-        .apply(json!({
-            "apiVersion": RECEIVER_API, "kind": "Receiver",
-            "metadata": {"name": RECEIVER, "namespace": NS},
-            "spec": {
-                "type": "github",
-                "events": ["push"],
-                "secretRef": {"name": "webhook-token"},
-                "resources": [{"kind": "GitRepository", "name": "podinfo"}],
-            },
-        }))
+        .apply(demo::github_receiver(NS, RECEIVER, "podinfo"))
         .unwrap();
 }
 

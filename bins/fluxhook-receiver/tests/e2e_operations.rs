@@ -254,19 +254,14 @@ async fn logs_and_metrics_read_as_fluxs_tools_read_them() {
     );
 
     // Deleting the Receiver removes its series.
-    let url = format!(
-        "{}/apis/notification.toolkit.fluxcd.io/v1/namespaces/{}/receivers/{}",
-        sandbox.api().url(),
+    let path = format!(
+        "/apis/{}/namespaces/{}/receivers/{}",
+        demo::RECEIVER_API_VERSION,
         demo::NAMESPACE,
         demo::RECEIVER
     );
-    let deleted = reqwest::Client::new()
-        .delete(&url)
-        .bearer_auth(sandbox.api().admin().token())
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let deleted = sandbox.delete(&path).await.unwrap();
+    assert!(deleted.is_success(), "{deleted}");
     let started = Instant::now();
     let receiver_label = format!(r#"name="{}""#, demo::RECEIVER);
     loop {

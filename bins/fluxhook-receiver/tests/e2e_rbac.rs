@@ -30,8 +30,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use e2e_support::{
-    BINARY, Delivery, NS, eventually, log_tail, namespace, ok, post, receiver, secret, serve, stop,
-    wait_for_status,
+    BINARY, Delivery, NS, delete_receiver, eventually, log_tail, namespace, ok, post, receiver,
+    secret, serve, stop, wait_for_status,
 };
 
 /// Every kind notification-controller v1.9's Receiver CRD lets a Receiver
@@ -392,25 +392,6 @@ async fn registration_with_a_git_host(sandbox: &Sandbox) {
                 .is_none()
     })
     .await;
-}
-
-/// Deletes a Receiver of [`NS`] through the API, as `kubectl delete` does.
-async fn delete_receiver(sandbox: &Sandbox, name: &str) {
-    let url = format!(
-        "{}/apis/notification.toolkit.fluxcd.io/v1/namespaces/{NS}/receivers/{name}",
-        sandbox.api().url()
-    );
-    let response = reqwest::Client::new()
-        .delete(&url)
-        .bearer_auth(sandbox.api().admin().token())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "deleting Receiver {name}: {}",
-        response.status()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -460,21 +460,7 @@ async fn colliding_paths_serve_one_receiver_and_then_the_other(s: &Sandbox) {
 /// Deletes the Receiver `NS/name` as `kubectl delete` does and waits until
 /// it is gone (the binary removes its finalizer).
 async fn delete_receiver(s: &Sandbox, name: &str) {
-    let url = format!(
-        "{}/apis/{RECEIVER_API_VERSION}/namespaces/{NS}/receivers/{name}",
-        s.api().url()
-    );
-    let response = reqwest::Client::new()
-        .delete(&url)
-        .bearer_auth(s.api().admin().token())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "deleting Receiver {name}: {}",
-        response.status()
-    );
+    e2e_support::delete_receiver(s, name).await;
     eventually(s, &format!("Receiver {name} to be gone"), || {
         s.get(RECEIVER_API_VERSION, "Receiver", NS, name).is_none()
     })

@@ -69,6 +69,47 @@ pub fn objects() -> Vec<Value> {
     ]
 }
 
+/// A GitRepository `namespace/name` of `https://github.com/example/<name>`, branch `main`,
+/// with `labels`, as the tests and measurements seed them.
+pub fn git_repository(namespace: &str, name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": GIT_REPOSITORY_API_VERSION,
+        "kind": "GitRepository",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "interval": "10m",
+            "url": format!("https://github.com/example/{name}"),
+            "ref": {"branch": "main"}
+        }
+    })
+}
+
+/// A Secret `namespace/name` holding a Receiver's `token`.
+pub fn token_secret(namespace: &str, name: &str, token: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"token": base64(token.as_bytes())},
+    })
+}
+
+/// A github Receiver `namespace/name` for `push` events, its token in the Secret
+/// `webhook-token`, reconciling the GitRepository `repository`.
+pub fn github_receiver(namespace: &str, name: &str, repository: &str) -> Value {
+    json!({
+        "apiVersion": RECEIVER_API_VERSION,
+        "kind": "Receiver",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "type": "github",
+            "events": ["push"],
+            "secretRef": {"name": "webhook-token"},
+            "resources": [{"kind": "GitRepository", "name": repository}],
+        },
+    })
+}
+
 /// A delivery: headers and body.
 pub struct Delivery {
     /// The headers GitHub sends, the signature included.

@@ -540,6 +540,22 @@ impl Sandbox {
         process::post(&self.http, url, headers, body).await
     }
 
+    /// Deletes the object at the API `path` (e.g.
+    /// `/api/v1/namespaces/flux-system/secrets/webhook-token`) as the administrator, as
+    /// `kubectl delete` does: through the API, so that finalizers hold it and watches see it
+    /// go. The status of the answer.
+    pub async fn delete(&self, path: &str) -> Result<StatusCode, SandboxError> {
+        let url = format!("{}{path}", self.api.url());
+        let response = self
+            .http
+            .delete(&url)
+            .bearer_auth(self.api.admin().token())
+            .send()
+            .await
+            .map_err(|source| SandboxError::Http { url, source })?;
+        Ok(response.status())
+    }
+
     /// GETs a URL (e.g. the metrics endpoint); the status and body.
     pub async fn get_url(&self, url: &str) -> Result<(StatusCode, String), SandboxError> {
         let http_error = |source| SandboxError::Http {

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use fluxhook_sandbox::{Sandbox, SandboxError};
+use fluxhook_sandbox::{Sandbox, SandboxError, demo};
 use fluxhook_signature::Policy;
 use fluxhook_test_apiserver::{RequestMatcher, Verb};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -60,16 +60,7 @@ pub(crate) fn namespace(sandbox: &Sandbox, name: &str) {
 pub(crate) fn git_repository(sandbox: &Sandbox, namespace: &str, name: &str, labels: Value) {
     ok(
         sandbox,
-        sandbox.apply(json!({
-            "apiVersion": GIT_API_VERSION,
-            "kind": "GitRepository",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {
-                "interval": "10m",
-                "url": format!("https://github.com/example/{name}"),
-                "ref": {"branch": "main"}
-            }
-        })),
+        sandbox.apply(demo::git_repository(namespace, name, labels)),
     );
 }
 
@@ -96,23 +87,21 @@ pub(crate) fn secret(sandbox: &Sandbox, name: &str, data: &[(&str, &str)]) {
     );
 }
 
+/// Deletes the object at the API `path` as `kubectl delete` does.
+pub(crate) async fn delete(sandbox: &Sandbox, path: &str) {
+    let status = ok(sandbox, sandbox.delete(path).await);
+    assert!(status.is_success(), "deleting {path}: {status}");
+}
+
 /// Deletes a Secret of [`NS`] through the API, as `kubectl delete` does.
 pub(crate) async fn delete_secret(sandbox: &Sandbox, name: &str) {
-    let url = format!(
-        "{}/api/v1/namespaces/{NS}/secrets/{name}",
-        sandbox.api().url()
-    );
-    let response = reqwest::Client::new()
-        .delete(&url)
-        .bearer_auth(sandbox.api().admin().token())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "deleting Secret {name}: {}",
-        response.status()
-    );
+    delete(sandbox, &format!("/api/v1/namespaces/{NS}/secrets/{name}")).await;
+}
+
+/// Deletes a Receiver of [`NS`] through the API, as `kubectl delete` does.
+pub(crate) async fn delete_receiver(sandbox: &Sandbox, name: &str) {
+    let path = format!("/apis/{RECEIVER_API_VERSION}/namespaces/{NS}/receivers/{name}");
+    delete(sandbox, &path).await;
 }
 
 /// Creates (or merges into) the Receiver `NS/name` with `spec`.
