@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use fluxhook_corpus::{Corpus, Entry};
 use fluxhook_payload::targeting::{Decision, GitSource, Skip, SourceRef, decide};
-use fluxhook_payload::{Event, RefKind, Sender, Webhook, parse};
+use fluxhook_payload::{Event, Push, RefKind, Sender, Webhook, parse};
 
 /// The hosts of the Receiver types the annotation applies to (`github`
 /// takes Gitea's and Gogs' deliveries).
@@ -32,6 +32,30 @@ fn webhook(corpus: &Corpus, entry: &Entry) -> Webhook {
     let sender: Sender = entry.provider.parse().unwrap();
     let body = Bytes::from(corpus.read_body(entry).unwrap());
     parse(sender, &entry.headers, body).unwrap_or_else(|e| panic!("{}: {e}", entry.file))
+}
+
+/// The deliveries of the Git hosts in the corpus, parsed.
+fn git_webhooks(corpus: &Corpus) -> Vec<(&Entry, Webhook)> {
+    corpus
+        .entries()
+        .iter()
+        .filter(|entry| GIT_HOSTS.contains(&entry.provider.as_str()))
+        .map(|entry| (entry, webhook(corpus, entry)))
+        .collect()
+}
+
+/// The pushes among [`git_webhooks`], with their webhook.
+fn git_pushes(corpus: &Corpus) -> Vec<(&Entry, Webhook, Push)> {
+    git_webhooks(corpus)
+        .into_iter()
+        .filter_map(|(entry, webhook)| match webhook.event() {
+            Event::Push(push) => {
+                let push = push.clone();
+                Some((entry, webhook, push))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn decision(event: &Event, url: &str, reference: SourceRef) -> Decision {
@@ -85,14 +109,7 @@ fn pushes_of_every_git_host_reconcile_only_their_repository_and_ref() {
     let corpus = corpus();
     let mut checked = std::collections::BTreeSet::new();
     let mut pushes = 0;
-    for entry in corpus.entries() {
-        if !GIT_HOSTS.contains(&entry.provider.as_str()) {
-            continue;
-        }
-        let webhook = webhook(&corpus, entry);
-        let Event::Push(push) = webhook.event() else {
-            continue;
-        };
+    for (entry, webhook, push) in git_pushes(&corpus) {
         pushes += 1;
         checked.insert(entry.provider.clone());
         let event = webhook.event();
@@ -162,14 +179,7 @@ fn pushes_of_every_git_host_reconcile_only_their_repository_and_ref() {
 fn the_default_branch_counts_where_the_payload_names_it() {
     let corpus = corpus();
     let mut named = 0;
-    for entry in corpus.entries() {
-        if !GIT_HOSTS.contains(&entry.provider.as_str()) {
-            continue;
-        }
-        let webhook = webhook(&corpus, entry);
-        let Event::Push(push) = webhook.event() else {
-            continue;
-        };
+    for (entry, webhook, push) in git_pushes(&corpus) {
         let url = urls_of(entry, &push.repository)[0].clone();
         let reconciled = decision(webhook.event(), &url, SourceRef::Default) == Decision::Reconcile;
         let expected = match (push.ref_kind(), push.repository.default_branch.as_deref()) {
@@ -212,11 +222,7 @@ fn default_branches_are_read_from_every_host_that_sends_one() {
 fn other_events_compare_the_repository_and_pings_reconcile() {
     let corpus = corpus();
     let foreign = "https://example.com/nobody/nothing.git";
-    for entry in corpus.entries() {
-        if !GIT_HOSTS.contains(&entry.provider.as_str()) {
-            continue;
-        }
-        let webhook = webhook(&corpus, entry);
+    for (entry, webhook) in git_webhooks(&corpus) {
         let event = webhook.event();
         let got = decision(event, foreign, SourceRef::Default);
         match event {

@@ -136,15 +136,7 @@ fn every_object_carries_flux_labels_so_the_flux_cli_finds_it() {
             );
             assert_eq!(labels["app.kubernetes.io/instance"], NAMESPACE);
         }
-        let deployment: Deployment = manifests.object(NAME).unwrap();
-        let template_labels = deployment
-            .spec
-            .unwrap()
-            .template
-            .metadata
-            .unwrap()
-            .labels
-            .unwrap();
+        let template_labels = pod_labels_of(&manifests);
         for (key, value) in [
             ("app", NAME),
             ("app.kubernetes.io/component", NAME),
@@ -153,6 +145,19 @@ fn every_object_carries_flux_labels_so_the_flux_cli_finds_it() {
             assert_eq!(template_labels.get(key).map(String::as_str), Some(value));
         }
     }
+}
+
+/// The labels of the receiver's pods, from its Deployment's template.
+fn pod_labels_of(manifests: &Manifests) -> BTreeMap<String, String> {
+    let deployment: Deployment = manifests.object(NAME).unwrap();
+    deployment
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .labels
+        .unwrap()
 }
 
 fn pod_spec(deployment: &Deployment) -> &PodSpec {
@@ -311,18 +316,7 @@ fn the_grace_period_outlasts_the_pre_stop_sleep_and_the_drain() {
 fn the_service_the_budget_and_the_policy_select_the_receiver_pods() {
     for overlay in Overlay::ALL {
         let manifests = rendered(overlay, &[]);
-        let deployment: Deployment = manifests.object(NAME).unwrap();
-        let pod_labels = deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .labels
-            .clone()
-            .unwrap();
+        let pod_labels = pod_labels_of(&manifests);
         let selects = |selector: &BTreeMap<String, String>| {
             !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
         };
@@ -448,15 +442,7 @@ fn the_podmonitor_scrapes_the_metrics_port_of_the_receiver_pods() {
             monitor["metadata"]["labels"]["app.kubernetes.io/component"],
             "monitoring"
         );
-        let deployment: Deployment = manifests.object(NAME).unwrap();
-        let pod_labels = deployment
-            .spec
-            .unwrap()
-            .template
-            .metadata
-            .unwrap()
-            .labels
-            .unwrap();
+        let pod_labels = pod_labels_of(&manifests);
         let selector = monitor["spec"]["selector"]["matchLabels"]
             .as_object()
             .unwrap();
