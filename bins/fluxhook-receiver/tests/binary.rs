@@ -3,7 +3,6 @@
 //! request, and exits 0 on SIGTERM; bad configurations exit 1.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use base64::Engine;
 use fluxhook_sandbox::{Sandbox, demo};
 use fluxhook_signature::Policy;
 use http::{HeaderMap, HeaderValue};

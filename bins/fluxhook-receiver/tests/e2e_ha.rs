@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
 use fluxhook_sandbox::{DEADLINE, Sandbox, demo};
 use fluxhook_signature::Policy;
 use fluxhook_test_apiserver::{RequestRecord, Verb};
