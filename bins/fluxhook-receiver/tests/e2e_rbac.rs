@@ -511,6 +511,19 @@ async fn logged(sandbox: &Sandbox, what: &str) {
     .await;
 }
 
+/// A generic Receiver `name` for the GitRepository `app`, its token (`name` too) in the
+/// Secret `<name>-token`.
+fn generic_receiver(sandbox: &Sandbox, name: &str) {
+    let secret_name = format!("{name}-token");
+    secret(sandbox, &secret_name, &[("token", name)]);
+    receiver(
+        sandbox,
+        name,
+        json!({"type": "generic", "secretRef": {"name": secret_name},
+               "resources": [{"kind": "GitRepository", "name": "app"}]}),
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_status_patches_receivers_report_nothing_and_the_log_says_why() {
     let sandbox = start_without(
@@ -519,13 +532,7 @@ async fn without_status_patches_receivers_report_nothing_and_the_log_says_why() 
         "receivers/status",
     )
     .await;
-    secret(&sandbox, "quiet-token", &[("token", "quiet")]);
-    receiver(
-        &sandbox,
-        "quiet",
-        json!({"type": "generic", "secretRef": {"name": "quiet-token"},
-               "resources": [{"kind": "GitRepository", "name": "app"}]}),
-    );
+    generic_receiver(&sandbox, "quiet");
     logged(
         &sandbox,
         &format!(
@@ -567,13 +574,7 @@ async fn without_source_patches_deliveries_fail_and_the_log_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_secret_reads_receivers_are_not_served_and_the_log_says_why() {
     let sandbox = start_without("get", "", "secrets").await;
-    secret(&sandbox, "unread-token", &[("token", "unread")]);
-    receiver(
-        &sandbox,
-        "unread",
-        json!({"type": "generic", "secretRef": {"name": "unread-token"},
-               "resources": [{"kind": "GitRepository", "name": "app"}]}),
-    );
+    generic_receiver(&sandbox, "unread");
     logged(
         &sandbox,
         &format!(

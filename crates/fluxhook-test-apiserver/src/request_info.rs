@@ -156,21 +156,26 @@ mod tests {
     #[test]
     fn verbs_follow_method_name_and_watch() {
         let secrets = "/api/v1/namespaces/flux-system/secrets";
-        assert_eq!(info(Method::GET, secrets, "").verb, "list");
-        assert_eq!(info(Method::GET, secrets, "watch=true").verb, "watch");
-        assert_eq!(info(Method::GET, secrets, "watch=1").verb, "watch");
-        assert_eq!(info(Method::GET, secrets, "watch=").verb, "watch");
-        assert_eq!(info(Method::GET, secrets, "watch=False").verb, "list");
-        assert_eq!(info(Method::GET, secrets, "watch=0").verb, "list");
-        assert_eq!(info(Method::POST, secrets, "").verb, "create");
-        assert_eq!(info(Method::DELETE, secrets, "").verb, "deletecollection");
         let one = "/api/v1/namespaces/flux-system/secrets/token";
-        assert_eq!(info(Method::GET, one, "watch=true").verb, "get");
-        assert_eq!(info(Method::HEAD, one, "").verb, "get");
-        assert_eq!(info(Method::PUT, one, "").verb, "update");
-        assert_eq!(info(Method::PATCH, one, "").verb, "patch");
-        assert_eq!(info(Method::DELETE, one, "").verb, "delete");
-        assert_eq!(info(Method::OPTIONS, one, "").verb, "");
+        for (method, path, query, verb) in [
+            (Method::GET, secrets, "", "list"),
+            (Method::GET, secrets, "watch=true", "watch"),
+            (Method::GET, secrets, "watch=1", "watch"),
+            (Method::GET, secrets, "watch=", "watch"),
+            (Method::GET, secrets, "watch=False", "list"),
+            (Method::GET, secrets, "watch=0", "list"),
+            (Method::POST, secrets, "", "create"),
+            (Method::DELETE, secrets, "", "deletecollection"),
+            (Method::GET, one, "watch=true", "get"),
+            (Method::HEAD, one, "", "get"),
+            (Method::PUT, one, "", "update"),
+            (Method::PATCH, one, "", "patch"),
+            (Method::DELETE, one, "", "delete"),
+            (Method::OPTIONS, one, "", ""),
+        ] {
+            let request = format!("{method} {path}?{query}");
+            assert_eq!(info(method, path, query).verb, verb, "{request}");
+        }
     }
 
     #[test]
