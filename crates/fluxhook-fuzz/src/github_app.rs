@@ -76,7 +76,8 @@ fn secret(select: u8, data: &[u8]) {
         .filter(|line| is_key_material(line))
         .filter(|line| !others.iter().any(|other| contains(other, line.as_bytes())))
         .collect();
-    // The base URL is shown back as given or as parsed, whatever it holds.
+    // The base URL is shown back as given or as parsed, whatever it holds,
+    // and in `Debug` output escaped (a host may hold `"`).
     let echoed: Vec<String> = text(4)
         .into_iter()
         .flat_map(|base| {
@@ -86,6 +87,11 @@ fn secret(select: u8, data: &[u8]) {
             ]
         })
         .flatten()
+        .flat_map(|echo| {
+            let debug = format!("{echo:?}");
+            let escaped = debug[1..debug.len() - 1].to_owned();
+            [echo, escaped]
+        })
         .collect();
     let shows_key = |shown: &str| {
         let shown = echoed.iter().fold(shown.to_owned(), |shown, echo| {
