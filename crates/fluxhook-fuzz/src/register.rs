@@ -92,7 +92,17 @@ fn reply(provider: Forge, data: &[u8]) {
     {
         assert_eq!(page.hooks.len(), items.len());
         for (hook, item) in page.hooks.iter().zip(&items) {
-            let alone = read_hook(provider, item.to_string().as_bytes());
+            // Only where printing the element keeps it: serde_json reads a
+            // long decimal to a nearby float, not the one it prints.
+            let printed = item.to_string();
+            if serde_json::from_str::<serde_json::Value>(&printed)
+                .ok()
+                .as_ref()
+                != Some(item)
+            {
+                continue;
+            }
+            let alone = read_hook(provider, printed.as_bytes());
             assert_eq!(alone.as_ref(), Ok(hook));
         }
     }
