@@ -11,9 +11,9 @@ use fluxhook_api::WEBHOOK_PATH_PREFIX;
 use tracing::Instrument;
 
 use super::Shared;
+use super::annotate::{self, CelInputs};
 use super::auth::{self, Rejection};
 use super::log::{REQUEST, RequestLog};
-use super::reconcile::{self, CelInputs};
 use super::targeting;
 use crate::endpoint::Endpoint;
 use crate::index::EndpointState;
@@ -157,14 +157,14 @@ async fn handle(
     let verified =
         auth::authenticate(&shared.verifier, &shared.parser, endpoint, headers, body).await?;
     // `req` is built only for the filters that read it.
-    let cel = if reconcile::has_filters(endpoint) {
+    let cel = if annotate::has_filters(endpoint) {
         Some(CelInputs::new(headers, body, &verified)?)
     } else {
         None
     };
     // The delivery, read only for payload-aware targeting.
     let delivery = targeting::delivery(&shared.parser, endpoint, headers, body);
-    let requested = reconcile::request_reconciliation(
+    let requested = annotate::request_reconciliation(
         &shared.trigger,
         endpoint,
         cel.as_ref(),

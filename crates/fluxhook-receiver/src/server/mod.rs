@@ -99,11 +99,11 @@
 
 #[macro_use]
 mod log;
+mod annotate;
 mod auth;
 mod connection;
 mod handler;
 mod limits;
-mod reconcile;
 mod targeting;
 
 use std::convert::Infallible;

@@ -1,5 +1,6 @@
 //! Asking Flux to reconcile what a Receiver selects, through its CEL
-//! filters.
+//! filters: annotating each object (the controller's Receiver reconcile is
+//! `controller/reconcile.rs`).
 
 use bytes::Bytes;
 use fluxhook_cel::{Document, EvalError, Expression, Variables};
@@ -143,7 +144,8 @@ fn no_match(target: &ResourceTarget, namespace: &str) {
         "no '{}' resources found with matching labels {:?} in '{}' namespace",
         resource.kind,
         resource.match_labels.clone().unwrap_or_default(),
-        resource.namespace.as_deref().unwrap_or(namespace),
+        // An empty namespace is the Receiver's, as the selection reads it.
+        resource.namespace_or(namespace),
     ));
 }
 
