@@ -5,8 +5,8 @@ use anyhow::{Context, anyhow, bail};
 use std::time::Duration;
 
 use fluxhook_register::{
-    DesiredHook, Forge, GitUrl, HookClient, HostConfig, HttpClient, ReceiverEvents, Repository,
-    RetryPolicy, Secret, receiver_url,
+    DesiredHook, Forge, GitUrl, HookClient, HostBackoff, HostConfig, HttpClient, ReceiverEvents,
+    Repository, Secret, receiver_url,
 };
 use url::Url;
 
@@ -126,9 +126,9 @@ pub(crate) async fn build(cli: &Cli, env: Env<'_>) -> anyhow::Result<Plan> {
         tokens: &tokens,
         env,
         http: &http,
-        retry: RetryPolicy {
+        retry: HostBackoff {
             max_wait: Duration::from_secs(cli.max_wait),
-            ..RetryPolicy::default()
+            ..HostBackoff::default()
         },
         desired: match &operation {
             Operation::Ensure(desired) => Some(desired),
@@ -249,7 +249,7 @@ struct TargetBuilder<'a> {
     /// The HTTP client, shared so that connections are reused.
     http: &'a HttpClient,
     /// How rate limits and server errors are retried (`--max-wait`).
-    retry: RetryPolicy,
+    retry: HostBackoff,
     /// The hook wanted, when ensuring one: checked against each repository's host first.
     desired: Option<&'a DesiredHook>,
 }
@@ -341,7 +341,7 @@ impl TargetBuilder<'_> {
             .map_err(|e| format!("{} {}: {e}", repository.forge(), repository.full_name()))?;
         HookClient::builder(repository.clone(), token)
             .http(self.http.clone())
-            .retry_policy(self.retry)
+            .backoff(self.retry)
             .build()
             .map_err(|e| e.to_string())
     }
@@ -397,7 +397,7 @@ mod tests {
             tokens: &tokens,
             env: &env,
             http: &http,
-            retry: RetryPolicy::default(),
+            retry: HostBackoff::default(),
             desired: None,
         };
         let targets = builder.targets(vec![
@@ -456,7 +456,7 @@ mod tests {
             tokens: &tokens,
             env: &env,
             http: &http,
-            retry: RetryPolicy::default(),
+            retry: HostBackoff::default(),
             desired: None,
         };
         let targets = builder.targets(vec![

@@ -13,9 +13,9 @@ use fluxhook_receiver::EndpointIndex;
 use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
 use fluxhook_receiver::registration::{
     ACCESS_TOKEN_SECRET_ANNOTATION, API_URL_ANNOTATION, CA_CONFIGMAP_ANNOTATION,
-    CA_SECRET_ANNOTATION, CLEANUP_FINALIZER, CONDITION_TYPE, DELIVERY_CONDITION_TYPE,
+    CA_SECRET_ANNOTATION, CLEANUP_FINALIZER, CONDITION_TYPE, DELIVERY_CONDITION_TYPE, HostBackoff,
     INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION, REGISTERED_ANNOTATION,
-    RegistrationConfig, RetryPolicy, URL_ANNOTATION,
+    RegistrationConfig, URL_ANNOTATION,
 };
 use fluxhook_test_apiserver::{
     RequestMatcher, ResourceType, TestApiServer, Verb, bounded, eventually,
@@ -115,9 +115,9 @@ impl Cluster {
             min_retry_delay: Duration::from_millis(20),
             max_retry_delay: Duration::from_millis(200),
             registration: RegistrationConfig {
-                host_retry: RetryPolicy {
+                host_backoff: HostBackoff {
                     max_retries: 0,
-                    ..RetryPolicy::default()
+                    ..HostBackoff::default()
                 },
                 ..registration
             },

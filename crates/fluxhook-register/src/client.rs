@@ -8,13 +8,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
+use crate::backoff::{Clock, TokioClock, is_rate_limited, rate_limit_wait};
 use crate::error::{ErrorKind, Operation};
 use crate::hosts::HostApi;
 use crate::http::error_chain;
-use crate::retry::{Clock, TokioClock, is_rate_limited, rate_limit_wait};
 use crate::{
-    DeliveryLog, DesiredHook, Forge, Hook, HookId, HttpClient, RegisterError, Repository,
-    RetryPolicy, Secret, Token, read_error_message, read_hook, read_hooks_page,
+    DeliveryLog, DesiredHook, Forge, Hook, HookId, HostBackoff, HttpClient, RegisterError,
+    Repository, Secret, Token, read_error_message, read_hook, read_hooks_page,
 };
 
 /// Pages of hooks read at most: far more than any repository has, short of a loop.
@@ -118,7 +118,7 @@ impl EnsurePlan {
 pub struct HookClientBuilder {
     repository: Repository,
     token: Token,
-    retry: RetryPolicy,
+    retry: HostBackoff,
     clock: Arc<dyn Clock>,
     http: Option<HttpClient>,
 }
@@ -135,7 +135,7 @@ impl fmt::Debug for HookClientBuilder {
 
 impl HookClientBuilder {
     /// How rate-limited and failed requests are retried.
-    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+    pub fn backoff(mut self, retry: HostBackoff) -> Self {
         self.retry = retry;
         self
     }
@@ -210,14 +210,14 @@ pub(crate) fn host_of(url: &Url) -> String {
 
 /// Manages the webhooks of one repository through its host's REST API.
 ///
-/// Every operation pages through lists, retries within its [`RetryPolicy`], and fails with a
+/// Every operation pages through lists, retries within its [`HostBackoff`], and fails with a
 /// [`RegisterError`] naming the host, the repository and the HTTP status, never the token.
 pub struct HookClient {
     repository: Repository,
     token: Token,
     auth: (HeaderName, HeaderValue),
     http: HttpClient,
-    retry: RetryPolicy,
+    retry: HostBackoff,
     clock: Arc<dyn Clock>,
     api: &'static dyn HostApi,
 }
@@ -260,7 +260,7 @@ impl HookClient {
         HookClientBuilder {
             repository,
             token,
-            retry: RetryPolicy::default(),
+            retry: HostBackoff::default(),
             clock: Arc::new(TokioClock),
             http: None,
         }
@@ -681,10 +681,7 @@ impl HookClient {
         if let Some(secret) = secret {
             message = redact(&message, secret.expose());
         }
-        match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-            Some((cut, _)) => format!("{}…", message.get(..cut).unwrap_or_default()),
-            None => message,
-        }
+        crate::delivery::cut(&message, MAX_MESSAGE_CHARS)
     }
 
     fn unexpected(&self, operation: &Operation, reply: &Reply, detail: String) -> RegisterError {

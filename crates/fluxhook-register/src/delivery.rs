@@ -102,9 +102,12 @@ pub enum DeliveryLog {
 
 /// Cuts a host's words to a readable length.
 pub(crate) fn host_words(text: &str) -> String {
-    const MAX: usize = 200;
-    let text = text.trim();
-    match text.char_indices().nth(MAX) {
+    cut(text.trim(), 200)
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
         None => text.to_owned(),
     }

@@ -61,6 +61,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::client::host_of;
+use crate::delivery::cut;
 use crate::http::error_chain;
 use crate::{Clock, Forge, HttpClient, Repository, Token, TokioClock, read_error_message};
 
@@ -767,7 +768,7 @@ impl AppCall<'_> {
         if !status.is_success() {
             let message = read_error_message(Forge::GITHUB, &body)
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
-            let message = cut(&message.replace(&self.jwt, "[redacted]"));
+            let message = cut(&message.replace(&self.jwt, "[redacted]"), MAX_MESSAGE_CHARS);
             let hint = match status.as_u16() {
                 401 => {
                     ": check that githubAppPrivateKey is a current key of the app githubAppID \
@@ -794,14 +795,6 @@ impl AppCall<'_> {
             host: host_of(self.api),
             detail: detail.to_owned(),
         }
-    }
-}
-
-/// `text` cut to a readable length.
-fn cut(text: &str) -> String {
-    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
-        None => text.to_owned(),
     }
 }
 

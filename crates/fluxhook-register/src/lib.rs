@@ -12,7 +12,7 @@
 //! [`HookClient::ensure`] converges: it creates or updates one hook to the Receiver's URL,
 //! deletes duplicates to that URL, and writes nothing when the host already matches. Lists
 //! follow the host's pagination; rate limits and server errors are retried within a bounded
-//! [`RetryPolicy`]; errors name the host, repository and HTTP status, never a credential. A
+//! [`HostBackoff`]; errors name the host, repository and HTTP status, never a credential. A
 //! redirect is never followed (it would carry the token and the secret elsewhere): it is an
 //! error naming where it pointed. Hosts behind a private CA are reached with an
 //! [`HttpClient`] trusting its bundle.
@@ -52,6 +52,7 @@
 //! # }
 //! ```
 
+mod backoff;
 mod client;
 mod credentials;
 mod delivery;
@@ -64,8 +65,8 @@ mod hosts;
 mod http;
 mod replies;
 mod repository;
-mod retry;
 
+pub use backoff::{Clock, HostBackoff, Sleep, TokioClock};
 pub use client::{Change, EnsurePlan, Ensured, HookClient, HookClientBuilder};
 pub use credentials::{Secret, Token};
 pub use delivery::{Delivery, DeliveryLog};
@@ -78,4 +79,3 @@ pub use hook::{
 pub use http::{HttpClient, HttpClientBuilder, HttpSetupError};
 pub use replies::{HooksPage, read_error_message, read_hook, read_hooks_page};
 pub use repository::{GitScheme, GitUrl, HostConfig, RepoUrlError, Repository, RepositoryKey};
-pub use retry::{Clock, RetryPolicy, Sleep, TokioClock};

@@ -12,7 +12,7 @@ use common::{
     RECEIVER_URL, RecordingClock, client_for, desired, provider, pull_request_events, push_events,
     start, start_with,
 };
-use fluxhook_register::RetryPolicy;
+use fluxhook_register::HostBackoff;
 use fluxhook_register::{
     Change, DesiredHook, ErrorKind, HookClient, Operation, PayloadFormat, ReceiverEvents,
     Repository, Secret, Token,
@@ -344,7 +344,7 @@ async fn github_secondary_rate_limits_are_retried() {
 /// A GitHub client whose retry policy allows the minute GitHub's secondary limit asks for.
 fn patient_github(s: &common::Setup) -> HookClient {
     HookClient::builder(common::repository(&s.host), Token::new(s.host.token()))
-        .retry_policy(RetryPolicy {
+        .backoff(HostBackoff {
             max_retries: 3,
             max_wait: Duration::from_secs(120),
             initial_backoff: Duration::from_millis(1),
@@ -613,7 +613,7 @@ async fn unreachable_hosts_are_transport_errors() {
     let repository = common::repository(&s.host);
     drop(s);
     let client = HookClient::builder(repository, Token::new("t"))
-        .retry_policy(common::fast_retries())
+        .backoff(common::fast_retries())
         .clock(Arc::new(RecordingClock::default()))
         .build()
         .unwrap();

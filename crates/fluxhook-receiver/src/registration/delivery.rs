@@ -6,10 +6,7 @@ use fluxhook_register::{Delivery, HookId};
 
 use super::pass::Report;
 use super::record::RegisteredHook;
-use super::{delivery_reason, event_reason};
-
-/// The longest condition message written.
-const MAX_MESSAGE_CHARS: usize = 4000;
+use super::{MAX_MESSAGE_CHARS, cut, delivery_reason, event_reason};
 
 /// A hook a pass registered (or found in place), and what its host told of its deliveries
 /// when the pass listed it.
@@ -62,7 +59,7 @@ pub(crate) fn report(observed: &[Observed], undecided: bool) -> Report {
         return Report::Set {
             registered: false,
             reason: delivery_reason::FAILED,
-            message: cut(&failing.join("; ")),
+            message: cut(&failing.join("; "), MAX_MESSAGE_CHARS),
         };
     }
     match (known, observed.is_empty() && undecided) {
@@ -73,16 +70,9 @@ pub(crate) fn report(observed: &[Observed], undecided: bool) -> Report {
             Report::Set {
                 registered: true,
                 reason: delivery_reason::SUCCEEDED,
-                message: cut(&all.join("; ")),
+                message: cut(&all.join("; "), MAX_MESSAGE_CHARS),
             }
         }
-    }
-}
-
-fn cut(text: &str) -> String {
-    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
-        None => text.to_owned(),
     }
 }
 

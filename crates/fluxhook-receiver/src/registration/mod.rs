@@ -44,7 +44,7 @@ mod watch;
 
 use std::time::Duration;
 
-pub use fluxhook_register::RetryPolicy;
+pub use fluxhook_register::HostBackoff;
 
 pub(crate) use self::pass::{Registrar, Report, Served};
 pub(crate) use self::watch::{RepositoryChanges, receivers_naming};
@@ -149,7 +149,7 @@ pub struct RegistrationConfig {
     /// host is not called again, by any pass, before the wait it asked for is over (GitHub's
     /// secondary limit: a minute, or its `Retry-After`), and the Receiver is reconciled again
     /// once it is, rather than sooner.
-    pub host_retry: RetryPolicy,
+    pub host_backoff: HostBackoff,
     /// Refuse to register for GitRepositories in another namespace than the Receiver's, as
     /// Flux's `--no-cross-namespace-refs` refuses to reconcile them.
     pub no_cross_namespace_refs: bool,
@@ -161,12 +161,23 @@ impl Default for RegistrationConfig {
             enabled: true,
             // The backoff of server errors (0.5 s, 1 s) fits; a rate limit asking for longer
             // than 2 s requeues the Receiver instead of holding its reconciliation.
-            host_retry: RetryPolicy {
+            host_backoff: HostBackoff {
                 max_retries: 2,
                 max_wait: Duration::from_secs(2),
                 initial_backoff: Duration::from_millis(500),
             },
             no_cross_namespace_refs: false,
         }
+    }
+}
+
+/// The longest condition message written.
+pub(crate) const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
+        None => text.to_string(),
     }
 }

@@ -26,11 +26,9 @@ use super::{
     CA_CONFIGMAP_ANNOTATION, CA_KEY, CA_SECRET_ANNOTATION, CLEANUP_FINALIZER,
     REGISTERED_ANNOTATION, RegistrationConfig, event_reason, reason,
 };
+use super::{MAX_MESSAGE_CHARS, cut};
 use crate::controller::Recorder;
 use crate::endpoint::{Endpoint, ReceiverKey};
-
-/// The longest condition message written; hosts' messages are already cut short.
-const MAX_MESSAGE_CHARS: usize = 4000;
 
 /// The longest Event note the API accepts is 1 kB.
 const MAX_NOTE_CHARS: usize = 1000;
@@ -712,7 +710,7 @@ impl Registrar {
             )
             .await?;
         HookClient::builder(repository.clone(), token)
-            .retry_policy(self.config.host_retry)
+            .backoff(self.config.host_backoff)
             .http(http)
             .build()
             .map_err(ClientError::from)
@@ -940,14 +938,6 @@ fn git_repository_ref(hook: &RegisteredHook) -> ObjectReference {
         namespace: Some(namespace.to_string()),
         name: Some(name.to_string()),
         ..ObjectReference::default()
-    }
-}
-
-/// `text` cut to `max` characters, with an ellipsis when cut.
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
-        None => text.to_string(),
     }
 }
 

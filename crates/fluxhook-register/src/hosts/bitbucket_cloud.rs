@@ -5,7 +5,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Subscription, flag, hook_id, kind, string_set, text};
+use super::{Auth, HostApi, Subscription, flag, hook_id, segments, string_set, text, values_page};
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState};
 
@@ -48,12 +48,7 @@ impl HostApi for BitbucketCloud {
     }
 
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
-        vec![
-            "repositories".into(),
-            repo.owner().into(),
-            repo.name().into(),
-            "hooks".into(),
-        ]
+        segments(&["repositories", repo.owner(), repo.name(), "hooks"])
     }
 
     fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
@@ -65,13 +60,7 @@ impl HostApi for BitbucketCloud {
     }
 
     fn page_items(&self, body: Value) -> Result<Vec<Value>, String> {
-        match body {
-            Value::Object(mut page) => match page.remove("values") {
-                Some(Value::Array(values)) => Ok(values),
-                _ => Err("a page without `values`".into()),
-            },
-            other => Err(format!("expected a page object, got {}", kind(&other))),
-        }
+        values_page(body)
     }
 
     fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
@@ -93,10 +82,7 @@ impl HostApi for BitbucketCloud {
     }
 
     fn auth(&self) -> Auth {
-        Auth {
-            header: "authorization",
-            scheme: Some("Bearer"),
-        }
+        Auth::authorization("Bearer")
     }
 
     fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {

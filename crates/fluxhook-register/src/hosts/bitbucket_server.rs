@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    Auth, HostApi, RepoPath, Subscription, flag, hook_id, kind, string_set, text, with_query,
+    Auth, HostApi, RepoPath, Subscription, flag, hook_id, segments, string_set, text, values_page,
+    with_query,
 };
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::{GitScheme, GitUrl};
@@ -78,13 +79,7 @@ impl HostApi for BitbucketServer {
     }
 
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
-        vec![
-            "projects".into(),
-            repo.owner().into(),
-            "repos".into(),
-            repo.name().into(),
-            "webhooks".into(),
-        ]
+        segments(&["projects", repo.owner(), "repos", repo.name(), "webhooks"])
     }
 
     fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
@@ -100,13 +95,7 @@ impl HostApi for BitbucketServer {
     }
 
     fn page_items(&self, body: Value) -> Result<Vec<Value>, String> {
-        match body {
-            Value::Object(mut page) => match page.remove("values") {
-                Some(Value::Array(values)) => Ok(values),
-                _ => Err("a page without `values`".into()),
-            },
-            other => Err(format!("expected a page object, got {}", kind(&other))),
-        }
+        values_page(body)
     }
 
     fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
@@ -126,10 +115,7 @@ impl HostApi for BitbucketServer {
     }
 
     fn auth(&self) -> Auth {
-        Auth {
-            header: "authorization",
-            scheme: Some("Bearer"),
-        }
+        Auth::authorization("Bearer")
     }
 
     fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {

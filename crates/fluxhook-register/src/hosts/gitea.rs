@@ -3,14 +3,11 @@
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
+use serde_json::Value;
 use url::Url;
 
-use super::{
-    Auth, HostApi, Subscription, flag, header_number, hook_id, link_next, string_set, text,
-    with_query,
-};
-use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState};
+use super::{Auth, HostApi, Subscription, gogs, header_number, link_next, segments, with_query};
+use crate::{DesiredHook, Forge, Hook, HostProfile, Repository};
 
 pub(crate) struct Gitea;
 
@@ -52,26 +49,13 @@ static PROFILE: HostProfile = HostProfile {
     receiver_types: &["github"],
 };
 
-fn config(desired: &DesiredHook) -> Value {
-    json!({
-        "url": desired.url().as_str(),
-        "content_type": "json",
-        "secret": desired.secret().expose(),
-    })
-}
-
 impl HostApi for Gitea {
     fn profile(&self) -> &'static HostProfile {
         &PROFILE
     }
 
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
-        vec![
-            "repos".into(),
-            repo.owner().into(),
-            repo.name().into(),
-            "hooks".into(),
-        ]
+        segments(&["repos", repo.owner(), repo.name(), "hooks"])
     }
 
     fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
@@ -109,47 +93,18 @@ impl HostApi for Gitea {
         Some(with_query(&next, "limit", &size.to_string()))
     }
 
+    /// Only Gitea-type hooks (Forgejo's own name for them too) send Gitea's JSON payload and
+    /// signature.
     fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
-        let hook_type = text(item, "/type");
-        // Only Gitea-type hooks (Forgejo's own name for them too) send Gitea's JSON payload
-        // and signature; editing cannot change a hook's type.
-        let payload = match (
-            hook_type.as_str(),
-            text(item, "/config/content_type").as_str(),
-        ) {
-            ("gitea" | "forgejo", "json") => PayloadFormat::Json,
-            ("gitea" | "forgejo", _) => PayloadFormat::Form,
-            _ => PayloadFormat::Other(hook_type),
-        };
-        Ok(Hook {
-            id: hook_id(item, "id")?,
-            url: text(item, "/config/url"),
-            events: string_set(item, "events"),
-            active: flag(item, "/active", true),
-            payload,
-            // Gitea verifies TLS per instance (`SKIP_TLS_VERIFY`), not per hook.
-            tls_verification: true,
-            // Gitea never shows the secret or whether one is set.
-            secret: SecretState::Hidden,
-            // The host shows no delivery with the hook.
-            last_delivery: None,
-        })
+        gogs::parse_hook(item, &["gitea", "forgejo"])
     }
 
     fn auth(&self) -> Auth {
-        Auth {
-            header: "authorization",
-            scheme: Some("token"),
-        }
+        Auth::authorization("token")
     }
 
     fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
-        json!({
-            "type": "gitea",
-            "config": config(desired),
-            "events": events,
-            "active": true,
-        })
+        gogs::create_body("gitea", desired, events)
     }
 
     /// Gitea's `editHook` (`routers/api/v1/utils/hook.go`) long ignored `config.secret`
@@ -165,14 +120,10 @@ impl HostApi for Gitea {
     }
 
     fn update_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
-        json!({
-            "config": config(desired),
-            "events": events,
-            "active": true,
-        })
+        gogs::update_body(desired, events)
     }
 
     fn error_message(&self, body: &Value) -> Option<String> {
-        body.get("message")?.as_str().map(str::to_owned)
+        gogs::error_message(body)
     }
 }

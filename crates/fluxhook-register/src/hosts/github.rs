@@ -5,7 +5,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Subscription, flag, hook_id, link_next, string_set, text};
+use super::{Auth, HostApi, Subscription, flag, hook_id, link_next, segments, string_set, text};
 use crate::delivery::host_words;
 use crate::{
     Delivery, DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState,
@@ -111,12 +111,7 @@ impl HostApi for GitHub {
     }
 
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
-        vec![
-            "repos".into(),
-            repo.owner().into(),
-            repo.name().into(),
-            "hooks".into(),
-        ]
+        segments(&["repos", repo.owner(), repo.name(), "hooks"])
     }
 
     fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
@@ -156,10 +151,7 @@ impl HostApi for GitHub {
     }
 
     fn auth(&self) -> Auth {
-        Auth {
-            header: "authorization",
-            scheme: Some("Bearer"),
-        }
+        Auth::authorization("Bearer")
     }
 
     fn accept(&self) -> &'static str {

@@ -14,7 +14,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Auth, HostApi, Subscription, flag, hook_id, string_set, text};
+use super::{Auth, HostApi, Subscription, flag, hook_id, segments, string_set, text};
 use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState};
 
 pub(crate) struct Gogs;
@@ -49,6 +49,9 @@ static PROFILE: HostProfile = HostProfile {
 /// The hook type that sends Gogs' own JSON payload.
 const HOOK_TYPE: &str = "gogs";
 
+// What Gitea kept of Gogs' hooks API, which its file uses too.
+
+/// A hook's `config` map.
 fn config(desired: &DesiredHook) -> Value {
     json!({
         "url": desired.url().as_str(),
@@ -57,18 +60,62 @@ fn config(desired: &DesiredHook) -> Value {
     })
 }
 
+/// A hook as the list shows it, where hooks of `own_types` send the host's own JSON payload
+/// and signature (editing cannot change a hook's type).
+pub(super) fn parse_hook(item: &Value, own_types: &[&str]) -> Result<Hook, String> {
+    let hook_type = text(item, "/type");
+    let own = own_types.contains(&hook_type.as_str());
+    let payload = match (own, text(item, "/config/content_type").as_str()) {
+        (true, "json") => PayloadFormat::Json,
+        (true, _) => PayloadFormat::Form,
+        (false, _) => PayloadFormat::Other(hook_type),
+    };
+    Ok(Hook {
+        id: hook_id(item, "id")?,
+        url: text(item, "/config/url"),
+        events: string_set(item, "events"),
+        active: flag(item, "/active", true),
+        payload,
+        // The instance verifies TLS (`[webhook] SKIP_TLS_VERIFY`), not the hook.
+        tls_verification: true,
+        // `toRepositoryHook` (Gitea's `ToHook`) never shows the secret, nor whether one is set.
+        secret: SecretState::Hidden,
+        // The host shows no delivery with the hook.
+        last_delivery: None,
+    })
+}
+
+/// The body creating a hook of type `hook_type`.
+pub(super) fn create_body(hook_type: &str, desired: &DesiredHook, events: &[&str]) -> Value {
+    json!({
+        "type": hook_type,
+        "config": config(desired),
+        "events": events,
+        "active": true,
+    })
+}
+
+/// The body of an edit (`PATCH`), which cannot change the type.
+pub(super) fn update_body(desired: &DesiredHook, events: &[&str]) -> Value {
+    json!({
+        "config": config(desired),
+        "events": events,
+        "active": true,
+    })
+}
+
+/// `APIContext.ErrorStatus`: `{"message": ..., "url": <doc URL>}`.
+pub(super) fn error_message(body: &Value) -> Option<String> {
+    body.get("message")?.as_str().map(str::to_owned)
+}
+
 impl HostApi for Gogs {
     fn profile(&self) -> &'static HostProfile {
         &PROFILE
     }
 
     fn hooks_path(&self, repo: &Repository) -> Vec<String> {
-        vec![
-            "repos".into(),
-            repo.owner().into(),
-            repo.name().into(),
-            "hooks".into(),
-        ]
+        segments(&["repos", repo.owner(), repo.name(), "hooks"])
     }
 
     fn page_size_param(&self) -> Option<(&'static str, &'static str)> {
@@ -80,44 +127,15 @@ impl HostApi for Gogs {
     }
 
     fn parse_hook(&self, item: &Value) -> Result<Hook, String> {
-        let hook_type = text(item, "/type");
-        let payload = match (
-            hook_type.as_str(),
-            text(item, "/config/content_type").as_str(),
-        ) {
-            (HOOK_TYPE, "json") => PayloadFormat::Json,
-            (HOOK_TYPE, _) => PayloadFormat::Form,
-            _ => PayloadFormat::Other(hook_type),
-        };
-        Ok(Hook {
-            id: hook_id(item, "id")?,
-            url: text(item, "/config/url"),
-            events: string_set(item, "events"),
-            active: flag(item, "/active", true),
-            payload,
-            // Gogs verifies TLS per instance (`[webhook] SKIP_TLS_VERIFY`), not per hook.
-            tls_verification: true,
-            // `toRepositoryHook` never shows the secret.
-            secret: SecretState::Hidden,
-            // The host shows no delivery with the hook.
-            last_delivery: None,
-        })
+        parse_hook(item, &[HOOK_TYPE])
     }
 
     fn auth(&self) -> Auth {
-        Auth {
-            header: "authorization",
-            scheme: Some("token"),
-        }
+        Auth::authorization("token")
     }
 
     fn create_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
-        json!({
-            "type": HOOK_TYPE,
-            "config": config(desired),
-            "events": events,
-            "active": true,
-        })
+        create_body(HOOK_TYPE, desired, events)
     }
 
     /// `editHook` never reads `config.secret`: an edited hook keeps the secret it was created
@@ -131,15 +149,10 @@ impl HostApi for Gogs {
     }
 
     fn update_body(&self, desired: &DesiredHook, events: &[&str]) -> Value {
-        json!({
-            "config": config(desired),
-            "events": events,
-            "active": true,
-        })
+        update_body(desired, events)
     }
 
     fn error_message(&self, body: &Value) -> Option<String> {
-        // `APIContext.ErrorStatus`: `{"message": ..., "url": <doc URL>}`.
-        body.get("message")?.as_str().map(str::to_owned)
+        error_message(body)
     }
 }

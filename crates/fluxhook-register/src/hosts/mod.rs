@@ -68,6 +68,16 @@ pub(crate) struct Auth {
     pub(crate) scheme: Option<&'static str>,
 }
 
+impl Auth {
+    /// `Authorization: <scheme> <token>`.
+    pub(crate) const fn authorization(scheme: &'static str) -> Auth {
+        Auth {
+            header: "authorization",
+            scheme: Some(scheme),
+        }
+    }
+}
+
 /// One host: what names it, and its hooks API.
 pub(crate) trait HostApi: Send + Sync {
     /// The host's names and addresses.
@@ -206,6 +216,22 @@ pub(crate) fn with_query(current: &Url, name: &str, value: &str) -> String {
         .extend_pairs(kept)
         .append_pair(name, value);
     next.into()
+}
+
+/// Path segments from their parts, each one segment (a `/` in one is percent-encoded).
+pub(crate) fn segments(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|part| (*part).to_owned()).collect()
+}
+
+/// The items of a `{"values": [...]}` page, as Bitbucket Cloud and Server page their lists.
+pub(crate) fn values_page(body: Value) -> Result<Vec<Value>, String> {
+    match body {
+        Value::Object(mut page) => match page.remove("values") {
+            Some(Value::Array(values)) => Ok(values),
+            _ => Err("a page without `values`".into()),
+        },
+        other => Err(format!("expected a page object, got {}", kind(&other))),
+    }
 }
 
 pub(crate) fn kind(value: &Value) -> &'static str {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use fluxhook_register::{
-    Clock, DesiredHook, Forge, HookClient, ReceiverEvents, Repository, RetryPolicy, Secret, Sleep,
+    Clock, DesiredHook, Forge, HookClient, HostBackoff, ReceiverEvents, Repository, Secret, Sleep,
     Token,
 };
 use fluxhook_test_githost::{FakeConfig, FakeHost, HostKind};
@@ -40,8 +40,8 @@ impl Clock for RecordingClock {
     }
 }
 
-pub fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
+pub fn fast_retries() -> HostBackoff {
+    HostBackoff {
         max_retries: 3,
         max_wait: Duration::from_secs(10),
         initial_backoff: Duration::from_millis(1),
@@ -59,7 +59,7 @@ pub fn repository(host: &FakeHost) -> Repository {
 
 pub fn client_for(host: &FakeHost, token: &str, clock: Arc<RecordingClock>) -> HookClient {
     HookClient::builder(repository(host), Token::new(token))
-        .retry_policy(fast_retries())
+        .backoff(fast_retries())
         .clock(clock)
         .build()
         .unwrap()

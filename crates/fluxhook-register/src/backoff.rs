@@ -1,4 +1,5 @@
-//! Bounded retries: how long to wait, and the clock that waits.
+//! How long to wait before asking a Git host again (after its rate limits and failures), and
+//! the clock that waits.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-/// How the client retries rate-limited and failed requests.
+/// How the hook client backs off from a Git host that rate-limits or fails a request, and how
+/// often it asks again. (Not to be confused with `fluxhook_trigger::BoundedRetry`, which
+/// retries the patch of a source object.)
 ///
 /// Rate-limited requests (429, and GitHub's 403 with `Retry-After`,
 /// `x-ratelimit-remaining: 0` or its secondary rate limit message) are retried after the
@@ -17,7 +20,7 @@ use reqwest::header::HeaderMap;
 /// not idempotent; refused connections, which sent nothing, always are. A wait longer than
 /// `max_wait` is not waited: the request fails at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct HostBackoff {
     /// Retries after the first attempt.
     pub max_retries: u32,
     /// The longest single wait.
@@ -26,9 +29,9 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for HostBackoff {
     fn default() -> Self {
-        RetryPolicy {
+        HostBackoff {
             max_retries: 3,
             max_wait: Duration::from_secs(60),
             initial_backoff: Duration::from_millis(500),
@@ -36,7 +39,7 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl HostBackoff {
     /// The backoff before retry number `retry` (0-based).
     pub(crate) fn backoff(&self, retry: u32) -> Duration {
         self.initial_backoff
@@ -262,7 +265,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_max_wait() {
-        let policy = RetryPolicy {
+        let policy = HostBackoff {
             max_retries: 10,
             max_wait: Duration::from_secs(3),
             initial_backoff: Duration::from_millis(500),
