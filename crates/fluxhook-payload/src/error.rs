@@ -115,8 +115,28 @@ impl ParseError {
 }
 
 /// A sender name that is not one of [`Sender::ALL`](crate::Sender::ALL).
+///
+/// ```
+/// let err = "github.com".parse::<fluxhook_payload::Sender>().unwrap_err();
+/// assert!(err.to_string().starts_with(
+///     r#"unknown sender "github.com"; expected one of: github, gitea, gogs, gitlab,"#
+/// ));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown sender {0:?}; expected one of: github, gitea, gogs, gitlab, bitbucket-cloud, bitbucket-server, azure-devops, harbor, dockerhub, quay, nexus, acr, gcr, cdevents, generic"
-)]
+#[error("unknown sender {0:?}; expected one of: {names}", names = SenderNames)]
 pub struct UnknownSender(pub String);
+
+/// The names of [`Sender::ALL`](crate::Sender::ALL), comma-separated.
+struct SenderNames;
+
+impl std::fmt::Display for SenderNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, sender) in crate::Sender::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(sender.as_str())?;
+        }
+        Ok(())
+    }
+}

@@ -152,6 +152,53 @@ pub enum Event {
     CdEvent(CdEvent),
 }
 
+/// Where a registry's notification says the image is, and its tag, as
+/// Flux's log names them ([`Event::origin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Origin<'a> {
+    /// The repository (its URL or name, as the registry gives it), or for
+    /// GCR the image digest.
+    pub from: &'a str,
+    /// The tag, for the registries that name one.
+    pub tag: Option<&'a str>,
+}
+
+impl Event {
+    /// Where a registry's notification comes from, as Flux logs it
+    /// (`handling DockerHub event from <from> for tag <tag>`); `None` for
+    /// events that are no registry notification Flux reads. Exhaustive, so a
+    /// new event says what Flux logs of it.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use fluxhook_payload::{Sender, parse};
+    ///
+    /// let body = Bytes::from_static(br#"{"push_data": {"tag": "v1"},
+    ///     "repository": {"repo_url": "https://hub.docker.com/r/org/app"}}"#);
+    /// let webhook = parse(Sender::DockerHub, &http::HeaderMap::new(), body)?;
+    /// let origin = webhook.event().origin().unwrap();
+    /// assert_eq!((origin.from, origin.tag), ("https://hub.docker.com/r/org/app", Some("v1")));
+    /// # Ok::<(), fluxhook_payload::ParseError>(())
+    /// ```
+    pub fn origin(&self) -> Option<Origin<'_>> {
+        let origin = |from, tag| Some(Origin { from, tag });
+        match self {
+            Event::DockerHub(e) => origin(&e.repo_url, Some(&e.tag)),
+            Event::Quay(e) => origin(&e.docker_url, None),
+            Event::Nexus(e) => origin(&e.repository_name, None),
+            Event::Acr(e) => origin(&e.repository, Some(&e.tag)),
+            Event::Gcr(e) => origin(&e.digest, Some(&e.tag)),
+            // Flux does not read Harbor's body.
+            Event::Harbor(_)
+            | Event::Push(_)
+            | Event::Ping(_)
+            | Event::Other { .. }
+            | Event::CdEvent(_) => None,
+        }
+    }
+}
+
 /// A parsed delivery: who sent it, what it says, and its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use fluxhook_api::{Payload, ReceiverType};
 use fluxhook_cel::Document;
 use fluxhook_oidc::{GcrRequirements, OidcVerifier};
-use fluxhook_payload::{Event, Parser, Sender, Webhook, check_hub_delivery};
+use fluxhook_payload::{Origin, Parser, Sender, Webhook, check_hub_delivery};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
@@ -213,21 +213,20 @@ fn check_event(endpoint: &Endpoint, what: &str, event: &str) -> Result<(), Rejec
 
 /// Logs a registry's notification as Flux does: where from, and the tag.
 fn log_notification(source: &str, webhook: &Webhook) {
-    let (from, tag) = match webhook.event() {
-        Event::DockerHub(e) => (e.repo_url.as_str(), Some(e.tag.as_str())),
-        Event::Quay(e) => (e.docker_url.as_str(), None),
-        Event::Nexus(e) => (e.repository_name.as_str(), None),
-        Event::Acr(e) => (e.repository.as_str(), Some(e.tag.as_str())),
-        Event::Gcr(e) => (e.digest.as_str(), Some(e.tag.as_str())),
-        _ => ("", None),
-    };
-    let from = quoted(from);
-    match tag {
-        Some(tag) => request_log!(info!(
-            "handling {source} event from {from} for tag {}",
+    match webhook.event().origin() {
+        Some(Origin {
+            from,
+            tag: Some(tag),
+            ..
+        }) => request_log!(info!(
+            "handling {source} event from {} for tag {}",
+            quoted(from),
             quoted(tag)
         )),
-        None => request_log!(info!("handling {source} event from {from}")),
+        Some(Origin { from, .. }) => {
+            request_log!(info!("handling {source} event from {}", quoted(from)))
+        }
+        None => request_log!(info!("handling {source} event")),
     }
 }
 
