@@ -123,7 +123,12 @@ pub use registry::{
 pub use sender::Sender;
 
 /// What a delivery says happened.
+///
+/// `#[non_exhaustive]`: a new sender's format brings its event; code outside
+/// this crate matches the events it uses with a wildcard, and what Flux logs
+/// of each is said here ([`Event::origin`], exhaustive).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A Git host's push or tag push.
     Push(Push),
