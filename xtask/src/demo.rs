@@ -37,9 +37,9 @@ async fn show(binary: &Path, once: bool) -> Result<(), String> {
     );
     println!(
         "  fluxhook-receiver             {}  (health {}, metrics {}/metrics)",
-        sandbox.receiver_url(),
-        sandbox.health_url(),
-        sandbox.metrics_url()
+        sandbox.urls().receiver(),
+        sandbox.urls().health(),
+        sandbox.urls().metrics()
     );
 
     for object in demo::objects() {
@@ -121,7 +121,7 @@ fn curl_line(sandbox: &Sandbox, path: &str, delivery: &demo::Delivery, payload: 
         .collect();
     format!(
         "curl -sS -X POST {}{path}{headers} --data-binary @{}",
-        sandbox.receiver_url(),
+        sandbox.urls().receiver(),
         payload.display()
     )
 }

@@ -170,7 +170,7 @@ async fn flood(options: Options) -> Result<(), String> {
     let elapsed = started.elapsed();
     let after = Load::sample(&pids);
     let (_, metrics) = sandbox
-        .get_url(&format!("{}/metrics", sandbox.metrics_url()))
+        .get_url(&format!("{}/metrics", sandbox.urls().metrics()))
         .await
         .map_err(|e| e.to_string())?;
     let (_, peak) = memory_kib(pid).unwrap_or_default();

@@ -226,7 +226,8 @@ async fn start_receiver_binary(
 /// The webhook server's address.
 pub(crate) fn receiver_addr(sandbox: &Sandbox) -> Result<SocketAddr, String> {
     sandbox
-        .receiver_url()
+        .urls()
+        .receiver()
         .trim_start_matches("http://")
         .parse()
         .map_err(|e| format!("cannot read the receiver's address: {e}"))

@@ -5,6 +5,7 @@
 
 use fluxhook_sandbox::{Sandbox, demo};
 use fluxhook_signature::Policy;
+use fluxhook_test_apiserver::fixtures;
 use http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
@@ -14,18 +15,21 @@ const TOKEN: &str = "s3cr3t-t0ken";
 /// A github Receiver for the GitRepository `podinfo`, with its Secret.
 fn seed(sandbox: &Sandbox) {
     sandbox
-        .apply(json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
-            "kind": "GitRepository",
-            "metadata": {"name": "podinfo", "namespace": "flux-system"},
-            "spec": {"url": "https://github.com/org/podinfo", "interval": "10m"},
-        }))
+        .apply(fixtures::git_repository(
+            "flux-system",
+            "podinfo",
+            json!({}),
+        ))
         .unwrap();
     sandbox
         .apply(demo::token_secret("flux-system", "webhook-token", TOKEN))
         .unwrap();
     sandbox
-        .apply(demo::github_receiver("flux-system", "github", "podinfo"))
+        .apply(demo::github_receiver(
+            "flux-system",
+            "github",
+            json!([{"kind": "GitRepository", "name": "podinfo"}]),
+        ))
         .unwrap();
 }
 
@@ -35,7 +39,7 @@ async fn serves_a_receiver_then_drains_and_exits_0_on_sigterm() {
     seed(&sandbox);
     sandbox.wait_until_ready().await.unwrap();
     let (healthz, _) = sandbox
-        .get_url(&format!("{}/healthz", sandbox.health_url()))
+        .get_url(&format!("{}/healthz", sandbox.urls().health()))
         .await
         .unwrap();
     assert_eq!(healthz, 200);
@@ -67,7 +71,7 @@ async fn serves_a_receiver_then_drains_and_exits_0_on_sigterm() {
     );
 
     let (_, metrics) = sandbox
-        .get_url(&format!("{}/metrics", sandbox.metrics_url()))
+        .get_url(&format!("{}/metrics", sandbox.urls().metrics()))
         .await
         .unwrap();
     assert!(

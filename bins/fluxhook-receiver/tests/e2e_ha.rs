@@ -65,7 +65,11 @@ fn seed(sandbox: &Sandbox, host: Option<&FakeHost>) {
         }))
         .unwrap();
     sandbox
-        .apply(demo::github_receiver(NS, RECEIVER, "podinfo"))
+        .apply(demo::github_receiver(
+            NS,
+            RECEIVER,
+            json!([{"kind": "GitRepository", "name": "podinfo"}]),
+        ))
         .unwrap();
 }
 
@@ -199,9 +203,9 @@ async fn one_replica_writes_and_the_other_takes_over_when_it_is_killed() {
         .unwrap();
     b.wait_until_ready().await.unwrap();
     // What the dashboard and the no-leader alert read: a leads, b does not.
-    let a_metrics = sandbox.metrics_url().to_owned();
+    let a_metrics = sandbox.urls().metrics().to_owned();
     wait_for_leader_status(&sandbox, &a_metrics, 1).await;
-    wait_for_leader_status(&sandbox, b.metrics_url(), 0).await;
+    wait_for_leader_status(&sandbox, b.urls().metrics(), 0).await;
 
     // Both serve the Receiver; a reconcile request is handled, and written by a alone.
     let (headers, body) = push();
@@ -263,7 +267,7 @@ async fn one_replica_writes_and_the_other_takes_over_when_it_is_killed() {
     let delivering = Arc::new(AtomicBool::new(true));
     let answers = {
         let delivering = Arc::clone(&delivering);
-        let url = format!("{}{path}", b.receiver_url());
+        let url = format!("{}{path}", b.urls().receiver());
         tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut answers = Vec::new();
@@ -289,7 +293,7 @@ async fn one_replica_writes_and_the_other_takes_over_when_it_is_killed() {
         lease_holder(&sandbox).filter(|holder| holder.starts_with("replica-b_"))
     })
     .await;
-    wait_for_leader_status(&sandbox, b.metrics_url(), 1).await;
+    wait_for_leader_status(&sandbox, b.urls().metrics(), 1).await;
     // The new leader writes: a reconcile request is handled by b.
     request_reconcile(&sandbox, "second");
     wait_for("b to handle the request", || {
@@ -408,7 +412,10 @@ async fn beside_notification_controller_it_serves_and_writes_nothing_on_receiver
     // Nothing but the seed (which the test wrote directly, not through HTTP).
     assert!(writes.is_empty(), "{writes:?}");
     assert!(sandbox.receiver_log().contains("no leader is elected"));
-    assert_eq!(leader_status(&sandbox, sandbox.metrics_url()).await, None);
+    assert_eq!(
+        leader_status(&sandbox, sandbox.urls().metrics()).await,
+        None
+    );
     assert!(sandbox.stop().await.unwrap().success());
 }
 
@@ -457,7 +464,7 @@ async fn the_arguments_of_notification_controllers_deployment_serve_a_receiver()
     assert_eq!(status, StatusCode::OK, "{}", sandbox.receiver_log());
     let holder = lease_holder(&sandbox).unwrap();
     assert!(!holder.is_empty());
-    wait_for_leader_status(&sandbox, sandbox.metrics_url(), 1).await;
+    wait_for_leader_status(&sandbox, sandbox.urls().metrics(), 1).await;
     // Logs as Flux's: one JSON object per line.
     let log = sandbox.receiver_log();
     assert!(

@@ -769,7 +769,7 @@ async fn sigterm_lets_the_request_in_flight_finish(s: Sandbox) {
     s.api()
         .faults()
         .set_latency(std::time::Duration::from_millis(500));
-    let url = format!("{}{path}", s.receiver_url());
+    let url = format!("{}{path}", s.urls().receiver());
     let in_flight = tokio::spawn(async move {
         let response = reqwest::Client::new()
             .post(url)

@@ -49,7 +49,7 @@ const DOCUMENTED: [&str; 28] = [
 
 async fn metrics(sandbox: &Sandbox) -> String {
     let (status, text) = sandbox
-        .get_url(&format!("{}/metrics", sandbox.metrics_url()))
+        .get_url(&format!("{}/metrics", sandbox.urls().metrics()))
         .await
         .unwrap();
     assert_eq!(status, 200);

@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use fluxhook_sandbox::{
     Access, SERVICE_ACCOUNT, SERVICE_ACCOUNT_NAMESPACE, Sandbox, deployed_rbac,
 };
-use fluxhook_test_apiserver::{RequestMatcher, Verb};
+use fluxhook_test_apiserver::{RequestMatcher, Verb, fixtures};
 use fluxhook_test_githost::{FakeConfig, FakeHost, Fault, HostKind};
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -109,22 +109,7 @@ fn granted(rbac: &[Value]) -> Vec<((String, usize), BTreeSet<Grant>)> {
             continue;
         }
         for (index, rule) in role["rules"].as_array().into_iter().flatten().enumerate() {
-            let strings = |field: &str| -> Vec<String> {
-                rule[field]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            };
-            let mut grants = BTreeSet::new();
-            for verb in strings("verbs") {
-                for group in strings("apiGroups") {
-                    for resource in strings("resources") {
-                        grants.insert((verb.clone(), format!("{group}/{resource}")));
-                    }
-                }
-            }
+            let grants = fixtures::rule_grants(rule);
             rules.push(((name.clone(), index), grants));
         }
     }
@@ -444,47 +429,8 @@ async fn every_deployed_grant_is_needed_by_the_binary() {
 /// verb) and one for this resource (the other verbs).
 fn without(verb: &str, group: &str, resource: &str) -> Vec<Value> {
     let mut rbac = deployed_rbac().unwrap();
-    let strings = |rule: &Value, field: &str| -> Vec<String> {
-        rule[field]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    };
-    let mut removed = false;
-    for role in rbac
-        .iter_mut()
-        .filter(|object| matches!(object["kind"].as_str(), Some("Role" | "ClusterRole")))
-    {
-        let mut rules = Vec::new();
-        for rule in role["rules"].as_array().cloned().unwrap_or_default() {
-            let (groups, resources, verbs) = (
-                strings(&rule, "apiGroups"),
-                strings(&rule, "resources"),
-                strings(&rule, "verbs"),
-            );
-            let grants = groups.iter().any(|g| g == group)
-                && resources.iter().any(|r| r == resource)
-                && verbs.iter().any(|v| v == verb);
-            if !grants {
-                rules.push(rule);
-                continue;
-            }
-            removed = true;
-            let others: Vec<&String> = resources.iter().filter(|r| *r != resource).collect();
-            if !others.is_empty() {
-                rules.push(json!({"apiGroups": groups, "resources": others, "verbs": verbs}));
-            }
-            let rest: Vec<&String> = verbs.iter().filter(|v| *v != verb).collect();
-            if !rest.is_empty() {
-                rules.push(json!({"apiGroups": groups, "resources": [resource], "verbs": rest}));
-            }
-        }
-        role["rules"] = json!(rules);
-    }
     assert!(
-        removed,
+        fixtures::revoke(&mut rbac, verb, group, resource),
         "no deployed rule grants {verb} on {group}/{resource}"
     );
     rbac

@@ -5,163 +5,37 @@
 
 mod common;
 
-use base64::Engine as _;
-use common::{TempDir, git_url, run};
+use common::{
+    BASE_URL, Cluster, NAMESPACE, RECEIVER, TOKEN, TempDir, git_repository, git_url, ready_status,
+    run, served_path,
+};
 use fluxhook_api::webhook_path;
-use fluxhook_test_apiserver::{ResourceType, TestApiServer};
-use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, HostKind};
+use fluxhook_test_apiserver::TestApiServer;
+use fluxhook_test_githost::FakeHook;
 use serde_json::{Value, json};
 
-const NAMESPACE: &str = "flux-system";
-const RECEIVER: &str = "github-receiver";
-const TOKEN: &str = "receiver-token-from-the-secret";
-const BASE_URL: &str = "https://flux-webhook.example.com";
-
-/// A cluster with a Receiver naming two GitRepositories on two fake GitHubs (one by name, one
-/// by labels), a Kustomization, and a GitRepository it does not select.
-struct Cluster {
-    server: TestApiServer,
-    /// Holds the kubeconfig; removed on drop.
-    _dir: TempDir,
-    kubeconfig: String,
-    app: FakeHost,
-    infra: FakeHost,
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        let server = TestApiServer::start().await.unwrap();
-        for resource in ResourceType::flux() {
-            server.register(resource);
-        }
-        let dir = TempDir::new();
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).unwrap();
-        let app = FakeHost::start(HostKind::GitHub).await.unwrap();
-        let infra = FakeHost::start_with(FakeConfig {
-            repo: "fleet-infra".into(),
-            ..FakeConfig::new(HostKind::GitHub)
-        })
-        .await
-        .unwrap();
-
-        server
-            .create(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
-            )
-            .unwrap();
-        server
-            .create(json!({
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "webhook-token", "namespace": NAMESPACE},
-                "data": {"token": base64::engine::general_purpose::STANDARD.encode(TOKEN)},
-            }))
-            .unwrap();
-        for (name, labels, url) in [
-            ("app", json!({}), git_url(&app)),
-            ("infra", json!({"hooks": "github"}), git_url(&infra)),
-            (
-                "elsewhere",
-                json!({"hooks": "gitlab"}),
-                "https://gitlab.com/g/r".into(),
-            ),
-        ] {
-            server
-                .create(json!({
-                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                    "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-                    "spec": {"url": url, "interval": "5m"},
-                }))
-                .unwrap();
-        }
-        Cluster {
-            server,
-            kubeconfig: kubeconfig.to_str().unwrap().to_owned(),
-            _dir: dir,
-            app,
-            infra,
-        }
-    }
-
-    /// Stores the Receiver with `status`, naming the GitRepository `app`, the ones labelled
-    /// `hooks: github`, and a Kustomization.
-    fn receiver(&self, status: Value) {
-        self.receiver_of(
-            json!([
-                {"kind": "GitRepository", "name": "app"},
-                {"kind": "GitRepository", "name": "*", "matchLabels": {"hooks": "github"}},
-                {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "name": "apps"},
-            ]),
-            status,
-        );
-    }
-
-    /// Stores the Receiver with these `spec.resources` and `status`.
-    fn receiver_of(&self, resources: Value, status: Value) {
-        self.server
-            .apply_json(json!({
-                "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
-                "metadata": {"name": RECEIVER, "namespace": NAMESPACE},
-                "spec": {
-                    "type": "github",
-                    "events": ["ping", "push"],
-                    "secretRef": {"name": "webhook-token"},
-                    "resources": resources,
-                },
-                "status": status,
-            }))
-            .unwrap();
-    }
-
-    fn ready(&self, path: &str) {
-        self.receiver(ready_status(path));
-    }
-
-    async fn run(&self, extra: &[&str]) -> common::Run {
-        let mut args = vec![
-            "--base-url",
-            BASE_URL,
-            "--provider",
-            "github",
-            "--allow-http",
-        ];
-        args.extend_from_slice(extra);
-        run(
-            &args,
-            &[
-                ("KUBECONFIG", self.kubeconfig.as_str()),
-                ("GITHUB_TOKEN", self.app.token()),
-            ],
-        )
-        .await
-    }
-}
-
-/// A Ready Receiver's status, serving `path`.
-fn ready_status(path: &str) -> Value {
-    json!({
-        "webhookPath": path,
-        "conditions": [{
-            "type": "Ready", "status": "True", "reason": "Succeeded",
-            "message": format!("Receiver initialized for path: {path}"),
-            "lastTransitionTime": "2025-01-01T00:00:00Z",
-        }],
-    })
-}
-
-fn served_path() -> String {
-    webhook_path(TOKEN, RECEIVER, NAMESPACE).as_str().to_owned()
+/// [`Cluster`] as the administrator, with a third GitRepository, `elsewhere` on gitlab.com,
+/// labelled `hooks: gitlab`: the Receiver does not select it.
+async fn cluster() -> Cluster {
+    let server = TestApiServer::start_flux(&[NAMESPACE]).await.unwrap();
+    let admin = server.admin();
+    let cluster = Cluster::start(server, &admin).await;
+    let elsewhere = git_repository(
+        "elsewhere",
+        json!({"hooks": "gitlab"}),
+        "https://gitlab.com/g/r",
+    );
+    cluster.server.create(elsewhere).unwrap();
+    cluster
 }
 
 #[tokio::test]
 async fn registers_what_the_receiver_serves_in_each_git_repository() {
-    let cluster = Cluster::start().await;
-    cluster.ready(&served_path());
+    let cluster = cluster().await;
+    cluster.ready();
     let hook_url = format!("{BASE_URL}{}", served_path());
 
-    let check = cluster
-        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}"), "--check"])
-        .await;
+    let check = cluster.run_receiver(&["--check"]).await;
     assert_eq!(check.status, 2, "{check:?}");
     assert!(
         check.stdout.contains("drift: 2 of 2 repositories"),
@@ -170,9 +44,7 @@ async fn registers_what_the_receiver_serves_in_each_git_repository() {
     assert_eq!(cluster.app.writes(), vec![]);
     assert_eq!(cluster.infra.writes(), vec![]);
 
-    let applied = cluster
-        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}")])
-        .await;
+    let applied = cluster.run_receiver(&[]).await;
     assert_eq!(applied.status, 0, "{applied:?}");
     assert!(
         applied.stdout.contains("(GitHub at 127.0.0.1:"),
@@ -232,9 +104,7 @@ async fn registers_what_the_receiver_serves_in_each_git_repository() {
     cluster
         .app
         .seed(FakeHook::new("https://ci.example.com/hook", &["push"]));
-    let deleted = cluster
-        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}"), "--delete"])
-        .await;
+    let deleted = cluster.run_receiver(&["--delete"]).await;
     assert_eq!(deleted.status, 0, "{deleted:?}");
     assert!(cluster.infra.hooks().is_empty());
     let left: Vec<String> = cluster.app.hooks().into_iter().map(|h| h.url).collect();
@@ -243,8 +113,7 @@ async fn registers_what_the_receiver_serves_in_each_git_repository() {
 
 #[tokio::test]
 async fn receivers_that_serve_no_path_yet_are_refused() {
-    let cluster = Cluster::start().await;
-    let receiver = format!("{NAMESPACE}/{RECEIVER}");
+    let cluster = cluster().await;
 
     cluster.receiver(json!({
         "conditions": [{
@@ -252,7 +121,7 @@ async fn receivers_that_serve_no_path_yet_are_refused() {
             "message": "unable to read token from secret", "lastTransitionTime": "2025-01-01T00:00:00Z",
         }],
     }));
-    let unready = cluster.run(&["--receiver", &receiver]).await;
+    let unready = cluster.run_receiver(&[]).await;
     assert_eq!(unready.status, 1, "{unready:?}");
     assert!(
         unready.stderr.contains(
@@ -262,8 +131,10 @@ async fn receivers_that_serve_no_path_yet_are_refused() {
     );
 
     // Ready, but for a token the Secret no longer holds.
-    cluster.ready(webhook_path("old-token", RECEIVER, NAMESPACE).as_str());
-    let stale = cluster.run(&["--receiver", &receiver]).await;
+    cluster.receiver(ready_status(
+        webhook_path("old-token", RECEIVER, NAMESPACE).as_str(),
+    ));
+    let stale = cluster.run_receiver(&[]).await;
     assert_eq!(stale.status, 1, "{stale:?}");
     assert!(
         stale
@@ -287,7 +158,7 @@ async fn receivers_that_serve_no_path_yet_are_refused() {
 
 #[tokio::test]
 async fn a_git_repository_that_cannot_be_read_fails_alone() {
-    let cluster = Cluster::start().await;
+    let cluster = cluster().await;
     cluster.receiver_of(
         json!([
             {"kind": "GitRepository", "name": "missing"},
@@ -295,9 +166,7 @@ async fn a_git_repository_that_cannot_be_read_fails_alone() {
         ]),
         ready_status(&served_path()),
     );
-    let run = cluster
-        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}")])
-        .await;
+    let run = cluster.run_receiver(&[]).await;
     assert_eq!(run.status, 1, "{run:?}");
     assert!(
         run.stderr
@@ -310,7 +179,7 @@ async fn a_git_repository_that_cannot_be_read_fails_alone() {
 
 #[tokio::test]
 async fn a_receiver_type_that_cannot_verify_a_repositorys_host_fails_for_that_repository() {
-    let cluster = Cluster::start().await;
+    let cluster = cluster().await;
     // `elsewhere` is on gitlab.com: a github Receiver would refuse every GitLab delivery.
     cluster.receiver_of(
         json!([
@@ -319,9 +188,7 @@ async fn a_receiver_type_that_cannot_verify_a_repositorys_host_fails_for_that_re
         ]),
         ready_status(&served_path()),
     );
-    let run = cluster
-        .run(&["--receiver", &format!("{NAMESPACE}/{RECEIVER}")])
-        .await;
+    let run = cluster.run_receiver(&[]).await;
     assert_eq!(run.status, 1, "{run:?}");
     assert!(
         run.stderr.contains(
@@ -335,8 +202,8 @@ async fn a_receiver_type_that_cannot_verify_a_repositorys_host_fails_for_that_re
 
 #[tokio::test]
 async fn kubeconfig_and_context_choose_the_cluster_and_the_namespace() {
-    let cluster = Cluster::start().await;
-    cluster.ready(&served_path());
+    let cluster = cluster().await;
+    cluster.ready();
     // The test server's kubeconfig, with its bearer token, rewritten with a second context:
     // the current one points at a port nothing listens on, in namespace default; the one
     // asked for reaches the server, in the Receiver's namespace.
@@ -428,36 +295,29 @@ current-context: gone
 async fn a_git_repository_may_ask_for_a_hook_without_certificate_verification() {
     // As the controller reads it: webhooks.fluxhook.io/insecure-skip-tls-verify on the
     // GitRepository, so that the command and the controller keep the same hook.
-    let cluster = Cluster::start().await;
-    cluster.ready(&served_path());
+    let cluster = cluster().await;
+    cluster.ready();
     let annotate = |value: &str| {
-        cluster
-            .server
-            .apply_json(json!({
-                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                "metadata": {"name": "app", "namespace": NAMESPACE, "annotations": {
-                    "webhooks.fluxhook.io/insecure-skip-tls-verify": value,
-                }},
-                "spec": {"url": git_url(&cluster.app), "interval": "5m"},
-            }))
-            .unwrap();
+        let mut app = git_repository("app", json!({}), &git_url(&cluster.app));
+        app["metadata"]["annotations"] =
+            json!({"webhooks.fluxhook.io/insecure-skip-tls-verify": value});
+        cluster.server.apply_json(app).unwrap();
     };
     annotate("true");
-    let receiver = format!("{NAMESPACE}/{RECEIVER}");
-    let applied = cluster.run(&["--receiver", &receiver]).await;
+    let applied = cluster.run_receiver(&[]).await;
     assert_eq!(applied.status, 0, "{applied:?}");
     assert!(!cluster.app.hooks()[0].tls_verification);
     assert!(cluster.infra.hooks()[0].tls_verification);
 
     // Kept: a check says in sync, a second run writes nothing.
-    let check = cluster.run(&["--receiver", &receiver, "--check"]).await;
+    let check = cluster.run_receiver(&["--check"]).await;
     assert_eq!(check.status, 0, "{check:?}");
-    assert_eq!(cluster.run(&["--receiver", &receiver]).await.status, 0);
+    assert_eq!(cluster.run_receiver(&[]).await.status, 0);
     assert_eq!(cluster.app.writes().len(), 1, "{:?}", cluster.app.writes());
 
     // A value that is neither: that repository is an error naming it, the other is served.
     annotate("yes");
-    let refused = cluster.run(&["--receiver", &receiver, "--check"]).await;
+    let refused = cluster.run_receiver(&["--check"]).await;
     assert_eq!(refused.status, 1, "{refused:?}");
     assert!(
         refused

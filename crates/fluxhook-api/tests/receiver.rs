@@ -1,7 +1,7 @@
 //! Receivers read and written back unchanged, and the CRD kube derives from
 //! the types.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use fluxhook_api::{Receiver, ReceiverType, condition, resolve, webhook_path};
 use kube::CustomResourceExt;
@@ -20,8 +20,15 @@ fn assert_round_trip(value: &Value) -> Receiver {
     receiver
 }
 
-fn yaml(text: &str) -> Value {
-    serde_yaml_ng::from_str(text).unwrap()
+/// The Receiver of `tests/flux_examples/<name>.yaml`, after the examples of Flux's Receiver
+/// documentation (fluxcd/website, `content/en/flux/components/notification/receivers.md`).
+fn example(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/flux_examples/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|error| panic!("{path}: {error}"))
 }
 
 #[test]
@@ -101,26 +108,7 @@ fn maximal_receiver_round_trips() {
 
 #[test]
 fn flux_github_example_round_trips() {
-    let value = yaml(
-        r#"
-apiVersion: notification.toolkit.fluxcd.io/v1
-kind: Receiver
-metadata:
-  name: github-receiver
-  namespace: flux-system
-spec:
-  type: github
-  events:
-    - "ping"
-    - "push"
-  secretRef:
-    name: receiver-token
-  resources:
-    - apiVersion: source.toolkit.fluxcd.io/v1
-      kind: GitRepository
-      name: flux-system
-"#,
-    );
+    let value = example("github");
     let receiver = assert_round_trip(&value);
     assert_eq!(receiver.spec.events.as_deref().unwrap(), ["ping", "push"]);
     assert_eq!(
@@ -137,29 +125,7 @@ spec:
 
 #[test]
 fn flux_gitlab_example_round_trips() {
-    let value = yaml(
-        r#"
-apiVersion: notification.toolkit.fluxcd.io/v1
-kind: Receiver
-metadata:
-  name: gitlab-receiver
-  namespace: default
-spec:
-  type: gitlab
-  events:
-    - "Push Hook"
-    - "Tag Push Hook"
-  secretRef:
-    name: webhook-token
-  resources:
-    - apiVersion: source.toolkit.fluxcd.io/v1
-      kind: GitRepository
-      name: webapp-frontend
-    - apiVersion: source.toolkit.fluxcd.io/v1
-      kind: GitRepository
-      name: webapp-backend
-"#,
-    );
+    let value = example("gitlab");
     let receiver = assert_round_trip(&value);
     assert_eq!(receiver.spec.type_.event_header(), Some("X-Gitlab-Event"));
     assert_eq!(receiver.spec.resources.len(), 2);
@@ -167,58 +133,12 @@ spec:
 
 #[test]
 fn flux_generic_hmac_and_image_examples_round_trip() {
-    for text in [
-        r#"
-apiVersion: notification.toolkit.fluxcd.io/v1
-kind: Receiver
-metadata:
-  name: generic-hmac-receiver
-  namespace: default
-spec:
-  type: generic-hmac
-  secretRef:
-    name: webhook-token
-  resources:
-    - apiVersion: source.toolkit.fluxcd.io/v1
-      kind: GitRepository
-      name: webapp
-      namespace: default
-"#,
-        r#"
-apiVersion: notification.toolkit.fluxcd.io/v1
-kind: Receiver
-metadata:
-  name: harbor-receiver
-  namespace: default
-spec:
-  type: harbor
-  secretRef:
-    name: webhook-token
-  resources:
-    - apiVersion: image.toolkit.fluxcd.io/v1
-      kind: ImageRepository
-      name: webapp
-"#,
-        r#"
-apiVersion: notification.toolkit.fluxcd.io/v1
-kind: Receiver
-metadata:
-  name: label-receiver
-  namespace: default
-spec:
-  type: generic
-  interval: 1m
-  secretRef:
-    name: webhook-token
-  resourceFilter: 'has(res.metadata.annotations) && req.tag == res.metadata.annotations["tag"]'
-  resources:
-    - kind: OCIRepository
-      name: "*"
-      matchLabels:
-        app: podinfo
-"#,
+    for value in [
+        example("generic-hmac"),
+        example("harbor"),
+        example("label-filter"),
     ] {
-        let receiver = assert_round_trip(&yaml(text));
+        let receiver = assert_round_trip(&value);
         for resource in &receiver.spec.resources {
             resolve(resource.api_version.as_deref(), &resource.kind).unwrap();
         }
@@ -227,28 +147,7 @@ spec:
 
 #[test]
 fn generic_oidc_receiver_round_trips() {
-    let value = yaml(
-        r#"
-apiVersion: notification.toolkit.fluxcd.io/v1
-kind: Receiver
-metadata:
-  name: github-actions
-  namespace: flux-system
-spec:
-  type: generic-oidc
-  oidcProviders:
-    - issuerURL: https://token.actions.githubusercontent.com
-      variables:
-        - name: repo
-          expression: claims.repository
-      validations:
-        - expression: claims.repository_owner == 'my-org'
-          message: token not issued to my-org
-  resources:
-    - kind: GitRepository
-      name: webapp
-"#,
-    );
+    let value = example("generic-oidc");
     let receiver = assert_round_trip(&value);
     assert_eq!(receiver.spec.type_, ReceiverType::GenericOidc);
     assert!(!receiver.spec.type_.requires_secret());

@@ -13,9 +13,7 @@ use std::time::Duration;
 use fluxhook_api::{Receiver, WebhookPath, webhook_path};
 use fluxhook_receiver::controller::{self, ControllerConfig, ControllerError, Readiness};
 use fluxhook_receiver::{EndpointIndex, EndpointState, ReceiverKey};
-use fluxhook_test_apiserver::{
-    RequestMatcher, ResourceType, TestApiServer, Verb, bounded, eventually,
-};
+use fluxhook_test_apiserver::{RequestMatcher, TestApiServer, Verb, bounded, eventually};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
@@ -34,15 +32,9 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Self {
-        let server = TestApiServer::start().await.unwrap();
-        for resource in ResourceType::flux() {
-            server.register(resource);
-        }
-        for namespace in [NS, "team-a", "team-b"] {
-            server
-                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
-                .unwrap();
-        }
+        let server = TestApiServer::start_flux(&[NS, "team-a", "team-b"])
+            .await
+            .unwrap();
         let client = server.kube_client().await.unwrap();
         Self { server, client }
     }

@@ -17,9 +17,7 @@ use fluxhook_receiver::registration::{
     INSECURE_SKIP_TLS_VERIFY_ANNOTATION, PROVIDER_ANNOTATION, REGISTERED_ANNOTATION,
     RegistrationConfig, URL_ANNOTATION,
 };
-use fluxhook_test_apiserver::{
-    RequestMatcher, ResourceType, TestApiServer, Verb, bounded, eventually,
-};
+use fluxhook_test_apiserver::{RequestMatcher, TestApiServer, Verb, bounded, eventually, fixtures};
 use fluxhook_test_githost::{
     FakeApp, FakeConfig, FakeHook, FakeHost, Fault, HostKind, LastResponse, RetryAfter,
 };
@@ -47,10 +45,7 @@ impl Cluster {
 
     /// As [`start`](Self::start), with the fake GitHub set up by `config`.
     async fn start_with(host_config: FakeConfig) -> Self {
-        let server = TestApiServer::start().await.unwrap();
-        for resource in ResourceType::flux() {
-            server.register(resource);
-        }
+        let server = TestApiServer::start_flux(&[NS]).await.unwrap();
         let client = server.kube_client().await.unwrap();
         let host = FakeHost::start_with(host_config).await.unwrap();
         let cluster = Self {
@@ -58,7 +53,6 @@ impl Cluster {
             client,
             host,
         };
-        cluster.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
         // Watched, so that a rotation reconciles the Receiver at once.
         cluster.seed(secret(
             "webhook-token",
@@ -66,27 +60,23 @@ impl Cluster {
             json!({"reconcile.fluxcd.io/watch": "Enabled"}),
         ));
         cluster.seed(secret("github-token", cluster.host.token(), json!({})));
-        cluster.seed(json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-            "metadata": {"name": "app", "namespace": NS, "annotations": cluster.annotations()},
-            "spec": {
-                "url": format!("{}/{}/{}", cluster.host.url(), cluster.host.owner(), cluster.host.repo()),
-                "interval": "5m",
-            },
-        }));
-        cluster.seed(json!({
-            "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
-            "metadata": {"name": RECEIVER, "namespace": NS},
-            "spec": {
-                "type": "github",
-                "events": ["ping", "push"],
-                "secretRef": {"name": "webhook-token"},
-                "resources": [
-                    {"kind": "GitRepository", "name": "app"},
-                    {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "name": "apps"},
-                ],
-            },
-        }));
+        let mut app = fixtures::git_repository(NS, "app", json!({}));
+        app["metadata"]["annotations"] = cluster.annotations();
+        app["spec"]["url"] = json!(format!(
+            "{}/{}/{}",
+            cluster.host.url(),
+            cluster.host.owner(),
+            cluster.host.repo()
+        ));
+        cluster.seed(app);
+        cluster.seed(fixtures::github_receiver(
+            NS,
+            RECEIVER,
+            json!([
+                {"kind": "GitRepository", "name": "app"},
+                {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "name": "apps"},
+            ]),
+        ));
         cluster
     }
 

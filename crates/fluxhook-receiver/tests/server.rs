@@ -14,7 +14,7 @@ use fluxhook_oidc::{HttpKeySource, OidcVerifier, VerifierConfig};
 use fluxhook_receiver::server::ReceiverServer;
 use fluxhook_receiver::{Endpoint, EndpointIndex, EndpointState, Metrics, ReceiverKey};
 use fluxhook_signature::{Algorithm, Policy, Scheme};
-use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
+use fluxhook_test_apiserver::{RequestMatcher, TestApiServer, Verb, fixtures};
 use fluxhook_trigger::Trigger;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -50,16 +50,9 @@ async fn cluster_with(configure: impl FnOnce(Trigger) -> Trigger) -> Cluster {
         .with_env_filter("fluxhook_receiver=debug")
         .with_test_writer()
         .try_init();
-    let api = TestApiServer::start().await.unwrap();
-    for resource in ResourceType::flux() {
-        api.register(resource);
-    }
-    for namespace in [NAMESPACE, "apps"] {
-        api.create(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-        )
+    let api = TestApiServer::start_flux(&[NAMESPACE, "apps"])
+        .await
         .unwrap();
-    }
     let trigger = configure(Trigger::new(api.kube_client().await.unwrap()));
 
     let issuer = TestIssuer::start_rs256().await.unwrap();
@@ -133,12 +126,7 @@ impl Cluster {
 
     fn create_repo(&self, namespace: &str, name: &str, labels: Value) {
         self.api
-            .create(json!({
-                "apiVersion": GIT,
-                "kind": "GitRepository",
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                "spec": {"url": "https://example.com/repo.git", "interval": "1m"},
-            }))
+            .create(fixtures::git_repository(namespace, name, labels))
             .unwrap();
     }
 

@@ -405,7 +405,7 @@ pub async fn run(
     for client in 0..plan.clients {
         let sender = Sender {
             http: http_client(),
-            url: sandbox.receiver_url().to_owned(),
+            url: sandbox.urls().receiver().to_owned(),
             targets: Arc::clone(&targets),
             answered: Arc::clone(&answered),
             progress: progress.clone(),
@@ -477,7 +477,7 @@ pub async fn run(
 
     let sender = Arc::new(Sender {
         http: http_client(),
-        url: sandbox.receiver_url().to_owned(),
+        url: sandbox.urls().receiver().to_owned(),
         targets: Arc::clone(&targets),
         answered: Arc::new(AtomicUsize::new(0)),
         progress: watch::channel(0).0,

@@ -3,19 +3,22 @@
 //! with its Secret; and a signed GitHub push to send it.
 
 use fluxhook_signature::Policy;
+use fluxhook_test_apiserver::fixtures;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
+
+pub use fluxhook_test_apiserver::fixtures::{github_receiver, token_secret};
 
 /// The namespace of every demo object.
 pub const NAMESPACE: &str = "flux-system";
 /// The demo Receiver's name.
 pub const RECEIVER: &str = "git-webhook";
 /// The Receiver API version.
-pub const RECEIVER_API_VERSION: &str = "notification.toolkit.fluxcd.io/v1";
+pub const RECEIVER_API_VERSION: &str = fixtures::RECEIVER_API_VERSION;
 /// The GitRepository the Receiver reconciles.
 pub const GIT_REPOSITORY: &str = "flux-repo";
 /// The GitRepository API version.
-pub const GIT_REPOSITORY_API_VERSION: &str = "source.toolkit.fluxcd.io/v1";
+pub const GIT_REPOSITORY_API_VERSION: &str = fixtures::GIT_REPOSITORY_API_VERSION;
 /// The webhook token in the Receiver's Secret. A demo value: real tokens are
 /// random (`head -c 12 /dev/urandom | shasum | cut -d ' ' -f1`).
 pub const TOKEN: &str = "demo-token-not-a-secret";
@@ -81,32 +84,6 @@ pub fn git_repository(namespace: &str, name: &str, labels: Value) -> Value {
             "url": format!("https://github.com/example/{name}"),
             "ref": {"branch": "main"}
         }
-    })
-}
-
-/// A Secret `namespace/name` holding a Receiver's `token`.
-pub fn token_secret(namespace: &str, name: &str, token: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": {"token": base64(token.as_bytes())},
-    })
-}
-
-/// A github Receiver `namespace/name` for `push` events, its token in the Secret
-/// `webhook-token`, reconciling the GitRepository `repository`.
-pub fn github_receiver(namespace: &str, name: &str, repository: &str) -> Value {
-    json!({
-        "apiVersion": RECEIVER_API_VERSION,
-        "kind": "Receiver",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "type": "github",
-            "events": ["push"],
-            "secretRef": {"name": "webhook-token"},
-            "resources": [{"kind": "GitRepository", "name": repository}],
-        },
     })
 }
 

@@ -37,6 +37,7 @@ pub mod demo;
 mod process;
 mod replica;
 
+pub use process::ReceiverUrls;
 pub use replica::Replica;
 
 use std::net::TcpListener;
@@ -47,11 +48,10 @@ use std::time::{Duration, Instant};
 
 use fluxhook_manifests::Overlay;
 use fluxhook_test_apiserver::{
-    ApiError, AuthorizationMode, Identity, RequestRecord, ResourceType, ServerOptions,
-    TestApiServer,
+    ApiError, AuthorizationMode, Identity, RequestRecord, ServerOptions, TestApiServer,
 };
 use http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::Child;
 
@@ -220,9 +220,7 @@ pub struct Sandbox {
     child: Child,
     /// How the receiver was started, to start it again.
     process: Process,
-    receiver_url: String,
-    health_url: String,
-    metrics_url: String,
+    urls: ReceiverUrls,
     http: reqwest::Client,
 }
 
@@ -317,22 +315,14 @@ impl Sandbox {
             Some(_) => AuthorizationMode::Rbac,
             None => AuthorizationMode::AlwaysAllow,
         };
-        let api = TestApiServer::start_with(ServerOptions::default().authorization(mode))
+        // Built-in kinds (Namespace, Secret, Event, RBAC, ...) are there from the start.
+        let options = ServerOptions::default()
+            .authorization(mode)
+            .flux()
+            .namespaces(&[demo::NAMESPACE]);
+        let api = TestApiServer::start_with(options)
             .await
             .map_err(io("start the API server"))?;
-        // Built-in kinds (Namespace, Secret, Event, RBAC, ...) are there from the start.
-        for resource in ResourceType::flux() {
-            api.register(resource);
-        }
-        api.create(json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": demo::NAMESPACE}
-        }))
-        .map_err(|source| SandboxError::Api {
-            what: format!("namespace {}", demo::NAMESPACE),
-            source,
-        })?;
         let identity = match &rbac {
             Some(objects) => {
                 for object in objects {
@@ -372,7 +362,6 @@ impl Sandbox {
             ports,
         };
         let child = process.spawn(dir.path())?;
-        let [receiver_url, health_url, metrics_url] = process::urls(ports);
 
         Ok(Self {
             api,
@@ -380,9 +369,7 @@ impl Sandbox {
             dir,
             child,
             process,
-            receiver_url,
-            health_url,
-            metrics_url,
+            urls: ReceiverUrls::new(ports),
             http: reqwest::Client::new(),
         })
     }
@@ -390,7 +377,8 @@ impl Sandbox {
     /// Waits (bounded) until the receiver's `/readyz` answers 200; an error
     /// with its log if it exits first.
     pub async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
-        let ready = process::wait_until_ready(&mut self.child, &self.http, &self.health_url).await;
+        let ready =
+            process::wait_until_ready(&mut self.child, &self.http, self.urls.health()).await;
         ready.map_err(|trouble| trouble.into_error(|problem| self.receiver_error(problem)))
     }
 
@@ -435,19 +423,9 @@ impl Sandbox {
         self.dir.path()
     }
 
-    /// `http://127.0.0.1:<port>` of the webhook server.
-    pub fn receiver_url(&self) -> &str {
-        &self.receiver_url
-    }
-
-    /// `http://127.0.0.1:<port>` of `/healthz` and `/readyz`.
-    pub fn health_url(&self) -> &str {
-        &self.health_url
-    }
-
-    /// `http://127.0.0.1:<port>` of `/metrics`.
-    pub fn metrics_url(&self) -> &str {
-        &self.metrics_url
+    /// Where the receiver's servers listen.
+    pub fn urls(&self) -> &ReceiverUrls {
+        &self.urls
     }
 
     /// Creates `object`, or merges it into the one that exists.
@@ -536,7 +514,7 @@ impl Sandbox {
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<(StatusCode, String), SandboxError> {
-        let url = format!("{}{path}", self.receiver_url);
+        let url = format!("{}{path}", self.urls.receiver());
         process::post(&self.http, url, headers, body).await
     }
 

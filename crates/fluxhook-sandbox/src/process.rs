@@ -52,9 +52,40 @@ pub(crate) fn receiver_command(binary: &Path, [receiver, health, metrics]: [u16;
     command
 }
 
-/// `http://127.0.0.1:<port>` of the webhook, health and metric servers on `ports`.
-pub(crate) fn urls(ports: [u16; 3]) -> [String; 3] {
-    ports.map(|port| format!("http://127.0.0.1:{port}"))
+/// Where a receiver process of the sandbox serves: `http://127.0.0.1:<port>` of its
+/// webhook, health and metric servers.
+#[derive(Debug, Clone)]
+pub struct ReceiverUrls {
+    receiver: String,
+    health: String,
+    metrics: String,
+}
+
+impl ReceiverUrls {
+    /// The URLs of the webhook, health and metric servers on `ports`.
+    pub(crate) fn new(ports: [u16; 3]) -> Self {
+        let [receiver, health, metrics] = ports.map(|port| format!("http://127.0.0.1:{port}"));
+        Self {
+            receiver,
+            health,
+            metrics,
+        }
+    }
+
+    /// The webhook server.
+    pub fn receiver(&self) -> &str {
+        &self.receiver
+    }
+
+    /// `/healthz` and `/readyz`.
+    pub fn health(&self) -> &str {
+        &self.health
+    }
+
+    /// `/metrics`.
+    pub fn metrics(&self) -> &str {
+        &self.metrics
+    }
 }
 
 /// Waits (bounded) until `/readyz` below `health_url` answers 200.

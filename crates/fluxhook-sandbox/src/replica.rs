@@ -8,7 +8,8 @@ use http::{HeaderMap, StatusCode};
 use tempfile::TempDir;
 use tokio::process::Child;
 
-use crate::{Sandbox, SandboxError, free_port, io, process};
+use crate::process::{self, ReceiverUrls};
+use crate::{Sandbox, SandboxError, free_port, io};
 
 /// A `fluxhook-receiver` started by [`Sandbox::launch_replica`]: its own ports and log, the
 /// sandbox's API server.
@@ -16,9 +17,7 @@ pub struct Replica {
     name: String,
     dir: TempDir,
     child: Child,
-    receiver_url: String,
-    health_url: String,
-    metrics_url: String,
+    urls: ReceiverUrls,
     http: reqwest::Client,
 }
 
@@ -55,14 +54,11 @@ impl Sandbox {
             .stderr(stderr)
             .spawn()
             .map_err(io(format!("start {}", binary.as_ref().display())))?;
-        let [receiver_url, health_url, metrics_url] = process::urls(ports);
         Ok(Replica {
             name: name.to_string(),
             dir,
             child,
-            receiver_url,
-            health_url,
-            metrics_url,
+            urls: ReceiverUrls::new(ports),
             http: reqwest::Client::new(),
         })
     }
@@ -74,19 +70,9 @@ impl Replica {
         &self.name
     }
 
-    /// `http://127.0.0.1:<port>` of its webhook server.
-    pub fn receiver_url(&self) -> &str {
-        &self.receiver_url
-    }
-
-    /// `http://127.0.0.1:<port>` of its `/healthz` and `/readyz`.
-    pub fn health_url(&self) -> &str {
-        &self.health_url
-    }
-
-    /// `http://127.0.0.1:<port>` of its `/metrics`.
-    pub fn metrics_url(&self) -> &str {
-        &self.metrics_url
+    /// Where its servers listen.
+    pub fn urls(&self) -> &ReceiverUrls {
+        &self.urls
     }
 
     /// Whether a request's User-Agent is this replica's.
@@ -97,7 +83,8 @@ impl Replica {
     /// Waits (bounded) until its `/readyz` answers 200; an error with its log if it exits
     /// first.
     pub async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
-        let ready = process::wait_until_ready(&mut self.child, &self.http, &self.health_url).await;
+        let ready =
+            process::wait_until_ready(&mut self.child, &self.http, self.urls.health()).await;
         ready.map_err(|trouble| trouble.into_error(|problem| self.error(problem)))
     }
 
@@ -108,7 +95,7 @@ impl Replica {
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<(StatusCode, String), SandboxError> {
-        let url = format!("{}{path}", self.receiver_url);
+        let url = format!("{}{path}", self.urls.receiver());
         process::post(&self.http, url, headers, body).await
     }
 

@@ -153,6 +153,19 @@ pub struct RequestMatcher {
     all_namespaces: bool,
 }
 
+/// [`RequestMatcher`]'s builder methods that keep only the requests whose `field` is the
+/// string given: one each, written once.
+macro_rules! string_filters {
+    ($($(#[$doc:meta])* $field:ident;)*) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $field(mut self, $field: &str) -> Self {
+            self.$field = Some($field.to_owned());
+            self
+        }
+    )*};
+}
+
 impl RequestMatcher {
     /// Matches every request.
     pub fn any() -> Self {
@@ -166,25 +179,17 @@ impl RequestMatcher {
         self
     }
 
-    /// Only requests for this plural resource name (`gitrepositories`).
-    #[must_use]
-    pub fn resource(mut self, resource: &str) -> Self {
-        self.resource = Some(resource.to_owned());
-        self
-    }
-
-    /// Only requests in this namespace.
-    #[must_use]
-    pub fn namespace(mut self, namespace: &str) -> Self {
-        self.namespace = Some(namespace.to_owned());
-        self
-    }
-
-    /// Only requests for the object with this name.
-    #[must_use]
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = Some(name.to_owned());
-        self
+    string_filters! {
+        /// Only requests for this plural resource name (`gitrepositories`).
+        resource;
+        /// Only requests in this namespace.
+        namespace;
+        /// Only requests for the object with this name.
+        name;
+        /// Only requests for this subresource (`status`).
+        subresource;
+        /// Only requests authenticated as this user (`system:serviceaccount:<ns>:<name>`).
+        user;
     }
 
     /// Only requests across all namespaces (no namespace in the path), such as a
@@ -192,20 +197,6 @@ impl RequestMatcher {
     #[must_use]
     pub fn all_namespaces(mut self) -> Self {
         self.all_namespaces = true;
-        self
-    }
-
-    /// Only requests for this subresource (`status`).
-    #[must_use]
-    pub fn subresource(mut self, subresource: &str) -> Self {
-        self.subresource = Some(subresource.to_owned());
-        self
-    }
-
-    /// Only requests authenticated as this user (`system:serviceaccount:<ns>:<name>`).
-    #[must_use]
-    pub fn user(mut self, user: &str) -> Self {
-        self.user = Some(user.to_owned());
         self
     }
 

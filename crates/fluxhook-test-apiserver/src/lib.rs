@@ -110,6 +110,7 @@ mod client;
 mod discovery;
 mod error;
 mod faults;
+pub mod fixtures;
 mod identity;
 mod kubeconfig;
 mod meta;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fluxhook_test_apiserver::{ResourceType, TestApiServer};
+use fluxhook_test_apiserver::TestApiServer;
 
 const USAGE: &str = "usage: fluxhook-test-apiserver --kubeconfig PATH [--seed FILE_OR_DIR]...
 
@@ -40,10 +40,7 @@ fn parse_args() -> Result<Option<Args>, String> {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let server = TestApiServer::start().await?;
-    for resource in ResourceType::flux() {
-        server.register(resource);
-    }
+    let server = TestApiServer::start_flux(&[]).await?;
     for seed in &args.seeds {
         server.seed_from_path(seed)?;
     }

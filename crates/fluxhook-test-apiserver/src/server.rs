@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
 use crate::faults::{Faults, RequestLog};
+use crate::fixtures;
 use crate::identity::{Identities, Identity, User};
 use crate::kubeconfig::kubeconfig_yaml;
 use crate::rbac::{self, AuthorizationMode, Decision};
@@ -75,6 +76,8 @@ pub struct ServerOptions {
     bookmark_interval: Duration,
     event_history: usize,
     authorization: AuthorizationMode,
+    flux: bool,
+    namespaces: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -83,6 +86,8 @@ impl Default for ServerOptions {
             bookmark_interval: Duration::from_secs(1),
             event_history: 10_000,
             authorization: AuthorizationMode::AlwaysAllow,
+            flux: false,
+            namespaces: Vec::new(),
         }
     }
 }
@@ -113,6 +118,20 @@ impl ServerOptions {
         self.authorization = mode;
         self
     }
+
+    /// Serves Flux's kinds ([`ResourceType::flux`]) from the start.
+    #[must_use]
+    pub fn flux(mut self) -> Self {
+        self.flux = true;
+        self
+    }
+
+    /// Starts with these namespaces besides the ones every cluster has.
+    #[must_use]
+    pub fn namespaces(mut self, names: &[&str]) -> Self {
+        self.namespaces = names.iter().map(|name| (*name).to_owned()).collect();
+        self
+    }
 }
 
 /// A fake Kubernetes API server on `127.0.0.1`, serving until shut down or dropped.
@@ -139,6 +158,12 @@ impl TestApiServer {
         Self::start_with(ServerOptions::default()).await
     }
 
+    /// Starts a server with default options serving Flux's kinds, with `namespaces`: where
+    /// most of fluxhook's tests begin.
+    pub async fn start_flux(namespaces: &[&str]) -> std::io::Result<Self> {
+        Self::start_with(ServerOptions::default().flux().namespaces(namespaces)).await
+    }
+
     /// Starts a server with the given options on an ephemeral port.
     pub async fn start_with(options: ServerOptions) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -155,9 +180,22 @@ impl TestApiServer {
             identities: Mutex::new(Identities::default()),
             authorization: options.authorization,
         });
-        if options.authorization == AuthorizationMode::Rbac {
+        {
             let mut store = shared.store();
-            for object in rbac::bootstrap_policy() {
+            if options.flux {
+                for resource in ResourceType::flux() {
+                    store.register(resource);
+                }
+            }
+            let rbac_policy = match options.authorization {
+                AuthorizationMode::Rbac => rbac::bootstrap_policy(),
+                AuthorizationMode::AlwaysAllow => Vec::new(),
+            };
+            let namespaces = options
+                .namespaces
+                .iter()
+                .map(|name| fixtures::namespace(name));
+            for object in rbac_policy.into_iter().chain(namespaces) {
                 store.seed(object, false).map_err(std::io::Error::other)?;
             }
         }

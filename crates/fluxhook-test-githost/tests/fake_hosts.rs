@@ -28,6 +28,20 @@ fn auth(kind: HostKind, token: &str) -> (&'static str, String) {
     }
 }
 
+/// A request of `method` to `path` under the fake's API base, by `client`, with the
+/// credentials the host documents.
+fn request(
+    client: &reqwest::Client,
+    host: &FakeHost,
+    method: Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    let (name, value) = auth(host.kind(), host.token());
+    client
+        .request(method, format!("{}{path}", host.api_base()))
+        .header(name, value)
+}
+
 async fn call(
     host: &FakeHost,
     method: Method,
@@ -290,13 +304,16 @@ async fn gitea_creates_hooks_inactive_unless_asked() {
 #[tokio::test]
 async fn github_refuses_unknown_api_versions() {
     let host = FakeHost::start(HostKind::GitHub).await.unwrap();
-    let response = reqwest::Client::new()
-        .get(format!("{}{}", host.api_base(), hooks_path(&host)))
-        .bearer_auth(host.token())
-        .header("x-github-api-version", "1999-01-01")
-        .send()
-        .await
-        .unwrap();
+    let response = request(
+        &reqwest::Client::new(),
+        &host,
+        Method::GET,
+        &hooks_path(&host),
+    )
+    .header("x-github-api-version", "1999-01-01")
+    .send()
+    .await
+    .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -467,9 +484,7 @@ async fn tls_fakes_are_trusted_only_with_their_ca() {
         .add_root_certificate(ca)
         .build()
         .unwrap();
-    let reply = trusting
-        .get(&url)
-        .header("authorization", format!("token {}", host.token()))
+    let reply = request(&trusting, &host, Method::GET, &hooks_path(&host))
         .send()
         .await
         .unwrap();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fluxhook_api::{RECONCILE_REQUEST_ANNOTATION, ReceiverResource};
-use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
+use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb, fixtures};
 use fluxhook_trigger::{Action, ObjectRef, ReferenceError, Trigger, TriggerError};
 use futures::future::join_all;
 use serde_json::{Value, json};
@@ -17,29 +17,16 @@ const GIT: &str = "source.toolkit.fluxcd.io/v1";
 /// A server serving Flux's kinds, with namespaces `flux-system` and `apps`,
 /// and a Trigger whose client reaches it.
 async fn cluster() -> (TestApiServer, Trigger) {
-    let server = TestApiServer::start().await.unwrap();
-    for resource in ResourceType::flux() {
-        server.register(resource);
-    }
-    for namespace in ["flux-system", "apps"] {
-        server
-            .create(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-            )
-            .unwrap();
-    }
+    let server = TestApiServer::start_flux(&["flux-system", "apps"])
+        .await
+        .unwrap();
     let trigger = Trigger::new(server.kube_client().await.unwrap());
     (server, trigger)
 }
 
 fn create_repo(server: &TestApiServer, namespace: &str, name: &str, labels: Value) {
     server
-        .create(json!({
-            "apiVersion": GIT,
-            "kind": "GitRepository",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {"url": "https://example.com/repo.git", "interval": "1m"},
-        }))
+        .create(fixtures::git_repository(namespace, name, labels))
         .unwrap();
 }
 

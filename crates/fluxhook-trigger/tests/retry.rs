@@ -6,29 +6,20 @@
 
 use std::time::Duration;
 
-use fluxhook_test_apiserver::{RequestMatcher, ResourceType, TestApiServer, Verb};
+use fluxhook_test_apiserver::{RequestMatcher, TestApiServer, Verb, fixtures};
 use fluxhook_trigger::{BoundedRetry, ObjectRef, Trigger};
 use serde_json::json;
 
 /// A server with GitRepository `flux-system/podinfo`, and a trigger whose
 /// client retries as `retry` says.
 async fn cluster(retry: BoundedRetry) -> (TestApiServer, Trigger) {
-    let server = TestApiServer::start().await.unwrap();
-    for resource in ResourceType::flux() {
-        server.register(resource);
-    }
+    let server = TestApiServer::start_flux(&["flux-system"]).await.unwrap();
     server
-        .create(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}),
-        )
-        .unwrap();
-    server
-        .create(json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
-            "kind": "GitRepository",
-            "metadata": {"name": "podinfo", "namespace": "flux-system"},
-            "spec": {"url": "https://example.com/repo.git", "interval": "1m"},
-        }))
+        .create(fixtures::git_repository(
+            "flux-system",
+            "podinfo",
+            json!({}),
+        ))
         .unwrap();
     let config = server.kube_config().await.unwrap();
     let client = kube::client::ClientBuilder::try_from(BoundedRetry::client_config(config))

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fluxhook_api::{Candidate, ReceiverResource};
-use fluxhook_test_apiserver::{ResourceType, TestApiServer};
+use fluxhook_test_apiserver::{TestApiServer, fixtures};
 use fluxhook_trigger::git_repository::{GROUP, KIND};
 use fluxhook_trigger::{Trigger, TriggerError};
 use proptest::prelude::*;
@@ -38,25 +38,10 @@ fn universe() -> Vec<(&'static str, &'static str, BTreeMap<String, String>)> {
 /// A server holding [`universe`], and triggers allowing and forbidding
 /// cross-namespace references.
 async fn cluster() -> (TestApiServer, Trigger, Trigger) {
-    let server = TestApiServer::start().await.unwrap();
-    for resource in ResourceType::flux() {
-        server.register(resource);
-    }
-    for namespace in NAMESPACES {
-        server
-            .create(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-            )
-            .unwrap();
-    }
+    let server = TestApiServer::start_flux(&NAMESPACES).await.unwrap();
     for (namespace, name, labels) in universe() {
         server
-            .create(json!({
-                "apiVersion": "source.toolkit.fluxcd.io/v1",
-                "kind": "GitRepository",
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                "spec": {"url": "https://example.com/repo.git", "interval": "1m"},
-            }))
+            .create(fixtures::git_repository(namespace, name, json!(labels)))
             .unwrap();
     }
     let client = server.kube_client().await.unwrap();

@@ -378,7 +378,7 @@ pub(crate) fn sample(metrics: &str, metric: &str, labels: &[(&str, &str)]) -> u6
 
 /// The metrics the binary exposes now.
 pub(crate) async fn metrics(sandbox: &Sandbox) -> String {
-    let url = format!("{}/metrics", sandbox.metrics_url());
+    let url = format!("{}/metrics", sandbox.urls().metrics());
     let (status, text) = ok(sandbox, sandbox.get_url(&url).await);
     assert_eq!(status, StatusCode::OK, "{text}");
     text

@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use fluxhook_api::webhook_path;
 use fluxhook_register::Forge;
-use fluxhook_test_githost::{FakeHost, HostKind};
+use fluxhook_test_apiserver::{Identity, TestApiServer, fixtures};
+use fluxhook_test_githost::{FakeConfig, FakeHost, HostKind};
+use serde_json::{Value, json};
 
 /// The Receiver URL the hooks deliver to (never called: the fakes deliver nothing).
 pub const WEBHOOK_URL: &str = "https://flux-webhook.example.com/hook/5a1b0c";
@@ -141,4 +144,139 @@ impl Hosted {
         all.extend_from_slice(extra);
         self.run(&all).await
     }
+}
+
+/// Where the `--receiver` tests' Receiver and its objects live.
+pub const NAMESPACE: &str = "flux-system";
+/// The `--receiver` tests' Receiver.
+pub const RECEIVER: &str = "github-receiver";
+/// The webhook token in its Secret `webhook-token`.
+pub const TOKEN: &str = "receiver-token-from-the-secret";
+/// The `--base-url` the `--receiver` tests give.
+pub const BASE_URL: &str = "https://flux-webhook.example.com";
+
+/// A cluster for `--receiver`: the Secret `webhook-token` holding [`TOKEN`] and two
+/// GitRepositories on two fake GitHubs, `app` (no labels) and `infra` (labelled
+/// `hooks: github`, repository `fleet-infra`); a Receiver is the test's to store.
+pub struct Cluster {
+    pub server: TestApiServer,
+    /// Holds the kubeconfig; removed on drop.
+    _dir: TempDir,
+    /// The kubeconfig the binary runs with.
+    pub kubeconfig: String,
+    pub app: FakeHost,
+    pub infra: FakeHost,
+}
+
+impl Cluster {
+    /// Seeds `server` (serving Flux's kinds, with namespace [`NAMESPACE`]); the binary runs
+    /// as `identity`.
+    pub async fn start(server: TestApiServer, identity: &Identity) -> Cluster {
+        let dir = TempDir::new();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig_for(identity, &kubeconfig).unwrap();
+        let app = FakeHost::start(HostKind::GitHub).await.unwrap();
+        let infra = FakeHost::start_with(FakeConfig {
+            repo: "fleet-infra".into(),
+            ..FakeConfig::new(HostKind::GitHub)
+        })
+        .await
+        .unwrap();
+        server
+            .create(fixtures::token_secret(NAMESPACE, "webhook-token", TOKEN))
+            .unwrap();
+        for (name, labels, host) in [
+            ("app", json!({}), &app),
+            ("infra", json!({"hooks": "github"}), &infra),
+        ] {
+            server
+                .create(git_repository(name, labels, &git_url(host)))
+                .unwrap();
+        }
+        Cluster {
+            server,
+            kubeconfig: kubeconfig.to_str().unwrap().to_owned(),
+            _dir: dir,
+            app,
+            infra,
+        }
+    }
+
+    /// Stores the Receiver with these `spec.resources` and `status`.
+    pub fn receiver_of(&self, resources: Value, status: Value) {
+        let mut receiver = fixtures::github_receiver(NAMESPACE, RECEIVER, resources);
+        receiver["status"] = status;
+        self.server.apply_json(receiver).unwrap();
+    }
+
+    /// Stores the Receiver Ready for [`served_path`], naming the GitRepository `app`, the
+    /// ones labelled `hooks: github`, and a Kustomization.
+    pub fn ready(&self) {
+        self.receiver(ready_status(&served_path()));
+    }
+
+    /// Stores the Receiver with `status`, naming what [`Cluster::ready`] names.
+    pub fn receiver(&self, status: Value) {
+        self.receiver_of(
+            json!([
+                {"kind": "GitRepository", "name": "app"},
+                {"kind": "GitRepository", "name": "*", "matchLabels": {"hooks": "github"}},
+                {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "name": "apps"},
+            ]),
+            status,
+        );
+    }
+
+    /// Runs the binary with `--base-url`, `--provider github` and `--allow-http`, then
+    /// `extra`, with the kubeconfig and `app`'s token.
+    pub async fn run(&self, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "--base-url",
+            BASE_URL,
+            "--provider",
+            "github",
+            "--allow-http",
+        ];
+        args.extend_from_slice(extra);
+        run(
+            &args,
+            &[
+                ("KUBECONFIG", self.kubeconfig.as_str()),
+                ("GITHUB_TOKEN", self.app.token()),
+            ],
+        )
+        .await
+    }
+
+    /// As [`Cluster::run`], for `--receiver flux-system/github-receiver`.
+    pub async fn run_receiver(&self, extra: &[&str]) -> Run {
+        let receiver = format!("{NAMESPACE}/{RECEIVER}");
+        let mut args = vec!["--receiver", receiver.as_str()];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+}
+
+/// A GitRepository `NAMESPACE/name` of `url` with `labels`.
+pub fn git_repository(name: &str, labels: Value, url: &str) -> Value {
+    let mut repository = fixtures::git_repository(NAMESPACE, name, labels);
+    repository["spec"]["url"] = json!(url);
+    repository
+}
+
+/// A Ready Receiver's status, serving `path`.
+pub fn ready_status(path: &str) -> Value {
+    json!({
+        "webhookPath": path,
+        "conditions": [{
+            "type": "Ready", "status": "True", "reason": "Succeeded",
+            "message": format!("Receiver initialized for path: {path}"),
+            "lastTransitionTime": "2025-01-01T00:00:00Z",
+        }],
+    })
+}
+
+/// The path the Receiver serves for [`TOKEN`].
+pub fn served_path() -> String {
+    webhook_path(TOKEN, RECEIVER, NAMESPACE).as_str().to_owned()
 }

@@ -10,7 +10,7 @@ mod watch;
 
 use std::time::Duration;
 
-use fluxhook_test_apiserver::{ResourceType, ServerOptions, TestApiServer, bounded};
+use fluxhook_test_apiserver::{ServerOptions, TestApiServer, bounded};
 use futures::{Stream, StreamExt};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResource};
@@ -42,12 +42,10 @@ pub struct GitRepositoryStatus {
 
 /// A server with Flux's kinds registered and bookmarks every 50 ms.
 pub async fn flux_server() -> TestApiServer {
-    let options = ServerOptions::default().bookmark_interval(Duration::from_millis(50));
-    let server = TestApiServer::start_with(options).await.unwrap();
-    for resource in ResourceType::flux() {
-        server.register(resource);
-    }
-    server
+    let options = ServerOptions::default()
+        .bookmark_interval(Duration::from_millis(50))
+        .flux();
+    TestApiServer::start_with(options).await.unwrap()
 }
 
 /// A client configured from the server's kubeconfig, as `KUBECONFIG` would configure it.

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use fluxhook_test_apiserver::{
-    AuthorizationMode, Decision, Identity, PolicyObject, RequestMatcher, ResourceType,
-    ServerOptions, TestApiServer, Verb, eventually,
+    AuthorizationMode, Decision, Identity, PolicyObject, RequestMatcher, ServerOptions,
+    TestApiServer, Verb, eventually,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -63,12 +63,9 @@ subjects:
 async fn rbac_server() -> TestApiServer {
     let options = ServerOptions::default()
         .bookmark_interval(Duration::from_millis(50))
-        .authorization(AuthorizationMode::Rbac);
-    let server = TestApiServer::start_with(options).await.unwrap();
-    for resource in ResourceType::flux() {
-        server.register(resource);
-    }
-    server
+        .authorization(AuthorizationMode::Rbac)
+        .flux();
+    TestApiServer::start_with(options).await.unwrap()
 }
 
 async fn client_as(server: &TestApiServer, identity: &Identity) -> Client {

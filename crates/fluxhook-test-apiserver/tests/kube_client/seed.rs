@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use fluxhook_test_apiserver::{ResourceType, SeedError, TestApiServer};
+use fluxhook_test_apiserver::{SeedError, TestApiServer};
 use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
 use serde_json::json;
@@ -109,10 +109,7 @@ async fn seeding_registers_crds_and_stores_objects_with_status() {
 
 #[tokio::test]
 async fn handle_helpers_and_kubeconfig_file() {
-    let server = TestApiServer::start().await.unwrap();
-    for resource in ResourceType::flux() {
-        server.register(resource);
-    }
+    let server = TestApiServer::start_flux(&[]).await.unwrap();
     let seeded = server
         .create(json!({
             "apiVersion": "source.toolkit.fluxcd.io/v1",
