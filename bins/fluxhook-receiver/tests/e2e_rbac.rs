@@ -236,29 +236,30 @@ async fn deliveries_to_every_kind(sandbox: &Sandbox) {
 /// unchanged Receiver patching its Event's series, and not called again
 /// before the wait it asked for; deleting the Receiver
 /// deletes the hook.
+/// A GitRepository `NS/name` of `host`'s repository, annotated to have a hook registered
+/// there with the token in the Secret `github-token`, and with `annotations` besides.
+fn hooked_repository(name: &str, host: &FakeHost, annotations: Value) -> Value {
+    let mut repository = fixtures::git_repository(NS, name, json!({}));
+    repository["spec"]["url"] = json!(format!("{}/{}/{}", host.url(), host.owner(), host.repo()));
+    let mut all = json!({
+        "webhooks.fluxhook.io/url": "https://flux-webhook.example.com",
+        "webhooks.fluxhook.io/access-token-secret": "github-token",
+        "webhooks.fluxhook.io/provider": "github",
+        "webhooks.fluxhook.io/api-url": host.api_base(),
+    });
+    if let (Some(all), Value::Object(annotations)) = (all.as_object_mut(), annotations) {
+        all.extend(annotations);
+    }
+    repository["metadata"]["annotations"] = all;
+    repository
+}
+
 async fn registration_with_a_git_host(sandbox: &Sandbox) {
     let host = FakeHost::start(HostKind::GitHub).await.unwrap();
     secret(sandbox, "github-token", &[("token", host.token())]);
     ok(
         sandbox,
-        sandbox.apply(json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
-            "kind": "GitRepository",
-            "metadata": {
-                "name": "registered",
-                "namespace": NS,
-                "annotations": {
-                    "webhooks.fluxhook.io/url": "https://flux-webhook.example.com",
-                    "webhooks.fluxhook.io/access-token-secret": "github-token",
-                    "webhooks.fluxhook.io/provider": "github",
-                    "webhooks.fluxhook.io/api-url": host.api_base(),
-                }
-            },
-            "spec": {
-                "interval": "10m",
-                "url": format!("{}/{}/{}", host.url(), host.owner(), host.repo()),
-            }
-        })),
+        sandbox.apply(hooked_repository("registered", &host, json!({}))),
     );
     // The same repository on a GitHub Enterprise behind a private CA (the fakes
     // share their token).
@@ -279,25 +280,11 @@ async fn registration_with_a_git_host(sandbox: &Sandbox) {
     );
     ok(
         sandbox,
-        sandbox.apply(json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
-            "kind": "GitRepository",
-            "metadata": {
-                "name": "behind-private-ca",
-                "namespace": NS,
-                "annotations": {
-                    "webhooks.fluxhook.io/url": "https://flux-webhook.example.com",
-                    "webhooks.fluxhook.io/access-token-secret": "github-token",
-                    "webhooks.fluxhook.io/provider": "github",
-                    "webhooks.fluxhook.io/api-url": private.api_base(),
-                    "webhooks.fluxhook.io/ca-configmap": "git-ca",
-                }
-            },
-            "spec": {
-                "interval": "10m",
-                "url": format!("{}/{}/{}", private.url(), private.owner(), private.repo()),
-            }
-        })),
+        sandbox.apply(hooked_repository(
+            "behind-private-ca",
+            &private,
+            json!({"webhooks.fluxhook.io/ca-configmap": "git-ca"}),
+        )),
     );
     let path = serve(
         sandbox,

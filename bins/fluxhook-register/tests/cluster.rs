@@ -7,7 +7,7 @@ mod common;
 
 use common::{
     BASE_URL, Cluster, NAMESPACE, RECEIVER, TOKEN, TempDir, git_repository, git_url, ready_status,
-    run, served_path,
+    served_path,
 };
 use fluxhook_api::webhook_path;
 use fluxhook_test_apiserver::TestApiServer;
@@ -35,12 +35,7 @@ async fn registers_what_the_receiver_serves_in_each_git_repository() {
     cluster.ready();
     let hook_url = format!("{BASE_URL}{}", served_path());
 
-    let check = cluster.run_receiver(&["--check"]).await;
-    assert_eq!(check.status, 2, "{check:?}");
-    assert!(
-        check.stdout.contains("drift: 2 of 2 repositories"),
-        "{check:?}"
-    );
+    cluster.assert_both_drifted().await;
     assert_eq!(cluster.app.writes(), vec![]);
     assert_eq!(cluster.infra.writes(), vec![]);
 
@@ -237,26 +232,16 @@ current-context: gone
     let path = dir.write("ci-kubeconfig", &kubeconfig);
     let path = path.as_str();
     let check = |extra: &[&str], kubeconfig_env: &str| {
-        let mut args = vec![
-            "--base-url",
-            BASE_URL,
-            "--provider",
-            "github",
-            "--allow-http",
-            "--receiver",
-            RECEIVER,
-            "--check",
-        ];
-        args.extend_from_slice(extra);
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let env = [
-            ("KUBECONFIG", kubeconfig_env.to_owned()),
-            ("GITHUB_TOKEN", cluster.app.token().to_owned()),
-        ];
+        let args: Vec<String> = ["--receiver", RECEIVER, "--check"]
+            .iter()
+            .chain(extra)
+            .map(|arg| (*arg).to_owned())
+            .collect();
+        let kubeconfig_env = kubeconfig_env.to_owned();
+        let cluster = &cluster;
         async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            run(&args, &env).await
+            cluster.run_with(&kubeconfig_env, &args).await
         }
     };
 

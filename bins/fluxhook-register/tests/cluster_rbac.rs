@@ -116,12 +116,7 @@ async fn checks_registers_and_deletes_under_the_ci_role_which_it_all_needs() {
     let cluster = cluster().await;
     let hook_url = format!("{BASE_URL}{}", served_path());
 
-    let check = cluster.run_receiver(&["--check"]).await;
-    assert_eq!(check.status, 2, "{check:?}");
-    assert!(
-        check.stdout.contains("drift: 2 of 2 repositories"),
-        "{check:?}"
-    );
+    cluster.assert_both_drifted().await;
 
     let applied = cluster.run_receiver(&[]).await;
     assert_eq!(applied.status, 0, "{applied:?}");

@@ -75,16 +75,10 @@ pub fn objects() -> Vec<Value> {
 /// A GitRepository `namespace/name` of `https://github.com/example/<name>`, branch `main`,
 /// with `labels`, as the tests and measurements seed them.
 pub fn git_repository(namespace: &str, name: &str, labels: Value) -> Value {
-    json!({
-        "apiVersion": GIT_REPOSITORY_API_VERSION,
-        "kind": "GitRepository",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "interval": "10m",
-            "url": format!("https://github.com/example/{name}"),
-            "ref": {"branch": "main"}
-        }
-    })
+    let mut repository = fixtures::git_repository(namespace, name, labels);
+    repository["spec"]["url"] = json!(format!("https://github.com/example/{name}"));
+    repository["spec"]["ref"] = json!({"branch": "main"});
+    repository
 }
 
 /// A delivery: headers and body.

@@ -319,6 +319,36 @@ pub(crate) struct InjectedAnswer {
     pub(crate) hang: bool,
 }
 
+impl InjectedAnswer {
+    /// HTTP `code` with the `Status` Kubernetes gives it.
+    fn failure(code: u16) -> Self {
+        Self {
+            error: ApiError::with_code(code, format!("injected fault: HTTP {code}")),
+            retry_after_seconds: None,
+            hang: false,
+        }
+    }
+
+    /// No answer until the faults are cleared, then 504 Timeout as kube-apiserver's request
+    /// timeout filter gives it.
+    fn hang() -> Self {
+        Self {
+            error: ApiError::with_code(504, "request did not complete within the allotted timeout"),
+            retry_after_seconds: None,
+            hang: true,
+        }
+    }
+
+    /// 429 TooManyRequests with `Retry-After: retry_after_seconds`.
+    fn throttle(retry_after_seconds: u32) -> Self {
+        Self {
+            error: ApiError::too_many_requests(retry_after_seconds),
+            retry_after_seconds: Some(retry_after_seconds),
+            hang: false,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct FaultRule {
     matcher: RequestMatcher,
@@ -398,15 +428,7 @@ impl Faults {
     /// Answers the next `count` requests the matcher selects with HTTP `code` (a 5xx, say) and
     /// a `Status` whose reason Kubernetes would give that code.
     pub fn fail_next(&self, count: usize, code: u16, matcher: RequestMatcher) {
-        self.add_rule(
-            count,
-            matcher,
-            InjectedAnswer {
-                error: ApiError::with_code(code, format!("injected fault: HTTP {code}")),
-                retry_after_seconds: None,
-                hang: false,
-            },
-        );
+        self.add_rule(count, matcher, InjectedAnswer::failure(code));
     }
 
     /// Gives no answer to the next `count` requests the matcher selects, as an apiserver
@@ -414,18 +436,7 @@ impl Faults {
     /// gives up, or until [`Faults::clear`], which answers it 504 Timeout as kube-apiserver's
     /// request timeout filter would have (`k8s.io/apiserver/pkg/server/filters/timeout.go`).
     pub fn hang_next(&self, count: usize, matcher: RequestMatcher) {
-        self.add_rule(
-            count,
-            matcher,
-            InjectedAnswer {
-                error: ApiError::with_code(
-                    504,
-                    "request did not complete within the allotted timeout",
-                ),
-                retry_after_seconds: None,
-                hang: true,
-            },
-        );
+        self.add_rule(count, matcher, InjectedAnswer::hang());
     }
 
     /// Answers the next `count` requests the matcher selects with 429 TooManyRequests and a
@@ -434,11 +445,7 @@ impl Faults {
         self.add_rule(
             count,
             matcher,
-            InjectedAnswer {
-                error: ApiError::too_many_requests(retry_after_seconds),
-                retry_after_seconds: Some(retry_after_seconds),
-                hang: false,
-            },
+            InjectedAnswer::throttle(retry_after_seconds),
         );
     }
 
@@ -463,15 +470,7 @@ impl Faults {
     /// gives it, with probability `fraction` (0 to 1), until [`Faults::clear`]: a flaky
     /// apiserver, or the load balancer in front of it.
     pub fn fail_fraction(&self, fraction: f64, code: u16, matcher: RequestMatcher) {
-        self.add_fraction_rule(
-            fraction,
-            matcher,
-            InjectedAnswer {
-                error: ApiError::with_code(code, format!("injected fault: HTTP {code}")),
-                retry_after_seconds: None,
-                hang: false,
-            },
-        );
+        self.add_fraction_rule(fraction, matcher, InjectedAnswer::failure(code));
     }
 
     /// Answers each request the matcher selects with probability `fraction` as
@@ -488,29 +487,14 @@ impl Faults {
         self.add_fraction_rule(
             fraction,
             matcher,
-            InjectedAnswer {
-                error: ApiError::too_many_requests(retry_after_seconds),
-                retry_after_seconds: Some(retry_after_seconds),
-                hang: false,
-            },
+            InjectedAnswer::throttle(retry_after_seconds),
         );
     }
 
     /// Gives no answer, with probability `fraction`, to each request the matcher selects, as
     /// [`Faults::hang_next`] does, until [`Faults::clear`] (which answers them 504).
     pub fn hang_fraction(&self, fraction: f64, matcher: RequestMatcher) {
-        self.add_fraction_rule(
-            fraction,
-            matcher,
-            InjectedAnswer {
-                error: ApiError::with_code(
-                    504,
-                    "request did not complete within the allotted timeout",
-                ),
-                retry_after_seconds: None,
-                hang: true,
-            },
-        );
+        self.add_fraction_rule(fraction, matcher, InjectedAnswer::hang());
     }
 
     fn add_fraction_rule(&self, fraction: f64, matcher: RequestMatcher, answer: InjectedAnswer) {

@@ -230,6 +230,11 @@ impl Cluster {
     /// Runs the binary with `--base-url`, `--provider github` and `--allow-http`, then
     /// `extra`, with the kubeconfig and `app`'s token.
     pub async fn run(&self, extra: &[&str]) -> Run {
+        self.run_with(&self.kubeconfig, extra).await
+    }
+
+    /// As [`Cluster::run`], with `KUBECONFIG=kubeconfig`.
+    pub async fn run_with(&self, kubeconfig: &str, extra: &[&str]) -> Run {
         let mut args = vec![
             "--base-url",
             BASE_URL,
@@ -241,11 +246,22 @@ impl Cluster {
         run(
             &args,
             &[
-                ("KUBECONFIG", self.kubeconfig.as_str()),
+                ("KUBECONFIG", kubeconfig),
                 ("GITHUB_TOKEN", self.app.token()),
             ],
         )
         .await
+    }
+
+    /// Runs `--receiver flux-system/github-receiver --check` and checks that it finds both
+    /// repositories drifted (exit 2).
+    pub async fn assert_both_drifted(&self) {
+        let check = self.run_receiver(&["--check"]).await;
+        assert_eq!(check.status, 2, "{check:?}");
+        assert!(
+            check.stdout.contains("drift: 2 of 2 repositories"),
+            "{check:?}"
+        );
     }
 
     /// As [`Cluster::run`], for `--receiver flux-system/github-receiver`.
