@@ -26,7 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fluxhook_api::{Authentication, DEFAULT_OIDC_AUDIENCE, Payload, ReceiverType};
 use fluxhook_oidc::testing::TestIssuer;
-use fluxhook_sandbox::Sandbox;
+use fluxhook_sandbox::{Sandbox, demo};
 use fluxhook_signature::Policy;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -388,36 +388,8 @@ fn sample(type_: &ReceiverType) -> Option<Sample> {
     Some(sample)
 }
 
-/// A GitHub push, as github.com sends it (the parts Flux could read).
-fn github_push_body() -> Value {
-    json!({
-        "ref": "refs/heads/main",
-        "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
-        "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
-        "created": false,
-        "deleted": false,
-        "forced": false,
-        "head_commit": {
-            "id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
-            "message": "Bump app to v1.2.3",
-            "timestamp": "2024-05-01T10:00:00Z"
-        },
-        "repository": {
-            "id": 123_456_789,
-            "name": "app",
-            "full_name": "example/app",
-            "private": false,
-            "html_url": "https://github.com/example/app",
-            "clone_url": "https://github.com/example/app.git",
-            "default_branch": "main"
-        },
-        "pusher": {"name": "octocat", "email": "octocat@example.com"},
-        "sender": {"login": "octocat", "id": 1}
-    })
-}
-
 fn github_push() -> Delivery {
-    Delivery::json(&github_push_body())
+    Delivery::json(&demo::github_push_body())
         .header("user-agent", "GitHub-Hookshot/5f9e3c1")
         .header("x-github-event", "push")
         .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
@@ -489,7 +461,10 @@ async fn github_content_and_gitea(s: &Sandbox, github: &Served) {
     untyped.headers.remove("content-type");
     let case = "github no Content-Type";
     assert_refused(s, case, path, &untyped, BAD_REQUEST, repo).await;
-    let form_body = format!("payload={}", url_escape(&github_push_body().to_string()));
+    let form_body = format!(
+        "payload={}",
+        url_escape(&demo::github_push_body().to_string())
+    );
     let form = github.proof.prove(
         push.clone()
             .with_body(form_body.into_bytes())

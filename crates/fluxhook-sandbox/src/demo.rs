@@ -47,29 +47,19 @@ pub fn objects() -> Vec<Value> {
                 "sourceRef": {"kind": "GitRepository", "name": GIT_REPOSITORY}
             }
         }),
-        json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": "webhook-token",
-                "namespace": NAMESPACE,
-                "labels": {"reconcile.fluxcd.io/watch": "Enabled"}
-            },
-            "type": "Opaque",
-            "data": {"token": base64(TOKEN.as_bytes())}
-        }),
-        json!({
-            "apiVersion": RECEIVER_API_VERSION,
-            "kind": "Receiver",
-            "metadata": {"name": RECEIVER, "namespace": NAMESPACE},
-            "spec": {
-                "type": "github",
-                "events": ["ping", "push"],
-                "secretRef": {"name": "webhook-token"},
-                "resources": [{"kind": "GitRepository", "name": GIT_REPOSITORY}]
-            }
-        }),
+        watched(token_secret(NAMESPACE, "webhook-token", TOKEN)),
+        github_receiver(
+            NAMESPACE,
+            RECEIVER,
+            json!([{"kind": "GitRepository", "name": GIT_REPOSITORY}]),
+        ),
     ]
+}
+
+/// `secret` labelled so that the controller sees its changes at once.
+fn watched(mut secret: Value) -> Value {
+    secret["metadata"]["labels"] = json!({"reconcile.fluxcd.io/watch": "Enabled"});
+    secret
 }
 
 /// A GitRepository `namespace/name` of `https://github.com/example/<name>`, branch `main`,
@@ -89,10 +79,10 @@ pub struct Delivery {
     pub body: Vec<u8>,
 }
 
-/// A push to `main` of the demo repository, signed with [`TOKEN`] as GitHub
-/// signs (`X-Hub-Signature-256`).
-pub fn github_push() -> Delivery {
-    let body = serde_json::to_vec_pretty(&json!({
+/// The body of a push to `main` of the demo repository, as GitHub sends it (the parts
+/// Flux could read).
+pub fn github_push_body() -> Value {
+    json!({
         "ref": "refs/heads/main",
         "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
         "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
@@ -114,8 +104,13 @@ pub fn github_push() -> Delivery {
             "ssh_url": "git@github.com:example/flux-repo.git"
         },
         "pusher": {"name": "octocat"}
-    }))
-    .unwrap_or_default();
+    })
+}
+
+/// A push to `main` of the demo repository, signed with [`TOKEN`] as GitHub
+/// signs (`X-Hub-Signature-256`).
+pub fn github_push() -> Delivery {
+    let body = serde_json::to_vec_pretty(&github_push_body()).unwrap_or_default();
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert("x-github-event", HeaderValue::from_static("push"));
@@ -130,9 +125,4 @@ pub fn github_push() -> Delivery {
         headers.insert(name, value);
     }
     Delivery { headers, body }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -28,18 +28,21 @@ fn auth(kind: HostKind, token: &str) -> (&'static str, String) {
     }
 }
 
-/// A request of `method` to `path` under the fake's API base, by `client`, with the
-/// credentials the host documents.
-fn request(
+/// The status of a GET of the fake's hook collection by `client`, with the credentials the
+/// host documents and `headers`.
+async fn list_hooks(
     client: &reqwest::Client,
     host: &FakeHost,
-    method: Method,
-    path: &str,
-) -> reqwest::RequestBuilder {
+    headers: &[(&str, &str)],
+) -> StatusCode {
     let (name, value) = auth(host.kind(), host.token());
-    client
-        .request(method, format!("{}{path}", host.api_base()))
-        .header(name, value)
+    let mut request = client
+        .get(format!("{}{}", host.api_base(), hooks_path(host)))
+        .header(name, value);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status()
 }
 
 async fn call(
@@ -304,17 +307,9 @@ async fn gitea_creates_hooks_inactive_unless_asked() {
 #[tokio::test]
 async fn github_refuses_unknown_api_versions() {
     let host = FakeHost::start(HostKind::GitHub).await.unwrap();
-    let response = request(
-        &reqwest::Client::new(),
-        &host,
-        Method::GET,
-        &hooks_path(&host),
-    )
-    .header("x-github-api-version", "1999-01-01")
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let version = [("x-github-api-version", "1999-01-01")];
+    let status = list_hooks(&reqwest::Client::new(), &host, &version).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -484,11 +479,7 @@ async fn tls_fakes_are_trusted_only_with_their_ca() {
         .add_root_certificate(ca)
         .build()
         .unwrap();
-    let reply = request(&trusting, &host, Method::GET, &hooks_path(&host))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(list_hooks(&trusting, &host, &[]).await, StatusCode::OK);
 }
 
 #[tokio::test]
