@@ -65,6 +65,27 @@ async fn call(
     (status, headers, body)
 }
 
+/// PATCHes the hook the host answered its creation with (`created`, under the collection
+/// `path`) with `edit`, with the host's credentials; the status and the reply.
+async fn edit_hook(
+    host: &FakeHost,
+    path: &str,
+    created: &Value,
+    edit: Value,
+) -> (StatusCode, Value) {
+    let id = created["id"].as_u64().unwrap();
+    let credentials = auth(host.kind(), host.token());
+    let (status, _, edited) = call(
+        host,
+        Method::PATCH,
+        &format!("{path}/{id}"),
+        credentials,
+        Some(edit),
+    )
+    .await;
+    (status, edited)
+}
+
 fn valid_create_body(kind: HostKind) -> Value {
     let url = "https://flux.example.com/hook/1";
     match kind {
@@ -157,22 +178,15 @@ async fn gogs_edits_keep_the_secret_and_deletes_of_missing_hooks_succeed() {
         Some(valid_create_body(HostKind::Gogs)),
     )
     .await;
-    let id = created["id"].as_u64().unwrap();
     let edit = json!({"config": {"url": "https://flux.example.com/hook/2", "secret": "new"}, "events": ["push", "pull_request"]});
-    let (status, _, edited) = call(
-        &host,
-        Method::PATCH,
-        &format!("{path}/{id}"),
-        token(),
-        Some(edit),
-    )
-    .await;
+    let (status, edited) = edit_hook(&host, &path, &created, edit).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(edited["events"], json!(["push", "pull_request"]));
     assert_eq!(host.hooks()[0].secret.as_deref(), Some("s"));
     assert_eq!(host.hooks()[0].url, "https://flux.example.com/hook/2");
     let (status, _, _) = call(&host, Method::DELETE, &format!("{path}/999"), token(), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let id = &created["id"];
     let (status, _, _) = call(&host, Method::GET, &format!("{path}/{id}"), token(), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "Gogs has no GET of one hook");
 }
@@ -540,28 +554,13 @@ async fn gitea_reads_events_back_expanded() {
     assert!(events.contains(&"pull_request_sync"), "{events:?}");
     assert!(events.contains(&"pull_request_comment"), "{events:?}");
     assert!(!events.contains(&"push"), "{events:?}");
-    let id = created["id"].as_u64().unwrap();
     let edit = json!({"events": ["push", "pull_request_only", "pull_request_sync"]});
-    let (_, _, edited) = call(
-        &host,
-        Method::PATCH,
-        &format!("{path}/{id}"),
-        token(),
-        Some(edit),
-    )
-    .await;
+    let (_, edited) = edit_hook(&host, &path, &created, edit).await;
     assert_eq!(
         edited["events"],
         json!(["push", "pull_request", "pull_request_sync"])
     );
-    let (_, _, reset) = call(
-        &host,
-        Method::PATCH,
-        &format!("{path}/{id}"),
-        token(),
-        Some(json!({})),
-    )
-    .await;
+    let (_, reset) = edit_hook(&host, &path, &created, json!({})).await;
     assert_eq!(
         reset["events"],
         json!(["push"]),
