@@ -44,6 +44,9 @@
 //!   answered at all, watch streams closed now or after N events; and a log of every request
 //!   ([`RequestLog`]), each with when it was received and answered in an order a test can
 //!   mark its own steps in ([`RequestLog::mark`]).
+//! - **Fixtures** ([`fixtures`]): the objects fluxhook's tests seed most (a Namespace, a Flux
+//!   GitRepository, a token Secret, a `github` Receiver) and RBAC rule helpers, built once;
+//!   [`TestApiServer::start_flux`] starts a server serving Flux's kinds with given namespaces.
 //!
 //! # Simplifications
 //!
