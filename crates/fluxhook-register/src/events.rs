@@ -1,12 +1,13 @@
 //! What a Receiver accepts, and which hook events of a host deliver nothing else.
 //!
 //! A Flux Receiver lists in `spec.events` the values of the event header of the deliveries it
-//! accepts (`X-GitHub-Event`, `X-Gitlab-Event`, `X-Event-Key`), compared case-insensitively,
-//! and answers 400 to any other delivery (notification-controller v1.9.3,
-//! `internal/server/receiver_handlers.go`, `strings.EqualFold`). A host that keeps getting
-//! 4xx answers disables the hook (GitLab does, permanently). So a hook subscribes only to the
-//! host's hook events whose every delivery the Receiver accepts; what each host's hook events
-//! deliver is in that host's file under `src/hosts/`.
+//! accepts (each host's [`HostProfile::event_header`](crate::HostProfile::event_header), one of
+//! the names in [`fluxhook_payload::header`]), compared case-insensitively, and answers 400 to
+//! any other delivery (notification-controller v1.9.3, `internal/server/receiver_handlers.go`,
+//! `strings.EqualFold`). A host that keeps getting 4xx answers disables the hook (GitLab does,
+//! permanently). So a hook subscribes only to the host's hook events whose every delivery the
+//! Receiver accepts; what each host's hook events deliver is in that host's file under
+//! `src/hosts/`.
 
 use crate::hosts::Subscription;
 use crate::{ErrorKind, Forge};

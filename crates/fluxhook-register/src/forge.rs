@@ -46,7 +46,8 @@ pub struct HostProfile {
     pub api_suffix: &'static str,
     /// The environment variables `fluxhook-register` reads an access token from, in order.
     pub token_variables: &'static [&'static str],
-    /// The header naming the event of a delivery, which a Receiver's `spec.events` list.
+    /// The header naming the event of a delivery, which a Receiver's `spec.events` list: one
+    /// of [`fluxhook_payload::header`]'s names, where every header name is defined.
     pub event_header: &'static str,
     /// The hook field that turns off TLS verification of deliveries (`insecure_ssl`...);
     /// `None` where the instance, not the hook, decides.

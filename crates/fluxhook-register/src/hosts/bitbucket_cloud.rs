@@ -1,5 +1,6 @@
 //! Bitbucket Cloud: `/repositories/{workspace}/{repo_slug}/hooks`, Bearer, `next` links.
 
+use fluxhook_payload::header;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -25,7 +26,7 @@ static PROFILE: HostProfile = HostProfile {
     saas: &["bitbucket.org"],
     api_suffix: "2.0",
     token_variables: &["BITBUCKET_TOKEN"],
-    event_header: "X-Event-Key",
+    event_header: header::X_EVENT_KEY,
     // <https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/>: a tag push is a
     // `repo:push`.
     subscriptions: &[

@@ -1,6 +1,7 @@
 //! Bitbucket Server / Data Center: `/projects/{KEY}/repos/{slug}/webhooks`, Bearer,
 //! `isLastPage`/`nextPageStart` pagination, the secret in `configuration.secret`.
 
+use fluxhook_payload::header;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -30,7 +31,7 @@ static PROFILE: HostProfile = HostProfile {
     saas: &[],
     api_suffix: "rest/api/1.0",
     token_variables: &["BITBUCKET_TOKEN"],
-    event_header: "X-Event-Key",
+    event_header: header::X_EVENT_KEY,
     // <https://confluence.atlassian.com/bitbucketserver/event-payload-938025882.html>: a push
     // of branches or tags is a `repo:refs_changed`.
     subscriptions: &[

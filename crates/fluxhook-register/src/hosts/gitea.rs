@@ -1,6 +1,7 @@
 //! Gitea and Forgejo: `/repos/{owner}/{repo}/hooks`, `Authorization: token`, pages counted by
 //! `X-Total-Count`, hooks of type `gitea` with a `config` map.
 
+use fluxhook_payload::header;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -32,7 +33,7 @@ static PROFILE: HostProfile = HostProfile {
     // subscribes to the whole family (`pullHook` of `routers/api/v1/utils/hook.go`), and the
     // family is read back expanded (`EventsArray`); `pull_request_only` subscribes to the
     // pull requests themselves and reads back as `pull_request`.
-    event_header: "X-GitHub-Event",
+    event_header: header::X_GITHUB_EVENT,
     subscriptions: &[
         Subscription::named("push", &["push"], true),
         Subscription {

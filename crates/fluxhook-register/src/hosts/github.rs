@@ -1,5 +1,6 @@
 //! GitHub: `/repos/{owner}/{repo}/hooks`, `Authorization: Bearer`, `Link` pagination.
 
+use fluxhook_payload::header;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ static PROFILE: HostProfile = HostProfile {
     saas: &["github.com", "*.ghe.com"],
     api_suffix: "api/v3",
     token_variables: &["GITHUB_TOKEN"],
-    event_header: "X-GitHub-Event",
+    event_header: header::X_GITHUB_EVENT,
     // A tag push is a `push`; <https://docs.github.com/en/webhooks/webhook-events-and-payloads>.
     subscriptions: &[
         Subscription::named("push", &["push"], true),

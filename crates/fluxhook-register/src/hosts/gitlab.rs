@@ -1,6 +1,7 @@
 //! GitLab: `/projects/{url-encoded path}/hooks`, `PRIVATE-TOKEN`, `Link`/`x-next-page`
 //! pagination, the secret in the hook's `token`, events as `*_events` flags.
 
+use fluxhook_payload::header;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
@@ -32,7 +33,7 @@ static PROFILE: HostProfile = HostProfile {
     saas: &["gitlab.com"],
     api_suffix: "api/v4",
     token_variables: &["GITLAB_TOKEN"],
-    event_header: "X-Gitlab-Event",
+    event_header: header::X_GITLAB_EVENT,
     // <https://docs.gitlab.com/user/project/integrations/webhook_events/>: each flag sends its
     // own event; a tag push is a `Tag Push Hook`, not a `Push Hook`.
     subscriptions: &[

@@ -9,6 +9,7 @@
 //!   `pull_request`, `release`, read back as written;
 //! - deliveries carry `X-Gogs-Signature`, a bare hex HMAC-SHA256, and no `X-Hub-Signature`.
 
+use fluxhook_payload::header;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -34,7 +35,7 @@ static PROFILE: HostProfile = HostProfile {
     api_suffix: "api/v1",
     token_variables: &["GOGS_TOKEN"],
     // `X-Gogs-Event` (and `X-Github-Event`) is the hook event itself.
-    event_header: "X-Gogs-Event",
+    event_header: header::X_GOGS_EVENT,
     subscriptions: &[
         Subscription::named("push", &["push"], true),
         Subscription::named("pull_request", &["pull_request"], false),
