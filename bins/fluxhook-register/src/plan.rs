@@ -5,8 +5,8 @@ use anyhow::{Context, anyhow, bail};
 use std::time::Duration;
 
 use fluxhook_register::{
-    DesiredHook, Forge, GitUrl, HookClient, HostBackoff, HostConfig, HttpClient, ReceiverEvents,
-    Repository, Secret, receiver_url,
+    DesiredHook, Forge, GitUrl, HookClient, HostBackoff, HostConfig, HostedRepository, HttpClient,
+    ReceiverEvents, Secret, receiver_url,
 };
 use url::Url;
 
@@ -42,7 +42,7 @@ pub(crate) struct Target {
     /// The GitRepositories it comes from (none for a `--repo`).
     pub(crate) sources: Vec<String>,
     /// The repository, once the URL was understood.
-    pub(crate) repository: Option<Repository>,
+    pub(crate) repository: Option<HostedRepository>,
     /// A client for its hooks, or what stands in the way.
     pub(crate) client: Result<HookClient, String>,
     /// Its GitRepository asks for a hook without certificate verification (the annotation
@@ -277,7 +277,8 @@ impl TargetBuilder<'_> {
                 }
             };
             let shown = shown_git_url(&git_url);
-            let repository = match Repository::from_git_url(&git_url, self.host_for(&git_url)) {
+            let repository = match HostedRepository::from_git_url(&git_url, self.host_for(&git_url))
+            {
                 Ok(repository) => repository,
                 Err(error) => {
                     targets.push(Target {
@@ -290,9 +291,9 @@ impl TargetBuilder<'_> {
                     continue;
                 }
             };
-            let same = targets
-                .iter_mut()
-                .find(|t| t.repository.as_ref().map(Repository::key) == Some(repository.key()));
+            let same = targets.iter_mut().find(|t| {
+                t.repository.as_ref().map(HostedRepository::key) == Some(repository.key())
+            });
             if let Some(same) = same {
                 same.sources.extend(sources);
                 continue;
@@ -317,7 +318,7 @@ impl TargetBuilder<'_> {
         self.host.filter(|_| !known)
     }
 
-    fn client(&self, repository: &Repository, skip_tls: bool) -> Result<HookClient, String> {
+    fn client(&self, repository: &HostedRepository, skip_tls: bool) -> Result<HookClient, String> {
         // A Receiver that cannot have a hook there needs an edit before any token does.
         if let Some(desired) = self.desired {
             let desired = match skip_tls {

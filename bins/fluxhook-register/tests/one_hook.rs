@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Hosted, SECRET, WEBHOOK_URL, run};
-use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfter};
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfterHeader};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -633,7 +633,7 @@ async fn github_secondary_rate_limits_are_waited_out_as_github_asks() {
     // GitHub's secondary limit is a 403 whose message says so, with or without Retry-After
     // ("Exceeding the secondary rate limit", docs.github.com, rate limits for the REST API).
     // The fake marks a request that comes back before the wait it asked for as `early`.
-    for retry_after in [RetryAfter::Seconds(1), RetryAfter::DateIn(2)] {
+    for retry_after in [RetryAfterHeader::Seconds(1), RetryAfterHeader::DateIn(2)] {
         let s = Hosted::start(HostKind::GitHub).await;
         s.host.inject(
             Fault::SecondaryRateLimit {

@@ -88,7 +88,7 @@ fn spellings(url: &str) -> Vec<String> {
 /// The URLs of the pushed repository: the payload's; for Bitbucket Server,
 /// whose `repo:refs_changed` carries none, its http clone URL (with its
 /// `scm/` prefix) and ssh clone URL, built from the project key and slug.
-fn urls_of(entry: &Entry, repository: &fluxhook_payload::Repository) -> Vec<String> {
+fn urls_of(entry: &Entry, repository: &fluxhook_payload::EventRepository) -> Vec<String> {
     let urls: Vec<String> = repository.urls().into_iter().map(str::to_owned).collect();
     if !urls.is_empty() {
         return urls;

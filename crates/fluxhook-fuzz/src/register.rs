@@ -7,7 +7,7 @@
 //! headers NUL body`.
 
 use fluxhook_register::{
-    Forge, GitScheme, GitUrl, HostConfig, Repository, read_error_message, read_hook,
+    Forge, GitScheme, GitUrl, HostConfig, HostedRepository, read_error_message, read_hook,
     read_hooks_page, receiver_url,
 };
 use url::Url;
@@ -50,7 +50,7 @@ fn repository(provider: Option<Forge>, data: &[u8]) {
         provider,
         api_base: api_base.clone(),
     });
-    match Repository::from_git_url(&git_url, host.as_ref()) {
+    match HostedRepository::from_git_url(&git_url, host.as_ref()) {
         Ok(repository) => {
             assert!(!repository.owner().is_empty() && !repository.name().is_empty());
             assert_eq!(

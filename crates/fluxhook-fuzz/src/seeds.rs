@@ -5,7 +5,7 @@ use std::path::Path;
 
 use fluxhook_corpus::Corpus;
 use fluxhook_payload::Sender;
-use fluxhook_register::{Forge, Repository};
+use fluxhook_register::{Forge, HostedRepository};
 use fluxhook_signature::Policy;
 use serde_json::json;
 use url::Url;
@@ -314,7 +314,7 @@ fn register(corpus: Option<&Corpus>) -> Vec<Vec<u8>> {
         let api = format!("https://{folder}.example/{}", forge.profile().api_suffix);
         let Some(page_url) = Url::parse(&api)
             .ok()
-            .and_then(|api| Repository::new(*forge, api, "o", "r").hooks_list_url())
+            .and_then(|api| HostedRepository::new(*forge, api, "o", "r").hooks_list_url())
         else {
             continue;
         };

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use fluxhook_payload::targeting::{
     Constraints, Decision, GitSource, Skip, SourceRef, Version, decide,
 };
-use fluxhook_payload::{Event, Parser, Repository, Sender};
+use fluxhook_payload::{Event, EventRepository, Parser, Sender};
 use serde_json::json;
 
 use crate::input::{fields, headers, join, join_fields, selector, text};
@@ -98,7 +98,7 @@ pub(crate) fn run(data: &[u8]) {
 /// repository, and the URL's ASCII case does not change whether it does.
 fn same_repository(
     event: &Event,
-    repository: &Repository,
+    repository: &EventRepository,
     source: &GitSource,
     decision: &Decision,
 ) {

@@ -7,7 +7,7 @@
 //! delivery id the sender names, and an [`Event`] with the facts Flux logs
 //! or filters on. For pushes and tag pushes of every Git host that is a
 //! [`Push`]: full ref, old and new commit, whether the ref was created or
-//! deleted, the [`Repository`] with its clone and web URLs, and the paths
+//! deleted, the [`EventRepository`] with its clone and web URLs, and the paths
 //! changed. Other events (pull requests, issues, pings...) parse too,
 //! naming their repository when they carry one.
 //!
@@ -114,7 +114,7 @@ use http::HeaderMap;
 pub use cdevents::CdEvent;
 pub use error::{ParseError, UnknownSender};
 pub use filter::is_json_content;
-pub use git::{Ping, Push, RefKind, Repository, ZERO_ID, is_zero_id};
+pub use git::{EventRepository, Ping, Push, RefKind, ZERO_ID, is_zero_id};
 pub use hub::check_hub_delivery;
 pub use registry::{
     AcrEvent, DockerHubEvent, GcrEvent, HarborEvent, HarborResource, NexusAsset, NexusComponent,
@@ -139,7 +139,7 @@ pub enum Event {
     /// concerns when the payload names one; or a `generic` delivery.
     Other {
         /// The repository the event concerns.
-        repository: Option<Repository>,
+        repository: Option<EventRepository>,
     },
     /// A Harbor event.
     Harbor(HarborEvent),
@@ -247,7 +247,7 @@ impl Webhook {
     }
 
     /// The Git repository the event concerns, for Git hosts' events that name one.
-    pub fn repository(&self) -> Option<&Repository> {
+    pub fn repository(&self) -> Option<&EventRepository> {
         match &self.event {
             Event::Push(push) => Some(&push.repository),
             Event::Ping(ping) => ping.repository.as_ref(),

@@ -19,7 +19,7 @@ use fluxhook_receiver::registration::{
 };
 use fluxhook_test_apiserver::{RequestMatcher, TestApiServer, Verb, bounded, eventually, fixtures};
 use fluxhook_test_githost::{
-    FakeApp, FakeConfig, FakeHook, FakeHost, Fault, HostKind, LastResponse, RetryAfter,
+    FakeApp, FakeConfig, FakeHook, FakeHost, Fault, HostKind, LastResponse, RetryAfterHeader,
 };
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
@@ -803,7 +803,7 @@ async fn a_rate_limited_registration_is_retried_after_the_wait_not_sooner() {
 
     // A rotation must move the hook, but GitHub rate limits the first call for 3 s (an HTTP
     // date, as GitHub may send it), longer than the controller's per-call bound.
-    for retry_after in [RetryAfter::DateIn(3), RetryAfter::Seconds(3)] {
+    for retry_after in [RetryAfterHeader::DateIn(3), RetryAfterHeader::Seconds(3)] {
         cluster.host.inject(
             Fault::SecondaryRateLimit {
                 retry_after: Some(retry_after),

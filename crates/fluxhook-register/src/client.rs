@@ -13,8 +13,8 @@ use crate::error::{ErrorKind, Operation};
 use crate::hosts::HostApi;
 use crate::http::error_chain;
 use crate::{
-    DeliveryLog, DesiredHook, Forge, Hook, HookId, HostBackoff, HttpClient, RegisterError,
-    Repository, Secret, Token, read_error_message, read_hook, read_hooks_page,
+    DeliveryLog, DesiredHook, Forge, Hook, HookId, HostBackoff, HostedRepository, HttpClient,
+    RegisterError, Secret, Token, read_error_message, read_hook, read_hooks_page,
 };
 
 /// Pages of hooks read at most: far more than any repository has, short of a loop.
@@ -116,7 +116,7 @@ impl EnsurePlan {
 
 /// Sets up a [`HookClient`].
 pub struct HookClientBuilder {
-    repository: Repository,
+    repository: HostedRepository,
     token: Token,
     retry: HostBackoff,
     clock: Arc<dyn Clock>,
@@ -213,7 +213,7 @@ pub(crate) fn host_of(url: &Url) -> String {
 /// Every operation pages through lists, retries within its [`HostBackoff`], and fails with a
 /// [`RegisterError`] naming the host, the repository and the HTTP status, never the token.
 pub struct HookClient {
-    repository: Repository,
+    repository: HostedRepository,
     token: Token,
     auth: (HeaderName, HeaderValue),
     http: HttpClient,
@@ -251,12 +251,12 @@ struct Reply {
 
 impl HookClient {
     /// A client with the default retry policy, clock and HTTP client.
-    pub fn new(repository: Repository, token: Token) -> Result<HookClient, RegisterError> {
+    pub fn new(repository: HostedRepository, token: Token) -> Result<HookClient, RegisterError> {
         HookClient::builder(repository, token).build()
     }
 
     /// A builder to set the retry policy, clock or HTTP client.
-    pub fn builder(repository: Repository, token: Token) -> HookClientBuilder {
+    pub fn builder(repository: HostedRepository, token: Token) -> HookClientBuilder {
         HookClientBuilder {
             repository,
             token,
@@ -267,7 +267,7 @@ impl HookClient {
     }
 
     /// The repository whose hooks this client manages.
-    pub fn repository(&self) -> &Repository {
+    pub fn repository(&self) -> &HostedRepository {
         &self.repository
     }
 
@@ -376,7 +376,7 @@ impl HookClient {
     /// error. Hooks to other URLs are left alone.
     ///
     /// ```
-    /// use fluxhook_register::{HookClient, Forge, Repository, Token};
+    /// use fluxhook_register::{HookClient, Forge, HostedRepository, Token};
     /// use fluxhook_test_githost::{FakeHook, FakeHost, HostKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -384,7 +384,7 @@ impl HookClient {
     /// let gitlab = FakeHost::start(HostKind::GitLab).await?;
     /// gitlab.seed(FakeHook::new("https://flux.example.com/hook/old", &["push_events"]));
     /// gitlab.seed(FakeHook::new("https://ci.example.com/", &["push_events"]));
-    /// let repository = Repository::new(Forge::GITLAB, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
+    /// let repository = HostedRepository::new(Forge::GITLAB, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
     /// let client = HookClient::new(repository, Token::new(gitlab.token()))?;
     ///
     /// let old = "https://flux.example.com/hook/old".parse()?;
@@ -423,13 +423,13 @@ impl HookClient {
     /// runs and drift checks.
     ///
     /// ```
-    /// use fluxhook_register::{Change, DesiredHook, HookClient, Forge, ReceiverEvents, Repository, Secret, Token};
+    /// use fluxhook_register::{Change, DesiredHook, HookClient, Forge, ReceiverEvents, HostedRepository, Secret, Token};
     /// use fluxhook_test_githost::{FakeHost, HostKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let gitea = FakeHost::start(HostKind::Gitea).await?;
-    /// let repository = Repository::new(Forge::GITEA, gitea.api_base().parse()?, gitea.owner(), gitea.repo());
+    /// let repository = HostedRepository::new(Forge::GITEA, gitea.api_base().parse()?, gitea.owner(), gitea.repo());
     /// let client = HookClient::new(repository, Token::new(gitea.token()))?;
     /// let hook = DesiredHook::new(
     ///     "https://flux.example.com/hook/5a1b0c".parse()?,
@@ -513,13 +513,13 @@ impl HookClient {
     /// [`DeliveryLog::NotAllowed`]: neither is an error.
     ///
     /// ```
-    /// use fluxhook_register::{DeliveryLog, DesiredHook, HookClient, Forge, ReceiverEvents, Repository, Secret, Token};
+    /// use fluxhook_register::{DeliveryLog, DesiredHook, HookClient, Forge, ReceiverEvents, HostedRepository, Secret, Token};
     /// use fluxhook_test_githost::{FakeHost, HostKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let gitlab = FakeHost::start(HostKind::GitLab).await?;
-    /// let repository = Repository::new(Forge::GITLAB, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
+    /// let repository = HostedRepository::new(Forge::GITLAB, gitlab.api_base().parse()?, gitlab.owner(), gitlab.repo());
     /// let client = HookClient::new(repository, Token::new(gitlab.token()))?;
     /// let hook = DesiredHook::new("https://flux.example.com/hook/5a1b0c".parse()?, Secret::new("t"), ReceiverEvents::all());
     /// let id = client.ensure(&hook).await?.hook_id;
@@ -803,7 +803,8 @@ mod tests {
     use crate::PayloadFormat;
 
     fn client(api_base: &str) -> HookClient {
-        let repository = Repository::new(Forge::GITHUB, Url::parse(api_base).unwrap(), "o", "r");
+        let repository =
+            HostedRepository::new(Forge::GITHUB, Url::parse(api_base).unwrap(), "o", "r");
         HookClient::new(repository, Token::new("ghp_secret_token")).unwrap()
     }
 
@@ -931,7 +932,8 @@ mod tests {
 
     #[test]
     fn api_urls_must_be_http() {
-        let repository = Repository::new(Forge::GITEA, Url::parse("mailto:a@b").unwrap(), "o", "r");
+        let repository =
+            HostedRepository::new(Forge::GITEA, Url::parse("mailto:a@b").unwrap(), "o", "r");
         let error = HookClient::new(repository, Token::new("t")).unwrap_err();
         assert!(
             matches!(error.kind(), ErrorKind::InvalidApiUrl(_)),
@@ -941,7 +943,7 @@ mod tests {
 
     #[test]
     fn paths_encode_each_segment() {
-        let repository = Repository::new(
+        let repository = HostedRepository::new(
             Forge::GITLAB,
             Url::parse("https://gitlab.com/api/v4").unwrap(),
             "group/sub",

@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use fluxhook_register::github_app::{GitHubApp, InstallationTokens};
-//! use fluxhook_register::{HookClient, HttpClient, Forge, Repository};
+//! use fluxhook_register::{HookClient, HttpClient, Forge, HostedRepository};
 //! use fluxhook_test_githost::{FakeApp, FakeHost, HostKind};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -34,7 +34,7 @@
 //!
 //! // The keys of a Flux GitHub App Secret.
 //! let app = GitHubApp::new(&fake_app.app_id.to_string(), &fake_app.installation_id.to_string(), FakeApp::private_key_pem().as_bytes())?;
-//! let repository = Repository::new(Forge::GITHUB, github.api_base().parse()?, github.owner(), github.repo());
+//! let repository = HostedRepository::new(Forge::GITHUB, github.api_base().parse()?, github.owner(), github.repo());
 //! let tokens = InstallationTokens::new();
 //! let http = HttpClient::new()?;
 //!
@@ -63,7 +63,7 @@ use url::Url;
 use crate::client::host_of;
 use crate::delivery::cut;
 use crate::http::error_chain;
-use crate::{Clock, Forge, HttpClient, Repository, Token, TokioClock, read_error_message};
+use crate::{Clock, Forge, HostedRepository, HttpClient, Token, TokioClock, read_error_message};
 
 /// The Secret key of the app's numeric ID, as Flux names it.
 pub const APP_ID_KEY: &str = "githubAppID";
@@ -425,7 +425,7 @@ impl GitHubApp {
 
     /// The API the app's tokens come from and go to for `repository`: [`BASE_URL_KEY`]
     /// when given (on the repository's API's host), else the repository's API.
-    fn api_for(&self, repository: &Repository) -> Result<Url, GitHubAppError> {
+    fn api_for(&self, repository: &HostedRepository) -> Result<Url, GitHubAppError> {
         if repository.forge() != Forge::GITHUB {
             return Err(GitHubAppError::NotGitHub(repository.forge().to_string()));
         }
@@ -553,7 +553,7 @@ impl InstallationTokens {
     pub async fn token(
         &self,
         app: &GitHubApp,
-        repository: &Repository,
+        repository: &HostedRepository,
         http: &HttpClient,
     ) -> Result<Token, GitHubAppError> {
         let api = app.api_for(repository)?;
@@ -579,7 +579,7 @@ impl InstallationTokens {
 
     /// Forgets the token of `app` for `repository`, so that the next [`token`](Self::token)
     /// mints one: after the API refused it (revoked, or the clocks disagree on its expiry).
-    pub fn forget(&self, app: &GitHubApp, repository: &Repository) {
+    pub fn forget(&self, app: &GitHubApp, repository: &HostedRepository) {
         if let Ok(api) = app.api_for(repository) {
             self.lock().remove(&app.cache_key(&api));
         }
@@ -934,8 +934,9 @@ mod tests {
     #[test]
     fn tokens_go_only_to_the_repository_api() {
         let app = GitHubApp::new("42", "7", KEY.as_bytes()).unwrap();
-        let ghes =
-            |api: &str| Repository::new(Forge::GITHUB, Url::parse(api).unwrap(), "acme", "fleet");
+        let ghes = |api: &str| {
+            HostedRepository::new(Forge::GITHUB, Url::parse(api).unwrap(), "acme", "fleet")
+        };
         let api = ghes("https://ghe.example.com/api/v3");
         assert_eq!(app.api_for(&api).unwrap(), *api.api_base());
         let based = app
@@ -960,7 +961,7 @@ mod tests {
                 "{foreign}: {error}"
             );
         }
-        let gitlab = Repository::new(
+        let gitlab = HostedRepository::new(
             Forge::GITLAB,
             Url::parse("https://gitlab.com/api/v4").unwrap(),
             "acme",

@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::client::host_of;
 use crate::events::subscriptions;
-use crate::{Delivery, Forge, Operation, ReceiverEvents, RegisterError, Repository, Secret};
+use crate::{Delivery, Forge, HostedRepository, Operation, ReceiverEvents, RegisterError, Secret};
 
 /// The hook a Receiver needs: deliveries to `url` of the host's events the Receiver accepts,
 /// signed with `secret`.
@@ -87,8 +87,8 @@ impl DesiredHook {
     /// none of the host's events.
     ///
     /// ```
-    /// use fluxhook_register::{DesiredHook, ReceiverEvents, Repository, Secret};
-    /// let gitlab = Repository::from_git_url("https://gitlab.com/group/fleet", None)?;
+    /// use fluxhook_register::{DesiredHook, ReceiverEvents, HostedRepository, Secret};
+    /// let gitlab = HostedRepository::from_git_url("https://gitlab.com/group/fleet", None)?;
     /// let hook = DesiredHook::new(
     ///     "https://flux.example.com/hook/5a1b0c".parse()?,
     ///     Secret::new("token"),
@@ -99,14 +99,14 @@ impl DesiredHook {
     /// assert!(error.to_string().contains("a github Receiver cannot verify GitLab's deliveries"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn check(&self, repository: &Repository) -> Result<(), RegisterError> {
+    pub fn check(&self, repository: &HostedRepository) -> Result<(), RegisterError> {
         self.subscriptions_in(repository).map(drop)
     }
 
     /// The names of the host's hook events this hook subscribes to in `repository`.
     pub(crate) fn subscriptions_in(
         &self,
-        repository: &Repository,
+        repository: &HostedRepository,
     ) -> Result<Vec<&'static str>, RegisterError> {
         let per_instance = repository.forge().profile().hook_tls_setting.is_none();
         if !self.verify_tls && per_instance {

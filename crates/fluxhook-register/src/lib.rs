@@ -2,7 +2,7 @@
 //!
 //! Flux leaves creating the webhook on the Git host to the user; fluxhook does it. This crate
 //! is the reusable core: it recognises the host and repository of a GitRepository URL
-//! ([`Repository::from_git_url`]), subscribes only to the host's events the Receiver accepts
+//! ([`HostedRepository::from_git_url`]), subscribes only to the host's events the Receiver accepts
 //! ([`ReceiverEvents`]) and only where its type verifies the host's deliveries, and manages
 //! the repository's hooks through the host's documented REST API ([`HookClient`]): GitHub
 //! (github.com, `*.ghe.com` and Enterprise Server), GitLab (SaaS and self-managed), Bitbucket
@@ -29,14 +29,14 @@
 //! [`HookClient::rotate_secret`] (see [`SecretState`]).
 //!
 //! ```
-//! use fluxhook_register::{Change, DesiredHook, HookClient, Forge, ReceiverEvents, Repository, Secret, Token};
+//! use fluxhook_register::{Change, DesiredHook, HookClient, Forge, ReceiverEvents, HostedRepository, Secret, Token};
 //! use fluxhook_test_githost::{FakeHost, HostKind};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // A fake GitHub on 127.0.0.1; for the real one: Repository::from_git_url(url, None).
+//! // A fake GitHub on 127.0.0.1; for the real one: HostedRepository::from_git_url(url, None).
 //! let github = FakeHost::start(HostKind::GitHub).await?;
-//! let repository = Repository::new(Forge::GITHUB, github.api_base().parse()?, github.owner(), github.repo());
+//! let repository = HostedRepository::new(Forge::GITHUB, github.api_base().parse()?, github.owner(), github.repo());
 //! let client = HookClient::new(repository, Token::new(github.token()))?;
 //!
 //! let hook = DesiredHook::new(
@@ -78,4 +78,6 @@ pub use hook::{
 };
 pub use http::{HttpClient, HttpClientBuilder, HttpSetupError};
 pub use replies::{HooksPage, read_error_message, read_hook, read_hooks_page};
-pub use repository::{GitScheme, GitUrl, HostConfig, RepoUrlError, Repository, RepositoryKey};
+pub use repository::{
+    GitScheme, GitUrl, HostConfig, HostedRepository, HostedRepositoryKey, RepoUrlError,
+};

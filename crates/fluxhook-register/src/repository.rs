@@ -197,14 +197,14 @@ pub struct HostConfig {
 
 /// One repository on one Git host, and the API URL to manage its hooks through.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repository {
+pub struct HostedRepository {
     provider: Forge,
     api_base: Url,
     owner: String,
     name: String,
 }
 
-impl Repository {
+impl HostedRepository {
     /// A repository given part by part. `owner` is the GitHub/Gitea owner, the GitLab
     /// namespace (`group/subgroup`), the Bitbucket Cloud workspace or the Bitbucket Server
     /// project key; `api_base` is where the provider's documented API paths hang from.
@@ -213,8 +213,8 @@ impl Repository {
         api_base: Url,
         owner: impl Into<String>,
         name: impl Into<String>,
-    ) -> Repository {
-        Repository {
+    ) -> HostedRepository {
+        HostedRepository {
             provider,
             api_base,
             owner: owner.into(),
@@ -230,16 +230,16 @@ impl Repository {
     /// repository path of `http(s)` URLs.
     ///
     /// ```
-    /// use fluxhook_register::{HostConfig, Forge, Repository};
+    /// use fluxhook_register::{HostConfig, Forge, HostedRepository};
     ///
-    /// let repo = Repository::from_git_url("git@gitlab.com:platform/infra/fleet.git", None)?;
+    /// let repo = HostedRepository::from_git_url("git@gitlab.com:platform/infra/fleet.git", None)?;
     /// assert_eq!(repo.forge(), Forge::GITLAB);
     /// assert_eq!(repo.owner(), "platform/infra");
     /// assert_eq!(repo.name(), "fleet");
     /// assert_eq!(repo.api_base().as_str(), "https://gitlab.com/api/v4");
     ///
     /// let server = HostConfig { provider: Forge::BITBUCKET_SERVER, api_base: None };
-    /// let repo = Repository::from_git_url("https://git.example.com/scm/prj/fleet.git", Some(&server))?;
+    /// let repo = HostedRepository::from_git_url("https://git.example.com/scm/prj/fleet.git", Some(&server))?;
     /// assert_eq!((repo.owner(), repo.name()), ("PRJ", "fleet"));
     /// assert_eq!(repo.api_base().as_str(), "https://git.example.com/rest/api/1.0");
     /// # Ok::<(), fluxhook_register::RepoUrlError>(())
@@ -247,7 +247,7 @@ impl Repository {
     pub fn from_git_url(
         git_url: &str,
         host: Option<&HostConfig>,
-    ) -> Result<Repository, RepoUrlError> {
+    ) -> Result<HostedRepository, RepoUrlError> {
         let url = GitUrl::parse(git_url)?;
         let provider = match host.map(|h| h.provider) {
             Some(provider) => provider,
@@ -275,7 +275,9 @@ impl Repository {
             Some(base) => base,
             None => default_api_base(&url, provider, &path.context)?,
         };
-        Ok(Repository::new(provider, api_base, path.owner, path.name))
+        Ok(HostedRepository::new(
+            provider, api_base, path.owner, path.name,
+        ))
     }
 
     /// The host's API family.
@@ -303,8 +305,8 @@ impl Repository {
     /// take a path (`mailto:`...).
     ///
     /// ```
-    /// use fluxhook_register::{Forge, Repository};
-    /// let repo = Repository::new(Forge::GITLAB, "https://gitlab.com/api/v4".parse()?, "group/sub", "fleet");
+    /// use fluxhook_register::{Forge, HostedRepository};
+    /// let repo = HostedRepository::new(Forge::GITLAB, "https://gitlab.com/api/v4".parse()?, "group/sub", "fleet");
     /// assert_eq!(
     ///     repo.hooks_list_url().unwrap().as_str(),
     ///     "https://gitlab.com/api/v4/projects/group%2Fsub%2Ffleet/hooks?per_page=100"
@@ -339,16 +341,16 @@ impl Repository {
     /// case).
     ///
     /// ```
-    /// use fluxhook_register::{Forge, Repository};
-    /// let a = Repository::new(Forge::GITHUB, "https://ghe.example.com/api/v3".parse()?, "Acme", "Fleet");
-    /// let b = Repository::new(Forge::GITHUB, "https://GHE.example.com:443/api/v3/".parse()?, "acme", "fleet");
+    /// use fluxhook_register::{Forge, HostedRepository};
+    /// let a = HostedRepository::new(Forge::GITHUB, "https://ghe.example.com/api/v3".parse()?, "Acme", "Fleet");
+    /// let b = HostedRepository::new(Forge::GITHUB, "https://GHE.example.com:443/api/v3/".parse()?, "acme", "fleet");
     /// assert_eq!(a.key(), b.key());
-    /// let c = Repository::new(Forge::GITHUB, "https://ghe.example.com/api/v3".parse()?, "acme", "other");
+    /// let c = HostedRepository::new(Forge::GITHUB, "https://ghe.example.com/api/v3".parse()?, "acme", "other");
     /// assert_ne!(a.key(), c.key());
     /// # Ok::<(), url::ParseError>(())
     /// ```
-    pub fn key(&self) -> RepositoryKey {
-        RepositoryKey {
+    pub fn key(&self) -> HostedRepositoryKey {
+        HostedRepositoryKey {
             provider: self.provider,
             api: api_url_key(&self.api_base),
             owner: self.owner.to_lowercase(),
@@ -357,9 +359,9 @@ impl Repository {
     }
 }
 
-/// A repository as compared, from [`Repository::key`].
+/// A repository as compared, from [`HostedRepository::key`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RepositoryKey {
+pub struct HostedRepositoryKey {
     provider: Forge,
     api: String,
     owner: String,
@@ -427,7 +429,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn locate(url: &str, host: Option<&HostConfig>) -> (Forge, String, String, String) {
-        let repo = Repository::from_git_url(url, host).unwrap();
+        let repo = HostedRepository::from_git_url(url, host).unwrap();
         (
             repo.forge(),
             repo.api_base().to_string(),
@@ -599,8 +601,9 @@ mod tests {
 
     #[test]
     fn typed_errors() {
-        let err =
-            |url: &str, host: Option<&HostConfig>| Repository::from_git_url(url, host).unwrap_err();
+        let err = |url: &str, host: Option<&HostConfig>| {
+            HostedRepository::from_git_url(url, host).unwrap_err()
+        };
         assert_eq!(err("", None), RepoUrlError::Empty);
         assert!(matches!(
             err("ftp://github.com/o/r", None),
@@ -656,11 +659,12 @@ mod tests {
 
     #[test]
     fn errors_never_show_user_information() {
-        let message = Repository::from_git_url("https://user:hunter2@git.example.com/o/r", None)
-            .unwrap_err()
-            .to_string();
+        let message =
+            HostedRepository::from_git_url("https://user:hunter2@git.example.com/o/r", None)
+                .unwrap_err()
+                .to_string();
         assert!(!message.contains("hunter2"), "{message}");
-        let message = Repository::from_git_url("https://user:hunter2@github.com/o", None)
+        let message = HostedRepository::from_git_url("https://user:hunter2@github.com/o", None)
             .unwrap_err()
             .to_string();
         assert!(!message.contains("hunter2"), "{message}");
@@ -696,7 +700,7 @@ mod tests {
             "git@ssh.dev.azure.com:v3/acme/platform/fleet",
             "https://acme.visualstudio.com/platform/_git/fleet",
         ] {
-            let error = Repository::from_git_url(url, None).unwrap_err();
+            let error = HostedRepository::from_git_url(url, None).unwrap_err();
             assert!(matches!(error, RepoUrlError::AzureDevOps { .. }), "{url}");
             let message = error.to_string();
             assert!(message.contains("not supported yet"), "{message}");
@@ -723,9 +727,9 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_on_any_input(input in "\\PC{0,80}") {
-            let _ = Repository::from_git_url(&input, None);
+            let _ = HostedRepository::from_git_url(&input, None);
             let host = HostConfig { provider: Forge::BITBUCKET_SERVER, api_base: None };
-            let _ = Repository::from_git_url(&input, Some(&host));
+            let _ = HostedRepository::from_git_url(&input, Some(&host));
         }
 
         #[test]
@@ -733,7 +737,7 @@ mod tests {
             scheme in prop::sample::select(vec!["https://", "ssh://", "git@", "http://", ""]),
             rest in "[a-z0-9@:/._~%-]{0,40}",
         ) {
-            let _ = Repository::from_git_url(&format!("{scheme}{rest}"), None);
+            let _ = HostedRepository::from_git_url(&format!("{scheme}{rest}"), None);
         }
 
         #[test]
@@ -745,7 +749,7 @@ mod tests {
             dot_git: bool,
         ) {
             let url = render(form, host, &format!("{owner}/{name}"), dot_git);
-            let repo = Repository::from_git_url(&url, None).unwrap();
+            let repo = HostedRepository::from_git_url(&url, None).unwrap();
             prop_assert_eq!(repo.owner(), owner.as_str());
             prop_assert_eq!(repo.name(), name.as_str());
         }
@@ -758,7 +762,7 @@ mod tests {
             dot_git: bool,
         ) {
             let url = render(form, "gitlab.com", &format!("{}/{name}", namespace.join("/")), dot_git);
-            let repo = Repository::from_git_url(&url, None).unwrap();
+            let repo = HostedRepository::from_git_url(&url, None).unwrap();
             prop_assert_eq!(repo.owner(), namespace.join("/"));
             prop_assert_eq!(repo.name(), name.as_str());
         }
@@ -776,7 +780,7 @@ mod tests {
             };
             let url = render(form, "bitbucket.example.com", &path, dot_git);
             let host = HostConfig { provider: Forge::BITBUCKET_SERVER, api_base: None };
-            let repo = Repository::from_git_url(&url, Some(&host)).unwrap();
+            let repo = HostedRepository::from_git_url(&url, Some(&host)).unwrap();
             prop_assert_eq!(repo.owner(), key.as_str());
             prop_assert_eq!(repo.name(), slug.as_str());
         }

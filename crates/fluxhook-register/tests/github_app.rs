@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use fluxhook_register::github_app::{GitHubApp, GitHubAppError, InstallationTokens};
-use fluxhook_register::{Clock, Forge, HookClient, HttpClient, Repository, Sleep};
+use fluxhook_register::{Clock, Forge, HookClient, HostedRepository, HttpClient, Sleep};
 use fluxhook_test_githost::{FakeApp, FakeHost, Fault, HostKind};
 
 /// The system clock moved ahead by hand, as the fake's clock is with `advance_clock`.
@@ -33,11 +33,11 @@ impl Clock for MovedClock {
     }
 }
 
-async fn github_with_app() -> (FakeHost, FakeApp, Repository) {
+async fn github_with_app() -> (FakeHost, FakeApp, HostedRepository) {
     let github = FakeHost::start(HostKind::GitHub).await.unwrap();
     let app = FakeApp::new();
     github.install_app(app.clone());
-    let repository = Repository::new(
+    let repository = HostedRepository::new(
         Forge::GITHUB,
         github.api_base().parse().unwrap(),
         github.owner(),
@@ -233,7 +233,7 @@ async fn the_jwt_goes_to_no_other_host_nor_along_a_redirect() {
     assert_eq!(elsewhere.installation_tokens_issued(), 0);
 
     // Only GitHub repositories.
-    let gitlab = Repository::new(
+    let gitlab = HostedRepository::new(
         Forge::GITLAB,
         "https://gitlab.com/api/v4".parse().unwrap(),
         "acme",
@@ -357,7 +357,7 @@ async fn an_installation_named_by_its_owner_is_looked_up_as_flux_does() {
             ..FakeApp::new()
         };
         github.install_app(fake.clone());
-        let repository = Repository::new(
+        let repository = HostedRepository::new(
             Forge::GITHUB,
             github.api_base().parse().unwrap(),
             github.owner(),

@@ -14,10 +14,10 @@ use common::{
 };
 use fluxhook_register::HostBackoff;
 use fluxhook_register::{
-    Change, DesiredHook, ErrorKind, HookClient, Operation, PayloadFormat, ReceiverEvents,
-    Repository, Secret, Token,
+    Change, DesiredHook, ErrorKind, HookClient, HostedRepository, Operation, PayloadFormat,
+    ReceiverEvents, Secret, Token,
 };
-use fluxhook_test_githost::{FakeConfig, FakeHook, Fault, HostKind, RetryAfter};
+use fluxhook_test_githost::{FakeConfig, FakeHook, Fault, HostKind, RetryAfterHeader};
 
 fn sorted(events: &[String]) -> Vec<String> {
     let set: BTreeSet<&String> = events.iter().collect();
@@ -332,7 +332,7 @@ async fn github_secondary_rate_limits_are_retried() {
     let s = start(HostKind::GitHub).await;
     s.host.inject(
         Fault::SecondaryRateLimit {
-            retry_after: Some(RetryAfter::Seconds(3)),
+            retry_after: Some(RetryAfterHeader::Seconds(3)),
         },
         1,
     );
@@ -381,7 +381,7 @@ async fn retry_after_as_an_http_date_is_waited_out() {
     let client = patient_github(&s);
     s.host.inject(
         Fault::SecondaryRateLimit {
-            retry_after: Some(RetryAfter::DateIn(90)),
+            retry_after: Some(RetryAfterHeader::DateIn(90)),
         },
         1,
     );
@@ -437,7 +437,7 @@ async fn waits_longer_than_allowed_fail_at_once() {
     let s = start(HostKind::GitHub).await;
     s.host.inject(
         Fault::SecondaryRateLimit {
-            retry_after: Some(RetryAfter::Seconds(3600)),
+            retry_after: Some(RetryAfterHeader::Seconds(3600)),
         },
         1,
     );
@@ -590,7 +590,7 @@ async fn github_refuses_a_second_hook_to_one_url() {
 async fn unknown_repositories_are_404s() {
     for kind in HostKind::ALL {
         let s = start(kind).await;
-        let repository = Repository::new(
+        let repository = HostedRepository::new(
             provider(kind),
             s.host.api_base().parse().unwrap(),
             s.host.owner(),
@@ -623,7 +623,7 @@ async fn unreachable_hosts_are_transport_errors() {
 
 #[test]
 fn tokens_that_cannot_be_headers_are_refused() {
-    let repository = Repository::new(
+    let repository = HostedRepository::new(
         fluxhook_register::Forge::GITHUB,
         "https://api.github.com".parse().unwrap(),
         "o",

@@ -252,7 +252,7 @@ pub enum Fault {
     /// [`RecordedRequest::early`].
     SecondaryRateLimit {
         /// The `Retry-After` header, if any.
-        retry_after: Option<RetryAfter>,
+        retry_after: Option<RetryAfterHeader>,
     },
     /// Primary rate limit spent: `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (Unix
     /// seconds) set `reset_after_secs` from now; 403 on GitHub, 429 elsewhere.
@@ -287,23 +287,24 @@ pub enum Fault {
     },
 }
 
-/// A `Retry-After` header in either of its forms (RFC 9110, section 10.2.3).
+/// The `Retry-After` header a [`Fault`] sends, in either of its forms (RFC 9110, section
+/// 10.2.3): what the fake injects, not a retry policy (the client's is `HostBackoff`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryAfter {
+pub enum RetryAfterHeader {
     /// `Retry-After: <seconds>`.
     Seconds(u64),
     /// `Retry-After: <HTTP date>`, this many seconds from when the fault is served.
     DateIn(u64),
 }
 
-impl RetryAfter {
+impl RetryAfterHeader {
     /// The header's value for a reply served now, and how long from now it asks to wait.
     fn header_value(self) -> (String, std::time::Duration) {
         match self {
-            RetryAfter::Seconds(seconds) => {
+            RetryAfterHeader::Seconds(seconds) => {
                 (seconds.to_string(), std::time::Duration::from_secs(seconds))
             }
-            RetryAfter::DateIn(seconds) => {
+            RetryAfterHeader::DateIn(seconds) => {
                 let now = std::time::SystemTime::now();
                 let value = httpdate::fmt_http_date(now + std::time::Duration::from_secs(seconds));
                 // The date as written, whole seconds: what a client can know.

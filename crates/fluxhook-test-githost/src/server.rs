@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::dialect::{self, Ctx, Dialect, Reply, Target, Write};
-use crate::{Fault, HostKind, RecordedRequest, RetryAfter, Shared};
+use crate::{Fault, HostKind, RecordedRequest, RetryAfterHeader, Shared};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
@@ -122,7 +122,7 @@ fn fault_reply(dialect: &dyn Dialect, ctx: &Ctx<'_>, fault: Fault) -> (Reply, Op
                 StatusCode::FORBIDDEN,
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
             );
-            match retry_after.map(RetryAfter::header_value) {
+            match retry_after.map(RetryAfterHeader::header_value) {
                 Some((value, wait)) => (reply.with_header("retry-after", value), Some(wait)),
                 // "Otherwise, wait for at least one minute before retrying."
                 None => (reply, Some(Duration::from_secs(60))),

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfter};
+use fluxhook_test_githost::{FakeConfig, FakeHook, FakeHost, Fault, HostKind, RetryAfterHeader};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -404,7 +404,7 @@ async fn faults_are_served_in_order_then_normal_service_resumes() {
     let host = FakeHost::start(HostKind::GitHub).await.unwrap();
     host.inject(
         Fault::SecondaryRateLimit {
-            retry_after: Some(RetryAfter::Seconds(7)),
+            retry_after: Some(RetryAfterHeader::Seconds(7)),
         },
         1,
     );

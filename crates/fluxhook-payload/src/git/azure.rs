@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Push, Repository, is_zero_id, required};
+use super::{EventRepository, Push, is_zero_id, required};
 use crate::read::{Lenient, Text, lenient, non_empty, object};
 use crate::{Event, ParseError, Parsed, Sender};
 
@@ -77,7 +77,7 @@ struct Project<'a> {
 }
 
 impl RepoBody<'_> {
-    fn into_repository(self) -> Repository {
+    fn into_repository(self) -> EventRepository {
         let web = non_empty(self.web_url);
         let clone_http = non_empty(self.remote_url);
         // The namespace is the URL path before `/_git/`: `organization/project`
@@ -88,8 +88,12 @@ impl RepoBody<'_> {
             .find_map(|url| namespace_of(url))
             .or_else(|| self.project.and_then(|p| non_empty(p.name)))
             .unwrap_or_default();
-        let mut repo =
-            Repository::from_path(self.name.as_str(), clone_http, non_empty(self.ssh_url), web);
+        let mut repo = EventRepository::from_path(
+            self.name.as_str(),
+            clone_http,
+            non_empty(self.ssh_url),
+            web,
+        );
         repo.namespace = namespace;
         repo
     }

@@ -4,7 +4,7 @@
 use http::HeaderMap;
 use serde::Deserialize;
 
-use super::{Push, Repository, ZERO_ID, is_zero_id, required};
+use super::{EventRepository, Push, ZERO_ID, is_zero_id, required};
 use crate::header::X_EVENT_KEY;
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
 use crate::{Event, ParseError, Parsed, Sender};
@@ -110,7 +110,7 @@ struct CloudLinks<'a> {
 }
 
 impl CloudRepo<'_> {
-    fn into_repository(self) -> Repository {
+    fn into_repository(self) -> EventRepository {
         let (web, clone) = match self.links {
             Some(links) => (links.html.and_then(|l| non_empty(l.href)), links.clone),
             None => (None, None),
@@ -120,7 +120,7 @@ impl CloudRepo<'_> {
         // URLs follow from it: https://<host>/<full_name>.git and
         // git@<host>:<full_name>.git.
         let full_name = self.full_name.as_str();
-        let mut repo = Repository::from_path(full_name, None, None, web)
+        let mut repo = EventRepository::from_path(full_name, None, None, web)
             .with_default_branch(lenient(self.mainbranch).and_then(|b| non_empty(b.name)));
         if let Some(host) = repo.host.as_deref() {
             http.get_or_insert_with(|| format!("https://{host}/{full_name}.git"));
@@ -288,7 +288,7 @@ struct ServerLinks<'a> {
 }
 
 impl ServerRepo<'_> {
-    fn into_repository(self) -> Repository {
+    fn into_repository(self) -> EventRepository {
         let (clone, web) = match self.links {
             Some(links) => (links.clone, links.web),
             None => (None, None),
@@ -298,7 +298,7 @@ impl ServerRepo<'_> {
             .and_then(|links| links.into_iter().next())
             .and_then(|l| non_empty(l.href));
         let full_name = format!("{}/{}", self.project.key.as_str(), self.slug.as_str());
-        Repository::from_path(&full_name, http, ssh, web)
+        EventRepository::from_path(&full_name, http, ssh, web)
     }
 }
 

@@ -4,7 +4,7 @@
 use http::HeaderMap;
 use serde::Deserialize;
 
-use super::{CommitPaths, Ping, Push, Repository, changed_paths, required};
+use super::{CommitPaths, EventRepository, Ping, Push, changed_paths, required};
 use crate::header::{X_FORGEJO_EVENT, X_GITEA_EVENT, X_GITHUB_EVENT, X_GOGS_EVENT};
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
 use crate::{Event, ParseError, Parsed, Sender};
@@ -98,7 +98,7 @@ struct OwnerBody<'a> {
 }
 
 impl RepoBody<'_> {
-    fn into_repository(self) -> Repository {
+    fn into_repository(self) -> EventRepository {
         // `full_name` is the host's own "owner/name"; a few GitHub events
         // (check_run, status) omit it, so it is rebuilt from the owner then.
         let owner = self
@@ -109,7 +109,7 @@ impl RepoBody<'_> {
             (None, Some(owner)) => format!("{owner}/{}", self.name.as_str()),
             (None, None) => self.name.into_string(),
         };
-        Repository::from_path(
+        EventRepository::from_path(
             &full_name,
             non_empty(self.clone_url),
             non_empty(self.ssh_url),

@@ -3,7 +3,7 @@
 use http::HeaderMap;
 use serde::Deserialize;
 
-use super::{CommitPaths, Push, Repository, changed_paths, required};
+use super::{CommitPaths, EventRepository, Push, changed_paths, required};
 use crate::header::X_GITLAB_EVENT;
 use crate::read::{Lenient, Text, first_header, lenient, non_empty, object, required_header};
 use crate::{Event, ParseError, Parsed, Sender};
@@ -45,8 +45,8 @@ struct ProjectBody<'a> {
 }
 
 impl ProjectBody<'_> {
-    fn into_repository(self) -> Repository {
-        Repository::from_path(
+    fn into_repository(self) -> EventRepository {
+        EventRepository::from_path(
             self.path_with_namespace.as_str(),
             non_empty(self.git_http_url),
             non_empty(self.git_ssh_url),

@@ -47,7 +47,7 @@ pub struct Push {
     /// Whether the push deleted the ref.
     pub deleted: bool,
     /// The repository pushed to.
-    pub repository: Repository,
+    pub repository: EventRepository,
     /// Paths the pushed commits added, modified or removed, each once, in the
     /// order the payload lists them (commit by commit: added, modified,
     /// removed). Empty when the host does not list them (Bitbucket, Azure
@@ -132,10 +132,11 @@ impl RefKind {
     }
 }
 
-/// A repository as a Git host names it, with the URLs its payload carries.
+/// The repository an event names, as the Git host names it, with the URLs its payload
+/// carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Repository {
+pub struct EventRepository {
     /// Host (and port, when the URL names one) of the web URL, else of the
     /// clone URLs; `None` when the payload carries no URL.
     pub host: Option<String>,
@@ -158,14 +159,14 @@ pub struct Repository {
     pub default_branch: Option<String>,
 }
 
-impl Repository {
+impl EventRepository {
     /// Builds a repository from its full path `namespace/name` (split at the
     /// last `/`), taking the host from the URLs.
     ///
     /// ```
-    /// use fluxhook_payload::Repository;
+    /// use fluxhook_payload::EventRepository;
     ///
-    /// let repo = Repository::from_path(
+    /// let repo = EventRepository::from_path(
     ///     "group1/group2/grp2repo",
     ///     Some("https://gitlab.com/group1/group2/grp2repo.git".into()),
     ///     Some("git@gitlab.com:group1/group2/grp2repo.git".into()),
@@ -181,14 +182,14 @@ impl Repository {
         clone_http: Option<String>,
         clone_ssh: Option<String>,
         web: Option<String>,
-    ) -> Repository {
+    ) -> EventRepository {
         let (namespace, name) = full_path.rsplit_once('/').unwrap_or(("", full_path));
         let host = web
             .as_deref()
             .and_then(url_host)
             .or_else(|| clone_http.as_deref().and_then(url_host))
             .or_else(|| clone_ssh.as_deref().and_then(ssh_host));
-        Repository {
+        EventRepository {
             host,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -200,7 +201,7 @@ impl Repository {
     }
 
     /// The same repository with its default branch (an empty name is none).
-    pub fn with_default_branch(mut self, default_branch: Option<String>) -> Repository {
+    pub fn with_default_branch(mut self, default_branch: Option<String>) -> EventRepository {
         self.default_branch = default_branch.filter(|branch| !branch.is_empty());
         self
     }
@@ -219,9 +220,9 @@ impl Repository {
     /// The URLs the payload carries, in the order http(s) clone, ssh clone, web.
     ///
     /// ```
-    /// use fluxhook_payload::Repository;
+    /// use fluxhook_payload::EventRepository;
     ///
-    /// let repo = Repository::from_path(
+    /// let repo = EventRepository::from_path(
     ///     "PRJ/my-repo",
     ///     None,
     ///     Some("ssh://git@example.com:7999/prj/my-repo.git".into()),
@@ -250,7 +251,7 @@ pub struct Ping {
     /// The id of the webhook that was created.
     pub hook_id: Option<u64>,
     /// The repository, for repository webhooks (organization and app webhooks have none).
-    pub repository: Option<Repository>,
+    pub repository: Option<EventRepository>,
 }
 
 /// `host[:port]` of an absolute URL.
@@ -336,7 +337,7 @@ mod tests {
     fn hosts_come_from_web_then_clone_urls() {
         let cases = [
             (
-                Repository::from_path(
+                EventRepository::from_path(
                     "o/r",
                     Some("https://h1/o/r.git".into()),
                     None,
@@ -345,15 +346,20 @@ mod tests {
                 Some("web.example:8443"),
             ),
             (
-                Repository::from_path("o/r", Some("http://h1/o/r.git".into()), None, None),
+                EventRepository::from_path("o/r", Some("http://h1/o/r.git".into()), None, None),
                 Some("h1"),
             ),
             (
-                Repository::from_path("o/r", None, Some("git@ssh.example:o/r.git".into()), None),
+                EventRepository::from_path(
+                    "o/r",
+                    None,
+                    Some("git@ssh.example:o/r.git".into()),
+                    None,
+                ),
                 Some("ssh.example"),
             ),
             (
-                Repository::from_path(
+                EventRepository::from_path(
                     "o/r",
                     None,
                     Some("ssh://git@ssh.example:7999/o/r.git".into()),
@@ -362,10 +368,10 @@ mod tests {
                 Some("ssh.example:7999"),
             ),
             (
-                Repository::from_path("o/r", None, None, Some("not a url".into())),
+                EventRepository::from_path("o/r", None, None, Some("not a url".into())),
                 None,
             ),
-            (Repository::from_path("o/r", None, None, None), None),
+            (EventRepository::from_path("o/r", None, None, None), None),
         ];
         for (repo, host) in cases {
             assert_eq!(repo.host.as_deref(), host, "{repo:?}");
@@ -374,7 +380,7 @@ mod tests {
 
     #[test]
     fn full_name_without_namespace_is_the_name() {
-        let repo = Repository::from_path("solo", None, None, None);
+        let repo = EventRepository::from_path("solo", None, None, None);
         assert_eq!(repo.namespace, "");
         assert_eq!(repo.full_name(), "solo");
         assert!(repo.urls().is_empty());

@@ -62,7 +62,7 @@ mod semver;
 
 use std::fmt;
 
-use crate::{Event, Push, RefKind, Repository};
+use crate::{Event, EventRepository, Push, RefKind};
 
 pub use self::semver::{ConstraintError, Constraints, Version};
 
@@ -277,7 +277,7 @@ pub fn decide_push(push: &Push, source: &GitSource) -> Decision {
     }
 }
 
-fn other_repository(repository: &Repository, source: &GitSource) -> Skip {
+fn other_repository(repository: &EventRepository, source: &GitSource) -> Skip {
     Skip::OtherRepository {
         url: source.url.clone(),
         pushed: repository.full_name(),
@@ -310,7 +310,7 @@ fn ref_changes(git_ref: &str, reference: &SourceRef, default_branch: Option<&str
 
 /// Whether `url` names `repository`: `None` when it cannot be told (the
 /// URL is not one, or the payload carries no URL and no name).
-fn same_repository(repository: &Repository, url: &str) -> Option<bool> {
+fn same_repository(repository: &EventRepository, url: &str) -> Option<bool> {
     let wanted = Location::of(url)?;
     let full_name = repository.full_name().to_lowercase();
     let urls: Vec<Location> = repository

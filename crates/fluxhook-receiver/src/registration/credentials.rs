@@ -5,7 +5,7 @@
 //! cached and minted anew before it expires.
 
 use fluxhook_register::github_app::{GitHubApp, InstallationTokens};
-use fluxhook_register::{HttpClient, Repository, Token};
+use fluxhook_register::{HostedRepository, HttpClient, Token};
 use fluxhook_trigger::secret::{TOKEN_KEY, TokenError, access_token_in};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::api::Api;
@@ -31,7 +31,7 @@ impl AccessTokens {
         client: &kube::Client,
         namespace: &str,
         name: &str,
-        repository: &Repository,
+        repository: &HostedRepository,
         http: &HttpClient,
     ) -> Result<Token, AccessTokenError> {
         let secret = format!("{namespace}/{name}");
@@ -75,7 +75,7 @@ impl AccessTokens {
     /// After a host refused the access token of Secret `namespace/name` for `repository`
     /// (HTTP 401): when it is a GitHub App's installation token (revoked, or expired sooner
     /// than it said), forgets it, so that the next pass mints another.
-    pub(crate) fn refused(&self, namespace: &str, name: &str, repository: &Repository) {
+    pub(crate) fn refused(&self, namespace: &str, name: &str, repository: &HostedRepository) {
         if let Some(app) = self.lock().get(&format!("{namespace}/{name}")) {
             tracing::info!(
                 secret = %format!("{namespace}/{name}"),

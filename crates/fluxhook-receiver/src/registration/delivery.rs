@@ -80,13 +80,13 @@ pub(crate) fn report(observed: &[Observed], undecided: bool) -> Report {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
-    use fluxhook_register::{Forge, Repository};
+    use fluxhook_register::{Forge, HostedRepository};
     use url::Url;
 
     use super::*;
 
     fn observed(id: &str, delivery: Option<Delivery>) -> Observed {
-        let repository = Repository::new(
+        let repository = HostedRepository::new(
             Forge::GITHUB,
             Url::parse("https://api.github.com").unwrap(),
             "acme",

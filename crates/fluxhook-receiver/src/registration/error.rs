@@ -46,7 +46,7 @@ pub(crate) enum TargetError {
     NoUrl,
     /// The GitRepository's URL names no repository on a known host.
     #[error("{0} (set {PROVIDER_ANNOTATION}, and {API_URL_ANNOTATION} if needed)")]
-    Repository(RepoUrlError),
+    HostedRepository(RepoUrlError),
     /// An `http` API URL that no annotation gave.
     #[error(
         "refusing to send the access token in clear text to {0}: set {API_URL_ANNOTATION} \

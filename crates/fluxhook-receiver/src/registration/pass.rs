@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fluxhook_register::{
-    Change, Delivery, DeliveryLog, Ensured, ErrorKind, HookClient, HookId, HttpClient, Operation,
-    ReceiverEvents, RegisterError, Repository, Secret,
+    Change, Delivery, DeliveryLog, Ensured, ErrorKind, HookClient, HookId, HostedRepository,
+    HttpClient, Operation, ReceiverEvents, RegisterError, Secret,
 };
 use fluxhook_trigger::{Trigger, kube_message};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret as KubeSecret};
@@ -687,7 +687,7 @@ impl Registrar {
     /// `namespace`, trusting the CA bundle of the Secret or ConfigMap it names, if any.
     async fn hook_client(
         &self,
-        repository: &Repository,
+        repository: &HostedRepository,
         namespace: &str,
         hook: &RegisteredHook,
     ) -> Result<HookClient, ClientError> {
@@ -717,7 +717,12 @@ impl Registrar {
     }
 
     /// Notes that a host refused the access token `hook` was registered with, if it did.
-    fn note_refusal(&self, hook: &RegisteredHook, repository: &Repository, error: &RegisterError) {
+    fn note_refusal(
+        &self,
+        hook: &RegisteredHook,
+        repository: &HostedRepository,
+        error: &RegisterError,
+    ) {
         if matches!(error.kind(), ErrorKind::Api { status: 401, .. }) {
             self.tokens
                 .refused(hook.namespace(), &hook.access_token_secret, repository);

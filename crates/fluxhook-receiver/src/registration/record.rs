@@ -2,7 +2,7 @@
 //! be deleted after the GitRepository's annotations go, after a token rotation moved the
 //! Receiver's path, and when the Receiver is deleted. No I/O.
 
-use fluxhook_register::{Forge, Repository, RepositoryKey};
+use fluxhook_register::{Forge, HostedRepository, HostedRepositoryKey};
 use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -48,13 +48,13 @@ pub(crate) enum CaBundle {
 }
 
 /// Which hook a recorded hook is, whichever GitRepository and Secret it came through: its
-/// repository as compared ([`Repository::key`]: owner case and an API URL's trailing slash
+/// repository as compared ([`HostedRepository::key`]: owner case and an API URL's trailing slash
 /// do not count, so that a GitRepository respelled never has its live hook deleted as a
 /// stale one) and its URL as parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum HookIdentity {
     /// A record that reads back.
-    Known(RepositoryKey, String),
+    Known(HostedRepositoryKey, String),
     /// A record that does not (an edited annotation): compared as written.
     Unreadable([String; 5]),
 }
@@ -62,7 +62,7 @@ pub(crate) enum HookIdentity {
 impl RegisteredHook {
     /// A hook to `hook_url` in `repository`, for GitRepository `git_repository`.
     pub(crate) fn new(
-        repository: &Repository,
+        repository: &HostedRepository,
         hook_url: &Url,
         git_repository: String,
         access_token_secret: String,
@@ -121,7 +121,7 @@ impl RegisteredHook {
     }
 
     /// The repository and the URL, read back.
-    pub(crate) fn location(&self) -> Result<(Repository, Url), RecordError> {
+    pub(crate) fn location(&self) -> Result<(HostedRepository, Url), RecordError> {
         let provider: Forge = self.provider.parse().map_err(RecordError::Provider)?;
         let api = Url::parse(&self.api_url).map_err(|source| RecordError::ApiUrl {
             url: self.api_url.clone(),
@@ -132,7 +132,7 @@ impl RegisteredHook {
             source,
         })?;
         Ok((
-            Repository::new(provider, api, &self.owner, &self.repository),
+            HostedRepository::new(provider, api, &self.owner, &self.repository),
             hook,
         ))
     }

@@ -2,7 +2,7 @@
 
 use fluxhook_api::WebhookPath;
 use fluxhook_register::{
-    DesiredHook, Forge, HostConfig, ReceiverEvents, Repository, Secret, receiver_url,
+    DesiredHook, Forge, HostConfig, HostedRepository, ReceiverEvents, Secret, receiver_url,
 };
 use fluxhook_trigger::SelectedSpec;
 use fluxhook_trigger::git_repository::{skips_tls_verification, url as git_url};
@@ -32,7 +32,7 @@ pub(crate) struct Wanted {
     /// The hook as recorded on the Receiver.
     pub(crate) hook: RegisteredHook,
     /// The repository it goes in.
-    pub(crate) repository: Repository,
+    pub(crate) repository: HostedRepository,
     /// The hook itself.
     pub(crate) desired: DesiredHook,
 }
@@ -89,8 +89,8 @@ pub(crate) fn wanted(
         (None, None) => None,
     };
     let git_url = git_url(object).ok_or(TargetError::NoUrl)?;
-    let repository =
-        Repository::from_git_url(git_url, host.as_ref()).map_err(TargetError::Repository)?;
+    let repository = HostedRepository::from_git_url(git_url, host.as_ref())
+        .map_err(TargetError::HostedRepository)?;
     // The access token only goes in clear text where an annotation asked for it by name.
     if repository.api_base().scheme() == "http" && api_url.is_none() {
         return Err(TargetError::ClearText(repository.api_base().clone()));

@@ -8,7 +8,7 @@ use url::Url;
 
 use super::{Auth, HostApi, Subscription, flag, hook_id, segments, string_set, text, values_page};
 use crate::hook::{fingerprint_label, secret_state_from_label};
-use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState};
+use crate::{DesiredHook, Forge, Hook, HostProfile, HostedRepository, PayloadFormat, SecretState};
 
 pub(crate) struct BitbucketCloud;
 
@@ -48,7 +48,7 @@ impl HostApi for BitbucketCloud {
         Some("https://api.bitbucket.org/2.0".to_owned())
     }
 
-    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+    fn hooks_path(&self, repo: &HostedRepository) -> Vec<String> {
         segments(&["repositories", repo.owner(), repo.name(), "hooks"])
     }
 

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::{GitScheme, GitUrl};
-use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository};
+use crate::{DesiredHook, Forge, Hook, HostProfile, HostedRepository, PayloadFormat};
 
 pub(crate) struct BitbucketServer;
 
@@ -79,7 +79,7 @@ impl HostApi for BitbucketServer {
         }
     }
 
-    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+    fn hooks_path(&self, repo: &HostedRepository) -> Vec<String> {
         segments(&["projects", repo.owner(), "repos", repo.name(), "webhooks"])
     }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{Auth, HostApi, Subscription, gogs, header_number, link_next, segments, with_query};
-use crate::{DesiredHook, Forge, Hook, HostProfile, Repository};
+use crate::{DesiredHook, Forge, Hook, HostProfile, HostedRepository};
 
 pub(crate) struct Gitea;
 
@@ -55,7 +55,7 @@ impl HostApi for Gitea {
         &PROFILE
     }
 
-    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+    fn hooks_path(&self, repo: &HostedRepository) -> Vec<String> {
         segments(&["repos", repo.owner(), repo.name(), "hooks"])
     }
 

@@ -9,7 +9,7 @@ use url::Url;
 use super::{Auth, HostApi, Subscription, flag, hook_id, link_next, segments, string_set, text};
 use crate::delivery::host_words;
 use crate::{
-    Delivery, DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState,
+    Delivery, DesiredHook, Forge, Hook, HostProfile, HostedRepository, PayloadFormat, SecretState,
 };
 
 pub(crate) struct GitHub;
@@ -111,7 +111,7 @@ impl HostApi for GitHub {
         ghe_com_subdomain(host).map(|sub| format!("https://api.{sub}{GHE_COM}"))
     }
 
-    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+    fn hooks_path(&self, repo: &HostedRepository) -> Vec<String> {
         segments(&["repos", repo.owner(), repo.name(), "hooks"])
     }
 

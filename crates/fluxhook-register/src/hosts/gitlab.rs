@@ -14,7 +14,8 @@ use crate::delivery::host_words;
 use crate::hook::{fingerprint_label, secret_state_from_label};
 use crate::repository::GitUrl;
 use crate::{
-    Delivery, DesiredHook, Forge, Hook, HookId, HostProfile, PayloadFormat, Repository, SecretState,
+    Delivery, DesiredHook, Forge, Hook, HookId, HostProfile, HostedRepository, PayloadFormat,
+    SecretState,
 };
 
 pub(crate) struct GitLab;
@@ -118,7 +119,7 @@ impl HostApi for GitLab {
         }
     }
 
-    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+    fn hooks_path(&self, repo: &HostedRepository) -> Vec<String> {
         // One segment: the path's `/` is percent-encoded as the API demands.
         vec!["projects".into(), repo.full_name(), "hooks".into()]
     }
@@ -218,7 +219,11 @@ impl HostApi for GitLab {
 
     /// "Get a list of project webhook events" (GitLab 17.3+, gitlab-org/gitlab!151048): the
     /// deliveries of the past 7 days, newest first, paged by `per_page`; one is enough.
-    fn deliveries_path(&self, repo: &Repository, id: &HookId) -> Option<(Vec<String>, Query)> {
+    fn deliveries_path(
+        &self,
+        repo: &HostedRepository,
+        id: &HookId,
+    ) -> Option<(Vec<String>, Query)> {
         let mut path = self.hooks_path(repo);
         path.extend([id.as_str().to_owned(), "events".to_owned()]);
         Some((path, &[("per_page", "1")]))

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{Auth, HostApi, Subscription, flag, hook_id, segments, string_set, text};
-use crate::{DesiredHook, Forge, Hook, HostProfile, PayloadFormat, Repository, SecretState};
+use crate::{DesiredHook, Forge, Hook, HostProfile, HostedRepository, PayloadFormat, SecretState};
 
 pub(crate) struct Gogs;
 
@@ -115,7 +115,7 @@ impl HostApi for Gogs {
         &PROFILE
     }
 
-    fn hooks_path(&self, repo: &Repository) -> Vec<String> {
+    fn hooks_path(&self, repo: &HostedRepository) -> Vec<String> {
         segments(&["repos", repo.owner(), repo.name(), "hooks"])
     }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::repository::GitUrl;
-use crate::{DesiredHook, Forge, Hook, HookId, HostProfile, PayloadFormat, Repository};
+use crate::{DesiredHook, Forge, Hook, HookId, HostProfile, HostedRepository, PayloadFormat};
 
 /// One of a host's hook events (GitLab: one of its `*_events` flags).
 #[derive(Debug)]
@@ -106,7 +106,7 @@ pub(crate) trait HostApi: Send + Sync {
     }
 
     /// Path segments of the repository's hook collection under the API base.
-    fn hooks_path(&self, repo: &Repository) -> Vec<String>;
+    fn hooks_path(&self, repo: &HostedRepository) -> Vec<String>;
 
     /// Query parameter asking for the largest page; `None` when the host does not page.
     fn page_size_param(&self) -> Option<(&'static str, &'static str)>;
@@ -163,7 +163,11 @@ pub(crate) trait HostApi: Send + Sync {
 
     /// Path segments and query of the log of hook `id`'s deliveries, asking for the newest
     /// one only; `None` for hosts that keep no log this client reads.
-    fn deliveries_path(&self, _repo: &Repository, _id: &HookId) -> Option<(Vec<String>, Query)> {
+    fn deliveries_path(
+        &self,
+        _repo: &HostedRepository,
+        _id: &HookId,
+    ) -> Option<(Vec<String>, Query)> {
         None
     }
 

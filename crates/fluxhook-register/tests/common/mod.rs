@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use fluxhook_register::{
-    Clock, DesiredHook, Forge, HookClient, HostBackoff, ReceiverEvents, Repository, Secret, Sleep,
-    Token,
+    Clock, DesiredHook, Forge, HookClient, HostBackoff, HostedRepository, ReceiverEvents, Secret,
+    Sleep, Token,
 };
 use fluxhook_test_githost::{FakeConfig, FakeHost, HostKind};
 
@@ -48,8 +48,8 @@ pub fn fast_retries() -> HostBackoff {
     }
 }
 
-pub fn repository(host: &FakeHost) -> Repository {
-    Repository::new(
+pub fn repository(host: &FakeHost) -> HostedRepository {
+    HostedRepository::new(
         provider(host.kind()),
         host.api_base().parse().unwrap(),
         host.owner(),
