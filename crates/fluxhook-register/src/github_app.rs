@@ -274,11 +274,7 @@ impl GitHubApp {
         installation_id: &str,
         private_key_pem: &[u8],
     ) -> Result<GitHubApp, GitHubAppError> {
-        let app_id = numeric(
-            APP_ID_KEY,
-            app_id,
-            " (the App ID on the app's settings page; the client ID, Iv1..., is not it)",
-        )?;
+        let app_id = numeric_app_id(app_id)?;
         let installation = Installation::Id(numeric(INSTALLATION_ID_KEY, installation_id, "")?);
         GitHubApp::with_installation(app_id, installation, private_key_pem)
     }
@@ -290,11 +286,7 @@ impl GitHubApp {
         owner: &str,
         private_key_pem: &[u8],
     ) -> Result<GitHubApp, GitHubAppError> {
-        let app_id = numeric(
-            APP_ID_KEY,
-            app_id,
-            " (the App ID on the app's settings page; the client ID, Iv1..., is not it)",
-        )?;
+        let app_id = numeric_app_id(app_id)?;
         // GitHub account names: letters, digits and hyphens.
         let owner = owner.trim();
         if owner.is_empty() || !owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -458,6 +450,15 @@ impl GitHubApp {
         digest.update(api.as_str().trim_end_matches('/').as_bytes());
         digest.finalize().into()
     }
+}
+
+/// The App ID, which people confuse with the client ID (`Iv1...`) shown beside it.
+fn numeric_app_id(text: &str) -> Result<String, GitHubAppError> {
+    numeric(
+        APP_ID_KEY,
+        text,
+        " (the App ID on the app's settings page; the client ID, Iv1..., is not it)",
+    )
 }
 
 /// `text` as a positive decimal number, or an error naming `key`.
