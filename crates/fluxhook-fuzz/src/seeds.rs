@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use fluxhook_api::ReceiverType;
 use fluxhook_corpus::Corpus;
 use fluxhook_payload::Sender;
 use fluxhook_register::{Forge, HostedRepository};
@@ -199,20 +200,12 @@ fn receiver() -> Vec<Vec<u8>> {
         "name": "*",
         "matchLabels": {"app": "podinfo"},
     }]);
-    for type_ in [
-        "generic",
-        "generic-hmac",
-        "github",
-        "gitlab",
-        "bitbucket",
-        "harbor",
-        "dockerhub",
-        "quay",
-        "gcr",
-        "nexus",
-        "acr",
-        "cdevents",
-    ] {
+    // `generic-oidc` has no Secret but providers: its own seed follows.
+    for receiver_type in ReceiverType::KNOWN
+        .iter()
+        .filter(|t| **t != ReceiverType::GenericOidc)
+    {
+        let type_ = receiver_type.as_str();
         let receiver = json!({
             "apiVersion": "notification.toolkit.fluxcd.io/v1",
             "kind": "Receiver",
@@ -227,8 +220,8 @@ fn receiver() -> Vec<Vec<u8>> {
             },
             "status": {"webhookPath": "/hook/0123", "observedGeneration": 1},
         });
-        let secret: &[u8] = match type_ {
-            "gcr" => b"token=abc123\nemail=push@p.iam.gserviceaccount.com\naudience=https://hooks.example/hook",
+        let secret: &[u8] = match receiver_type {
+            ReceiverType::Gcr => b"token=abc123\nemail=push@p.iam.gserviceaccount.com\naudience=https://hooks.example/hook",
             _ => b"token=4d7b9c2a5e",
         };
         seeds.push(join_fields(&[
