@@ -355,10 +355,6 @@ mod tests {
     use super::*;
     use fluxhook_register::Forge;
 
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
     #[test]
     fn shown_urls_lose_credentials() {
         assert_eq!(
@@ -387,20 +383,30 @@ mod tests {
         }
     }
 
+    /// Targets on `host` (or hosts known by name), plain HTTP refused, no hook checked.
+    fn builder<'a>(
+        host: Option<&'a HostConfig>,
+        tokens: &'a Tokens,
+        env: Env<'a>,
+        http: &'a HttpClient,
+    ) -> TargetBuilder<'a> {
+        TargetBuilder {
+            host,
+            allow_http: false,
+            tokens,
+            env,
+            http,
+            retry: HostBackoff::default(),
+            desired: None,
+        }
+    }
+
     #[test]
     fn targets_share_a_repository_and_refuse_plain_http_unless_allowed() {
         let tokens = Tokens::new(None).unwrap();
         let env = |name: &str| (name == "GITHUB_TOKEN").then(|| "t".to_owned());
         let http = HttpClient::new().unwrap();
-        let builder = TargetBuilder {
-            host: None,
-            allow_http: false,
-            tokens: &tokens,
-            env: &env,
-            http: &http,
-            retry: HostBackoff::default(),
-            desired: None,
-        };
+        let builder = builder(None, &tokens, &env, &http);
         let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),
             named("GitRepository ns/b", "git@github.com:o/r.git"),
@@ -423,7 +429,7 @@ mod tests {
 
         let lab = HostConfig {
             provider: Forge::GITHUB,
-            api_base: Some(url("http://127.0.0.1:3000/api/v3")),
+            api_base: Some(Url::parse("http://127.0.0.1:3000/api/v3").unwrap()),
         };
         let builder = TargetBuilder {
             host: Some(&lab),
@@ -448,18 +454,10 @@ mod tests {
         let env = |_: &str| Some("t".to_owned());
         let gitlab = HostConfig {
             provider: Forge::GITLAB,
-            api_base: Some(url("https://git.example.com/api/v4")),
+            api_base: Some(Url::parse("https://git.example.com/api/v4").unwrap()),
         };
         let http = HttpClient::new().unwrap();
-        let builder = TargetBuilder {
-            host: Some(&gitlab),
-            allow_http: false,
-            tokens: &tokens,
-            env: &env,
-            http: &http,
-            retry: HostBackoff::default(),
-            desired: None,
-        };
+        let builder = builder(Some(&gitlab), &tokens, &env, &http);
         let targets = builder.targets(vec![
             named("GitRepository ns/a", "https://github.com/o/r"),
             named(

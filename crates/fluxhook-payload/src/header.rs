@@ -33,3 +33,17 @@ pub const X_EVENT_KEY: &str = "X-Event-Key";
 /// The CloudEvent type of a binary-mode CDEvent; Flux's `cdevents` receiver
 /// filters on it.
 pub const CE_TYPE: &str = "Ce-Type";
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use http::{HeaderMap, HeaderValue};
+
+    /// A header map of `(name, value)` pairs, as the parsers' unit tests write deliveries.
+    pub(crate) fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+}

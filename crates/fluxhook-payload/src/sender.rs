@@ -238,14 +238,7 @@ impl FromStr for Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, http::HeaderValue::from_static(value));
-        }
-        map
-    }
+    use crate::header::tests::headers;
 
     #[test]
     fn names_round_trip() {

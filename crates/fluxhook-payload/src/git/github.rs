@@ -181,14 +181,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, http::HeaderValue::from_static(value));
-        }
-        map
-    }
+    use crate::header::tests::headers;
 
     /// Shaped like GitHub's push of a branch (trimmed).
     const GITHUB_PUSH: &str = r#"{

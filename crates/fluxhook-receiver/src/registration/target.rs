@@ -146,6 +146,20 @@ mod tests {
         )
     }
 
+    /// The annotations asking for a hook (the Receiver's URL and the token's Secret), and
+    /// `extra` (an object).
+    fn registered(extra: serde_json::Value) -> serde_json::Value {
+        let mut annotations = json!({
+            URL_ANNOTATION: "https://flux.example.com",
+            ACCESS_TOKEN_SECRET_ANNOTATION: "token",
+        });
+        annotations
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        annotations
+    }
+
     fn template(path: &WebhookPath) -> HookTemplate<'_> {
         HookTemplate {
             path,
@@ -181,19 +195,8 @@ mod tests {
     #[test]
     fn self_hosted_and_http_hosts_need_annotations() {
         let path = webhook_path("t", "receiver", "flux-system");
-        let annotated = |extra: serde_json::Value| {
-            let mut annotations = json!({
-                URL_ANNOTATION: "https://flux.example.com",
-                ACCESS_TOKEN_SECRET_ANNOTATION: "token",
-            });
-            annotations
-                .as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            annotations
-        };
         let check = |url: &str, extra: serde_json::Value| {
-            wanted(&git_repository(url, annotated(extra)), &template(&path))
+            wanted(&git_repository(url, registered(extra)), &template(&path))
         };
         let unknown = check("https://git.example.com/acme/fleet", json!({})).unwrap_err();
         let unknown = unknown.to_string();
@@ -235,16 +238,8 @@ mod tests {
     fn a_ca_bundle_comes_from_a_secret_or_a_config_map_not_both() {
         let path = webhook_path("t", "receiver", "flux-system");
         let with = |extra: serde_json::Value| {
-            let mut annotations = json!({
-                URL_ANNOTATION: "https://flux.example.com",
-                ACCESS_TOKEN_SECRET_ANNOTATION: "token",
-            });
-            annotations
-                .as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
             wanted(
-                &git_repository("https://github.com/acme/fleet", annotations),
+                &git_repository("https://github.com/acme/fleet", registered(extra)),
                 &template(&path),
             )
         };

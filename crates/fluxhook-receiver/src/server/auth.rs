@@ -247,11 +247,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, http::HeaderValue::from_static(value));
-        }
-        map
+        pairs
+            .iter()
+            .map(|&(name, value)| (name.parse().unwrap(), http::HeaderValue::from_static(value)))
+            .collect()
     }
 
     /// As go-github's `WebHookType`: `X-GitHub-Event` alone, which Gitea
