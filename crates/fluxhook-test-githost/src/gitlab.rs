@@ -15,7 +15,9 @@ pub(crate) struct GitLab;
 const PROJECT_ID: u64 = 3;
 
 /// The event flags of a project hook; `push_events` is on unless a request turns it off.
-const EVENT_FLAGS: [&str; 16] = [
+/// They are those GitLab's `API::Entities::ProjectHook` (`lib/api/entities/project_hook.rb`)
+/// exposes.
+const EVENT_FLAGS: [&str; 17] = [
     "push_events",
     "tag_push_events",
     "merge_requests_events",
@@ -32,6 +34,7 @@ const EVENT_FLAGS: [&str; 16] = [
     "emoji_events",
     "milestone_events",
     "resource_access_token_events",
+    "vulnerability_events",
 ];
 
 fn bad_request(error: &str) -> Reply {

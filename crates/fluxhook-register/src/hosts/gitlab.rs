@@ -47,7 +47,10 @@ static PROFILE: HostProfile = HostProfile {
 };
 
 /// The event flags of a project hook this client sets: the wanted ones on, the others off.
-const EVENT_FLAGS: [&str; 16] = [
+/// Every flag GitLab's `API::Entities::ProjectHook` (`lib/api/entities/project_hook.rb`)
+/// exposes: one left out would stay on if a user turned it on (`vulnerability_events`, of
+/// Ultimate, delivers `Vulnerability Hook`s a push Receiver answers 400).
+const EVENT_FLAGS: [&str; 17] = [
     "push_events",
     "tag_push_events",
     "merge_requests_events",
@@ -64,6 +67,7 @@ const EVENT_FLAGS: [&str; 16] = [
     "emoji_events",
     "milestone_events",
     "resource_access_token_events",
+    "vulnerability_events",
 ];
 
 /// The delivery a hook event tells of. `response_status` is the receiver's HTTP status as a
