@@ -515,6 +515,8 @@ impl Drop for Registration {
 pub(super) struct ConnectionHandle {
     tracker: Arc<Tracker>,
     connection: Arc<Connection>,
+    /// The client's address as the log lines write it.
+    peer: Option<Arc<str>>,
 }
 
 impl ConnectionHandle {
@@ -522,7 +524,21 @@ impl ConnectionHandle {
         Self {
             tracker: Arc::clone(registration.tracker()),
             connection: Arc::clone(registration.connection()),
+            peer: None,
         }
+    }
+
+    /// Names the client at `peer`, formatted once for the connection's
+    /// requests: formatting an address for every log line was a tenth of
+    /// a request's instructions (docs/performance.md).
+    pub(super) fn with_peer(mut self, peer: &SocketAddr) -> Self {
+        self.peer = Some(peer.to_string().into());
+        self
+    }
+
+    /// The client's address, as [`with_peer`](Self::with_peer) wrote it.
+    pub(super) fn peer(&self) -> Option<&Arc<str>> {
+        self.peer.as_ref()
     }
 
     /// Marks the head of a request received whole: the connection owes no

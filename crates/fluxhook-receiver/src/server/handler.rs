@@ -1,6 +1,5 @@
 //! `POST /hook/<digest>`: from the path to the Receiver, then to the answer.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,7 +67,7 @@ impl IntoResponse for Reply {
 /// The webhook handler: the request from `peer` for `uri`, whose body has been read.
 pub(super) async fn receive(
     shared: &Shared,
-    peer: Option<SocketAddr>,
+    peer: Option<Arc<str>>,
     uri: &Uri,
     headers: &HeaderMap,
     body: Bytes,
@@ -96,9 +95,9 @@ pub(super) async fn receive(
         name = %key.name,
         namespace = %key.namespace,
         "type" = receiver_type,
-        peer = request.peer.map(tracing::field::display),
+        peer = request.peer.as_deref(),
     );
-    let peer = request.peer;
+    let peer = request.peer.clone();
     let reply = REQUEST
         .scope(request, answer(shared, &state, headers, &body))
         .instrument(span)
@@ -108,7 +107,7 @@ pub(super) async fn receive(
         name = key.name.as_str(),
         namespace = key.namespace.as_str(),
         "type" = receiver_type,
-        peer = peer.map(tracing::field::display),
+        peer = peer.as_deref(),
         code,
         "webhook request answered"
     );

@@ -244,7 +244,7 @@ impl Server {
             return;
         };
         let connection = Arc::clone(registration.connection());
-        let handle = ConnectionHandle::new(&registration);
+        let handle = ConnectionHandle::new(&registration).with_peer(&peer);
         let service =
             self.router
                 .clone()

@@ -12,12 +12,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::ConnectInfo;
+
+use super::connection::ConnectionHandle;
 use crate::index::EndpointState;
 
 /// The request being handled: its Receiver and client.
 pub(super) struct RequestLog {
     pub(super) state: Arc<EndpointState>,
-    pub(super) peer: Option<SocketAddr>,
+    /// The client's address, written as text once per connection.
+    pub(super) peer: Option<Arc<str>>,
 }
 
 tokio::task_local! {
@@ -37,6 +41,21 @@ impl RequestLog {
     pub(super) fn receiver_type(&self) -> &str {
         receiver_type(&self.state)
     }
+}
+
+/// The client's address of a request with `extensions`: the text its
+/// connection keeps ([`ConnectionHandle::peer`]), else (a router served
+/// another way) its `ConnectInfo` written out.
+pub(super) fn peer_of(extensions: &http::Extensions) -> Option<Arc<str>> {
+    if let Some(peer) = extensions
+        .get::<ConnectionHandle>()
+        .and_then(ConnectionHandle::peer)
+    {
+        return Some(Arc::clone(peer));
+    }
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.to_string().into())
 }
 
 /// The type of the Receiver in `state`; empty when it cannot be served.
@@ -59,7 +78,7 @@ macro_rules! request_log {
                     name = request.name(),
                     namespace = request.namespace(),
                     "type" = request.receiver_type(),
-                    peer = request.peer.map(tracing::field::display),
+                    peer = request.peer.as_deref(),
                     $($event)+
                 )
             })

@@ -109,14 +109,13 @@ mod targeting;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::HttpBody as _;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::response::Response;
 use fluxhook_api::WEBHOOK_PATH_PREFIX;
@@ -322,10 +321,13 @@ impl Hooks {
         let Ok(_permit) = Arc::clone(&self.handling).try_acquire_owned() else {
             return limits::overloaded();
         };
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| *peer);
-        handler::receive(&self.shared, peer, &parts.uri, &parts.headers, body).await
+        handler::receive(
+            &self.shared,
+            log::peer_of(&parts.extensions),
+            &parts.uri,
+            &parts.headers,
+            body,
+        )
+        .await
     }
 }
