@@ -81,9 +81,10 @@ fn filter(level: LogLevel) -> EnvFilter {
     ))
 }
 
-/// The keys `flux logs` decodes as strings (fluxcd/flux2
-/// `cmd/flux/logs.go`, `ControllerLogEntry`), lowercased: Go's
-/// `encoding/json` matches them without regard to case.
+/// The keys `flux logs` decodes as strings, spelled as the JSON tags of
+/// fluxcd/flux2 `cmd/flux/logs.go` `ControllerLogEntry`: Go's
+/// `encoding/json` matches a key to a tag exactly, or else without regard
+/// to case.
 const FLUX_LOGS_KEYS: [&str; 9] = [
     "ts",
     "level",
@@ -91,7 +92,7 @@ const FLUX_LOGS_KEYS: [&str; 9] = [
     "error",
     "logger",
     "reconciler kind",
-    "controllerkind",
+    "controllerKind",
     "name",
     "namespace",
 ];
@@ -99,21 +100,12 @@ const FLUX_LOGS_KEYS: [&str; 9] = [
 /// Keys the formatter writes itself, which no field may take.
 const OWN_KEYS: [&str; 4] = ["ts", "level", "msg", "logger"];
 
-/// The spellings of the other keys `flux logs` reads, as Flux writes them.
-const FLUX_FIELD_KEYS: [&str; 5] = [
-    "error",
-    "reconciler kind",
-    "controllerKind",
-    "name",
-    "namespace",
-];
-
 /// A field's key, with a leading `_` when it would take a key the formatter
 /// writes itself, or spell one `flux logs` reads in another case (Go would
 /// decode it into the same place).
 fn decodable_key(key: Key) -> Key {
     let taken = OWN_KEYS.iter().any(|own| own.eq_ignore_ascii_case(&key))
-        || FLUX_FIELD_KEYS
+        || FLUX_LOGS_KEYS
             .iter()
             .any(|flux| flux.eq_ignore_ascii_case(&key) && *flux != key);
     if taken {

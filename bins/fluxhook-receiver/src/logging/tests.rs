@@ -418,17 +418,7 @@ mod flux_logs {
         let Ordered(pairs) = serde_json::from_str(line).map_err(|e| e.to_string())?;
         let mut entry = Entry::default();
         for (key, value) in pairs {
-            let tags = [
-                "ts",
-                "level",
-                "msg",
-                "error",
-                "logger",
-                "reconciler kind",
-                "controllerKind",
-                "name",
-                "namespace",
-            ];
+            let tags = crate::logging::FLUX_LOGS_KEYS;
             let Some(tag) = tags
                 .iter()
                 .find(|tag| **tag == key)
