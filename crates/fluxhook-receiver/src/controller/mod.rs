@@ -85,6 +85,7 @@ mod reconcile;
 mod secrets;
 mod status;
 mod triggers;
+mod watched;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,6 +108,7 @@ pub(crate) use self::reconcile::read_spec;
 use self::readiness::InitialSync;
 use self::reconcile::{Context, RetryDelays, reconcile, retry_later};
 use self::triggers::Triggers;
+pub(crate) use self::watched::WatchedReceiver;
 #[cfg(doc)]
 use crate::EndpointState;
 use crate::endpoint::ReceiverKey;
@@ -204,9 +206,9 @@ pub async fn run(
     readiness: Readiness,
 ) -> Result<(), ControllerError> {
     let resource = ApiResource::erase::<Receiver>(&());
-    let receivers: Api<DynamicObject> = match &config.namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-        None => Api::all_with(client.clone(), &resource),
+    let receivers: Api<WatchedReceiver> = match &config.namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
     };
     let initial_sync = Arc::new(InitialSync::new(readiness));
     let metrics = config.metrics.clone();
@@ -216,11 +218,11 @@ pub async fn run(
     if let Some(selector) = &config.label_selector {
         receiver_watch = receiver_watch.labels(selector);
     }
-    let writer = Writer::new(resource.clone());
+    let writer = Writer::default();
     let store = writer.as_reader();
-    let mut triggers = Triggers::new(resource.clone(), Arc::clone(&initial_sync));
+    let mut triggers = Triggers::new(Arc::clone(&initial_sync));
     let receiver_triggers = watcher(receivers, receiver_watch)
-        .modify(reconcile::slim)
+        .modify(|receiver| reconcile::slim(receiver))
         .reflect(writer)
         .flat_map(move |event| {
             let triggered = match event {
@@ -255,15 +257,13 @@ pub async fn run(
         config.namespace.as_deref(),
         Arc::clone(&context.secret_versions),
         prefetch,
-        resource.clone(),
     );
     let context = Arc::new(context);
-    let mut controller =
-        Controller::for_stream_with(receiver_triggers, store.clone(), resource.clone())
-            .reconcile_on(counted(&metrics, secret_changes))
-            .reconcile_on(counted(&metrics, requeued))
-            // A new leader writes what the previous one may not have.
-            .reconcile_all_on(config.leadership.terms());
+    let mut controller = Controller::for_stream(receiver_triggers, store.clone())
+        .reconcile_on(counted(&metrics, secret_changes))
+        .reconcile_on(counted(&metrics, requeued))
+        // A new leader writes what the previous one may not have.
+        .reconcile_all_on(config.leadership.terms());
     if config.registration.enabled {
         controller = watch_git_repositories(controller, &client, &config, store, resource);
     }
@@ -301,9 +301,9 @@ pub async fn run(
 /// `receivers`, counted as added to the work queue.
 fn counted(
     metrics: &ControllerMetrics,
-    receivers: impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
-) -> impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static {
-    let count = metrics.counted_mapper(|receiver: ObjectRef<DynamicObject>| [receiver]);
+    receivers: impl Stream<Item = ObjectRef<WatchedReceiver>> + Send + 'static,
+) -> impl Stream<Item = ObjectRef<WatchedReceiver>> + Send + 'static {
+    let count = metrics.counted_mapper(|receiver: ObjectRef<WatchedReceiver>| [receiver]);
     receivers.flat_map(move |receiver| stream::iter(count(receiver)))
 }
 
@@ -312,12 +312,12 @@ fn counted(
 /// or all). The watch backs off on errors, so a cluster without Flux's
 /// GitRepository kind costs little.
 fn watch_git_repositories(
-    controller: Controller<DynamicObject>,
+    controller: Controller<WatchedReceiver>,
     client: &kube::Client,
     config: &ControllerConfig,
-    receivers: kube::runtime::reflector::Store<DynamicObject>,
+    receivers: kube::runtime::reflector::Store<WatchedReceiver>,
     resource: ApiResource,
-) -> Controller<DynamicObject> {
+) -> Controller<WatchedReceiver> {
     // Flux's own kind: it always resolves.
     let git_repository = match resolve(None, GIT_REPOSITORY) {
         Ok(kind) => kind.to_api_resource(),
@@ -344,12 +344,18 @@ fn watch_git_repositories(
     controller.watches_stream_with(
         changed,
         config.metrics.counted_mapper(move |repository| {
+            let receivers = receivers.state();
             receivers_naming(
                 &repository,
-                &receivers.state(),
+                receivers.iter().map(|receiver| &receiver.0),
                 &resource,
                 no_cross_namespace_refs,
             )
+            .into_iter()
+            .map(|named| {
+                ObjectRef::new(&named.name).within(named.namespace.as_deref().unwrap_or_default())
+            })
+            .collect::<Vec<_>>()
         }),
         git_repository,
     )

@@ -28,10 +28,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, ListParams, ObjectMeta};
+use kube::api::{Api, ListParams, ObjectMeta};
 use kube::runtime::reflector::Store;
 
 use super::reconcile::SecretRead;
+use super::watched::WatchedReceiver;
 
 /// The referenced Secrets a namespace needs for its Secrets to be listed rather than read
 /// one by one.
@@ -44,7 +45,7 @@ const PAGE: u32 = 500;
 pub(crate) struct SecretPrefetch {
     client: kube::Client,
     /// The Receivers, to know which Secrets they reference.
-    receivers: Store<DynamicObject>,
+    receivers: Store<WatchedReceiver>,
     /// `None` once closed.
     namespaces: Mutex<Option<HashMap<String, Arc<Namespace>>>>,
     /// How long a list may take before its Secrets are read one by one.
@@ -128,7 +129,7 @@ impl SecretPrefetch {
     /// by `timeout` (as a single read is bounded).
     pub(crate) fn new(
         client: kube::Client,
-        receivers: Store<DynamicObject>,
+        receivers: Store<WatchedReceiver>,
         timeout: Duration,
     ) -> Self {
         Self {

@@ -33,6 +33,7 @@ use super::readiness::InitialSync;
 use super::secrets::SecretVersions;
 use super::status::{Observed, Outcome, next_status, with_condition};
 use super::triggers::key_of;
+use super::watched::WatchedReceiver;
 use crate::endpoint::{Endpoint, InvalidReceiver, ReceiverKey, TOKEN_KEY};
 use crate::index::{EndpointIndex, EndpointState, Standing};
 use crate::registration::{
@@ -62,7 +63,7 @@ pub(crate) struct Context {
     recorder: Arc<Recorder>,
     /// Receivers to reconcile again because another one changed their standing at their
     /// webhook path.
-    requeue: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+    requeue: mpsc::UnboundedSender<ObjectRef<WatchedReceiver>>,
     /// Consecutive failures per Receiver, for the retry backoff.
     failures: Mutex<HashMap<ReceiverKey, u32>>,
     /// Whether this replica writes: see [`Context::write`].
@@ -80,7 +81,7 @@ impl Context {
         initial_sync: Arc<InitialSync>,
         registration: RegistrationConfig,
         leadership: Leadership,
-    ) -> (Self, mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>) {
+    ) -> (Self, mpsc::UnboundedReceiver<ObjectRef<WatchedReceiver>>) {
         let recorder = Arc::new(Recorder::new(client.clone()));
         let (requeue, requeued) = mpsc::unbounded();
         let context = Self {
@@ -138,8 +139,7 @@ impl Context {
     /// Asks the controller to reconcile these Receivers again.
     fn reconcile_again(&self, receivers: Vec<ReceiverKey>) {
         for receiver in receivers {
-            let object = ObjectRef::new_with(&receiver.name, self.resource.clone())
-                .within(&receiver.namespace);
+            let object = ObjectRef::new(&receiver.name).within(&receiver.namespace);
             // Closed only when the controller has stopped.
             let _ = self.requeue.unbounded_send(object);
         }
@@ -214,7 +214,7 @@ pub(crate) enum ReconcileError {
 
 /// Reconciles one Receiver (the controller's reconciler).
 pub(crate) async fn reconcile(
-    object: Arc<DynamicObject>,
+    object: Arc<WatchedReceiver>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let key = key_of(&object);
@@ -239,7 +239,7 @@ pub(crate) async fn reconcile(
 /// Schedules the retry of a failed reconciliation (the controller's error
 /// policy).
 pub(crate) fn retry_later(
-    object: Arc<DynamicObject>,
+    object: Arc<WatchedReceiver>,
     error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {

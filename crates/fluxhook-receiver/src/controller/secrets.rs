@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::{Stream, StreamExt, future, stream};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, PartialObjectMeta};
-use kube::discovery::ApiResource;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::prefetch::SecretPrefetch;
+use super::watched::WatchedReceiver;
 use crate::endpoint::ReceiverKey;
 
 /// A Secret: its namespace and name.
@@ -181,8 +181,7 @@ pub(crate) fn changes(
     namespace: Option<&str>,
     versions: Arc<SecretVersions>,
     prefetch: Arc<SecretPrefetch>,
-    resource: ApiResource,
-) -> impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static {
+) -> impl Stream<Item = ObjectRef<WatchedReceiver>> + Send + 'static {
     // `PartialObjectMeta`: kube asks for metadata only (`as=PartialObjectMetadata`).
     let secrets: Api<PartialObjectMeta<Secret>> = match namespace {
         Some(namespace) => Api::namespaced(client, namespace),
@@ -209,10 +208,11 @@ pub(crate) fn changes(
                 watcher::Event::Init | watcher::Event::InitDone => {}
             }
             let receivers = changes.on_event(event);
-            let resource = resource.clone();
-            stream::iter(receivers.into_iter().map(move |receiver| {
-                ObjectRef::new_with(&receiver.name, resource.clone()).within(&receiver.namespace)
-            }))
+            stream::iter(
+                receivers
+                    .into_iter()
+                    .map(|receiver| ObjectRef::new(&receiver.name).within(&receiver.namespace)),
+            )
         })
 }
 

@@ -16,6 +16,7 @@ use kube::discovery::ApiResource;
 use kube::runtime::watcher::Event;
 
 use super::readiness::InitialSync;
+use super::watched::WatchedReceiver;
 use crate::endpoint::ReceiverKey;
 
 /// What of a Receiver makes it worth reconciling when it changes.
@@ -53,7 +54,6 @@ pub(crate) fn key_of(object: &DynamicObject) -> ReceiverKey {
 
 /// Turns the Receiver watch's events into the objects to reconcile.
 pub(crate) struct Triggers {
-    resource: ApiResource,
     known: HashMap<ReceiverKey, Fingerprint>,
     /// The Receivers of the list under way, if the watch is listing.
     listing: Option<HashSet<ReceiverKey>>,
@@ -61,9 +61,8 @@ pub(crate) struct Triggers {
 }
 
 impl Triggers {
-    pub(crate) fn new(resource: ApiResource, initial_sync: Arc<InitialSync>) -> Self {
+    pub(crate) fn new(initial_sync: Arc<InitialSync>) -> Self {
         Self {
-            resource,
             known: HashMap::new(),
             listing: None,
             initial_sync,
@@ -71,7 +70,7 @@ impl Triggers {
     }
 
     /// The objects `event` calls to reconcile.
-    pub(crate) fn on_event(&mut self, event: Event<DynamicObject>) -> Vec<DynamicObject> {
+    pub(crate) fn on_event(&mut self, event: Event<WatchedReceiver>) -> Vec<WatchedReceiver> {
         match event {
             Event::Init => {
                 self.listing = Some(HashSet::new());
@@ -101,18 +100,21 @@ impl Triggers {
                     .filter(|key| !listed.contains(key))
                     .cloned()
                     .collect();
+                let resource = ApiResource::erase::<WatchedReceiver>(&());
                 vanished
                     .into_iter()
                     .map(|key| {
                         self.known.remove(&key);
-                        DynamicObject::new(&key.name, &self.resource).within(&key.namespace)
+                        WatchedReceiver(
+                            DynamicObject::new(&key.name, &resource).within(&key.namespace),
+                        )
                     })
                     .collect()
             }
         }
     }
 
-    fn applied(&mut self, object: DynamicObject) -> Vec<DynamicObject> {
+    fn applied(&mut self, object: WatchedReceiver) -> Vec<WatchedReceiver> {
         let fingerprint = Fingerprint::of(&object);
         let key = key_of(&object);
         if self.known.get(&key) == Some(&fingerprint) {
@@ -134,21 +136,19 @@ mod tests {
     fn triggers() -> (Triggers, Readiness) {
         let readiness = Readiness::default();
         let sync = Arc::new(InitialSync::new(readiness.clone()));
-        (
-            Triggers::new(ApiResource::erase::<Receiver>(&()), sync),
-            readiness,
-        )
+        (Triggers::new(sync), readiness)
     }
 
-    fn receiver(name: &str, generation: i64) -> DynamicObject {
-        let mut object =
-            DynamicObject::new(name, &ApiResource::erase::<Receiver>(&())).within("ns");
+    fn receiver(name: &str, generation: i64) -> WatchedReceiver {
+        let mut object = WatchedReceiver(
+            DynamicObject::new(name, &ApiResource::erase::<Receiver>(&())).within("ns"),
+        );
         object.meta_mut().generation = Some(generation);
         object.meta_mut().uid = Some(format!("uid-{name}"));
         object
     }
 
-    fn names(objects: &[DynamicObject]) -> Vec<&str> {
+    fn names(objects: &[WatchedReceiver]) -> Vec<&str> {
         objects
             .iter()
             .filter_map(|o| o.metadata.name.as_deref())

@@ -6,7 +6,6 @@
 //! (`matchLabels` selects by them), the generation (`spec.url`), and deletion.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use fluxhook_api::{Candidate, ReceiverResource};
 use fluxhook_trigger::git_repository;
@@ -102,9 +101,9 @@ impl RepositoryChanges {
 /// select it forward ([`ReceiverResource::selects`]): by name, or `*` with `matchLabels` its
 /// labels satisfy, in the entry's namespace or else the Receiver's (not another namespace
 /// when `no_cross_namespace_refs`).
-pub(crate) fn receivers_naming(
+pub(crate) fn receivers_naming<'a>(
     meta: &RepositoryMeta,
-    receivers: &[Arc<DynamicObject>],
+    receivers: impl IntoIterator<Item = &'a DynamicObject>,
     resource: &ApiResource,
     no_cross_namespace_refs: bool,
 ) -> Vec<ObjectRef<DynamicObject>> {
@@ -122,14 +121,14 @@ pub(crate) fn receivers_naming(
         entry.selects(receiver_namespace, no_cross_namespace_refs, &repository)
     };
     receivers
-        .iter()
+        .into_iter()
         .filter(|receiver| {
             let entries = crate::controller::read_spec::<ResourcesOnly>(receiver)
                 .map(|spec| spec.resources)
                 .unwrap_or_default();
             entries.iter().any(|entry| names_it(receiver, entry))
         })
-        .map(|receiver| ObjectRef::from_obj_with(&**receiver, resource.clone()))
+        .map(|receiver| ObjectRef::from_obj_with(receiver, resource.clone()))
         .collect()
 }
 
@@ -237,7 +236,7 @@ mod tests {
         let receiver = |name: &str, namespace: &str, resources: serde_json::Value| {
             let mut object = DynamicObject::new(name, &resource).within(namespace);
             object.data = json!({"spec": {"type": "github", "resources": resources}});
-            Arc::new(object)
+            object
         };
         let receivers = [
             receiver(
