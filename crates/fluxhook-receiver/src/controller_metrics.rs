@@ -44,7 +44,7 @@ use kube::Resource;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{Lookup, ObjectRef};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -70,8 +70,14 @@ pub const CONTROLLER_KIND: &str = "Receiver";
 type ControllerLabel = [(&'static str, &'static str); 1];
 /// The `controller` and `result` labels of `controller_runtime_reconcile_total`.
 type ResultLabels = [(&'static str, &'static str); 2];
-/// The `kind`, `name` and `namespace` labels of the gotk series.
-type ObjectLabels = [(&'static str, String); 3];
+/// The `kind`, `name` and `namespace` labels of the gotk series: a series per Receiver,
+/// so the kind, always [`CONTROLLER_KIND`], is not copied into each.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabels {
+    kind: &'static str,
+    name: String,
+    namespace: String,
+}
 /// The `name` label of `leader_election_master_status`: the lease's name.
 type LeaseLabel = [(&'static str, String); 1];
 
@@ -482,11 +488,11 @@ fn key_of_meta(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
 }
 
 fn object_labels(key: &ReceiverKey) -> ObjectLabels {
-    [
-        ("kind", CONTROLLER_KIND.to_owned()),
-        ("name", key.name.clone()),
-        ("namespace", key.namespace.clone()),
-    ]
+    ObjectLabels {
+        kind: CONTROLLER_KIND,
+        name: key.name.clone(),
+        namespace: key.namespace.clone(),
+    }
 }
 
 /// An error with its causes, `: `-separated, as Go's wrapped errors print.
