@@ -50,7 +50,7 @@ use fluxhook_manifests::Overlay;
 use fluxhook_test_apiserver::{
     ApiError, AuthorizationMode, Identity, RequestRecord, ServerOptions, TestApiServer,
 };
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::Child;
@@ -374,13 +374,7 @@ impl Sandbox {
         })
     }
 
-    /// Waits (bounded) until the receiver's `/readyz` answers 200; an error
-    /// with its log if it exits first.
-    pub async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
-        let ready =
-            process::wait_until_ready(&mut self.child, &self.http, self.urls.health()).await;
-        ready.map_err(|trouble| trouble.into_error(|problem| self.receiver_error(problem)))
-    }
+    process::shared_methods!(receiver_error);
 
     /// The fake API server.
     pub fn api(&self) -> &TestApiServer {
@@ -504,18 +498,6 @@ impl Sandbox {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    /// POSTs `body` to `path` of the webhook server; the status and body of
-    /// the answer.
-    pub async fn post(
-        &self,
-        path: &str,
-        headers: HeaderMap,
-        body: Vec<u8>,
-    ) -> Result<(StatusCode, String), SandboxError> {
-        let url = format!("{}{path}", self.urls.receiver());
-        process::post(&self.http, url, headers, body).await
     }
 
     /// Deletes the object at the API `path` (e.g.

@@ -88,6 +88,34 @@ impl ReceiverUrls {
     }
 }
 
+/// The methods [`Sandbox`](crate::Sandbox) and [`Replica`](crate::Replica) share, written
+/// once: each has the fields `child`, `http` and `urls`, and makes its own error (with its
+/// log) of a misbehaving process with the method `$error`.
+macro_rules! shared_methods {
+    ($error:ident) => {
+        /// Waits (bounded) until the receiver's `/readyz` answers 200; an error with its log
+        /// if it exits first.
+        pub async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
+            let ready =
+                process::wait_until_ready(&mut self.child, &self.http, self.urls.health()).await;
+            ready.map_err(|trouble| trouble.into_error(|problem| self.$error(problem)))
+        }
+
+        /// POSTs `body` to `path` of the receiver's webhook server; the status and body of
+        /// the answer.
+        pub async fn post(
+            &self,
+            path: &str,
+            headers: http::HeaderMap,
+            body: Vec<u8>,
+        ) -> Result<(http::StatusCode, String), SandboxError> {
+            let url = format!("{}{path}", self.urls.receiver());
+            process::post(&self.http, url, headers, body).await
+        }
+    };
+}
+pub(crate) use shared_methods;
+
 /// Waits (bounded) until `/readyz` below `health_url` answers 200.
 pub(crate) async fn wait_until_ready(
     child: &mut Child,

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::ExitStatus;
 
-use http::{HeaderMap, StatusCode};
 use tempfile::TempDir;
 use tokio::process::Child;
 
@@ -80,24 +79,7 @@ impl Replica {
         user_agent.is_some_and(|agent| agent.starts_with(&format!("{}/", self.name)))
     }
 
-    /// Waits (bounded) until its `/readyz` answers 200; an error with its log if it exits
-    /// first.
-    pub async fn wait_until_ready(&mut self) -> Result<(), SandboxError> {
-        let ready =
-            process::wait_until_ready(&mut self.child, &self.http, self.urls.health()).await;
-        ready.map_err(|trouble| trouble.into_error(|problem| self.error(problem)))
-    }
-
-    /// POSTs `body` to `path` of its webhook server; the status and body of the answer.
-    pub async fn post(
-        &self,
-        path: &str,
-        headers: HeaderMap,
-        body: Vec<u8>,
-    ) -> Result<(StatusCode, String), SandboxError> {
-        let url = format!("{}{path}", self.urls.receiver());
-        process::post(&self.http, url, headers, body).await
-    }
+    process::shared_methods!(error);
 
     /// What it has logged so far.
     pub fn log(&self) -> String {
