@@ -44,9 +44,9 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
@@ -164,62 +164,129 @@ struct SpanFields {
 /// A field's key: the name tracing gives (static), or one made for the line.
 type Key = Cow<'static, str>;
 
+/// A field: its key, and where its value's JSON is in [`Fields::json`].
+#[derive(Debug, Clone)]
+struct Entry {
+    key: Key,
+    value: Range<usize>,
+    /// Written as a JSON string: a value `flux logs` must read as one.
+    as_string: bool,
+}
+
 /// Fields in the order they were written; a key set again keeps its place
-/// and takes the new value.
+/// and takes the new value. Values are kept as the JSON they are written
+/// as, one after another in one buffer: a webhook line is written on every
+/// request, and a `serde_json::Value` per field (allocated, escaped, then
+/// dropped) was a third of its cost (docs/performance.md).
 #[derive(Debug, Default, Clone)]
-struct Fields(Vec<(Key, Value)>);
+struct Fields {
+    entries: Vec<Entry>,
+    json: Vec<u8>,
+}
 
 impl Fields {
-    fn set(&mut self, key: Key, value: Value) {
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, old)) => *old = value,
-            None => self.0.push((key, value)),
+    /// Sets `key` to the JSON `write` appends.
+    fn set_with(&mut self, key: Key, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.json.len();
+        write(&mut self.json);
+        let value = start..self.json.len();
+        match self.entries.iter_mut().find(|entry| entry.key == key) {
+            Some(entry) => {
+                entry.value = value;
+                entry.as_string = false;
+            }
+            None => self.entries.push(Entry {
+                key,
+                value,
+                as_string: false,
+            }),
         }
     }
 
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    /// Sets `key` to `value`, JSON-encoded.
+    fn set<T: serde::Serialize + ?Sized>(&mut self, key: Key, value: &T) {
+        // Writing to a Vec cannot fail, and these values always serialize.
+        self.set_with(key, |json| {
+            let _ = serde_json::to_writer(json, value);
+        });
     }
 
-    fn remove(&mut self, key: &str) -> Option<Value> {
-        let at = self.0.iter().position(|(k, _)| k == key)?;
-        Some(self.0.remove(at).1)
+    /// The JSON of `key`'s value.
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        let entry = self.entries.iter().find(|entry| entry.key == key)?;
+        self.json.get(entry.value.clone())
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let at = self.entries.iter().position(|entry| entry.key == key)?;
+        Some(self.entries.remove(at))
+    }
+
+    /// The JSON of `entry`'s value, as a JSON string if it must be one.
+    fn push_value(&self, text: &mut Vec<u8>, entry: &Entry) {
+        let value = self.json.get(entry.value.clone()).unwrap_or_default();
+        push_as(text, value, entry.as_string);
+    }
+
+    /// The text of `entry`'s value: a string's contents, other values as
+    /// JSON (as `Value::to_string` wrote them).
+    fn text(&self, entry: &Entry) -> String {
+        let value = self.json.get(entry.value.clone()).unwrap_or_default();
+        text_of(value)
+    }
+}
+
+/// `value` (JSON) written to `text`; when `as_string`, a value that is not
+/// a string is written as the string of its JSON (a number, a boolean or
+/// `null`: none holds a character JSON escapes).
+fn push_as(text: &mut Vec<u8>, value: &[u8], as_string: bool) {
+    if as_string && value.first() != Some(&b'"') {
+        text.push(b'"');
+        text.extend_from_slice(value);
+        text.push(b'"');
+    } else {
+        text.extend_from_slice(value);
+    }
+}
+
+/// The text of a JSON value: a string's contents, other values as they are.
+fn text_of(value: &[u8]) -> String {
+    if value.first() == Some(&b'"') {
+        serde_json::from_slice(value).unwrap_or_default()
+    } else {
+        String::from_utf8_lossy(value).into_owned()
     }
 }
 
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.set(
-            Cow::Borrowed(field.name()),
-            Value::String(format!("{value:?}")),
-        );
+        // Escaped as it is formatted, without a string in between.
+        self.set(Cow::Borrowed(field.name()), &format_args!("{value:?}"));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(Cow::Borrowed(field.name()), Value::String(value.to_owned()));
+        self.set(Cow::Borrowed(field.name()), value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(Cow::Borrowed(field.name()), Value::from(value));
+        self.set(Cow::Borrowed(field.name()), &value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(Cow::Borrowed(field.name()), Value::from(value));
+        self.set(Cow::Borrowed(field.name()), &value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(Cow::Borrowed(field.name()), Value::from(value));
+        // Not finite: `null`, as `serde_json::Value::from` made it.
+        self.set(Cow::Borrowed(field.name()), &value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(Cow::Borrowed(field.name()), Value::Bool(value));
+        self.set(Cow::Borrowed(field.name()), &value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.set(
-            Cow::Borrowed(field.name()),
-            Value::String(error_chain(value)),
-        );
+        self.set(Cow::Borrowed(field.name()), error_chain(value).as_str());
     }
 }
 
@@ -296,20 +363,21 @@ where
                 if let Some(span_fields) = span.extensions().get::<SpanFields>() {
                     line.reconcile |= span_fields.reconcile;
                     line.server |= span_fields.server;
-                    for (key, value) in &span_fields.fields.0 {
-                        line.fields.set(key.clone(), value.clone());
+                    let from = &span_fields.fields;
+                    for entry in &from.entries {
+                        let value = from.json.get(entry.value.clone()).unwrap_or_default();
+                        line.fields
+                            .set_with(entry.key.clone(), |json| json.extend_from_slice(value));
                     }
                 }
             }
         }
-        let mut event_fields = Fields::default();
-        event.record(&mut event_fields);
-        for (key, value) in event_fields.0 {
+        event.record(&mut line.fields);
+        if normalized.is_some() {
             // tracing-log's fields describe where a `log` record came from.
-            if normalized.is_some() && key.starts_with("log.") {
-                continue;
-            }
-            line.fields.set(key, value);
+            line.fields
+                .entries
+                .retain(|entry| !entry.key.starts_with("log."));
         }
         let text = match self.encoding {
             LogEncoding::Json => line.json(SystemTime::now()),
@@ -344,7 +412,7 @@ impl Line<'_> {
     /// The logger's name (see the module's documentation).
     fn logger(&mut self) -> Option<Cow<'static, str>> {
         if let Some(logger) = self.fields.remove("logger") {
-            return Some(Cow::Owned(string_of(logger)));
+            return Some(Cow::Owned(self.fields.text(&logger)));
         }
         if self.reconcile {
             None
@@ -361,69 +429,105 @@ impl Line<'_> {
         }
     }
 
-    /// The fields after the message, with the keys `flux logs` reads kept
-    /// decodable and Flux's extra keys added; the error comes last.
-    fn body(&mut self) -> (String, Fields) {
-        let message = self
-            .fields
-            .remove("message")
-            .map(string_of)
-            .unwrap_or_default();
-        let error = self.fields.remove("error").map(string_of);
+    /// Takes the message out of the fields, and puts the fields after it in
+    /// order: the keys `flux logs` reads kept decodable (and strings), Flux's
+    /// extra keys added, the error last.
+    fn body(&mut self) -> Option<Entry> {
+        let fields = &mut self.fields;
+        let message = fields.remove("message").map(|message| Entry {
+            as_string: true,
+            ..message
+        });
+        let error = fields.remove("error");
         // Room for the fields and the two this may add.
-        let mut body = Fields(Vec::with_capacity(self.fields.0.len() + 2));
-        for (key, value) in std::mem::take(&mut self.fields.0) {
-            let key = decodable_key(key);
-            let value = if FLUX_LOGS_KEYS
-                .iter()
-                .any(|flux| flux.eq_ignore_ascii_case(&key))
-            {
-                Value::String(string_of(value))
-            } else {
-                value
+        let mut body: Vec<Entry> = Vec::with_capacity(fields.entries.len() + 2);
+        for entry in std::mem::take(&mut fields.entries) {
+            let key = decodable_key(entry.key);
+            let as_string = entry.as_string
+                || FLUX_LOGS_KEYS
+                    .iter()
+                    .any(|flux| flux.eq_ignore_ascii_case(&key));
+            let entry = Entry {
+                key,
+                as_string,
+                ..entry
             };
-            body.set(key, value);
+            // A key set again (once decodable) keeps its place.
+            match body.iter_mut().find(|old| old.key == entry.key) {
+                Some(old) => *old = entry,
+                None => body.push(entry),
+            }
         }
+        fields.entries = body;
+        let find = |fields: &Fields, key: &str| {
+            fields
+                .entries
+                .iter()
+                .find(|entry| entry.key == key)
+                .cloned()
+        };
         if self.reconcile
             && let (Some(kind), Some(name), Some(namespace)) = (
-                body.get("controllerKind").cloned(),
-                body.get("name").cloned(),
-                body.get("namespace").cloned(),
+                find(fields, "controllerKind"),
+                find(fields, "name"),
+                find(fields, "namespace"),
             )
         {
             // controller-runtime's `klog.KRef(namespace, name)` under the
             // kind, before `namespace` and `name`.
-            let kind = string_of(kind);
-            if body.get(&kind).is_none() {
-                let at = body
-                    .0
+            let kind = fields.text(&kind);
+            if fields.get(&kind).is_none() {
+                let at = fields
+                    .entries
                     .iter()
-                    .position(|(k, _)| k == "namespace" || k == "name")
-                    .unwrap_or(body.0.len());
-                let object = serde_json::json!({ "name": name, "namespace": namespace });
-                body.0.insert(at, (Cow::Owned(kind), object));
+                    .position(|entry| entry.key == "namespace" || entry.key == "name")
+                    .unwrap_or(fields.entries.len());
+                let start = fields.json.len();
+                let mut object = b"{\"name\":".to_vec();
+                fields.push_value(&mut object, &name);
+                object.extend_from_slice(b",\"namespace\":");
+                fields.push_value(&mut object, &namespace);
+                object.push(b'}');
+                fields.json.extend_from_slice(&object);
+                let value = start..fields.json.len();
+                fields.entries.insert(
+                    at,
+                    Entry {
+                        key: Cow::Owned(kind),
+                        value,
+                        as_string: false,
+                    },
+                );
             }
         }
-        if self.server && !self.reconcile && body.get("name").is_some() {
-            body.0.insert(
+        if self.server && !self.reconcile && fields.get("name").is_some() {
+            let start = fields.json.len();
+            fields.json.extend_from_slice(b"\"Receiver\"");
+            let value = start..fields.json.len();
+            fields.entries.insert(
                 0,
-                (
-                    Cow::Borrowed("reconciler kind"),
-                    Value::String("Receiver".to_owned()),
-                ),
+                Entry {
+                    key: Cow::Borrowed("reconciler kind"),
+                    value,
+                    as_string: false,
+                },
             );
         }
         if let Some(error) = error {
-            body.set(Cow::Borrowed("error"), Value::String(error));
+            fields.entries.push(Entry {
+                key: Cow::Borrowed("error"),
+                as_string: true,
+                ..error
+            });
         }
-        (message, body)
+        message
     }
 
     /// The line as JSON, written straight into one buffer (a line is
     /// written on every webhook request: no string per key or value).
     fn json(mut self, now: SystemTime) -> Vec<u8> {
         let logger = self.logger();
-        let (message, body) = self.body();
+        let message = self.body();
         // A webhook line is 300 to 400 bytes: one allocation, no growth.
         let mut text = Vec::with_capacity(512);
         text.extend_from_slice(b"{\"level\":");
@@ -436,12 +540,15 @@ impl Line<'_> {
             push_json_str(&mut text, &logger);
         }
         text.extend_from_slice(b",\"msg\":");
-        push_json_str(&mut text, &message);
-        for (key, value) in &body.0 {
+        match &message {
+            Some(message) => self.fields.push_value(&mut text, message),
+            None => text.extend_from_slice(b"\"\""),
+        }
+        for entry in &self.fields.entries {
             text.push(b',');
-            push_json_str(&mut text, key);
+            push_json_str(&mut text, &entry.key);
             text.push(b':');
-            push_json(&mut text, value);
+            self.fields.push_value(&mut text, entry);
         }
         text.extend_from_slice(b"}\n");
         text
@@ -449,7 +556,7 @@ impl Line<'_> {
 
     fn console(mut self, now: SystemTime) -> Vec<u8> {
         let logger = self.logger();
-        let (message, body) = self.body();
+        let message = self.body();
         let mut text = Vec::with_capacity(512);
         push_iso8601(&mut text, now);
         text.push(b'\t');
@@ -459,18 +566,20 @@ impl Line<'_> {
             text.extend_from_slice(logger.as_bytes());
         }
         text.push(b'\t');
-        text.extend_from_slice(message.as_bytes());
-        if !body.0.is_empty() {
+        if let Some(message) = &message {
+            text.extend_from_slice(self.fields.text(message).as_bytes());
+        }
+        if !self.fields.entries.is_empty() {
             // zap's console encoder writes the fields as JSON with a space
             // after each colon and comma.
             text.extend_from_slice(b"\t{");
-            for (at, (key, value)) in body.0.iter().enumerate() {
+            for (at, entry) in self.fields.entries.iter().enumerate() {
                 if at > 0 {
                     text.extend_from_slice(b", ");
                 }
-                push_json_str(&mut text, key);
+                push_json_str(&mut text, &entry.key);
                 text.extend_from_slice(b": ");
-                push_json(&mut text, value);
+                self.fields.push_value(&mut text, entry);
             }
             text.push(b'}');
         }
@@ -479,22 +588,10 @@ impl Line<'_> {
     }
 }
 
-/// `value` as compact JSON.
-fn push_json(text: &mut Vec<u8>, value: &Value) {
-    // Writing to a Vec cannot fail, and a Value always serializes.
-    let _ = serde_json::to_writer(text, value);
-}
-
 /// `value` as a JSON string.
 fn push_json_str(text: &mut Vec<u8>, value: &str) {
+    // Writing to a Vec cannot fail.
     let _ = serde_json::to_writer(text, value);
-}
-
-fn string_of(value: Value) -> String {
-    match value {
-        Value::String(text) => text,
-        other => other.to_string(),
-    }
 }
 
 /// `now` in UTC as zap's `ISO8601TimeEncoder` lays it out

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use fluxhook_receiver::{ReceiverKey, reconcile_span};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::*;
