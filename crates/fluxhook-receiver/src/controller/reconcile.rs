@@ -307,9 +307,43 @@ async fn reconcile_receiver(
             .await
             .unwrap_or(Ok(Action::await_change()));
     }
-    // As Flux: the finalizer goes on before anything else, so that a deletion
-    // is always seen here.
-    let mut object = object.clone();
+    let mut object = with_finalizer(&api, object, ctx).await?;
+    let current = current_status(&object);
+    let verdict = judge(&object, key, ctx).await?;
+    let Applied {
+        outcome,
+        mut result,
+        registering,
+        interval,
+    } = apply(verdict, &object, key, &current, ctx);
+    // Only a served Receiver has hooks to register; otherwise they are left as they are.
+    let (report, delivery) = match registering {
+        Some((endpoint, token)) if ctx.registrar.enabled() => {
+            let served = Served {
+                endpoint: &endpoint,
+                token: token.as_deref(),
+            };
+            register_hooks(&api, &mut object, served, &mut result, ctx).await?
+        }
+        _ => (Report::Keep, Report::Keep),
+    };
+    let desired = desired_status(&object, &current, &outcome, &report, &delivery);
+    if desired != current
+        && let Some(written) = ctx.write(write_status(&api, key, &desired)).await
+    {
+        written?;
+    }
+    announce(&object, &outcome, &result, &desired, interval, ctx).await;
+    result
+}
+
+/// The Receiver with fluxhook's finalizer, added first as Flux adds its own,
+/// so that a deletion is always seen by [`reconcile_receiver`].
+async fn with_finalizer(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    ctx: &Context,
+) -> Result<DynamicObject, ReconcileError> {
     let add_ours = |finalizers: &[String]| {
         (!finalizers.iter().any(|f| f == FINALIZER)).then(|| {
             let mut with_ours = finalizers.to_vec();
@@ -318,27 +352,43 @@ async fn reconcile_receiver(
         })
     };
     if add_ours(object.metadata.finalizers.as_deref().unwrap_or_default()).is_some()
-        && let Some(written) = ctx.write(edit_finalizers(&api, &object, add_ours)).await
+        && let Some(written) = ctx.write(edit_finalizers(api, object, add_ours)).await
     {
-        object = written?;
+        return written;
     }
+    Ok(object.clone())
+}
 
-    let current = current_status(&object);
+/// What a [`Verdict`] made of the Receiver: its outcome for the status, the
+/// reconciliation's result, what to register, and its interval (the one
+/// Flux's success Event names).
+struct Applied {
+    outcome: Outcome,
+    result: Result<Action, ReconcileError>,
+    registering: Option<(Arc<Endpoint>, Option<String>)>,
+    interval: Duration,
+}
+
+/// Serves the Receiver as `verdict` says: its endpoint claimed in the index
+/// (ready, or suspended), or its path answered "not ready".
+fn apply(
+    verdict: Verdict,
+    object: &DynamicObject,
+    key: &ReceiverKey,
+    current: &ReceiverStatus,
+    ctx: &Context,
+) -> Applied {
     let created = object
         .metadata
         .creation_timestamp
         .as_ref()
         .map(|time| time.0);
-    let verdict = judge(&object, key, ctx).await?;
-    // The interval Flux's success Event names.
-    let mut next_run = DEFAULT_INTERVAL;
-    let (outcome, mut result, registering) = match verdict {
+    match verdict {
         Verdict::Serve {
             endpoint,
             interval,
             token,
         } => {
-            next_run = interval;
             let path = endpoint.webhook_path().clone();
             let endpoint = Arc::new(endpoint);
             let claimed = ctx
@@ -350,22 +400,23 @@ async fn reconcile_receiver(
                     if current.webhook_path.as_deref() != Some(path.as_str()) {
                         tracing::info!(receiver = %key, "Receiver initialized for a new webhook path");
                     }
-                    (
-                        Outcome::Ready { path, rivals },
-                        Ok(Action::requeue(interval)),
-                        Some((endpoint, token)),
-                    )
+                    Applied {
+                        outcome: Outcome::Ready { path, rivals },
+                        result: Ok(Action::requeue(interval)),
+                        registering: Some((endpoint, token)),
+                        interval,
+                    }
                 }
                 // Not served: nothing to register. Reconciled again when the other changes.
-                Standing::Shadowed { by } => (
-                    Outcome::Conflict { path, served: by },
-                    Ok(Action::requeue(interval)),
-                    None,
-                ),
+                Standing::Shadowed { by } => Applied {
+                    outcome: Outcome::Conflict { path, served: by },
+                    result: Ok(Action::requeue(interval)),
+                    registering: None,
+                    interval,
+                },
             }
         }
         Verdict::Suspend { compiled, interval } => {
-            next_run = interval;
             match compiled {
                 Ok(endpoint) => {
                     let claimed = ctx
@@ -373,14 +424,24 @@ async fn reconcile_receiver(
                         .claim(EndpointState::Suspended(Arc::new(endpoint)), created);
                     ctx.reconcile_again(claimed.affected);
                 }
-                Err(why) => serve_not_ready(ctx, key, &current, created, why),
+                Err(why) => serve_not_ready(ctx, key, current, created, why),
             }
-            (Outcome::Suspended, Ok(Action::await_change()), None)
+            Applied {
+                outcome: Outcome::Suspended,
+                result: Ok(Action::await_change()),
+                registering: None,
+                interval,
+            }
         }
         Verdict::Retry(error) => {
             let message = error.to_string();
-            serve_not_ready(ctx, key, &current, created, message.clone());
-            (Outcome::TokenNotFound { message }, Err(error), None)
+            serve_not_ready(ctx, key, current, created, message.clone());
+            Applied {
+                outcome: Outcome::TokenNotFound { message },
+                result: Err(error),
+                registering: None,
+                interval: DEFAULT_INTERVAL,
+            }
         }
         Verdict::Stall { reason, detail } => {
             let outcome = Outcome::Stalled {
@@ -388,41 +449,57 @@ async fn reconcile_receiver(
                 message: detail,
             };
             let message = outcome.ready_message().unwrap_or_default();
-            serve_not_ready(ctx, key, &current, created, message);
-            (outcome, Ok(Action::await_change()), None)
-        }
-    };
-
-    // Only a served Receiver has hooks to register; otherwise they are left as they are.
-    let mut report = Report::Keep;
-    let mut delivery = Report::Keep;
-    if let Some((endpoint, token)) = registering
-        && ctx.registrar.enabled()
-    {
-        let served = Served {
-            endpoint: &endpoint,
-            token: token.as_deref(),
-        };
-        let registered = ctx
-            .write(ctx.registrar.register(&api, object.clone(), served))
-            .await;
-        if let Some(pass) = registered {
-            let pass = pass.map_err(|source| ReconcileError::Write {
-                part: "webhook record",
-                source: ApiFailure(source),
-            })?;
-            object = pass.object;
-            report = pass.report;
-            delivery = pass.delivery;
-            if let Some(why) = pass.retry {
-                result = Err(match pass.retry_after {
-                    Some(wait) => ReconcileError::HostWait { why, wait },
-                    None => ReconcileError::Registration(why),
-                });
+            serve_not_ready(ctx, key, current, created, message);
+            Applied {
+                outcome,
+                result: Ok(Action::await_change()),
+                registering: None,
+                interval: DEFAULT_INTERVAL,
             }
         }
     }
+}
 
+/// Registers the served Receiver's webhooks (when this replica writes):
+/// `object` becomes the Receiver as the pass left it, and `result` an error
+/// when the pass must be retried. The reports of the registration and of the
+/// hooks' deliveries, for their conditions.
+async fn register_hooks(
+    api: &Api<DynamicObject>,
+    object: &mut DynamicObject,
+    served: Served<'_>,
+    result: &mut Result<Action, ReconcileError>,
+    ctx: &Context,
+) -> Result<(Report, Report), ReconcileError> {
+    let Some(pass) = ctx
+        .write(ctx.registrar.register(api, object.clone(), served))
+        .await
+    else {
+        return Ok((Report::Keep, Report::Keep));
+    };
+    let pass = pass.map_err(|source| ReconcileError::Write {
+        part: "webhook record",
+        source: ApiFailure(source),
+    })?;
+    *object = pass.object;
+    if let Some(why) = pass.retry {
+        *result = Err(match pass.retry_after {
+            Some(wait) => ReconcileError::HostWait { why, wait },
+            None => ReconcileError::Registration(why),
+        });
+    }
+    Ok((pass.report, pass.delivery))
+}
+
+/// The status the Receiver should have: `outcome`'s, with the registration's
+/// and the deliveries' conditions.
+fn desired_status(
+    object: &DynamicObject,
+    current: &ReceiverStatus,
+    outcome: &Outcome,
+    report: &Report,
+    delivery: &Report,
+) -> ReceiverStatus {
     let now = now();
     let observed = Observed {
         generation: object.metadata.generation,
@@ -434,42 +511,47 @@ async fn reconcile_receiver(
             .map(String::as_str),
         now: &now,
     };
-    let desired = with_condition(
+    with_condition(
         with_condition(
-            next_status(&current, &outcome, observed),
+            next_status(current, outcome, observed),
             CONDITION_TYPE,
-            &report,
+            report,
             observed,
         ),
         DELIVERY_CONDITION_TYPE,
-        &delivery,
+        delivery,
         observed,
-    );
-    if desired != current
-        && let Some(written) = ctx.write(write_status(&api, key, &desired)).await
-    {
-        written?;
-    }
+    )
+}
 
-    // As Flux: a Warning for a spec that cannot be served, a Normal when a reconciliation
-    // ends without error and ready (suspended included); failures are recorded by
-    // `reconcile`.
-    let event = match &outcome {
+/// Tells how the reconciliation ended, as Flux does: a Warning Event for a
+/// spec that cannot be served, a Normal one when it ends without error and
+/// ready (suspended included), failures being recorded by `reconcile`; and
+/// the log lines of Flux's reconciler.
+async fn announce(
+    object: &DynamicObject,
+    outcome: &Outcome,
+    result: &Result<Action, ReconcileError>,
+    desired: &ReceiverStatus,
+    interval: Duration,
+    ctx: &Context,
+) {
+    let event = match outcome {
         Outcome::Stalled { reason, .. } => outcome
             .ready_message()
             .map(|message| events::stalled(reason, &message)),
         Outcome::Conflict { .. } => outcome
             .ready_message()
             .map(|message| events::stalled(super::status::WEBHOOK_PATH_CONFLICT, &message)),
-        _ if result.is_ok() && is_ready(&desired) => Some(events::succeeded(next_run)),
+        _ if result.is_ok() && is_ready(desired) => Some(events::succeeded(interval)),
         _ => None,
     };
-    // And logs as Flux's reconciler does: a terminal configuration error at the error
-    // level (`markTerminal`), so that `flux logs --level=error` shows it; the end of a
-    // reconciliation that leaves the Receiver ready, and a suspended one, at info. (A
-    // path conflict is not logged: its message holds the webhook path, which logs never
-    // do; its Warning Event tells it.)
-    match &outcome {
+    // A terminal configuration error at the error level (`markTerminal`), so
+    // that `flux logs --level=error` shows it; the end of a reconciliation
+    // that leaves the Receiver ready, and a suspended one, at info. (A path
+    // conflict is not logged: its message holds the webhook path, which logs
+    // never do; its Warning Event tells it.)
+    match outcome {
         Outcome::Stalled { message, .. } => tracing::error!(
             error = %message,
             "Reconciliation failed terminally due to configuration error"
@@ -483,9 +565,8 @@ async fn reconcile_receiver(
         {
             tracing::info!("{note}");
         }
-        ctx.record(&object, &event).await;
+        ctx.record(object, &event).await;
     }
-    result
 }
 
 fn is_ready(status: &ReceiverStatus) -> bool {
