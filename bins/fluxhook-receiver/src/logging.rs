@@ -43,7 +43,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{self, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -59,13 +59,13 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{LogEncoding, LogLevel};
 
-/// Writes log lines to stderr. The level applies to fluxhook's own lines and
+/// Writes log lines to stderr, a line per `write` (see [`sink`]). The level applies to fluxhook's own lines and
 /// kube's; the HTTP and TLS libraries below stay at `info`, as their debug
 /// lines describe every read and write.
 pub(crate) fn init(level: LogLevel, encoding: LogEncoding) {
     tracing_subscriber::registry()
         .with(filter(level))
-        .with(FluxLayer::new(encoding, io::stderr))
+        .with(FluxLayer::new(encoding, sink::LineSink::stderr()))
         .init();
 }
 
@@ -185,6 +185,16 @@ struct Fields {
 }
 
 impl Fields {
+    /// Empty, with room for a webhook line's fields (seven, about 150 bytes
+    /// of values), so that recording them does not grow the buffers: growing
+    /// them took a tenth of a line's instructions (docs/performance.md).
+    fn for_line() -> Self {
+        Self {
+            entries: Vec::with_capacity(8),
+            json: Vec::with_capacity(256),
+        }
+    }
+
     /// Sets `key` to the JSON `write` appends.
     fn set_with(&mut self, key: Key, write: impl FnOnce(&mut Vec<u8>)) {
         let start = self.json.len();
@@ -353,7 +363,7 @@ where
         let mut line = Line {
             level: flux_level(*metadata.level()),
             target: metadata.target(),
-            fields: Fields::default(),
+            fields: Fields::for_line(),
             reconcile: false,
             // The webhook server's lines carry the Receiver's fields themselves.
             server: is_under(metadata.target(), SERVER_TARGET),
@@ -664,5 +674,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     )
 }
 
+mod sink;
 #[cfg(test)]
 mod tests;

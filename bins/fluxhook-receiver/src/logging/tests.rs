@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
