@@ -230,12 +230,24 @@ fn log_notification(source: &str, webhook: &Webhook) {
     }
 }
 
-/// What a sender wrote, quoted with escapes and clipped, for a log line.
-fn quoted(text: &str) -> String {
-    const MAX_CHARS: usize = 200;
-    match text.char_indices().nth(MAX_CHARS) {
-        Some((end, _)) => format!("{:?}...", text.get(..end).unwrap_or_default()),
-        None => format!("{text:?}"),
+/// What a sender wrote, quoted with escapes and clipped, for a log line;
+/// written into the line as it is formatted (no string of its own: an
+/// accepted delivery's line is written on every request).
+fn quoted(text: &str) -> Quoted<'_> {
+    Quoted(text)
+}
+
+/// See [`quoted`].
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX_CHARS: usize = 200;
+        let text = self.0;
+        match text.char_indices().nth(MAX_CHARS) {
+            Some((end, _)) => write!(f, "{:?}...", text.get(..end).unwrap_or_default()),
+            None => write!(f, "{text:?}"),
+        }
     }
 }
 
@@ -357,7 +369,7 @@ mod tests {
     proptest! {
         #[test]
         fn quoted_is_one_bounded_line(text in any::<String>()) {
-            let quoted = quoted(&text);
+            let quoted = quoted(&text).to_string();
             prop_assert!(!quoted.contains('\n'));
             prop_assert!(quoted.chars().count() <= 200 * 10 + 5);
         }
