@@ -49,7 +49,10 @@ static PROFILE: HostProfile = HostProfile {
 /// The event flags of a project hook this client sets: the wanted ones on, the others off.
 /// Every flag GitLab's `API::Entities::ProjectHook` (`lib/api/entities/project_hook.rb`)
 /// exposes: one left out would stay on if a user turned it on (`vulnerability_events`, of
-/// Ultimate, delivers `Vulnerability Hook`s a push Receiver answers 400).
+/// Ultimate, delivers `Vulnerability Hook`s a push Receiver answers 400). A GitLab older than a
+/// flag (`vulnerability_events` arrived in 17.8) drops it as an undeclared parameter
+/// (`lib/api/project_hooks.rb`: `declared_params(include_missing: false)`) and does not return
+/// it; `parse_hook` reads a missing one as off.
 const EVENT_FLAGS: [&str; 17] = [
     "push_events",
     "tag_push_events",
