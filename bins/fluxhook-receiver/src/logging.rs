@@ -41,6 +41,8 @@
 //!   strings, and a field whose key differs from one of them only in case is
 //!   written with a leading `_`.
 
+mod sink;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
@@ -59,9 +61,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{LogEncoding, LogLevel};
 
-/// Writes log lines to stderr, a line per `write` (see [`sink`]). The level applies to fluxhook's own lines and
-/// kube's; the HTTP and TLS libraries below stay at `info`, as their debug
-/// lines describe every read and write.
+/// Writes log lines to stderr, a whole line per `write` (see [`sink`]). The
+/// level applies to fluxhook's own lines and kube's; the HTTP and TLS
+/// libraries below stay at `info`, as their debug lines describe every read
+/// and write.
 pub(crate) fn init(level: LogLevel, encoding: LogEncoding) {
     tracing_subscriber::registry()
         .with(filter(level))
@@ -674,6 +677,5 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     )
 }
 
-mod sink;
 #[cfg(test)]
 mod tests;
