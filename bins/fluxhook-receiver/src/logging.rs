@@ -61,15 +61,36 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{LogEncoding, LogLevel};
 
-/// Writes log lines to stderr, a whole line per `write` (see [`sink`]). The
-/// level applies to fluxhook's own lines and kube's; the HTTP and TLS
-/// libraries below stay at `info`, as their debug lines describe every read
-/// and write.
-pub(crate) fn init(level: LogLevel, encoding: LogEncoding) {
+/// Writes log lines to stderr, from a thread of their own (see [`sink`]),
+/// until the [`Flushed`] returned is dropped. The level applies to
+/// fluxhook's own lines and kube's; the HTTP and TLS libraries below stay at
+/// `info`, as their debug lines describe every read and write.
+#[must_use = "lines still queued are lost unless the guard is dropped at the end of main"]
+pub(crate) fn init(level: LogLevel, encoding: LogEncoding) -> Flushed {
+    let sink = sink::LineSink::stderr();
     tracing_subscriber::registry()
         .with(filter(level))
-        .with(FluxLayer::new(encoding, sink::LineSink::stderr()))
+        .with(FluxLayer::new(encoding, sink.clone()))
         .init();
+    // A panic's message comes after the lines logged before it.
+    let panic_sink = sink.clone();
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        panic_sink.flush();
+        report(info);
+    }));
+    Flushed(sink)
+}
+
+/// Writes the log lines still queued when dropped (at the end of `main`);
+/// lines logged afterwards are written at once.
+#[derive(Debug)]
+pub(crate) struct Flushed(sink::LineSink);
+
+impl Drop for Flushed {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// The filter of `--log-level`. WARN events are written as `error`, so

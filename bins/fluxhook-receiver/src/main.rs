@@ -26,7 +26,7 @@ use crate::cli::Flags;
 #[tokio::main]
 async fn main() -> ExitCode {
     let (flags, not_served) = Flags::from_command_line();
-    logging::init(flags.log_level, flags.log_encoding);
+    let _flushed = logging::init(flags.log_level, flags.log_encoding);
     match run::run(flags, &not_served).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

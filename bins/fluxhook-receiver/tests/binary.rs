@@ -166,6 +166,8 @@ async fn flags_of_notification_controllers_other_servers_are_accepted_and_named_
         .wait_for_webhook_path("flux-system", "github")
         .await
         .unwrap();
+    // Read once stopped: every line is written by then.
+    assert!(sandbox.stop().await.unwrap().success());
     let log = sandbox.receiver_log();
     let named: Vec<&str> = log
         .lines()
@@ -182,5 +184,4 @@ async fn flags_of_notification_controllers_other_servers_are_accepted_and_named_
             .any(|line| line.contains("DisableConfigWatchers") && line.contains("no effect")),
         "{log}"
     );
-    assert!(sandbox.stop().await.unwrap().success());
 }

@@ -125,11 +125,15 @@ async fn logs_and_metrics_read_as_fluxs_tools_read_them() {
 
     // As notification-controller's reconciler logs: a terminal configuration error at
     // error (which `flux logs --level=error` shows), a reconciliation that ends ready at
-    // info. Logged after the status is written: waited for.
+    // info. Logged after the status is written: waited for, as the webhook
+    // lines are (written by a thread of their own, after the answer).
     let started = Instant::now();
     while ![
         "Reconciliation finished",
         "Reconciliation failed terminally",
+        r#""code":200"#,
+        r#""code":400"#,
+        r#""code":500"#,
     ]
     .iter()
     .all(|message| sandbox.receiver_log().contains(message))

@@ -66,11 +66,17 @@ async fn no_cross_namespace_refs_refuses_other_namespaces() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(repo_patches(&sandbox).len(), before, "nothing is patched");
     assert_eq!(e2e_support::requested_at(&sandbox, "apps", "app"), None);
-    let log = sandbox.receiver_log();
-    assert!(
-        log.contains("cross-namespace references are not allowed"),
-        "{log}"
-    );
+    // Log lines are written by a thread of their own, after the answer.
+    eventually(
+        &sandbox,
+        "the log names the cross-namespace reference",
+        || {
+            sandbox
+                .receiver_log()
+                .contains("cross-namespace references are not allowed")
+        },
+    )
+    .await;
 
     // A Receiver naming objects of its own namespace, explicitly or not, is
     // served as ever.
