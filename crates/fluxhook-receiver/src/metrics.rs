@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -204,7 +204,14 @@ pub struct Metrics {
     registry: Registry,
     http_durations: Family<HttpLabels, Histogram>,
     http_sizes: Family<HttpLabels, Histogram>,
-    http_inflight: Family<HandlerLabels, Gauge>,
+    /// The webhook handler's series of `gotk_receiver_http_requests_inflight`,
+    /// the one series of its family.
+    webhook_inflight: Gauge,
+    /// The series of `http_durations` and `http_sizes` of each method and
+    /// code answered so far, so that an answer finds them without hashing
+    /// its labels (two lookups in the families took about 3,000 instructions
+    /// an answer; docs/performance.md).
+    http_series: RwLock<Vec<HttpSeries>>,
     requests: Family<RequestLabels, Counter>,
     durations: Family<ReceiverLabels, Histogram>,
     unmatched: Family<CodeLabels, Counter>,
@@ -214,6 +221,14 @@ pub struct Metrics {
     /// building its labels, and [`Metrics::forget_receiver`] can remove
     /// them.
     receivers: Mutex<HashMap<ReceiverKey, ReceiverSeries>>,
+}
+
+/// The series of one method and code in `http_durations` and `http_sizes`.
+struct HttpSeries {
+    method: HttpMethod,
+    code: u16,
+    durations: Histogram,
+    sizes: Histogram,
 }
 
 /// The series a Receiver has, per type (a Receiver whose type changed has
@@ -287,7 +302,7 @@ impl Metrics {
             http_inflight.clone(),
         );
         // Present from the start, as Go's gauge is once the server runs.
-        let _ = http_inflight.get_or_create(&WEBHOOK_HANDLER);
+        let webhook_inflight = http_inflight.get_or_create_owned(&WEBHOOK_HANDLER);
 
         let fluxhook = registry.sub_registry_with_prefix("fluxhook_receiver");
         fluxhook.register(
@@ -319,7 +334,8 @@ impl Metrics {
             registry,
             http_durations,
             http_sizes,
-            http_inflight,
+            webhook_inflight,
+            http_series: RwLock::default(),
             requests,
             durations,
             unmatched,
@@ -443,9 +459,8 @@ impl Metrics {
 
     /// A webhook request is being handled until the guard is dropped.
     pub(crate) fn request_in_flight(&self) -> InFlight {
-        let gauge = self.http_inflight.get_or_create_owned(&WEBHOOK_HANDLER);
-        gauge.inc();
-        InFlight(gauge)
+        self.webhook_inflight.inc();
+        InFlight(self.webhook_inflight.clone())
     }
 
     /// Counts an answer of the webhook server, as notification-controller's
@@ -457,20 +472,44 @@ impl Metrics {
         body_bytes: u64,
         elapsed: Duration,
     ) {
-        let labels = HttpLabels {
-            service: "",
-            handler: HANDLER,
-            method,
-            code,
+        let observe = |series: &HttpSeries| {
+            series.durations.observe(elapsed.as_secs_f64());
+            // Bytes to f64: exact below 2^53.
+            #[allow(clippy::cast_precision_loss)]
+            series.sizes.observe(body_bytes as f64);
         };
-        self.http_durations
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
-        // Bytes to f64: exact below 2^53.
-        #[allow(clippy::cast_precision_loss)]
-        self.http_sizes
-            .get_or_create(&labels)
-            .observe(body_bytes as f64);
+        let found = |all: &[HttpSeries]| {
+            all.iter()
+                .position(|series| series.code == code && series.method == method)
+        };
+        let known = self
+            .http_series
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = found(&known) {
+            return observe(&known[at]);
+        }
+        drop(known);
+        let mut known = self
+            .http_series
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let at = found(&known).unwrap_or_else(|| {
+            let labels = HttpLabels {
+                service: "",
+                handler: HANDLER,
+                method,
+                code,
+            };
+            known.push(HttpSeries {
+                method,
+                code,
+                durations: self.http_durations.get_or_create_owned(&labels),
+                sizes: self.http_sizes.get_or_create_owned(&labels),
+            });
+            known.len() - 1
+        });
+        observe(&known[at]);
     }
 
     /// The metrics in the OpenMetrics text format ([`METRICS_CONTENT_TYPE`]).
