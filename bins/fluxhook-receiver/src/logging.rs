@@ -124,18 +124,19 @@ const FLUX_LOGS_KEYS: [&str; 9] = [
 /// Keys the formatter writes itself, which no field may take.
 const OWN_KEYS: [&str; 4] = ["ts", "level", "msg", "logger"];
 
-/// A field's key, with a leading `_` when it would take a key the formatter
-/// writes itself, or spell one `flux logs` reads in another case (Go would
-/// decode it into the same place).
-fn decodable_key(key: Key) -> Key {
-    let taken = OWN_KEYS.iter().any(|own| own.eq_ignore_ascii_case(&key))
-        || FLUX_LOGS_KEYS
-            .iter()
-            .any(|flux| flux.eq_ignore_ascii_case(&key) && *flux != key);
-    if taken {
-        Cow::Owned(format!("_{key}"))
-    } else {
-        key
+/// A field's key as written, with a leading `_` when it would take a key the
+/// formatter writes itself, or spell one `flux logs` reads in another case
+/// (Go would decode it into the same place); and whether its value must be a
+/// string (a key `flux logs` reads). One pass over the keys: this runs for
+/// every field of every line.
+fn decodable_key(key: Key) -> (Key, bool) {
+    match FLUX_LOGS_KEYS
+        .iter()
+        .find(|flux| flux.eq_ignore_ascii_case(&key))
+    {
+        None => (key, false),
+        Some(flux) if **flux == *key && !OWN_KEYS.contains(flux) => (key, true),
+        Some(_) => (Cow::Owned(format!("_{key}")), false),
     }
 }
 
@@ -476,14 +477,10 @@ impl Line<'_> {
         // Room for the fields and the two this may add.
         let mut body: Vec<Entry> = Vec::with_capacity(fields.entries.len() + 2);
         for entry in std::mem::take(&mut fields.entries) {
-            let key = decodable_key(entry.key);
-            let as_string = entry.as_string
-                || FLUX_LOGS_KEYS
-                    .iter()
-                    .any(|flux| flux.eq_ignore_ascii_case(&key));
+            let (key, flux_reads) = decodable_key(entry.key);
             let entry = Entry {
                 key,
-                as_string,
+                as_string: entry.as_string || flux_reads,
                 ..entry
             };
             // A key set again (once decodable) keeps its place.
