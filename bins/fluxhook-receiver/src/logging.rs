@@ -210,14 +210,10 @@ struct Fields {
 }
 
 impl Fields {
-    /// Empty, with room for a webhook line's fields (seven, about 150 bytes
-    /// of values), so that recording them does not grow the buffers: growing
-    /// them took a tenth of a line's instructions (docs/performance.md).
-    fn for_line() -> Self {
-        Self {
-            entries: Vec::with_capacity(8),
-            json: Vec::with_capacity(256),
-        }
+    /// Empties the fields, keeping their buffers.
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.json.clear();
     }
 
     /// Sets `key` to the JSON `write` appends.
@@ -385,10 +381,12 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        let mut scratch = Scratch::take();
         let mut line = Line {
             level: flux_level(*metadata.level()),
             target: metadata.target(),
-            fields: Fields::for_line(),
+            fields: std::mem::take(&mut scratch.fields),
+            spare: std::mem::take(&mut scratch.entries),
             reconcile: false,
             // The webhook server's lines carry the Receiver's fields themselves.
             server: is_under(metadata.target(), SERVER_TARGET),
@@ -414,13 +412,58 @@ where
                 .entries
                 .retain(|entry| !entry.key.starts_with("log."));
         }
-        let text = match self.encoding {
-            LogEncoding::Json => line.json(SystemTime::now()),
-            LogEncoding::Console => line.console(SystemTime::now()),
-        };
+        let mut text = std::mem::take(&mut scratch.text);
+        match self.encoding {
+            LogEncoding::Json => line.json(SystemTime::now(), &mut text),
+            LogEncoding::Console => line.console(SystemTime::now(), &mut text),
+        }
         let mut writer = self.make_writer.make_writer_for(metadata);
         // A log line that cannot be written has nowhere to be reported.
         let _ = writer.write_all(&text);
+        scratch.fields = line.fields;
+        scratch.entries = line.spare;
+        scratch.text = text;
+        scratch.put_back();
+    }
+}
+
+/// The buffers a line is built in, kept by each thread from one line to the
+/// next: allocating them took four allocations and frees per line, two lines
+/// per webhook request (docs/performance.md).
+#[derive(Default)]
+struct Scratch {
+    fields: Fields,
+    /// The fields' second list, which [`Line::body`] orders them into.
+    entries: Vec<Entry>,
+    text: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::default();
+}
+
+impl Scratch {
+    /// The thread's buffers, empty; new ones when a line is logged while
+    /// another is being built on this thread (a field's `Debug` that logs).
+    fn take() -> Self {
+        let mut scratch = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
+        scratch.fields.clear();
+        scratch.entries.clear();
+        scratch.text.clear();
+        scratch
+    }
+
+    /// Keeps the buffers for the thread's next line, unless a long line made
+    /// one large.
+    fn put_back(mut self) {
+        const KEPT_BYTES: usize = 16 * 1024;
+        if self.text.capacity() > KEPT_BYTES || self.fields.json.capacity() > KEPT_BYTES {
+            self.text = Vec::new();
+            self.fields.json = Vec::new();
+        }
+        self.entries.clear();
+        self.fields.entries.clear();
+        let _ = SCRATCH.try_with(|cell| cell.set(self));
     }
 }
 
@@ -439,6 +482,8 @@ struct Line<'a> {
     level: &'static str,
     target: &'a str,
     fields: Fields,
+    /// An empty list, which [`Line::body`] orders the fields into.
+    spare: Vec<Entry>,
     reconcile: bool,
     server: bool,
 }
@@ -474,9 +519,11 @@ impl Line<'_> {
             ..message
         });
         let error = fields.remove("error");
+        let mut body = std::mem::take(&mut self.spare);
+        body.clear();
         // Room for the fields and the two this may add.
-        let mut body: Vec<Entry> = Vec::with_capacity(fields.entries.len() + 2);
-        for entry in std::mem::take(&mut fields.entries) {
+        body.reserve(fields.entries.len() + 2);
+        for entry in fields.entries.drain(..) {
             let (key, flux_reads) = decodable_key(entry.key);
             let entry = Entry {
                 key,
@@ -489,7 +536,7 @@ impl Line<'_> {
                 None => body.push(entry),
             }
         }
-        fields.entries = body;
+        self.spare = std::mem::replace(&mut fields.entries, body);
         let find = |fields: &Fields, key: &str| {
             fields
                 .entries
@@ -556,40 +603,39 @@ impl Line<'_> {
 
     /// The line as JSON, written straight into one buffer (a line is
     /// written on every webhook request: no string per key or value).
-    fn json(mut self, now: SystemTime) -> Vec<u8> {
+    fn json(&mut self, now: SystemTime, text: &mut Vec<u8>) {
         let logger = self.logger();
         let message = self.body();
-        // A webhook line is 300 to 400 bytes: one allocation, no growth.
-        let mut text = Vec::with_capacity(512);
+        // A webhook line is 300 to 400 bytes.
+        text.reserve(512);
         text.extend_from_slice(b"{\"level\":");
-        push_json_str(&mut text, self.level);
+        push_json_str(text, self.level);
         text.extend_from_slice(b",\"ts\":\"");
-        push_iso8601(&mut text, now);
+        push_iso8601(text, now);
         text.push(b'"');
         if let Some(logger) = logger {
             text.extend_from_slice(b",\"logger\":");
-            push_json_str(&mut text, &logger);
+            push_json_str(text, &logger);
         }
         text.extend_from_slice(b",\"msg\":");
         match &message {
-            Some(message) => self.fields.push_value(&mut text, message),
+            Some(message) => self.fields.push_value(text, message),
             None => text.extend_from_slice(b"\"\""),
         }
         for entry in &self.fields.entries {
             text.push(b',');
-            push_json_str(&mut text, &entry.key);
+            push_json_str(text, &entry.key);
             text.push(b':');
-            self.fields.push_value(&mut text, entry);
+            self.fields.push_value(text, entry);
         }
         text.extend_from_slice(b"}\n");
-        text
     }
 
-    fn console(mut self, now: SystemTime) -> Vec<u8> {
+    fn console(&mut self, now: SystemTime, text: &mut Vec<u8>) {
         let logger = self.logger();
         let message = self.body();
-        let mut text = Vec::with_capacity(512);
-        push_iso8601(&mut text, now);
+        text.reserve(512);
+        push_iso8601(text, now);
         text.push(b'\t');
         text.extend(self.level.bytes().map(|b| b.to_ascii_uppercase()));
         if let Some(logger) = logger {
@@ -608,14 +654,13 @@ impl Line<'_> {
                 if at > 0 {
                     text.extend_from_slice(b", ");
                 }
-                push_json_str(&mut text, &entry.key);
+                push_json_str(text, &entry.key);
                 text.extend_from_slice(b": ");
-                self.fields.push_value(&mut text, entry);
+                self.fields.push_value(text, entry);
             }
             text.push(b'}');
         }
         text.push(b'\n');
-        text
     }
 }
 
