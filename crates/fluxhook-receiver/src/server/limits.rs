@@ -8,17 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, HttpBody};
+use std::convert::Infallible;
+
+use axum::body::HttpBody;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt as _;
+use futures::future::Either;
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -116,8 +120,30 @@ impl Default for Limits {
 ///
 /// [`ReceiverServer::app`]: super::ReceiverServer::app
 pub struct App {
-    pub(super) router: Router,
+    pub(super) routes: Routes,
     pub(super) observer: Option<Arc<dyn ConnectionObserver>>,
+}
+
+/// What answers the requests of a connection.
+#[derive(Clone)]
+pub(super) enum Routes {
+    /// Any router.
+    Router(Router),
+    /// The webhook routes, without a router in front of them.
+    Hooks(super::Hooks),
+}
+
+impl Routes {
+    /// The answer to `request`.
+    fn answer(
+        &self,
+        request: Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Result<Response, Infallible>> + Send + use<> {
+        match self {
+            Self::Router(router) => Either::Left(router.clone().oneshot(request)),
+            Self::Hooks(hooks) => Either::Right(hooks.answer(request).map(Ok)),
+        }
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -131,7 +157,7 @@ impl std::fmt::Debug for App {
 impl From<Router> for App {
     fn from(router: Router) -> Self {
         Self {
-            router,
+            routes: Routes::Router(router),
             observer: None,
         }
     }
@@ -168,14 +194,14 @@ pub async fn serve(
     limits: &Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
-    let App { router, observer } = app.into();
+    let App { routes, observer } = app.into();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(limits.max_headers)
         .max_header_size(limits.max_header_bytes);
     let server = Server {
-        router,
+        routes,
         http,
         linger: Linger {
             max_bytes: limits.max_drain_bytes,
@@ -222,7 +248,7 @@ pub async fn serve(
 
 /// What the accept loop of [`serve`] hands each connection.
 struct Server {
-    router: Router,
+    routes: Routes,
     http: http1::Builder,
     linger: Linger,
     tracker: Arc<Tracker>,
@@ -245,20 +271,16 @@ impl Server {
         };
         let connection = Arc::clone(registration.connection());
         let handle = ConnectionHandle::new(&registration).with_peer(&peer);
-        let service =
-            self.router
-                .clone()
-                .map_request(move |mut request: Request<hyper::body::Incoming>| {
-                    handle.head_received();
-                    let extensions = request.extensions_mut();
-                    extensions.insert(ConnectInfo(peer));
-                    extensions.insert(handle.clone());
-                    request
-                });
+        let routes = self.routes.clone();
+        let service = service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            handle.head_received();
+            let extensions = request.extensions_mut();
+            extensions.insert(ConnectInfo(peer));
+            extensions.insert(handle.clone());
+            routes.answer(request)
+        });
         let io = TokioIo::new(TrackedIo::new(stream, &registration, self.linger));
-        let served = self
-            .http
-            .serve_connection(io, TowerToHyperService::new(service));
+        let served = self.http.serve_connection(io, service);
         let observer = self.observer.clone();
         let stopping = self.stopping.subscribe();
         tokio::spawn(async move {
@@ -430,11 +452,15 @@ impl From<&Limits> for BodyLimits {
 /// when it cannot. Once the body is in, the request is complete: its
 /// connection is no longer evictable until the guard returned is dropped,
 /// when it is answered.
-pub(super) async fn read_body(
+pub(super) async fn read_body<B>(
     limits: BodyLimits,
     parts: &Parts,
-    body: Body,
-) -> Result<(Bytes, Option<HandlingGuard>), Response> {
+    body: B,
+) -> Result<(Bytes, Option<HandlingGuard>), Response>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
     // A Content-Length over the limit is refused before anything is read
     // (and before hyper answers `Expect: 100-continue`, so the client need
     // not send the body at all).
@@ -475,12 +501,18 @@ enum BodyError {
 
 /// The body, at most `max_bytes` of it. A body that comes in one piece
 /// (most deliveries) is kept as hyper read it, without a copy.
-async fn collect(mut body: Body, max_bytes: usize) -> Result<Bytes, BodyError> {
+async fn collect<B>(body: B, max_bytes: usize) -> Result<Bytes, BodyError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
+    let mut body = std::pin::pin!(body);
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
+        let frame = frame.map_err(|error| BodyError::Read(axum::Error::new(error)))?;
+        let Ok(data) = frame.into_data() else {
             // Trailers are not part of the payload.
             continue;
         };

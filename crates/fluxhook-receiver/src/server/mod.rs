@@ -114,7 +114,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::HttpBody as _;
+use axum::body::HttpBody;
 use axum::extract::Request;
 use axum::http::Method;
 use axum::response::Response;
@@ -211,6 +211,14 @@ impl ReceiverServer {
     /// connection limits (head size, head read time, connections) are
     /// [`serve`]'s.
     pub fn router(&self) -> Router {
+        // One service rather than a stack of layers and a route: each layer
+        // boxed the request and its future again, on every delivery (see
+        // docs/performance.md).
+        Router::new().fallback_service(self.hooks())
+    }
+
+    /// The service of [`router`](Self::router), without the router.
+    fn hooks(&self) -> Hooks {
         let shared = Arc::new(Shared {
             index: Arc::clone(&self.index),
             trigger: self.trigger.clone(),
@@ -219,14 +227,11 @@ impl ReceiverServer {
             parser: Parser::new().with_max_body_bytes(self.limits.max_body_bytes),
             reconcile_timeout: self.limits.reconcile_timeout,
         });
-        // One service rather than a stack of layers and a route: each layer
-        // boxed the request and its future again, on every delivery (see
-        // docs/performance.md).
-        Router::new().fallback_service(Hooks {
+        Hooks {
             shared,
             body_limits: limits::BodyLimits::from(&self.limits),
             handling: Arc::clone(&self.handling),
-        })
+        }
     }
 
     /// Serves the webhook routes ([`app`](Self::app)) on `listener` with the limits applied,
@@ -243,11 +248,13 @@ impl ReceiverServer {
 
     /// The routes of [`router`](Self::router), with this server's metrics
     /// counting its connections and the request heads refused before they
-    /// reach the router, for [`serve`].
+    /// reach the routes, for [`serve`]. The routes are served without the
+    /// router in front of them: it cost each delivery its path lookup, a
+    /// boxed body and a boxed service call (docs/performance.md).
     pub fn app(&self) -> App {
         let observer: Arc<dyn ConnectionObserver> = self.metrics.clone();
         App {
-            router: self.router(),
+            routes: limits::Routes::Hooks(self.hooks()),
             observer: Some(observer),
         }
     }
@@ -255,7 +262,7 @@ impl ReceiverServer {
 
 /// The webhook routes: see [`ReceiverServer::router`].
 #[derive(Clone)]
-struct Hooks {
+pub(super) struct Hooks {
     shared: Arc<Shared>,
     body_limits: limits::BodyLimits,
     /// The requests being handled.
@@ -272,15 +279,32 @@ impl tower::Service<Request> for Hooks {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let hooks = self.clone();
-        Box::pin(async move { Ok(hooks.count_answer(request).await) })
+        let answer = self.answer(request);
+        Box::pin(async move { Ok(answer.await) })
     }
 }
 
 impl Hooks {
+    /// The answer to `request`, whatever its body's type.
+    pub(super) fn answer<B>(
+        &self,
+        request: http::Request<B>,
+    ) -> impl Future<Output = Response> + use<B>
+    where
+        B: HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let hooks = self.clone();
+        async move { hooks.count_answer(request).await }
+    }
+
     /// Counts every answer, as notification-controller's HTTP middleware
     /// counts its receiver server's.
-    async fn count_answer(&self, request: Request) -> Response {
+    async fn count_answer<B>(&self, request: http::Request<B>) -> Response
+    where
+        B: HttpBody<Data = bytes::Bytes>,
+        B::Error: Into<axum::BoxError>,
+    {
         let metrics = &self.shared.metrics;
         let method = HttpMethod::of(request.method());
         let started = Instant::now();
@@ -300,7 +324,11 @@ impl Hooks {
 
     /// Reads the whole body within its limits ([`limits::read_body`]), then
     /// routes the request.
-    async fn read_body(&self, request: Request) -> Response {
+    async fn read_body<B>(&self, request: http::Request<B>) -> Response
+    where
+        B: HttpBody<Data = bytes::Bytes>,
+        B::Error: Into<axum::BoxError>,
+    {
         let (parts, body) = request.into_parts();
         match limits::read_body(self.body_limits, &parts, body).await {
             Ok((body, _handling)) => self.route(&parts, body).await,
