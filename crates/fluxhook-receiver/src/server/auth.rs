@@ -16,17 +16,32 @@ use crate::endpoint::{Credentials, Endpoint, OidcTrust};
 /// Why a request is refused (400). Never holds a token, a signature or the
 /// webhook path; what the sender wrote is quoted and clipped.
 #[derive(Debug)]
-pub(super) struct Rejection(String);
+pub(super) struct Rejection(Reason);
+
+/// A refusal's text, or its parts for the commonest refusal (a signature or
+/// token that does not verify), written only when the line is: a request
+/// with a wrong signature made and freed a string for it otherwise.
+#[derive(Debug)]
+enum Reason {
+    Text(String),
+    Credentials {
+        refusal: &'static str,
+        error: fluxhook_signature::VerifyError,
+    },
+}
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match &self.0 {
+            Reason::Text(text) => f.write_str(text),
+            Reason::Credentials { refusal, error } => write!(f, "{refusal}: {error}"),
+        }
     }
 }
 
 impl Rejection {
     pub(super) fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self(Reason::Text(message.into()))
     }
 }
 
@@ -75,7 +90,7 @@ pub(super) async fn authenticate(
                 })?;
             }
             let event = event_of(kind, headers);
-            check_event(endpoint, &format!("{flux_name} event"), &event)?;
+            check_event(endpoint, format_args!("{flux_name} event"), &event)?;
             request_log!(info!("handling {flux_name} event: {}", quoted(&event)));
             // Flux reads the event header alone. Parsing the body would only
             // name the repository in a debug line: not worth its cost on
@@ -100,7 +115,7 @@ pub(super) async fn authenticate(
             let event = event_of(kind, headers);
             let webhook = parse(Sender::CdEvents)
                 .map_err(|e| Rejection::new(format!("unable to validate CDEvent event: {e}")))?;
-            check_event(endpoint, "CDEvent", &event)?;
+            check_event(endpoint, format_args!("CDEvent"), &event)?;
             request_log!(info!("handling CDEvent: {}", quoted(&event)));
             Some(webhook)
         }
@@ -140,7 +155,7 @@ async fn verify_credentials(
         } => {
             verifier
                 .verify(headers, body, token)
-                .map_err(|e| Rejection::new(format!("{refusal}: {e}")))?;
+                .map_err(|error| Rejection(Reason::Credentials { refusal, error }))?;
             Ok(None)
         }
         Credentials::GoogleIdToken { audience, email } => {
@@ -200,7 +215,11 @@ fn event_of(kind: &ReceiverType, headers: &HeaderMap) -> String {
 
 /// Refuses an event not in `spec.events` (for the types that filter on
 /// events), as Flux does: "the GitHub event \"issues\" is not authorised".
-fn check_event(endpoint: &Endpoint, what: &str, event: &str) -> Result<(), Rejection> {
+fn check_event(
+    endpoint: &Endpoint,
+    what: fmt::Arguments<'_>,
+    event: &str,
+) -> Result<(), Rejection> {
     if endpoint.accepts_event(event) {
         Ok(())
     } else {
