@@ -172,6 +172,12 @@ fn the_time_is_zaps_iso8601_in_utc() {
     assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
     assert_eq!(at(1_709_251_199, 123), "2024-02-29T23:59:59.123Z");
     assert_eq!(at(4_102_444_800, 999), "2100-01-01T00:00:00.999Z");
+    // The thread's last second is kept: its milliseconds change, then the
+    // second, back and forth.
+    assert_eq!(at(4_102_444_800, 1), "2100-01-01T00:00:00.001Z");
+    assert_eq!(at(4_102_444_801, 1), "2100-01-01T00:00:01.001Z");
+    assert_eq!(at(4_102_444_800, 2), "2100-01-01T00:00:00.002Z");
+    assert_eq!(at(0, 7), "1970-01-01T00:00:00.007Z");
 
     let lines = json_lines(|| tracing::info!("now"));
     let ts = lines[0]["ts"].as_str().unwrap();
