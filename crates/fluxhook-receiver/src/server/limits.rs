@@ -114,9 +114,10 @@ impl Default for Limits {
     }
 }
 
-/// What [`serve`] serves: a router, and for the webhook server
-/// ([`ReceiverServer::app`]) the metrics that count its connections and the
-/// request heads refused before they reach the router.
+/// What [`serve`] serves: a router (`App::from(router)`), or the webhook
+/// server's routes themselves ([`ReceiverServer::app`]) with the metrics that
+/// count its connections and the request heads refused before they reach
+/// the routes.
 ///
 /// [`ReceiverServer::app`]: super::ReceiverServer::app
 pub struct App {
