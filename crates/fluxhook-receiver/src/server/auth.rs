@@ -1,6 +1,7 @@
 //! Whether a request is genuine and one its Receiver handles, per Receiver
 //! type, as Flux's notification-controller decides it.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
@@ -195,11 +196,12 @@ async fn verify_oidc(
 }
 
 /// A header's value as Go's `Header.Get` gives it: the first, empty when
-/// absent.
-fn header_text(headers: &HeaderMap, name: &str) -> String {
+/// absent. Borrowed unless it is not UTF-8 (then with replacement
+/// characters): it is read on every delivery.
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Cow<'a, str> {
     headers
         .get(name)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .map(|value| String::from_utf8_lossy(value.as_bytes()))
         .unwrap_or_default()
 }
 
@@ -207,7 +209,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> String {
 /// [`event_header`](ReceiverType::event_header), as Flux reads it: for
 /// `github`, `X-GitHub-Event` alone (go-github's `WebHookType`; Gitea and
 /// Forgejo send it too). Absent is the empty event.
-fn event_of(kind: &ReceiverType, headers: &HeaderMap) -> String {
+fn event_of<'a>(kind: &ReceiverType, headers: &'a HeaderMap) -> Cow<'a, str> {
     kind.event_header()
         .map(|name| header_text(headers, name))
         .unwrap_or_default()
