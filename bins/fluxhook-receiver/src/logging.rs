@@ -523,15 +523,25 @@ impl Line<'_> {
         body.clear();
         // Room for the fields and the two this may add.
         body.reserve(fields.entries.len() + 2);
+        // The keys are distinct (`Fields::set_with`): two can meet only once
+        // one is renamed, and only then is the list searched.
+        let mut renamed = false;
         for entry in fields.entries.drain(..) {
+            let before = entry.key.len();
             let (key, flux_reads) = decodable_key(entry.key);
+            renamed |= key.len() != before;
             let entry = Entry {
                 key,
                 as_string: entry.as_string || flux_reads,
                 ..entry
             };
             // A key set again (once decodable) keeps its place.
-            match body.iter_mut().find(|old| old.key == entry.key) {
+            let earlier = if renamed {
+                body.iter_mut().find(|old| old.key == entry.key)
+            } else {
+                None
+            };
+            match earlier {
                 Some(old) => *old = entry,
                 None => body.push(entry),
             }

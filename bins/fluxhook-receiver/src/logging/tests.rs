@@ -369,6 +369,17 @@ fn keys_flux_logs_reads_stay_strings_and_unique() {
     assert_eq!(object["_controllerkind"], "x");
 }
 
+/// A key renamed to one the line already has (`TS` written as `_TS`) is
+/// written once, in the first one's place, with the later value.
+#[test]
+fn a_renamed_key_meeting_another_is_written_once() {
+    let lines = capture(LogEncoding::Json, || {
+        tracing::info!(TS = 1, _TS = 2, code = 3, "collide");
+    });
+    assert_eq!(lines[0].matches(r#""_TS""#).count(), 1, "{}", lines[0]);
+    assert!(lines[0].contains(r#""_TS":2,"code":3"#), "{}", lines[0]);
+}
+
 /// What `flux logs` does with a controller's log lines: fluxcd/flux2
 /// `cmd/flux/logs.go` (v2.9), ported to test that fluxhook's lines pass
 /// through it as Flux's own do.
