@@ -1,6 +1,7 @@
 //! What protects the server from abusive or broken clients: connection
 //! settings and request layers, so the handler sees only requests that fit.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -8,8 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use std::convert::Infallible;
-
 use axum::body::HttpBody;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::request::Parts;
